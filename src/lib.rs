@@ -1,0 +1,14 @@
+//! serverless-lakehouse: a pure-Rust lakehouse in one binary.
+//!
+//! Floors of the code, each using only the floors below it:
+//! 1. foundation: [`storage`] (Iceberg warehouse), [`join`] (the PIT join
+//!    operator), [`error`];
+//! 2. domain: source, extract, model, query;
+//! 3. orchestration: the model DAG;
+//! 4. face: [`cli`].
+
+pub mod cli;
+pub mod error;
+pub mod telemetry;
+
+pub use error::{Error, ErrorKind, Result};
