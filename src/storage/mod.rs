@@ -1,0 +1,22 @@
+//! The warehouse: Iceberg tables on local disk or S3, with commits we own.
+//!
+//! - [`location`]: parsing a warehouse location and building its object store;
+//! - [`io`]: Iceberg file IO over that object store;
+//! - [`catalog`]: the serverless catalog (tables, versions, atomic pointer);
+//! - [`schema`]: Arrow/Iceberg schema mapping and batch validation;
+//! - [`commit`]: append / overwrite / upsert snapshots with a retry loop;
+//! - [`read`]: DataFusion registration, scans and time travel.
+//!
+//! This floor knows tables, snapshots and commits, never hooks or models.
+
+pub mod catalog;
+pub mod commit;
+pub mod io;
+pub mod location;
+pub mod read;
+pub mod schema;
+
+pub use catalog::{LoadedTable, TableName, Warehouse};
+pub use commit::{CommitOutcome, SchemaPolicy, Write, WriteMode};
+pub use location::WarehouseUrl;
+pub use read::AsOf;

@@ -1,0 +1,181 @@
+//! Shared test harness: warehouses on local disk and on a real S3-compatible
+//! server (moto) on loopback.
+//!
+//! The S3 server is started once per test binary on a free port. Its binary
+//! is `moto_server` (`pip install "moto[server]"`), or `$LAKEHOUSE_MOTO` if
+//! set. If it is missing the S3 variants of the tests fail with instructions,
+//! unless `LAKEHOUSE_SKIP_S3=1` says to skip them (never set in CI).
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use lakehouse::storage::Warehouse;
+
+pub const BUCKET: &str = "lakehouse-test";
+
+struct Moto {
+    endpoint: String,
+    _child: ChildGuard,
+}
+
+struct ChildGuard(Child);
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on loopback")
+}
+
+fn start_moto() -> Result<Moto, String> {
+    if let Ok(ep) = std::env::var("LAKEHOUSE_TEST_S3_ENDPOINT") {
+        create_bucket(&ep)?;
+        return Ok(Moto {
+            endpoint: ep,
+            _child: ChildGuard(Command::new("true").spawn().map_err(|e| e.to_string())?),
+        });
+    }
+    let bin = std::env::var("LAKEHOUSE_MOTO").unwrap_or_else(|_| "moto_server".to_string());
+    let port = free_port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!("cannot start '{bin}' ({e}): install it with pip install \"moto[server]\" or set LAKEHOUSE_SKIP_S3=1")
+        })?;
+    let guard = ChildGuard(child);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{bin} did not start listening on port {port}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    create_bucket(&endpoint)?;
+    Ok(Moto {
+        endpoint,
+        _child: guard,
+    })
+}
+
+fn create_bucket(endpoint: &str) -> Result<(), String> {
+    // moto accepts unsigned requests; a plain PUT creates the bucket.
+    let url = format!("{endpoint}/{BUCKET}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = std::thread::spawn({
+            let url = url.clone();
+            move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                rt.block_on(async {
+                    reqwest::Client::new()
+                        .put(&url)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            }
+        })
+        .join()
+        .map_err(|_| "bucket creation panicked".to_string())?;
+        match res {
+            Ok(r) if r.status().is_success() || r.status().as_u16() == 409 => return Ok(()),
+            Ok(r) if Instant::now() > deadline => {
+                return Err(format!("cannot create bucket: HTTP {}", r.status()));
+            }
+            Err(e) if Instant::now() > deadline => {
+                return Err(format!("cannot create bucket: {e}"));
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// S3 settings for the test server.
+pub fn s3_options(endpoint: &str) -> Vec<(String, String)> {
+    vec![
+        ("aws_endpoint".into(), endpoint.into()),
+        ("aws_access_key_id".into(), "testing".into()),
+        ("aws_secret_access_key".into(), "testing".into()),
+        ("aws_region".into(), "us-east-1".into()),
+    ]
+}
+
+/// The S3 endpoint of the test server, or `None` when S3 tests are skipped.
+pub fn s3_endpoint() -> Option<String> {
+    if std::env::var("LAKEHOUSE_SKIP_S3").is_ok_and(|v| v == "1") {
+        eprintln!("LAKEHOUSE_SKIP_S3=1: skipping the S3 variant");
+        return None;
+    }
+    match MOTO.get_or_init(start_moto) {
+        Ok(m) => Some(m.endpoint.clone()),
+        Err(e) => panic!("S3 test server unavailable: {e}"),
+    }
+}
+
+/// A fresh, empty warehouse of the given backend (`"local"` or `"s3"`),
+/// plus the temp dir keeping a local one alive.
+pub fn warehouse(backend: &str) -> Option<(Warehouse, Option<tempfile::TempDir>)> {
+    match backend {
+        "local" => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let wh = Warehouse::open(dir.path().to_str().expect("utf-8 temp path"))
+                .expect("open local warehouse");
+            Some((wh, Some(dir)))
+        }
+        "s3" => {
+            let endpoint = s3_endpoint()?;
+            let prefix = uuid::Uuid::new_v4();
+            let wh =
+                Warehouse::open_with(&format!("s3://{BUCKET}/{prefix}"), &s3_options(&endpoint))
+                    .expect("open S3 warehouse");
+            Some((wh, None))
+        }
+        other => panic!("unknown backend {other}"),
+    }
+}
+
+/// Generate `<name>_local` and `<name>_s3` tests running the async fn
+/// `$body(Warehouse)` against each backend.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident => $body:path),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (wh, _dir) = $crate::common::warehouse("local").expect("local warehouse");
+                    $body(wh).await;
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((wh, _dir)) = $crate::common::warehouse("s3") else { return };
+                    $body(wh).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,553 @@
+//! Warehouse acceptance tests, run on local disk and on S3 (moto).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use lakehouse::ErrorKind;
+use lakehouse::storage::commit::{FailPoint, live_data_files};
+use lakehouse::storage::{AsOf, TableName, Warehouse, Write};
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("price", DataType::Float64, true),
+    ]))
+}
+
+fn batch(rows: &[(i64, Option<&str>, f64)]) -> RecordBatch {
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+/// All rows of a table, sorted, as (id, name, price).
+async fn rows(wh: &Warehouse, t: &TableName, as_of: AsOf) -> Vec<(i64, Option<String>, f64)> {
+    let batches = wh.scan(t, as_of).await.unwrap();
+    let mut out = Vec::new();
+    for b in batches {
+        let id = b
+            .column_by_name("id")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .clone();
+        let name =
+            arrow::compute::cast(b.column_by_name("name").unwrap(), &DataType::Utf8).unwrap();
+        let name = name.as_any().downcast_ref::<StringArray>().unwrap().clone();
+        let price = b
+            .column_by_name("price")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap()
+            .clone();
+        for i in 0..b.num_rows() {
+            out.push((
+                id.value(i),
+                (!name.is_null(i)).then(|| name.value(i).to_string()),
+                price.value(i),
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    out
+}
+
+fn owned(rows: &[(i64, Option<&str>, f64)]) -> Vec<(i64, Option<String>, f64)> {
+    let mut v: Vec<_> = rows
+        .iter()
+        .map(|r| (r.0, r.1.map(str::to_string), r.2))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    v
+}
+
+async fn append_overwrite_upsert_round_trip(wh: Warehouse) {
+    let t = TableName::parse("das.products").unwrap();
+    let first = [
+        (1, Some("bike"), 100.0),
+        (2, Some("helmet"), 20.5),
+        (3, None, 3.0),
+    ];
+    let o1 = wh
+        .write(&t, schema(), vec![batch(&first)], Write::append())
+        .await
+        .unwrap();
+    assert_eq!((o1.added_rows, o1.removed_rows, o1.version), (3, 0, 2));
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await, owned(&first));
+
+    let second = [(4, Some("chain"), 9.99)];
+    wh.write(&t, schema(), vec![batch(&second)], Write::append())
+        .await
+        .unwrap();
+    let after_append: Vec<_> = first.iter().chain(second.iter()).cloned().collect();
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await, owned(&after_append));
+
+    // Upsert: id 2 changes, id 5 is new; files without ids 2/5 stay untouched.
+    let files_before: BTreeSet<String> = live_data_files(&wh.load_table(&t).await.unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.file_path().to_string())
+        .collect();
+    let up = [(2, Some("helmet pro"), 25.0), (5, Some("pedal"), 7.0)];
+    let o = wh
+        .write(&t, schema(), vec![batch(&up)], Write::upsert(["id"]))
+        .await
+        .unwrap();
+    assert_eq!(o.removed_rows, 1, "only the old row of id 2 is replaced");
+    let expected = [
+        (1, Some("bike"), 100.0),
+        (2, Some("helmet pro"), 25.0),
+        (3, None, 3.0),
+        (4, Some("chain"), 9.99),
+        (5, Some("pedal"), 7.0),
+    ];
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await, owned(&expected));
+    let loaded = wh.load_table(&t).await.unwrap();
+    let files_after: BTreeSet<String> = live_data_files(&loaded)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.file_path().to_string())
+        .collect();
+    // The file of the second append (id 4 only) is untouched; the first file was rewritten.
+    assert_eq!(files_before.intersection(&files_after).count(), 1);
+    assert_eq!(loaded.row_count(), 5);
+
+    // Time travel: by snapshot id and by timestamp.
+    let history = loaded.history();
+    assert_eq!(history.len(), 3);
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| h.operation.as_str())
+            .collect::<Vec<_>>(),
+        ["append", "append", "overwrite"]
+    );
+    assert_eq!(
+        rows(&wh, &t, AsOf::Snapshot(history[0].snapshot_id)).await,
+        owned(&first)
+    );
+    assert_eq!(
+        rows(&wh, &t, AsOf::Timestamp(history[1].committed_at)).await,
+        owned(&after_append)
+    );
+
+    // Overwrite replaces everything.
+    let fresh = [(10, Some("frame"), 500.0)];
+    let o = wh
+        .write(&t, schema(), vec![batch(&fresh)], Write::overwrite())
+        .await
+        .unwrap();
+    assert_eq!((o.added_rows, o.removed_rows), (1, 5));
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await, owned(&fresh));
+    assert_eq!(
+        rows(&wh, &t, AsOf::Snapshot(history[2].snapshot_id)).await,
+        owned(&expected)
+    );
+}
+
+async fn snapshot_properties_commit_with_rows(wh: Warehouse) {
+    let t = TableName::parse("das.orders").unwrap();
+    wh.write(
+        &t,
+        schema(),
+        vec![batch(&[(1, Some("a"), 1.0)])],
+        Write::append().property("lakehouse.cursor", "2024-01-01"),
+    )
+    .await
+    .unwrap();
+    let loaded = wh.load_table(&t).await.unwrap();
+    assert_eq!(
+        loaded
+            .current_properties()
+            .get("lakehouse.cursor")
+            .map(String::as_str),
+        Some("2024-01-01")
+    );
+    // A property-only commit (no rows) still makes a snapshot.
+    let o = wh
+        .write(
+            &t,
+            schema(),
+            vec![],
+            Write::append().property("lakehouse.cursor", "2024-02-01"),
+        )
+        .await
+        .unwrap();
+    assert!(o.snapshot_id.is_some());
+    let loaded = wh.load_table(&t).await.unwrap();
+    assert_eq!(
+        loaded
+            .current_properties()
+            .get("lakehouse.cursor")
+            .map(String::as_str),
+        Some("2024-02-01")
+    );
+    assert_eq!(loaded.row_count(), 1);
+    // Nothing to do: no snapshot.
+    let o = wh
+        .write(&t, schema(), vec![], Write::append())
+        .await
+        .unwrap();
+    assert_eq!(o.snapshot_id, None);
+}
+
+async fn eight_concurrent_writers(wh: Warehouse) {
+    let t = TableName::parse("das.events").unwrap();
+    wh.create_table(&t, &schema()).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8i64 {
+        let wh = wh.clone();
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let rows: Vec<_> = (0..50)
+                .map(|i| (w * 1000 + i, Some("x"), i as f64))
+                .collect();
+            wh.write(&t, schema(), vec![batch(&rows)], Write::append())
+                .await
+                .unwrap()
+        }));
+    }
+    let mut versions = BTreeSet::new();
+    for task in tasks {
+        versions.insert(task.await.unwrap().version);
+    }
+    assert_eq!(
+        versions,
+        (2..=9).collect(),
+        "each writer won exactly one version"
+    );
+    let got = rows(&wh, &t, AsOf::Latest).await;
+    assert_eq!(got.len(), 400);
+    let ids: BTreeSet<i64> = got.iter().map(|r| r.0).collect();
+    assert_eq!(ids.len(), 400, "every row exactly once");
+    let loaded = wh.load_table(&t).await.unwrap();
+    let history = loaded.history();
+    assert_eq!(history.len(), 8, "linear history of 8 snapshots");
+    for pair in history.windows(2) {
+        assert_eq!(pair[1].parent_id, Some(pair[0].snapshot_id));
+        assert_eq!(pair[1].sequence_number, pair[0].sequence_number + 1);
+    }
+    assert_eq!(loaded.metadata().snapshots().count(), 8);
+}
+
+async fn crash_before_pointer_leaves_previous_state(wh: Warehouse) {
+    let t = TableName::parse("dab.frames").unwrap();
+    let first = [(1, Some("a"), 1.0), (2, Some("b"), 2.0)];
+    wh.write(&t, schema(), vec![batch(&first)], Write::append())
+        .await
+        .unwrap();
+    for (point, write) in [
+        ("before-data", Write::append()),
+        ("before-commit", Write::append()),
+        ("before-commit", Write::overwrite()),
+        ("before-commit", Write::upsert(["id"])),
+    ] {
+        let at = point.to_string();
+        let fp: FailPoint = Arc::new(move |p: &str| {
+            if p == at {
+                Err(lakehouse::Error::internal(format!("injected crash at {p}")))
+            } else {
+                Ok(())
+            }
+        });
+        let err = wh
+            .write_with_failpoint(
+                &t,
+                schema(),
+                vec![batch(&[(2, Some("z"), 9.0), (3, Some("c"), 3.0)])],
+                write,
+                Some(fp),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("injected crash"), "{err}");
+        let loaded = wh.load_table(&t).await.unwrap();
+        assert_eq!(loaded.version, 2, "no new version after a crash at {point}");
+        assert_eq!(rows(&wh, &t, AsOf::Latest).await, owned(&first));
+    }
+    // Orphans exist on storage but are not referenced.
+    let live: BTreeSet<String> = live_data_files(&wh.load_table(&t).await.unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.file_path().to_string())
+        .collect();
+    assert_eq!(live.len(), 1);
+    // The next writer proceeds normally.
+    wh.write(
+        &t,
+        schema(),
+        vec![batch(&[(3, Some("c"), 3.0)])],
+        Write::append(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await.len(), 3);
+}
+
+async fn bad_batch_schema_is_refused_naming_the_column(wh: Warehouse) {
+    let t = TableName::parse("das.strict").unwrap();
+    wh.write(
+        &t,
+        schema(),
+        vec![batch(&[(1, Some("a"), 1.0)])],
+        Write::append(),
+    )
+    .await
+    .unwrap();
+    // Wrong type for 'price'.
+    let bad_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("price", DataType::Utf8, true),
+    ]));
+    let bad = RecordBatch::try_new(
+        bad_schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(StringArray::from(vec!["b"])),
+            Arc::new(StringArray::from(vec!["cheap"])),
+        ],
+    )
+    .unwrap();
+    let err = wh
+        .write(&t, bad_schema, vec![bad], Write::append())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+    assert!(err.to_string().contains("'price'"), "{err}");
+    // An unknown column.
+    let extra_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("price", DataType::Float64, true),
+        Field::new("colour", DataType::Utf8, true),
+    ]));
+    let extra = RecordBatch::try_new(
+        extra_schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(StringArray::from(vec!["b"])),
+            Arc::new(Float64Array::from(vec![1.0])),
+            Arc::new(StringArray::from(vec!["red"])),
+        ],
+    )
+    .unwrap();
+    let err = wh
+        .write(
+            &t,
+            extra_schema.clone(),
+            vec![extra.clone()],
+            Write::append(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("'colour'"), "{err}");
+    // NULL in a required column.
+    let null_id = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("price", DataType::Float64, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![None])),
+            Arc::new(StringArray::from(vec!["b"])),
+            Arc::new(Float64Array::from(vec![1.0])),
+        ],
+    )
+    .unwrap();
+    let err = wh
+        .write(&t, null_id.schema(), vec![null_id], Write::append())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("'id'") && err.to_string().contains("NULL"),
+        "{err}"
+    );
+    // Nothing was committed by the refused writes.
+    let loaded = wh.load_table(&t).await.unwrap();
+    assert_eq!(loaded.version, 2);
+    assert_eq!(loaded.row_count(), 1);
+
+    // With schema evolution allowed, the new column is added and old rows read NULL.
+    wh.write(
+        &t,
+        extra_schema,
+        vec![extra],
+        Write::append().schema_policy(lakehouse::storage::SchemaPolicy::AddColumns),
+    )
+    .await
+    .unwrap();
+    let batches = wh.scan(&t, AsOf::Latest).await.unwrap();
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(total, 2);
+    let colours: Vec<Option<String>> = batches
+        .iter()
+        .flat_map(|b| {
+            let c =
+                arrow::compute::cast(b.column_by_name("colour").unwrap(), &DataType::Utf8).unwrap();
+            let c = c.as_any().downcast_ref::<StringArray>().unwrap().clone();
+            (0..c.len())
+                .map(move |i| (!c.is_null(i)).then(|| c.value(i).to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut colours = colours;
+    colours.sort();
+    assert_eq!(colours, vec![None, Some("red".to_string())]);
+}
+
+async fn corrupt_metadata_names_the_file(wh: Warehouse) {
+    use object_store::ObjectStoreExt;
+    let t = TableName::parse("dar.broken").unwrap();
+    wh.write(
+        &t,
+        schema(),
+        vec![batch(&[(1, Some("a"), 1.0)])],
+        Write::append(),
+    )
+    .await
+    .unwrap();
+    let path = wh.url().store_path("dar/broken/metadata/v2.metadata.json");
+    wh.store()
+        .put(&path, bytes::Bytes::from_static(b"{ not json").into())
+        .await
+        .unwrap();
+    let err = wh.load_table(&t).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    assert!(err.to_string().contains("v2.metadata.json"), "{err}");
+    // A write refuses too, and commits nothing.
+    let err = wh
+        .write(
+            &t,
+            schema(),
+            vec![batch(&[(2, Some("b"), 2.0)])],
+            Write::append(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("v2.metadata.json"), "{err}");
+    assert_eq!(wh.latest_version(&t).await.unwrap(), Some(2));
+}
+
+async fn create_only_put_refuses_the_second_writer(wh: Warehouse) {
+    use object_store::{PutMode, PutOptions};
+    let path = wh.url().store_path("das/race/metadata/v1.metadata.json");
+    let opts = || PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    wh.store()
+        .put_opts(&path, bytes::Bytes::from_static(b"first").into(), opts())
+        .await
+        .unwrap();
+    let err = wh
+        .store()
+        .put_opts(&path, bytes::Bytes::from_static(b"second").into(), opts())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
+        ),
+        "{err}"
+    );
+    use object_store::ObjectStoreExt;
+    let kept = wh.store().get(&path).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&kept[..], b"first");
+}
+
+async fn catalog_listing_and_drop(wh: Warehouse) {
+    for name in ["das.a", "das.b", "dab.c"] {
+        let t = TableName::parse(name).unwrap();
+        wh.write(
+            &t,
+            schema(),
+            vec![batch(&[(1, Some("a"), 1.0)])],
+            Write::append(),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(wh.list_namespaces().await.unwrap(), vec!["dab", "das"]);
+    let all: Vec<String> = wh
+        .list_all_tables()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    assert_eq!(all, vec!["dab.c", "das.a", "das.b"]);
+    let err = wh
+        .create_table(&TableName::parse("das.a").unwrap(), &schema())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    wh.drop_table(&TableName::parse("das.a").unwrap())
+        .await
+        .unwrap();
+    let all: Vec<String> = wh
+        .list_all_tables()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    assert_eq!(all, vec!["dab.c", "das.b"]);
+    let err = wh
+        .load_table(&TableName::parse("das.a").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // SQL over registered tables.
+    let ctx = datafusion::prelude::SessionContext::new();
+    wh.register_all(&ctx).await.unwrap();
+    let out = ctx
+        .sql("SELECT count(*) AS n FROM das.b")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let n = out[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(n, 1);
+}
+
+on_every_backend! {
+    append_overwrite_upsert => super::append_overwrite_upsert_round_trip,
+    snapshot_properties => super::snapshot_properties_commit_with_rows,
+    concurrent_writers => super::eight_concurrent_writers,
+    crash_safety => super::crash_before_pointer_leaves_previous_state,
+    bad_schema => super::bad_batch_schema_is_refused_naming_the_column,
+    corrupt_metadata => super::corrupt_metadata_names_the_file,
+    catalog => super::catalog_listing_and_drop,
+    create_only_put => super::create_only_put_refuses_the_second_writer,
+}
