@@ -3,22 +3,26 @@
 //! Each verb parses its arguments here and calls one function of the library;
 //! output formatting for the terminal lives here too.
 
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{Field, Schema};
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
+use crate::storage::{TableName, Warehouse};
 
 /// A pure-Rust lakehouse: OData -> Iceberg -> HOOK -> Unified Star Schema.
 #[derive(Debug, Parser)]
 #[command(name = "lakehouse", version, about, long_about = None)]
 pub struct Cli {
     /// Where the warehouse lives: a local path, file://..., or s3://bucket/prefix.
-    #[arg(
-        long,
-        global = true,
-        env = "LAKEHOUSE_WAREHOUSE",
-        default_value = "./lakehouse"
-    )]
+    #[arg(long, global = true, env = "LAKEHOUSE_WAREHOUSE", default_value = "./lakehouse")]
     pub warehouse: String,
+
+    /// S3 endpoint for S3-compatible servers (otherwise AWS_ENDPOINT_URL or AWS).
+    #[arg(long, global = true, env = "LAKEHOUSE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -26,9 +30,85 @@ pub struct Cli {
 
 /// The verbs.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// List the warehouse's tables with row and snapshot counts.
+    Tables,
+    /// Show a table's snapshots, oldest first.
+    History {
+        /// The table, as <namespace>.<table>.
+        table: String,
+    },
+}
+
+impl Cli {
+    /// Open the warehouse named on the command line.
+    pub fn open_warehouse(&self) -> Result<Warehouse> {
+        let mut options = Vec::new();
+        if let Some(ep) = &self.s3_endpoint {
+            options.push(("aws_endpoint".to_string(), ep.clone()));
+        }
+        Warehouse::open_with(&self.warehouse, &options)
+    }
+}
 
 /// Run the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    match cli.command {}
+    match &cli.command {
+        Command::Tables => {
+            let wh = cli.open_warehouse()?;
+            let stats = wh.stats().await?;
+            if stats.is_empty() {
+                println!("no tables in {}", wh.url().root_url());
+                return Ok(());
+            }
+            let batch = record_batch(vec![
+                ("table", Arc::new(StringArray::from_iter_values(stats.iter().map(|s| s.name.to_string())))),
+                ("rows", Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.rows as i64)))),
+                ("snapshots", Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.snapshots as i64)))),
+                ("version", Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.version as i64)))),
+            ])?;
+            println!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
+        }
+        Command::History { table } => {
+            let wh = cli.open_warehouse()?;
+            let t = wh.load_table(&TableName::parse(table)?).await?;
+            let h = t.history();
+            let batch = record_batch(vec![
+                ("snapshot_id", Arc::new(Int64Array::from_iter_values(h.iter().map(|s| s.snapshot_id)))),
+                ("sequence", Arc::new(Int64Array::from_iter_values(h.iter().map(|s| s.sequence_number)))),
+                (
+                    "committed_at",
+                    Arc::new(StringArray::from_iter_values(
+                        h.iter().map(|s| s.committed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                    )),
+                ),
+                ("operation", Arc::new(StringArray::from_iter_values(h.iter().map(|s| s.operation.clone())))),
+                ("total_rows", Arc::new(Int64Array::from_iter(h.iter().map(|s| s.total_records.map(|v| v as i64))))),
+                (
+                    "added_rows",
+                    Arc::new(Int64Array::from_iter(
+                        h.iter().map(|s| s.summary.get("added-records").and_then(|v| v.parse().ok())),
+                    )),
+                ),
+                (
+                    "deleted_rows",
+                    Arc::new(Int64Array::from_iter(
+                        h.iter().map(|s| s.summary.get("deleted-records").and_then(|v| v.parse().ok())),
+                    )),
+                ),
+            ])?;
+            println!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
+        }
+    }
+    Ok(())
+}
+
+fn record_batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    Ok(RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())?)
 }

@@ -1,9 +1,9 @@
 //! Shared test harness: warehouses on local disk and on a real S3-compatible
 //! server (moto) on loopback.
 //!
-//! The S3 server is started once per test binary on a free port. Its binary
-//! is `moto_server` (`pip install "moto[server]"`), or `$LAKEHOUSE_MOTO` if
-//! set. If it is missing the S3 variants of the tests fail with instructions,
+//! The S3 server is started once per test binary on a free port, as
+//! `python3 -m moto.server` (`pip install "moto[server]"`; `$LAKEHOUSE_PYTHON`
+//! names another interpreter). If it is missing the S3 variants of the tests fail with instructions,
 //! unless `LAKEHOUSE_SKIP_S3=1` says to skip them (never set in CI).
 #![allow(dead_code)]
 
@@ -45,25 +45,34 @@ fn start_moto() -> Result<Moto, String> {
             _child: ChildGuard(Command::new("true").spawn().map_err(|e| e.to_string())?),
         });
     }
-    let bin = std::env::var("LAKEHOUSE_MOTO").unwrap_or_else(|_| "moto_server".to_string());
+    let bin = std::env::var("LAKEHOUSE_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let port = free_port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+    // A watchdog shell stops the server when this test process exits (statics
+    // are never dropped, so the guard alone would leak it).
+    let script = format!(
+        "{bin} -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; \
+         kill $m 2>/dev/null; wait $m; exit 1",
+        parent = std::process::id()
+    );
+    let child = Command::new("sh")
+        .args(["-c", &script])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| {
-            format!("cannot start '{bin}' ({e}): install it with pip install \"moto[server]\" or set LAKEHOUSE_SKIP_S3=1")
-        })?;
-    let guard = ChildGuard(child);
+        .map_err(|e| format!("cannot start a shell for moto: {e}"))?;
+    let mut guard = ChildGuard(child);
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
-        if Instant::now() > deadline {
-            return Err(format!("{bin} did not start listening on port {port}"));
+        let exited = matches!(guard.0.try_wait(), Ok(Some(_)));
+        if exited || Instant::now() > deadline {
+            return Err(format!(
+                "'{bin} -m moto.server' did not start on port {port}: install it with pip install \"moto[server]\""
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
