@@ -17,7 +17,12 @@ use crate::storage::{TableName, Warehouse};
 #[command(name = "lakehouse", version, about, long_about = None)]
 pub struct Cli {
     /// Where the warehouse lives: a local path, file://..., or s3://bucket/prefix.
-    #[arg(long, global = true, env = "LAKEHOUSE_WAREHOUSE", default_value = "./lakehouse")]
+    #[arg(
+        long,
+        global = true,
+        env = "LAKEHOUSE_WAREHOUSE",
+        default_value = "./lakehouse"
+    )]
     pub warehouse: String,
 
     /// S3 endpoint for S3-compatible servers (otherwise AWS_ENDPOINT_URL or AWS).
@@ -62,10 +67,30 @@ pub async fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let batch = record_batch(vec![
-                ("table", Arc::new(StringArray::from_iter_values(stats.iter().map(|s| s.name.to_string())))),
-                ("rows", Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.rows as i64)))),
-                ("snapshots", Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.snapshots as i64)))),
-                ("version", Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.version as i64)))),
+                (
+                    "table",
+                    Arc::new(StringArray::from_iter_values(
+                        stats.iter().map(|s| s.name.to_string()),
+                    )),
+                ),
+                (
+                    "rows",
+                    Arc::new(Int64Array::from_iter_values(
+                        stats.iter().map(|s| s.rows as i64),
+                    )),
+                ),
+                (
+                    "snapshots",
+                    Arc::new(Int64Array::from_iter_values(
+                        stats.iter().map(|s| s.snapshots as i64),
+                    )),
+                ),
+                (
+                    "version",
+                    Arc::new(Int64Array::from_iter_values(
+                        stats.iter().map(|s| s.version as i64),
+                    )),
+                ),
             ])?;
             println!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
         }
@@ -74,27 +99,50 @@ pub async fn run(cli: Cli) -> Result<()> {
             let t = wh.load_table(&TableName::parse(table)?).await?;
             let h = t.history();
             let batch = record_batch(vec![
-                ("snapshot_id", Arc::new(Int64Array::from_iter_values(h.iter().map(|s| s.snapshot_id)))),
-                ("sequence", Arc::new(Int64Array::from_iter_values(h.iter().map(|s| s.sequence_number)))),
                 (
-                    "committed_at",
-                    Arc::new(StringArray::from_iter_values(
-                        h.iter().map(|s| s.committed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                    "snapshot_id",
+                    Arc::new(Int64Array::from_iter_values(
+                        h.iter().map(|s| s.snapshot_id),
                     )),
                 ),
-                ("operation", Arc::new(StringArray::from_iter_values(h.iter().map(|s| s.operation.clone())))),
-                ("total_rows", Arc::new(Int64Array::from_iter(h.iter().map(|s| s.total_records.map(|v| v as i64))))),
+                (
+                    "sequence",
+                    Arc::new(Int64Array::from_iter_values(
+                        h.iter().map(|s| s.sequence_number),
+                    )),
+                ),
+                (
+                    "committed_at",
+                    Arc::new(StringArray::from_iter_values(h.iter().map(|s| {
+                        s.committed_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    }))),
+                ),
+                (
+                    "operation",
+                    Arc::new(StringArray::from_iter_values(
+                        h.iter().map(|s| s.operation.clone()),
+                    )),
+                ),
+                (
+                    "total_rows",
+                    Arc::new(Int64Array::from_iter(
+                        h.iter().map(|s| s.total_records.map(|v| v as i64)),
+                    )),
+                ),
                 (
                     "added_rows",
-                    Arc::new(Int64Array::from_iter(
-                        h.iter().map(|s| s.summary.get("added-records").and_then(|v| v.parse().ok())),
-                    )),
+                    Arc::new(Int64Array::from_iter(h.iter().map(|s| {
+                        s.summary.get("added-records").and_then(|v| v.parse().ok())
+                    }))),
                 ),
                 (
                     "deleted_rows",
-                    Arc::new(Int64Array::from_iter(
-                        h.iter().map(|s| s.summary.get("deleted-records").and_then(|v| v.parse().ok())),
-                    )),
+                    Arc::new(Int64Array::from_iter(h.iter().map(|s| {
+                        s.summary
+                            .get("deleted-records")
+                            .and_then(|v| v.parse().ok())
+                    }))),
                 ),
             ])?;
             println!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
@@ -110,5 +158,8 @@ fn record_batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
             .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
             .collect::<Vec<_>>(),
     );
-    Ok(RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())?)
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )?)
 }

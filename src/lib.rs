@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod model;
 pub mod storage;
 pub mod telemetry;
 

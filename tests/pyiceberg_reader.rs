@@ -6,7 +6,10 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow::array::{BinaryArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    BinaryArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use lakehouse::storage::{TableName, Warehouse, Write};
 use serde_json::{Value, json};
@@ -18,24 +21,51 @@ fn schema() -> SchemaRef {
         Field::new("price", DataType::Float64, true),
         Field::new("active", DataType::Boolean, true),
         Field::new("sold_on", DataType::Date32, true),
-        Field::new("loaded_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "loaded_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("photo", DataType::Binary, true),
     ]))
 }
 
-type Row = (i64, Option<&'static str>, f64, bool, i32, i64, &'static [u8]);
+type Row = (
+    i64,
+    Option<&'static str>,
+    f64,
+    bool,
+    i32,
+    i64,
+    &'static [u8],
+);
 
 fn batch(rows: &[Row]) -> RecordBatch {
     RecordBatch::try_new(
         schema(),
         vec![
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
-            Arc::new(BooleanArray::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
-            Arc::new(Date32Array::from(rows.iter().map(|r| r.4).collect::<Vec<_>>())),
-            Arc::new(TimestampMicrosecondArray::from(rows.iter().map(|r| r.5).collect::<Vec<_>>()).with_timezone("UTC")),
-            Arc::new(BinaryArray::from(rows.iter().map(|r| r.6).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+            Arc::new(BooleanArray::from(
+                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            )),
+            Arc::new(Date32Array::from(
+                rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from(rows.iter().map(|r| r.5).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(BinaryArray::from(
+                rows.iter().map(|r| r.6).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
@@ -49,7 +79,9 @@ fn pyiceberg(metadata: &str, snapshot: Option<i64>) -> Value {
     if let Some(s) = snapshot {
         cmd.arg(s.to_string());
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     assert!(
         out.status.success(),
         "pyiceberg failed (install it with pip install \"pyiceberg[pyarrow]\"): {}",
@@ -68,7 +100,15 @@ async fn pyiceberg_reads_identical_rows() {
         &t,
         schema(),
         vec![batch(&[
-            (1, Some("bike"), 100.5, true, 19783, 1_709_294_400_000_000, b"\x01\x02"),
+            (
+                1,
+                Some("bike"),
+                100.5,
+                true,
+                19783,
+                1_709_294_400_000_000,
+                b"\x01\x02",
+            ),
             (2, None, 20.0, false, 19784, 1_709_294_400_123_456, b""),
         ])],
         Write::append(),
@@ -77,12 +117,30 @@ async fn pyiceberg_reads_identical_rows() {
     .unwrap();
     let first = wh.load_table(&t).await.unwrap();
     let first_snapshot = first.metadata().current_snapshot_id().unwrap();
-    wh.write(&t, schema(), vec![batch(&[(2, Some("helmet"), 21.0, true, 19790, 0, b"\xff")])], Write::upsert(["id"]))
-        .await
-        .unwrap();
-    wh.write(&t, schema(), vec![batch(&[(3, Some("chain"), 9.0, false, 0, 86_400_000_000, b"x")])], Write::append())
-        .await
-        .unwrap();
+    wh.write(
+        &t,
+        schema(),
+        vec![batch(&[(2, Some("helmet"), 21.0, true, 19790, 0, b"\xff")])],
+        Write::upsert(["id"]),
+    )
+    .await
+    .unwrap();
+    wh.write(
+        &t,
+        schema(),
+        vec![batch(&[(
+            3,
+            Some("chain"),
+            9.0,
+            false,
+            0,
+            86_400_000_000,
+            b"x",
+        )])],
+        Write::append(),
+    )
+    .await
+    .unwrap();
     let latest = wh.load_table(&t).await.unwrap();
     let metadata = wh.metadata_location(&t, latest.version);
 
@@ -100,5 +158,8 @@ async fn pyiceberg_reads_identical_rows() {
     let old = pyiceberg(&metadata, Some(first_snapshot));
     assert_eq!(old["rows"].as_array().unwrap().len(), 2);
     assert_eq!(old["rows"][1]["name"], Value::Null);
-    assert_eq!(old["rows"][1]["loaded_at"], json!("2024-03-01T12:00:00.123456+00:00"));
+    assert_eq!(
+        old["rows"][1]["loaded_at"],
+        json!("2024-03-01T12:00:00.123456+00:00")
+    );
 }
