@@ -8,7 +8,10 @@
 //! 4. face: [`cli`].
 
 pub mod cli;
+pub mod config;
 pub mod error;
+pub mod extract;
+pub mod source;
 pub mod telemetry;
 
 pub use error::{Error, ErrorKind, Result};
