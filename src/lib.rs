@@ -8,8 +8,11 @@
 //! 4. face: [`cli`].
 
 pub mod cli;
+pub mod config;
 pub mod error;
+pub mod extract;
 pub mod model;
+pub mod source;
 pub mod storage;
 pub mod telemetry;
 

@@ -1,0 +1,467 @@
+//! Source-system configuration: `config/sources/<system>.yaml`.
+//!
+//! A source file describes one OData system: its base URL (or `embedded` for
+//! the local generator, see [`crate::source`]), the page size the embedded
+//! server uses, and its resources. Each resource has an API path
+//! (`/SalesOrderHeaders`), the landing table name
+//! (`raw__adventure_works__sales_order_headers`), its **true** primary key
+//! (snake_case column names), the cursor field in API spelling
+//! (`ModifiedDate`) and its curated columns in landing order: API name,
+//! snake_case column name and curated type.
+//!
+//! Invariants checked by [`SourceConfig::validate`] (every error names the
+//! file, the resource and the field):
+//! - at least one resource; table names and API paths are unique;
+//! - API paths start with `/` and contain no query; table names are
+//!   snake_case identifiers;
+//! - within a resource, column names and source names are unique, and each
+//!   column name is exactly the snake_case normalisation
+//!   ([`crate::extract::naming::snake_case`]) of its source name, so that a
+//!   field the config does not list lands under the name it would have had;
+//! - the primary key is non-empty and every key column is a column;
+//! - the cursor field is the source name of a `date` or `timestamp` column;
+//! - the page size is at least 1; the base URL is `embedded` or an absolute
+//!   `http(s)` URL.
+//!
+//! Types are the curated types of the original project; unknown type names
+//! are rejected at parse time with the list of accepted ones.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result, ResultExt};
+use crate::extract::naming::snake_case;
+
+/// The Adventure Works source file, compiled into the binary so the embedded
+/// source works from any directory.
+pub const ADVENTURE_WORKS_YAML: &str = include_str!("../../config/sources/adventure_works.yaml");
+
+/// Where the source lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseUrl {
+    /// The embedded generator served by [`crate::source::server`].
+    Embedded,
+    /// A real OData service, e.g. `https://host/odata/v1/`.
+    Http(url::Url),
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BaseUrl::Embedded => f.write_str("embedded"),
+            BaseUrl::Http(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// A curated column type (the `data_type` vocabulary of the original).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    Text,
+    Bigint,
+    Date,
+    Double,
+    Uniqueidentifier,
+    Bool,
+    Xml,
+    Timestamp,
+    Binary,
+}
+
+impl ColumnType {
+    /// The YAML spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ColumnType::Text => "text",
+            ColumnType::Bigint => "bigint",
+            ColumnType::Date => "date",
+            ColumnType::Double => "double",
+            ColumnType::Uniqueidentifier => "uniqueidentifier",
+            ColumnType::Bool => "bool",
+            ColumnType::Xml => "xml",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::Binary => "binary",
+        }
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One curated column of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnConfig {
+    /// snake_case column name in the landing table.
+    pub name: String,
+    /// The member name in the API's JSON (PascalCase for Adventure Works).
+    pub source: String,
+    /// Curated type.
+    #[serde(rename = "type")]
+    pub data_type: ColumnType,
+}
+
+/// One resource (entity set) of the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// Landing table name, e.g. `raw__adventure_works__sales_order_headers`.
+    pub table: String,
+    /// Path below the base URL, e.g. `/SalesOrderHeaders`.
+    pub api_path: String,
+    /// The true primary key (column names, in key order).
+    pub primary_key: Vec<String>,
+    /// Incremental cursor field, API spelling (e.g. `ModifiedDate`).
+    pub cursor_field: String,
+    /// Curated columns in landing order.
+    pub columns: Vec<ColumnConfig>,
+}
+
+impl ResourceConfig {
+    /// The column with this snake_case name.
+    pub fn column(&self, name: &str) -> Option<&ColumnConfig> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The column with this API (source) name.
+    pub fn column_by_source(&self, source: &str) -> Option<&ColumnConfig> {
+        self.columns.iter().find(|c| c.source == source)
+    }
+
+    /// The cursor column (validated to exist).
+    pub fn cursor_column(&self) -> Option<&ColumnConfig> {
+        self.column_by_source(&self.cursor_field)
+    }
+
+    /// The entity set name: the API path without its leading `/`.
+    pub fn entity_set(&self) -> &str {
+        self.api_path.trim_start_matches('/')
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSourceConfig {
+    name: String,
+    base_url: String,
+    #[serde(default = "default_page_size")]
+    page_size: usize,
+    resources: Vec<ResourceConfig>,
+}
+
+fn default_page_size() -> usize {
+    1000
+}
+
+/// A parsed and validated source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// Source system name (`adventure_works`).
+    pub name: String,
+    /// Where the source is served.
+    pub base_url: BaseUrl,
+    /// Page size of the embedded server (server-driven paging).
+    pub page_size: usize,
+    /// The resources, in extraction order.
+    pub resources: Vec<ResourceConfig>,
+}
+
+impl SourceConfig {
+    /// Read, parse and validate a source file.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).ctx(ErrorKind::InvalidInput, || {
+            format!("cannot read source config {}", path.display())
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Parse and validate YAML text; `origin` names the file in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self> {
+        let raw: RawSourceConfig = serde_yaml::from_str(text)
+            .ctx(ErrorKind::InvalidInput, || format!("{origin}: invalid source config"))?;
+        let base_url = if raw.base_url == "embedded" {
+            BaseUrl::Embedded
+        } else {
+            let url = url::Url::parse(&raw.base_url).ctx(ErrorKind::InvalidInput, || {
+                format!(
+                    "{origin}: base_url `{}` is neither `embedded` nor a URL",
+                    raw.base_url
+                )
+            })?;
+            if url.scheme() != "http" && url.scheme() != "https" {
+                return Err(Error::invalid(format!(
+                    "{origin}: base_url `{url}` must use http or https"
+                )));
+            }
+            BaseUrl::Http(url)
+        };
+        let config = SourceConfig {
+            name: raw.name,
+            base_url,
+            page_size: raw.page_size,
+            resources: raw.resources,
+        };
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// The Adventure Works source compiled into the binary.
+    pub fn adventure_works() -> Result<Self> {
+        Self::from_yaml(ADVENTURE_WORKS_YAML, "config/sources/adventure_works.yaml")
+    }
+
+    /// The resource with this API path (`/Customers`).
+    pub fn resource_by_path(&self, api_path: &str) -> Option<&ResourceConfig> {
+        self.resources.iter().find(|r| r.api_path == api_path)
+    }
+
+    /// The resource with this landing table name.
+    pub fn resource_by_table(&self, table: &str) -> Option<&ResourceConfig> {
+        self.resources.iter().find(|r| r.table == table)
+    }
+
+    /// Check the invariants listed in the module docs.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let err = |msg: String| Err(Error::invalid(format!("{origin}: {msg}")));
+        if !is_identifier(&self.name) {
+            return err(format!("source name `{}` is not a snake_case identifier", self.name));
+        }
+        if self.page_size == 0 {
+            return err("page_size must be at least 1".to_string());
+        }
+        if self.resources.is_empty() {
+            return err("no resources configured".to_string());
+        }
+        let mut tables = BTreeSet::new();
+        let mut paths = BTreeSet::new();
+        for r in &self.resources {
+            let at = format!("resource `{}`", r.table);
+            if !is_identifier(&r.table) {
+                return err(format!("{at}: table name is not a snake_case identifier"));
+            }
+            if !tables.insert(r.table.as_str()) {
+                return err(format!("{at}: duplicate table name"));
+            }
+            if !r.api_path.starts_with('/')
+                || r.api_path.len() < 2
+                || r.api_path.contains(['?', '#', ' '])
+            {
+                return err(format!(
+                    "{at}: api_path `{}` must look like `/EntitySet`",
+                    r.api_path
+                ));
+            }
+            if !paths.insert(r.api_path.as_str()) {
+                return err(format!("{at}: duplicate api_path `{}`", r.api_path));
+            }
+            if r.columns.is_empty() {
+                return err(format!("{at}: no columns"));
+            }
+            let mut names = BTreeSet::new();
+            let mut sources = BTreeSet::new();
+            for c in &r.columns {
+                if !names.insert(c.name.as_str()) {
+                    return err(format!("{at}: duplicate column `{}`", c.name));
+                }
+                if !sources.insert(c.source.as_str()) {
+                    return err(format!("{at}: duplicate source field `{}`", c.source));
+                }
+                let normalised = snake_case(&c.source);
+                if normalised != c.name {
+                    return err(format!(
+                        "{at}: column `{}` does not match its source field `{}` (which normalises to `{normalised}`)",
+                        c.name, c.source
+                    ));
+                }
+            }
+            if r.primary_key.is_empty() {
+                return err(format!("{at}: primary_key is empty"));
+            }
+            let mut seen_key = BTreeSet::new();
+            for k in &r.primary_key {
+                if r.column(k).is_none() {
+                    return err(format!(
+                        "{at}: primary key column `{k}` is not among the columns"
+                    ));
+                }
+                if !seen_key.insert(k.as_str()) {
+                    return err(format!("{at}: primary key column `{k}` is listed twice"));
+                }
+            }
+            match r.cursor_column() {
+                None => {
+                    return err(format!(
+                        "{at}: cursor_field `{}` is not the source name of any column",
+                        r.cursor_field
+                    ));
+                }
+                Some(c) if !matches!(c.data_type, ColumnType::Date | ColumnType::Timestamp) => {
+                    return err(format!(
+                        "{at}: cursor_field `{}` has type {}, expected date or timestamp",
+                        r.cursor_field, c.data_type
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name: demo
+base_url: embedded
+page_size: 10
+resources:
+  - table: raw__demo__things
+    api_path: /Things
+    primary_key: [thing_id]
+    cursor_field: ModifiedDate
+    columns:
+      - { name: thing_id, source: ThingId, type: bigint }
+      - { name: modified_date, source: ModifiedDate, type: date }
+"#;
+
+    fn parse_err(text: &str) -> String {
+        match SourceConfig::from_yaml(text, "things.yaml") {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::InvalidInput);
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg.push_str(&format!(" / {s}"));
+                    src = s.source();
+                }
+                msg
+            }
+        }
+    }
+
+    #[test]
+    fn embedded_adventure_works_parses() {
+        let c = SourceConfig::adventure_works().expect("embedded config is valid");
+        assert_eq!(c.name, "adventure_works");
+        assert_eq!(c.base_url, BaseUrl::Embedded);
+        assert_eq!(c.resources.len(), 58);
+        let soh = c
+            .resource_by_path("/SalesOrderHeaders")
+            .expect("sales order headers configured");
+        assert_eq!(soh.table, "raw__adventure_works__sales_order_headers");
+        assert_eq!(soh.columns.len(), 25);
+        assert_eq!(soh.primary_key, vec!["sales_order_id".to_string()]);
+        let bea = c
+            .resource_by_table("raw__adventure_works__business_entity_addresses")
+            .expect("bea configured");
+        assert_eq!(
+            bea.primary_key,
+            vec!["business_entity_id", "address_id", "address_type_id"]
+        );
+        let total: usize = c.resources.iter().map(|r| r.columns.len()).sum();
+        assert_eq!(total, 416);
+    }
+
+    #[test]
+    fn minimal_parses() {
+        let c = SourceConfig::from_yaml(MINIMAL, "things.yaml").expect("valid");
+        assert_eq!(c.page_size, 10);
+        assert_eq!(c.resources[0].entity_set(), "Things");
+        assert_eq!(
+            c.resources[0].cursor_column().map(|c| c.name.as_str()),
+            Some("modified_date")
+        );
+    }
+
+    #[test]
+    fn unknown_type_is_rejected() {
+        let msg = parse_err(&MINIMAL.replace("type: bigint", "type: integer"));
+        assert!(msg.contains("things.yaml"), "{msg}");
+        assert!(msg.contains("integer"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_table_is_rejected() {
+        let doubled = format!(
+            "{MINIMAL}{}",
+            MINIMAL
+                .split("resources:\n")
+                .nth(1)
+                .expect("resources section")
+                .replace("/Things", "/OtherThings")
+        );
+        let msg = parse_err(&doubled);
+        assert!(msg.contains("things.yaml: resource `raw__demo__things`: duplicate table name"), "{msg}");
+    }
+
+    #[test]
+    fn key_not_among_columns_is_rejected() {
+        let msg = parse_err(&MINIMAL.replace("[thing_id]", "[thing_id, other_id]"));
+        assert!(
+            msg.contains("resource `raw__demo__things`: primary key column `other_id` is not among the columns"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn empty_resources_are_rejected() {
+        let text = MINIMAL.split("resources:").next().expect("head").to_string() + "resources: []\n";
+        let msg = parse_err(&text);
+        assert!(msg.contains("things.yaml: no resources configured"), "{msg}");
+    }
+
+    #[test]
+    fn empty_key_is_rejected() {
+        let msg = parse_err(&MINIMAL.replace("[thing_id]", "[]"));
+        assert!(msg.contains("primary_key is empty"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_cursor_is_rejected() {
+        let msg = parse_err(&MINIMAL.replace("cursor_field: ModifiedDate", "cursor_field: UpdatedAt"));
+        assert!(
+            msg.contains("cursor_field `UpdatedAt` is not the source name of any column"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn mismatched_source_name_is_rejected() {
+        let msg = parse_err(&MINIMAL.replace("source: ThingId", "source: ThingKey"));
+        assert!(
+            msg.contains("column `thing_id` does not match its source field `ThingKey` (which normalises to `thing_key`)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_base_url_is_rejected() {
+        let msg = parse_err(&MINIMAL.replace("base_url: embedded", "base_url: ftp://x/"));
+        assert!(msg.contains("must use http or https"), "{msg}");
+        let msg = parse_err(&MINIMAL.replace("page_size: 10", "page_size: 0"));
+        assert!(msg.contains("page_size must be at least 1"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let msg = parse_err(&MINIMAL.replace("    cursor_field:", "    cursor: x\n    cursor_field:"));
+        assert!(msg.contains("unknown field `cursor`"), "{msg}");
+    }
+}

@@ -1,0 +1,413 @@
+//! Curated types to Arrow, and JSON rows to Arrow record batches.
+//!
+//! # Type mapping
+//! | curated | Arrow | accepted JSON |
+//! |---|---|---|
+//! | `bigint` | `Int64` | integer number, or a string holding one (OData `IEEE754Compatible`) |
+//! | `double` | `Float64` | number, or a numeric string (`"12.5"`, `"NaN"`, `"INF"`) |
+//! | `text`, `xml` | `Utf8` | string; numbers and booleans as their JSON text; arrays/objects as JSON text |
+//! | `uniqueidentifier` | `Utf8` | a GUID string, stored lowercase hyphenated |
+//! | `bool` | `Boolean` | `true` / `false` |
+//! | `date` | `Date32` | `YYYY-MM-DD`, or a date-time whose UTC date is taken |
+//! | `timestamp` | `Timestamp(Microsecond, "UTC")` | RFC 3339 date-time (converted to UTC), a naive date-time (taken as UTC), or a date (midnight UTC) |
+//! | `binary` | `Binary` | base64 (standard or URL-safe alphabet, padding optional), **decoded** to bytes |
+//!
+//! `null` and absent members are NULL for every type; every field is
+//! nullable. A value that does not fit its type is an
+//! [`ErrorKind::SchemaMismatch`] error naming the resource, the row (its
+//! position in the extraction) and the field.
+//!
+//! # Unknown fields
+//! A member the config does not list is kept, never dropped: it becomes a
+//! nullable `Utf8` column named by [`snake_case`] of its API name (strings
+//! as-is, other values as JSON text), placed after the configured columns
+//! in name order and flagged with the field metadata
+//! [`EXTRA_COLUMN_KEY`]` = "true"`, so the storage layer can evolve the
+//! table schema. Members whose name starts with `@` or contains `@odata.`
+//! are OData annotations and are ignored.
+//!
+//! Every field carries metadata: [`SOURCE_NAME_KEY`] (API name) and
+//! [`CURATED_TYPE_KEY`] (curated type, `text` for extras).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::config::{ColumnType, ResourceConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::extract::naming::snake_case;
+
+/// Field metadata key: the member name in the API.
+pub const SOURCE_NAME_KEY: &str = "lakehouse.source_name";
+/// Field metadata key: the curated type.
+pub const CURATED_TYPE_KEY: &str = "lakehouse.curated_type";
+/// Field metadata key, value `"true"`: a column the config does not list.
+pub const EXTRA_COLUMN_KEY: &str = "lakehouse.extra";
+
+/// The Arrow type of a curated type.
+pub fn arrow_type(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::Bigint => DataType::Int64,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Text | ColumnType::Xml | ColumnType::Uniqueidentifier => DataType::Utf8,
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Binary => DataType::Binary,
+    }
+}
+
+fn field(name: &str, source: &str, t: ColumnType, extra: bool) -> Field {
+    let mut meta = HashMap::from([
+        (SOURCE_NAME_KEY.to_string(), source.to_string()),
+        (CURATED_TYPE_KEY.to_string(), t.as_str().to_string()),
+    ]);
+    if extra {
+        meta.insert(EXTRA_COLUMN_KEY.to_string(), "true".to_string());
+    }
+    Field::new(name, arrow_type(t), true).with_metadata(meta)
+}
+
+/// The schema of a resource's configured columns, in config order.
+pub fn resource_schema(resource: &ResourceConfig) -> SchemaRef {
+    page_schema(resource, &[])
+}
+
+/// The configured columns followed by `extras` (`(column, API name)`, in
+/// the given order) as `Utf8` columns flagged [`EXTRA_COLUMN_KEY`].
+pub fn page_schema(resource: &ResourceConfig, extras: &[(String, String)]) -> SchemaRef {
+    let mut fields: Vec<Field> = resource
+        .columns
+        .iter()
+        .map(|c| field(&c.name, &c.source, c.data_type, false))
+        .collect();
+    fields.extend(
+        extras
+            .iter()
+            .map(|(name, source)| field(name, source, ColumnType::Text, true)),
+    );
+    Arc::new(Schema::new(fields))
+}
+
+/// Whether a field of `schema` is an extra (unconfigured) column.
+pub fn is_extra(field: &Field) -> bool {
+    field.metadata().get(EXTRA_COLUMN_KEY).map(String::as_str) == Some("true")
+}
+
+/// Parse an instant: `YYYY-MM-DD` (midnight UTC), RFC 3339, or a naive
+/// date-time taken as UTC.
+pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => panic!("valid constant date"),
+};
+
+type Conv<T> = std::result::Result<Option<T>, String>;
+
+fn to_i64(v: &Value) -> Conv<i64> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("number {n} is not a 64-bit integer")),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| format!("string {s:?} is not an integer")),
+        other => Err(format!("expected an integer, got {other}")),
+    }
+}
+
+fn to_f64(v: &Value) -> Conv<f64> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| format!("number {n} is not a double")),
+        Value::String(s) => match s.trim() {
+            "NaN" => Ok(Some(f64::NAN)),
+            "INF" => Ok(Some(f64::INFINITY)),
+            "-INF" => Ok(Some(f64::NEG_INFINITY)),
+            t => t
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| format!("string {s:?} is not a number")),
+        },
+        other => Err(format!("expected a number, got {other}")),
+    }
+}
+
+fn to_text(v: &Value) -> Conv<String> {
+    Ok(match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    })
+}
+
+fn to_text_strict(v: &Value) -> Conv<String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(_) | Value::Bool(_) => Ok(Some(v.to_string())),
+        other => Err(format!("expected a string, got {other}")),
+    }
+}
+
+fn to_uuid(v: &Value) -> Conv<String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => uuid::Uuid::parse_str(s.trim())
+            .map(|u| Some(u.hyphenated().to_string()))
+            .map_err(|_| format!("string {s:?} is not a GUID")),
+        other => Err(format!("expected a GUID string, got {other}")),
+    }
+}
+
+fn to_bool(v: &Value) -> Conv<bool> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        other => Err(format!("expected true or false, got {other}")),
+    }
+}
+
+fn to_date(v: &Value) -> Conv<i32> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => parse_instant(s.trim())
+            .map(|t| Some((t.date_naive() - EPOCH).num_days() as i32))
+            .ok_or_else(|| format!("string {s:?} is not a date")),
+        other => Err(format!("expected a date string, got {other}")),
+    }
+}
+
+fn to_timestamp(v: &Value) -> Conv<i64> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => parse_instant(s.trim())
+            .map(|t| Some(t.timestamp_micros()))
+            .ok_or_else(|| format!("string {s:?} is not a date-time")),
+        other => Err(format!("expected a date-time string, got {other}")),
+    }
+}
+
+fn to_binary(v: &Value) -> Conv<Vec<u8>> {
+    use base64::engine::DecodePaddingMode;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+    const URL: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => STD
+            .decode(s.trim())
+            .or_else(|_| URL.decode(s.trim()))
+            .map(Some)
+            .map_err(|e| format!("string is not base64 ({e})")),
+        other => Err(format!("expected a base64 string, got {other}")),
+    }
+}
+
+/// Whether a JSON member is an OData annotation rather than data.
+pub fn is_annotation(member: &str) -> bool {
+    member.starts_with('@') || member.contains("@odata.")
+}
+
+/// Convert JSON objects (one page) to a record batch.
+///
+/// `first_row` is the position of `rows[0]` in the whole extraction, used in
+/// error messages. Returns the batch and the extra columns it carries
+/// (`(column, API name)`, sorted by column).
+pub fn rows_to_batch(
+    resource: &ResourceConfig,
+    rows: &[Map<String, Value>],
+    first_row: usize,
+) -> Result<(RecordBatch, Vec<(String, String)>)> {
+    // Unknown members, by normalised name (first API spelling wins).
+    let mut extras: BTreeMap<String, String> = BTreeMap::new();
+    for row in rows {
+        for key in row.keys() {
+            if resource.column_by_source(key).is_none() && !is_annotation(key) {
+                let name = snake_case(key);
+                if resource.column(&name).is_none() {
+                    extras.entry(name).or_insert_with(|| key.clone());
+                }
+            }
+        }
+    }
+    let extras: Vec<(String, String)> = extras.into_iter().collect();
+    let schema = page_schema(resource, &extras);
+    let null = Value::Null;
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for c in &resource.columns {
+        let values = rows.iter().map(|r| r.get(&c.source).unwrap_or(&null));
+        let fail = |i: usize, why: String| {
+            Error::new(
+                ErrorKind::SchemaMismatch,
+                format!(
+                    "resource `{}`: row {}: field `{}` ({}): {why}",
+                    resource.table,
+                    first_row + i,
+                    c.source,
+                    c.data_type
+                ),
+            )
+        };
+        macro_rules! collect {
+            ($conv:expr) => {
+                values
+                    .enumerate()
+                    .map(|(i, v)| $conv(v).map_err(|why| fail(i, why)))
+                    .collect::<Result<Vec<_>>>()?
+            };
+        }
+        let array: ArrayRef = match c.data_type {
+            ColumnType::Bigint => Arc::new(Int64Array::from(collect!(to_i64))),
+            ColumnType::Double => Arc::new(Float64Array::from(collect!(to_f64))),
+            ColumnType::Text | ColumnType::Xml => {
+                Arc::new(StringArray::from(collect!(to_text_strict)))
+            }
+            ColumnType::Uniqueidentifier => Arc::new(StringArray::from(collect!(to_uuid))),
+            ColumnType::Bool => Arc::new(BooleanArray::from(collect!(to_bool))),
+            ColumnType::Date => Arc::new(Date32Array::from(collect!(to_date))),
+            ColumnType::Timestamp => Arc::new(
+                TimestampMicrosecondArray::from(collect!(to_timestamp)).with_timezone("UTC"),
+            ),
+            ColumnType::Binary => {
+                let v: Vec<Option<Vec<u8>>> = collect!(to_binary);
+                Arc::new(BinaryArray::from_iter(v))
+            }
+        };
+        columns.push(array);
+    }
+    for (_, source) in &extras {
+        let v: Vec<Option<String>> = rows
+            .iter()
+            .map(|r| to_text(r.get(source).unwrap_or(&null)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|why| Error::new(ErrorKind::SchemaMismatch, why))?;
+        columns.push(Arc::new(StringArray::from(v)));
+    }
+    let batch = RecordBatch::try_new(schema, columns).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("resource `{}`: cannot assemble a batch: {e}", resource.table),
+        )
+    })?;
+    Ok((batch, extras))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ColumnConfig;
+    use arrow::array::Array;
+
+    fn resource() -> ResourceConfig {
+        let col = |name: &str, source: &str, t| ColumnConfig {
+            name: name.into(),
+            source: source.into(),
+            data_type: t,
+        };
+        ResourceConfig {
+            table: "raw__demo__things".into(),
+            api_path: "/Things".into(),
+            primary_key: vec!["thing_id".into()],
+            cursor_field: "ModifiedDate".into(),
+            columns: vec![
+                col("thing_id", "ThingId", ColumnType::Bigint),
+                col("price", "Price", ColumnType::Double),
+                col("name", "Name", ColumnType::Text),
+                col("rowguid", "rowguid", ColumnType::Uniqueidentifier),
+                col("active", "Active", ColumnType::Bool),
+                col("start_date", "StartDate", ColumnType::Timestamp),
+                col("photo", "Photo", ColumnType::Binary),
+                col("modified_date", "ModifiedDate", ColumnType::Date),
+            ],
+        }
+    }
+
+    fn rows(v: Value) -> Vec<Map<String, Value>> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|r| r.as_object().expect("object").clone())
+            .collect()
+    }
+
+    #[test]
+    fn converts_every_type() {
+        let r = resource();
+        let data = rows(serde_json::json!([
+            {"ThingId": 7, "Price": 12.5, "Name": "Bolt", "rowguid": "A1B2C3D4-0000-4000-8000-000000000001",
+             "Active": true, "StartDate": "2011-05-31T00:00:00Z", "Photo": "R0lGODlh",
+             "ModifiedDate": "2014-07-01", "Color@odata.type": "x", "NewField": 3},
+            {"ThingId": "8", "Price": "NaN", "Name": null, "rowguid": null, "Active": null,
+             "StartDate": "2011-05-31T02:00:00+02:00", "Photo": null, "ModifiedDate": "2014-07-02T10:00:00Z"}
+        ]));
+        let (batch, extras) = rows_to_batch(&r, &data, 0).expect("converts");
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(extras, vec![("new_field".to_string(), "NewField".to_string())]);
+        let schema = batch.schema();
+        assert_eq!(schema.fields().len(), 9);
+        assert!(is_extra(schema.field(8)));
+        assert_eq!(schema.field(8).name(), "new_field");
+        let ids = batch.column(0).as_any().downcast_ref::<Int64Array>().expect("i64");
+        assert_eq!((ids.value(0), ids.value(1)), (7, 8));
+        let guid = batch.column(3).as_any().downcast_ref::<StringArray>().expect("str");
+        assert_eq!(guid.value(0), "a1b2c3d4-0000-4000-8000-000000000001");
+        let ts = batch.column(5).as_any().downcast_ref::<TimestampMicrosecondArray>().expect("ts");
+        assert_eq!(ts.value(0), 1_306_800_000_000_000);
+        assert_eq!(ts.value(1), 1_306_800_000_000_000);
+        let photo = batch.column(6).as_any().downcast_ref::<BinaryArray>().expect("bin");
+        assert_eq!(&photo.value(0)[..6], b"GIF89a");
+        let dates = batch.column(7).as_any().downcast_ref::<Date32Array>().expect("date");
+        assert_eq!((dates.value(0), dates.value(1)), (16252, 16253));
+        let extra = batch.column(8).as_any().downcast_ref::<StringArray>().expect("str");
+        assert_eq!(extra.value(0), "3");
+        assert!(extra.is_null(1));
+    }
+
+    #[test]
+    fn bad_value_names_resource_row_and_field() {
+        let r = resource();
+        let data = rows(serde_json::json!([{"ThingId": 1}, {"ThingId": "x1"}]));
+        let err = rows_to_batch(&r, &data, 40).expect_err("bad id");
+        assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+        assert_eq!(
+            err.message(),
+            "resource `raw__demo__things`: row 41: field `ThingId` (bigint): string \"x1\" is not an integer"
+        );
+        let data = rows(serde_json::json!([{"ModifiedDate": "July"}]));
+        let err = rows_to_batch(&r, &data, 0).expect_err("bad date");
+        assert_eq!(
+            err.message(),
+            "resource `raw__demo__things`: row 0: field `ModifiedDate` (date): string \"July\" is not a date"
+        );
+    }
+}
