@@ -14,6 +14,7 @@
 //! it, and records the page's [`odata::Page::max_cursor`] with the commit so
 //! the next load resumes from it ([`odata::Cursor::After`]).
 
+pub mod land;
 pub mod naming;
 pub mod odata;
 pub mod schema;

@@ -1,0 +1,328 @@
+//! Landing extracted rows in the DAS layer, one atomic commit per resource.
+//!
+//! For each resource (concurrently, bounded):
+//! 1. Read the table's cursor from its current snapshot (`lakehouse.cursor`).
+//! 2. Fetch every page with `$filter=<cursor field> ge <cursor>` (inclusive,
+//!    so rows published late with the boundary value are not missed).
+//! 3. Drop boundary rows already landed: a fetched row whose configured
+//!    columns (true key + content) equal a landed row at or after the cursor
+//!    is a re-read, not a change. Exact duplicates within the fetch are
+//!    dropped too.
+//! 4. Add the load columns ([`crate::model::das`]): one load id and load time
+//!    for the run (the time strictly later than the table's previous load),
+//!    and a sequence per row.
+//! 5. Append the rows **and** the new cursor in one snapshot. New source
+//!    fields become new optional columns.
+//!
+//! Invariant: the cursor committed with a snapshot is the maximum cursor
+//! value among the rows landed up to that snapshot. A run killed at any
+//! point commits either all of a resource's new rows with their cursor, or
+//! nothing for it; the next run re-fetches from the last committed cursor,
+//! and step 3 makes the re-read rows land exactly once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::row::{RowConverter, SortField};
+use chrono::{DateTime, Utc};
+use datafusion::logical_expr::{cast, col};
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+
+use super::odata::{Cursor, ODataClient};
+use super::schema::resource_schema;
+use crate::config::{ResourceConfig, SourceConfig};
+use crate::error::{Error, Result};
+use crate::model::das::{LOAD_ID, LOAD_SEQUENCE, LOADED_AT, NAMESPACE};
+use crate::model::frame::ts_lit;
+use crate::storage::{AsOf, SchemaPolicy, TableName, Warehouse, Write};
+
+/// Snapshot property: the cursor (RFC 3339, UTC) after this snapshot.
+pub const CURSOR: &str = "lakehouse.cursor";
+/// Snapshot property: the load id of this snapshot's rows.
+pub const LOAD_ID_PROP: &str = "lakehouse.load-id";
+/// Snapshot property: the load time (micros, UTC) of this snapshot's rows.
+pub const LOADED_AT_PROP: &str = "lakehouse.loaded-at";
+
+/// Options of one extraction run.
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    /// Only these tables (landing names or API paths); all when empty.
+    pub resources: Vec<String>,
+    /// Resources extracted at the same time.
+    pub concurrency: usize,
+    /// Show progress bars on a terminal.
+    pub progress: bool,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        Self {
+            resources: Vec::new(),
+            concurrency: 4,
+            progress: false,
+        }
+    }
+}
+
+/// What happened to one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceReport {
+    pub table: String,
+    pub pages: usize,
+    /// Rows the source returned.
+    pub fetched: usize,
+    /// Rows landed (fetched minus re-read boundary rows).
+    pub landed: usize,
+    pub seconds: f64,
+    /// The cursor after this run.
+    pub cursor: Option<DateTime<Utc>>,
+    /// The failure, if the resource failed (others still commit).
+    pub error: Option<String>,
+}
+
+/// The run's report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractReport {
+    pub load_id: String,
+    pub resources: Vec<ResourceReport>,
+}
+
+impl ExtractReport {
+    /// Rows landed over all resources.
+    pub fn landed(&self) -> usize {
+        self.resources.iter().map(|r| r.landed).sum()
+    }
+    /// The failed resources.
+    pub fn failures(&self) -> Vec<&ResourceReport> {
+        self.resources.iter().filter(|r| r.error.is_some()).collect()
+    }
+}
+
+/// Extract `config`'s resources through `client` into the warehouse's DAS layer.
+pub async fn extract(wh: &Warehouse, config: &SourceConfig, client: &ODataClient, options: &ExtractOptions) -> Result<ExtractReport> {
+    let selected: Vec<&ResourceConfig> = if options.resources.is_empty() {
+        config.resources.iter().collect()
+    } else {
+        options
+            .resources
+            .iter()
+            .map(|name| {
+                config
+                    .resources
+                    .iter()
+                    .find(|r| &r.table == name || &r.api_path == name || r.entity_set() == name || r.table.ends_with(&format!("__{name}")))
+                    .ok_or_else(|| Error::invalid(format!("unknown resource '{name}' in source {}", config.name)))
+            })
+            .collect::<Result<_>>()?
+    };
+    let load_id = uuid::Uuid::now_v7().to_string();
+    let started = Utc::now();
+    let bar = if options.progress {
+        let b = indicatif::ProgressBar::new(selected.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} extract [{bar:30}] {pos}/{len} resources {msg}")
+                .map_err(|e| Error::internal(e.to_string()))?
+                .progress_chars("=> "),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let reports: Vec<ResourceReport> = futures::stream::iter(selected)
+        .map(|resource| {
+            let load_id = load_id.clone();
+            let bar = bar.clone();
+            async move {
+                let t0 = Instant::now();
+                let result = land_resource(wh, client, resource, &load_id, started).await;
+                bar.inc(1);
+                let seconds = t0.elapsed().as_secs_f64();
+                match result {
+                    Ok(mut r) => {
+                        r.seconds = seconds;
+                        bar.set_message(format!("{} ({} rows)", resource.table, r.landed));
+                        r
+                    }
+                    Err(e) => ResourceReport {
+                        table: resource.table.clone(),
+                        pages: 0,
+                        fetched: 0,
+                        landed: 0,
+                        seconds,
+                        cursor: None,
+                        error: Some(format!("{e}")),
+                    },
+                }
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let mut reports = reports;
+    reports.sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(ExtractReport {
+        load_id,
+        resources: reports,
+    })
+}
+
+fn parse_cursor(v: &str, table: &TableName) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::invalid(format!("table {table}: bad {CURSOR} property '{v}': {e}")))
+}
+
+async fn land_resource(
+    wh: &Warehouse,
+    client: &ODataClient,
+    resource: &ResourceConfig,
+    load_id: &str,
+    started: DateTime<Utc>,
+) -> Result<ResourceReport> {
+    let name = TableName::new(NAMESPACE, resource.table.clone())?;
+    let existing = wh.try_load_table(&name).await?;
+    let props = existing.as_ref().map(|t| t.current_properties()).unwrap_or_default();
+    let cursor = props.get(CURSOR).map(|v| parse_cursor(v, &name)).transpose()?;
+    let last_loaded: Option<i64> = props.get(LOADED_AT_PROP).and_then(|v| v.parse().ok());
+
+    // Fetch every page.
+    let mut pages = client.pages(resource, cursor.map(Cursor::AtOrAfter));
+    let mut batches = Vec::new();
+    let mut page_count = 0;
+    let mut max_cursor = cursor;
+    while let Some(page) = pages.try_next().await? {
+        page_count += 1;
+        max_cursor = max_cursor.max(page.max_cursor);
+        if page.batch.num_rows() > 0 {
+            batches.push(page.batch);
+        }
+    }
+    let fetched: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut report = ResourceReport {
+        table: resource.table.clone(),
+        pages: page_count,
+        fetched,
+        landed: 0,
+        seconds: 0.0,
+        cursor: max_cursor,
+        error: None,
+    };
+    if fetched == 0 {
+        return Ok(report);
+    }
+    let batch = unify(resource, &batches)?;
+
+    // Drop re-read rows: same configured columns as a row already landed at
+    // or after the cursor, or as an earlier row of this fetch.
+    let configured: Vec<String> = resource.columns.iter().map(|c| c.name.clone()).collect();
+    let converter = RowConverter::new(
+        configured
+            .iter()
+            .map(|c| Ok(SortField::new(batch.schema_ref().field_with_name(c)?.data_type().clone())))
+            .collect::<Result<Vec<_>>>()?,
+    )?;
+    let encode = |b: &RecordBatch| -> Result<arrow::row::Rows> {
+        let cols = configured
+            .iter()
+            .map(|c| Ok(b.column(b.schema_ref().index_of(c)?).clone()))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        Ok(converter.convert_columns(&cols)?)
+    };
+    let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+    if let (Some(t), Some(c)) = (&existing, cursor) {
+        let cursor_col = resource
+            .cursor_column()
+            .ok_or_else(|| Error::invalid(format!("resource {} has no cursor column", resource.table)))?;
+        let ctx = SessionContext::new();
+        let landed = ctx
+            .read_table(t.provider(AsOf::Latest).await?)?
+            .filter(
+                cast(col(cursor_col.name.as_str()), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
+                    .gt_eq(ts_lit(c.timestamp_micros())),
+            )?
+            .select_columns(&configured.iter().map(String::as_str).collect::<Vec<_>>())?
+            .collect()
+            .await?;
+        for b in &landed {
+            let b = crate::storage::schema::project_by_name(b, &Arc::new(Schema::new(
+                configured
+                    .iter()
+                    .map(|c| batch.schema_ref().field_with_name(c).cloned())
+                    .collect::<std::result::Result<Vec<Field>, _>>()?,
+            )))?;
+            for r in encode(&b)?.iter() {
+                seen.insert(r.as_ref().into());
+            }
+        }
+    }
+    let rows = encode(&batch)?;
+    let keep: BooleanArray = rows.iter().map(|r| Some(seen.insert(r.as_ref().into()))).collect();
+    let batch = filter_record_batch(&batch, &keep)?;
+    report.landed = batch.num_rows();
+    if batch.num_rows() == 0 {
+        return Ok(report);
+    }
+
+    // Load columns.
+    let loaded_at = started.timestamp_micros().max(last_loaded.map_or(i64::MIN, |l| l + 1));
+    let n = batch.num_rows();
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend([
+        Field::new(LOAD_ID, DataType::Utf8, false),
+        Field::new(LOADED_AT, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(LOAD_SEQUENCE, DataType::Int64, false),
+    ]);
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(vec![load_id; n])));
+    columns.push(Arc::new(TimestampMicrosecondArray::from(vec![loaded_at; n]).with_timezone("UTC")));
+    columns.push(Arc::new(Int64Array::from_iter_values(0..n as i64)));
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let mut write = Write::append()
+        .schema_policy(SchemaPolicy::AddColumns)
+        .property(LOAD_ID_PROP, load_id)
+        .property(LOADED_AT_PROP, loaded_at.to_string());
+    if let Some(c) = max_cursor {
+        write = write.property(CURSOR, c.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+    }
+    wh.write(&name, schema, vec![batch], write)
+        .await
+        .map_err(|e| e.context(format!("landing {}", resource.table)))?;
+    Ok(report)
+}
+
+/// One batch with the configured columns followed by every extra column seen
+/// (NULL where a page lacked it). Fields carry no metadata.
+fn unify(resource: &ResourceConfig, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let base = resource_schema(resource);
+    let mut fields: Vec<Field> = base.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect();
+    for b in batches {
+        for f in b.schema().fields() {
+            if !fields.iter().any(|x| x.name() == f.name()) {
+                fields.push(Field::new(f.name(), f.data_type().clone(), true));
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let aligned = batches
+        .iter()
+        .map(|b| {
+            let cols = schema
+                .fields()
+                .iter()
+                .map(|f| match b.schema().index_of(f.name()) {
+                    Ok(i) => b.column(i).clone(),
+                    Err(_) => new_null_array(f.data_type(), b.num_rows()),
+                })
+                .collect::<Vec<_>>();
+            RecordBatch::try_new(schema.clone(), cols)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(concat_batches(&schema, &aligned)?)
+}
