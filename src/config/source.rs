@@ -376,7 +376,7 @@ resources:
             vec!["business_entity_id", "address_id", "address_type_id"]
         );
         let total: usize = c.resources.iter().map(|r| r.columns.len()).sum();
-        assert_eq!(total, 416);
+        assert_eq!(total, 415);
     }
 
     #[test]
