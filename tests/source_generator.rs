@@ -20,7 +20,9 @@ fn table<'a>(g: &'a Generator, name: &str) -> &'a TableData {
 /// The set of values of `column` in `name`.
 fn ids(g: &Generator, name: &str, column: &str) -> HashSet<String> {
     let t = table(g, name);
-    let c = t.column_index(column).unwrap_or_else(|| panic!("{name}.{column}"));
+    let c = t
+        .column_index(column)
+        .unwrap_or_else(|| panic!("{name}.{column}"));
     t.rows.iter().map(|r| r[c].to_string()).collect()
 }
 
@@ -28,7 +30,9 @@ fn ids(g: &Generator, name: &str, column: &str) -> HashSet<String> {
 fn assert_fk(g: &Generator, child: &str, column: &str, parent: &str, parent_column: &str) {
     let parents = ids(g, parent, parent_column);
     let t = table(g, child);
-    let c = t.column_index(column).unwrap_or_else(|| panic!("{child}.{column}"));
+    let c = t
+        .column_index(column)
+        .unwrap_or_else(|| panic!("{child}.{column}"));
     let mut checked = 0;
     for (i, r) in t.rows.iter().enumerate() {
         if r[c].is_null() {
@@ -41,7 +45,10 @@ fn assert_fk(g: &Generator, child: &str, column: &str, parent: &str, parent_colu
             r[c]
         );
     }
-    assert!(checked > 0, "{child}.{column} has no non-null values to check");
+    assert!(
+        checked > 0,
+        "{child}.{column} has no non-null values to check"
+    );
 }
 
 fn key_of(t: &TableData, row: &[Value]) -> String {
@@ -91,7 +98,11 @@ fn same_seed_same_data_other_seed_other_data() {
 #[test]
 fn scale_is_validated() {
     for bad in [0.0, -1.0, f64::NAN, 11.0] {
-        let err = Generator::new(GeneratorOptions { seed: 1, scale: bad }).expect_err("rejected");
+        let err = Generator::new(GeneratorOptions {
+            seed: 1,
+            scale: bad,
+        })
+        .expect_err("rejected");
         assert!(err.to_string().contains("scale"), "{err}");
     }
 }
@@ -131,7 +142,11 @@ fn small_scale_is_fast_and_sized() {
     .into_iter()
     .collect();
     for (name, n) in expected {
-        assert_eq!(counts[&format!("raw__adventure_works__{name}")], n, "{name}");
+        assert_eq!(
+            counts[&format!("raw__adventure_works__{name}")],
+            n,
+            "{name}"
+        );
     }
     let lines = counts["raw__adventure_works__sales_order_details"];
     assert!((700..=2000).contains(&lines), "order lines: {lines}");
@@ -161,66 +176,414 @@ fn keys_are_unique_and_references_resolve() {
     for day in [0, 4] {
         g.advance_to(day).expect("advance");
         assert_keys_unique(&g);
-        assert_fk(&g, "sales_order_details", "sales_order_id", "sales_order_headers", "sales_order_id");
-        assert_fk(&g, "sales_order_details", "product_id", "products", "product_id");
-        assert_fk(&g, "sales_order_details", "special_offer_id", "special_offers", "special_offer_id");
-        assert_fk(&g, "sales_order_headers", "customer_id", "customers", "customer_id");
-        assert_fk(&g, "sales_order_headers", "territory_id", "sales_territories", "territory_id");
-        assert_fk(&g, "sales_order_headers", "bill_to_address_id", "addresses", "address_id");
-        assert_fk(&g, "sales_order_headers", "ship_to_address_id", "addresses", "address_id");
-        assert_fk(&g, "sales_order_headers", "ship_method_id", "ship_methods", "ship_method_id");
-        assert_fk(&g, "sales_order_headers", "credit_card_id", "credit_cards", "credit_card_id");
-        assert_fk(&g, "sales_order_headers", "currency_rate_id", "currency_rates", "currency_rate_id");
-        assert_fk(&g, "sales_order_headers", "sales_person_id", "sales_persons", "business_entity_id");
-        assert_fk(&g, "customers", "person_id", "persons", "business_entity_id");
+        assert_fk(
+            &g,
+            "sales_order_details",
+            "sales_order_id",
+            "sales_order_headers",
+            "sales_order_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_details",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_details",
+            "special_offer_id",
+            "special_offers",
+            "special_offer_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "customer_id",
+            "customers",
+            "customer_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "bill_to_address_id",
+            "addresses",
+            "address_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "ship_to_address_id",
+            "addresses",
+            "address_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "ship_method_id",
+            "ship_methods",
+            "ship_method_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "credit_card_id",
+            "credit_cards",
+            "credit_card_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "currency_rate_id",
+            "currency_rates",
+            "currency_rate_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "sales_person_id",
+            "sales_persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "customers",
+            "person_id",
+            "persons",
+            "business_entity_id",
+        );
         assert_fk(&g, "customers", "store_id", "stores", "business_entity_id");
-        assert_fk(&g, "customers", "territory_id", "sales_territories", "territory_id");
-        assert_fk(&g, "products", "product_subcategory_id", "product_subcategories", "product_subcategory_id");
-        assert_fk(&g, "products", "product_model_id", "product_models", "product_model_id");
-        assert_fk(&g, "product_subcategories", "product_category_id", "product_categories", "product_category_id");
-        assert_fk(&g, "employees", "business_entity_id", "persons", "business_entity_id");
-        assert_fk(&g, "sales_persons", "business_entity_id", "employees", "business_entity_id");
-        assert_fk(&g, "sales_persons", "territory_id", "sales_territories", "territory_id");
-        assert_fk(&g, "stores", "sales_person_id", "sales_persons", "business_entity_id");
-        assert_fk(&g, "email_addresses", "business_entity_id", "persons", "business_entity_id");
-        assert_fk(&g, "person_phones", "business_entity_id", "persons", "business_entity_id");
-        assert_fk(&g, "person_phones", "phone_number_type_id", "phone_number_types", "phone_number_type_id");
-        assert_fk(&g, "business_entity_addresses", "address_id", "addresses", "address_id");
-        assert_fk(&g, "business_entity_addresses", "address_type_id", "address_types", "address_type_id");
-        assert_fk(&g, "business_entity_contacts", "person_id", "persons", "business_entity_id");
-        assert_fk(&g, "business_entity_contacts", "contact_type_id", "contact_types", "contact_type_id");
-        assert_fk(&g, "addresses", "state_province_id", "state_provinces", "state_province_id");
-        assert_fk(&g, "state_provinces", "territory_id", "sales_territories", "territory_id");
-        assert_fk(&g, "state_provinces", "country_region_code", "country_regions", "country_region_code");
-        assert_fk(&g, "sales_territories", "country_region_code", "country_regions", "country_region_code");
-        assert_fk(&g, "currency_rates", "to_currency_code", "currencies", "currency_code");
-        assert_fk(&g, "employee_pay_histories", "business_entity_id", "employees", "business_entity_id");
-        assert_fk(&g, "employee_department_histories", "department_id", "departments", "department_id");
-        assert_fk(&g, "employee_department_histories", "shift_id", "shifts", "shift_id");
-        assert_fk(&g, "job_candidates", "business_entity_id", "employees", "business_entity_id");
-        assert_fk(&g, "sales_person_quota_histories", "business_entity_id", "sales_persons", "business_entity_id");
-        assert_fk(&g, "sales_territory_histories", "territory_id", "sales_territories", "territory_id");
-        assert_fk(&g, "bill_of_materials", "product_assembly_id", "products", "product_id");
-        assert_fk(&g, "bill_of_materials", "component_id", "products", "product_id");
-        assert_fk(&g, "bill_of_materials", "unit_measure_code", "unit_measures", "unit_measure_code");
-        assert_fk(&g, "product_inventories", "location_id", "locations", "location_id");
-        assert_fk(&g, "product_list_price_histories", "product_id", "products", "product_id");
-        assert_fk(&g, "product_cost_histories", "product_id", "products", "product_id");
-        assert_fk(&g, "product_model_illustrations", "illustration_id", "illustrations", "illustration_id");
-        assert_fk(&g, "product_reviews", "product_id", "products", "product_id");
-        assert_fk(&g, "product_vendors", "business_entity_id", "vendors", "business_entity_id");
-        assert_fk(&g, "product_vendors", "product_id", "products", "product_id");
-        assert_fk(&g, "purchase_order_headers", "vendor_id", "vendors", "business_entity_id");
-        assert_fk(&g, "purchase_order_headers", "employee_id", "employees", "business_entity_id");
-        assert_fk(&g, "purchase_order_details", "purchase_order_id", "purchase_order_headers", "purchase_order_id");
+        assert_fk(
+            &g,
+            "customers",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "products",
+            "product_subcategory_id",
+            "product_subcategories",
+            "product_subcategory_id",
+        );
+        assert_fk(
+            &g,
+            "products",
+            "product_model_id",
+            "product_models",
+            "product_model_id",
+        );
+        assert_fk(
+            &g,
+            "product_subcategories",
+            "product_category_id",
+            "product_categories",
+            "product_category_id",
+        );
+        assert_fk(
+            &g,
+            "employees",
+            "business_entity_id",
+            "persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "sales_persons",
+            "business_entity_id",
+            "employees",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "sales_persons",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "stores",
+            "sales_person_id",
+            "sales_persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "email_addresses",
+            "business_entity_id",
+            "persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "person_phones",
+            "business_entity_id",
+            "persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "person_phones",
+            "phone_number_type_id",
+            "phone_number_types",
+            "phone_number_type_id",
+        );
+        assert_fk(
+            &g,
+            "business_entity_addresses",
+            "address_id",
+            "addresses",
+            "address_id",
+        );
+        assert_fk(
+            &g,
+            "business_entity_addresses",
+            "address_type_id",
+            "address_types",
+            "address_type_id",
+        );
+        assert_fk(
+            &g,
+            "business_entity_contacts",
+            "person_id",
+            "persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "business_entity_contacts",
+            "contact_type_id",
+            "contact_types",
+            "contact_type_id",
+        );
+        assert_fk(
+            &g,
+            "addresses",
+            "state_province_id",
+            "state_provinces",
+            "state_province_id",
+        );
+        assert_fk(
+            &g,
+            "state_provinces",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "state_provinces",
+            "country_region_code",
+            "country_regions",
+            "country_region_code",
+        );
+        assert_fk(
+            &g,
+            "sales_territories",
+            "country_region_code",
+            "country_regions",
+            "country_region_code",
+        );
+        assert_fk(
+            &g,
+            "currency_rates",
+            "to_currency_code",
+            "currencies",
+            "currency_code",
+        );
+        assert_fk(
+            &g,
+            "employee_pay_histories",
+            "business_entity_id",
+            "employees",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "employee_department_histories",
+            "department_id",
+            "departments",
+            "department_id",
+        );
+        assert_fk(
+            &g,
+            "employee_department_histories",
+            "shift_id",
+            "shifts",
+            "shift_id",
+        );
+        assert_fk(
+            &g,
+            "job_candidates",
+            "business_entity_id",
+            "employees",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "sales_person_quota_histories",
+            "business_entity_id",
+            "sales_persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "sales_territory_histories",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "bill_of_materials",
+            "product_assembly_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "bill_of_materials",
+            "component_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "bill_of_materials",
+            "unit_measure_code",
+            "unit_measures",
+            "unit_measure_code",
+        );
+        assert_fk(
+            &g,
+            "product_inventories",
+            "location_id",
+            "locations",
+            "location_id",
+        );
+        assert_fk(
+            &g,
+            "product_list_price_histories",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "product_cost_histories",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "product_model_illustrations",
+            "illustration_id",
+            "illustrations",
+            "illustration_id",
+        );
+        assert_fk(
+            &g,
+            "product_reviews",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "product_vendors",
+            "business_entity_id",
+            "vendors",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "product_vendors",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "purchase_order_headers",
+            "vendor_id",
+            "vendors",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "purchase_order_headers",
+            "employee_id",
+            "employees",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "purchase_order_details",
+            "purchase_order_id",
+            "purchase_order_headers",
+            "purchase_order_id",
+        );
         assert_fk(&g, "work_orders", "product_id", "products", "product_id");
-        assert_fk(&g, "work_orders", "scrap_reason_id", "scrap_reasons", "scrap_reason_id");
-        assert_fk(&g, "work_order_routings", "work_order_id", "work_orders", "work_order_id");
-        assert_fk(&g, "work_order_routings", "location_id", "locations", "location_id");
-        assert_fk(&g, "transaction_histories", "product_id", "products", "product_id");
-        assert_fk(&g, "transaction_history_archives", "product_id", "products", "product_id");
-        assert_fk(&g, "shopping_cart_items", "product_id", "products", "product_id");
-        assert_fk(&g, "sales_tax_rates", "state_province_id", "state_provinces", "state_province_id");
+        assert_fk(
+            &g,
+            "work_orders",
+            "scrap_reason_id",
+            "scrap_reasons",
+            "scrap_reason_id",
+        );
+        assert_fk(
+            &g,
+            "work_order_routings",
+            "work_order_id",
+            "work_orders",
+            "work_order_id",
+        );
+        assert_fk(
+            &g,
+            "work_order_routings",
+            "location_id",
+            "locations",
+            "location_id",
+        );
+        assert_fk(
+            &g,
+            "transaction_histories",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "transaction_history_archives",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "shopping_cart_items",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "sales_tax_rates",
+            "state_province_id",
+            "state_provinces",
+            "state_province_id",
+        );
     }
 }
 
@@ -235,7 +598,10 @@ fn nulls_where_the_real_data_has_them() {
     let persons = table(&g, "persons").rows.len();
     assert!(nulls("addresses", "address_line2") > table(&g, "addresses").rows.len() / 2);
     let middle = nulls("persons", "middle_name");
-    assert!(middle > 0 && middle < persons, "middle_name nulls: {middle}");
+    assert!(
+        middle > 0 && middle < persons,
+        "middle_name nulls: {middle}"
+    );
     assert_eq!(nulls("employees", "organization_level"), 1);
     assert_eq!(nulls("sales_persons", "territory_id"), 3);
     assert!(nulls("products", "product_subcategory_id") == 211);
@@ -246,7 +612,10 @@ fn nulls_where_the_real_data_has_them() {
 fn days_change_only_what_they_say() {
     let day0 = Generator::new(opts(11)).expect("day 0");
     let max0 = max_modified(&day0);
-    assert!(max0.as_str() <= "2014-06-30", "day 0 max modified_date {max0}");
+    assert!(
+        max0.as_str() <= "2014-06-30",
+        "day 0 max modified_date {max0}"
+    );
     assert_eq!(BASE_END.to_string(), "2014-06-30");
     let mut g = day0.clone();
     for day in 1..=3u32 {
@@ -260,8 +629,11 @@ fn days_change_only_what_they_say() {
             let name = t.def.table;
             let prev = before.table(name).expect("same tables");
             let md = t.column_index("modified_date").expect("modified_date");
-            let changed: Vec<&Vec<Value>> =
-                t.rows.iter().filter(|r| r[md].as_str() == Some(date.as_str())).collect();
+            let changed: Vec<&Vec<Value>> = t
+                .rows
+                .iter()
+                .filter(|r| r[md].as_str() == Some(date.as_str()))
+                .collect();
             assert_eq!(changed.len(), delta.changed(name), "{name} on day {day}");
             changed_total += changed.len();
             // Every other row is identical to the day before.
@@ -271,13 +643,27 @@ fn days_change_only_what_they_say() {
                 if r[md].as_str() == Some(date.as_str()) {
                     continue;
                 }
-                assert!(r[md].as_str() < Some(date.as_str()), "{name}: a row from the future");
-                assert_eq!(prev_rows.get(&key_of(t, r)), Some(&r), "{name}: untouched row changed");
+                assert!(
+                    r[md].as_str() < Some(date.as_str()),
+                    "{name}: a row from the future"
+                );
+                assert_eq!(
+                    prev_rows.get(&key_of(t, r)),
+                    Some(&r),
+                    "{name}: untouched row changed"
+                );
             }
             let added = delta.added.get(name).copied().unwrap_or(0);
-            assert_eq!(t.rows.len(), prev.rows.len() + added, "{name} added on day {day}");
+            assert_eq!(
+                t.rows.len(),
+                prev.rows.len() + added,
+                "{name} added on day {day}"
+            );
         }
-        assert!(changed_total > 30, "day {day} changed only {changed_total} rows");
+        assert!(
+            changed_total > 30,
+            "day {day} changed only {changed_total} rows"
+        );
         for busy in [
             "sales_order_headers",
             "sales_order_details",
@@ -297,8 +683,15 @@ fn days_change_only_what_they_say() {
             );
         }
     }
-    let modified: BTreeSet<&str> = g.deltas().iter().flat_map(|d| d.modified.keys().map(String::as_str)).collect();
-    assert!(modified.contains("raw__adventure_works__sales_order_headers"), "orders ship: {modified:?}");
+    let modified: BTreeSet<&str> = g
+        .deltas()
+        .iter()
+        .flat_map(|d| d.modified.keys().map(String::as_str))
+        .collect();
+    assert!(
+        modified.contains("raw__adventure_works__sales_order_headers"),
+        "orders ship: {modified:?}"
+    );
     assert!(modified.contains("raw__adventure_works__products"));
     assert!(modified.contains("raw__adventure_works__addresses"));
 }
@@ -308,7 +701,9 @@ fn max_modified(g: &Generator) -> String {
         .iter()
         .flat_map(|t| {
             let md = t.column_index("modified_date").expect("modified_date");
-            t.rows.iter().filter_map(move |r| r[md].as_str().map(str::to_string))
+            t.rows
+                .iter()
+                .filter_map(move |r| r[md].as_str().map(str::to_string))
         })
         .max()
         .expect("some rows")
