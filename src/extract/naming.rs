@@ -21,9 +21,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-static NON_IDENT_RUN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[^A-Za-z0-9_]+").expect("static regex is valid")
-});
+static NON_IDENT_RUN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[^A-Za-z0-9_]+").expect("static regex is valid"));
 static BREAK_BEFORE_WORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"([^_])([A-Z][a-z]+)").expect("static regex is valid"));
 static BREAK_LOWER_UPPER: LazyLock<Regex> =
@@ -94,7 +93,12 @@ mod tests {
 
     #[test]
     fn idempotent() {
-        for n in ["SalesOrderHeaders", "AddressLine2", "ThumbnailPhotoFileName", "_x"] {
+        for n in [
+            "SalesOrderHeaders",
+            "AddressLine2",
+            "ThumbnailPhotoFileName",
+            "_x",
+        ] {
             let once = snake_case(n);
             assert_eq!(snake_case(&once), once, "{n}");
         }

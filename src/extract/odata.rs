@@ -78,7 +78,9 @@ impl RetryPolicy {
             .initial_backoff
             .saturating_mul(2u32.saturating_pow(attempt.min(20)));
         let base = exp.min(self.max_backoff);
-        retry_after.map_or(base, |r| base.max(r)).min(self.max_backoff)
+        retry_after
+            .map_or(base, |r| base.max(r))
+            .min(self.max_backoff)
     }
 }
 
@@ -180,7 +182,9 @@ impl ODataClient {
         let http = reqwest::Client::builder()
             .timeout(retry.request_timeout)
             .build()
-            .ctx(ErrorKind::Internal, || "cannot build the HTTP client".to_string())?;
+            .ctx(ErrorKind::Internal, || {
+                "cannot build the HTTP client".to_string()
+            })?;
         Ok(Self {
             http,
             base_url: base,
@@ -304,7 +308,10 @@ impl ODataClient {
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::Object(m) => Ok(m),
-                    _ => Err(malformed(&format!("row {} is not a JSON object", first_row + i))),
+                    _ => Err(malformed(&format!(
+                        "row {} is not a JSON object",
+                        first_row + i
+                    ))),
                 })
                 .collect::<Result<_>>()?,
             _ => return Err(malformed("the response has no `value` array")),
@@ -391,7 +398,11 @@ impl ODataClient {
                     .with_source(e));
                 }
                 Err(e) => {
-                    let kind = if e.is_timeout() { "timed out" } else { "failed" };
+                    let kind = if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "failed"
+                    };
                     (format!("request {kind}: {e}"), None)
                 }
             };
@@ -418,12 +429,9 @@ impl ODataClient {
 
 /// `: <message>` from an OData error body, or a short excerpt of the text.
 fn odata_message(text: &str) -> String {
-    let parsed: Option<String> = serde_json::from_str::<Value>(text).ok().and_then(|v| {
-        v.get("error")?
-            .get("message")?
-            .as_str()
-            .map(str::to_string)
-    });
+    let parsed: Option<String> = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("error")?.get("message")?.as_str().map(str::to_string));
     match parsed {
         Some(m) => format!(": {m}"),
         None if text.trim().is_empty() => String::new(),
@@ -438,12 +446,18 @@ mod tests {
 
     #[test]
     fn cursor_literals() {
-        let midnight = Utc.with_ymd_and_hms(2014, 7, 1, 0, 0, 0).single().expect("valid");
+        let midnight = Utc
+            .with_ymd_and_hms(2014, 7, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
         assert_eq!(
             Cursor::AtOrAfter(midnight).filter("ModifiedDate"),
             "ModifiedDate ge 2014-07-01"
         );
-        let later = Utc.with_ymd_and_hms(2014, 7, 1, 10, 30, 0).single().expect("valid");
+        let later = Utc
+            .with_ymd_and_hms(2014, 7, 1, 10, 30, 0)
+            .single()
+            .expect("valid");
         assert_eq!(
             Cursor::After(later).filter("ModifiedDate"),
             "ModifiedDate gt 2014-07-01T10:30:00Z"
@@ -461,13 +475,20 @@ mod tests {
         assert_eq!(p.backoff(0, None), Duration::from_millis(100));
         assert_eq!(p.backoff(2, None), Duration::from_millis(400));
         assert_eq!(p.backoff(10, None), Duration::from_secs(1));
-        assert_eq!(p.backoff(0, Some(Duration::from_millis(700))), Duration::from_millis(700));
-        assert_eq!(p.backoff(0, Some(Duration::from_secs(60))), Duration::from_secs(1));
+        assert_eq!(
+            p.backoff(0, Some(Duration::from_millis(700))),
+            Duration::from_millis(700)
+        );
+        assert_eq!(
+            p.backoff(0, Some(Duration::from_secs(60))),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
     fn first_url_carries_the_query() {
-        let c = ODataClient::new("http://127.0.0.1:9/odata/v1/", RetryPolicy::default()).expect("client");
+        let c = ODataClient::new("http://127.0.0.1:9/odata/v1/", RetryPolicy::default())
+            .expect("client");
         let r = crate::config::SourceConfig::adventure_works().expect("config");
         let res = r.resource_by_path("/Customers").expect("customers");
         let url = c.first_url(res, None).expect("url");
@@ -478,7 +499,10 @@ mod tests {
             vec![
                 ("$count".to_string(), "false".to_string()),
                 ("$orderby".to_string(), "ModifiedDate".to_string()),
-                ("$filter".to_string(), "ModifiedDate ge 1970-01-01".to_string()),
+                (
+                    "$filter".to_string(),
+                    "ModifiedDate ge 1970-01-01".to_string()
+                ),
             ]
         );
     }

@@ -316,7 +316,10 @@ pub fn rows_to_batch(
     let batch = RecordBatch::try_new(schema, columns).map_err(|e| {
         Error::new(
             ErrorKind::Internal,
-            format!("resource `{}`: cannot assemble a batch: {e}", resource.table),
+            format!(
+                "resource `{}`: cannot assemble a batch: {e}",
+                resource.table
+            ),
         )
     })?;
     Ok((batch, extras))
@@ -372,23 +375,50 @@ mod tests {
         ]));
         let (batch, extras) = rows_to_batch(&r, &data, 0).expect("converts");
         assert_eq!(batch.num_rows(), 2);
-        assert_eq!(extras, vec![("new_field".to_string(), "NewField".to_string())]);
+        assert_eq!(
+            extras,
+            vec![("new_field".to_string(), "NewField".to_string())]
+        );
         let schema = batch.schema();
         assert_eq!(schema.fields().len(), 9);
         assert!(is_extra(schema.field(8)));
         assert_eq!(schema.field(8).name(), "new_field");
-        let ids = batch.column(0).as_any().downcast_ref::<Int64Array>().expect("i64");
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("i64");
         assert_eq!((ids.value(0), ids.value(1)), (7, 8));
-        let guid = batch.column(3).as_any().downcast_ref::<StringArray>().expect("str");
+        let guid = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("str");
         assert_eq!(guid.value(0), "a1b2c3d4-0000-4000-8000-000000000001");
-        let ts = batch.column(5).as_any().downcast_ref::<TimestampMicrosecondArray>().expect("ts");
+        let ts = batch
+            .column(5)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("ts");
         assert_eq!(ts.value(0), 1_306_800_000_000_000);
         assert_eq!(ts.value(1), 1_306_800_000_000_000);
-        let photo = batch.column(6).as_any().downcast_ref::<BinaryArray>().expect("bin");
+        let photo = batch
+            .column(6)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .expect("bin");
         assert_eq!(&photo.value(0)[..6], b"GIF89a");
-        let dates = batch.column(7).as_any().downcast_ref::<Date32Array>().expect("date");
+        let dates = batch
+            .column(7)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("date");
         assert_eq!((dates.value(0), dates.value(1)), (16252, 16253));
-        let extra = batch.column(8).as_any().downcast_ref::<StringArray>().expect("str");
+        let extra = batch
+            .column(8)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("str");
         assert_eq!(extra.value(0), "3");
         assert!(extra.is_null(1));
     }

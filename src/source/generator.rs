@@ -285,7 +285,11 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
 
 fn guid(rng: &mut ChaCha8Rng) -> Value {
     let bytes: [u8; 16] = rng.random();
-    Value::String(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string())
+    Value::String(
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string(),
+    )
 }
 
 fn rand_date(rng: &mut ChaCha8Rng, from: NaiveDate, to: NaiveDate) -> NaiveDate {
@@ -312,15 +316,28 @@ const DEPARTMENTS_LIST: &[(&str, &str)] = &[
     ("Production Control", "Manufacturing"),
     ("Human Resources", "Executive General and Administration"),
     ("Finance", "Executive General and Administration"),
-    ("Information Services", "Executive General and Administration"),
+    (
+        "Information Services",
+        "Executive General and Administration",
+    ),
     ("Document Control", "Quality Assurance"),
     ("Quality Assurance", "Quality Assurance"),
-    ("Facilities and Maintenance", "Executive General and Administration"),
+    (
+        "Facilities and Maintenance",
+        "Executive General and Administration",
+    ),
     ("Shipping and Receiving", "Inventory Management"),
     ("Executive", "Executive General and Administration"),
 ];
 
-const ADDRESS_TYPES_LIST: &[&str] = &["Billing", "Home", "Main Office", "Primary", "Shipping", "Archive"];
+const ADDRESS_TYPES_LIST: &[&str] = &[
+    "Billing",
+    "Home",
+    "Main Office",
+    "Primary",
+    "Shipping",
+    "Archive",
+];
 const ADDR_HOME: i64 = 2;
 const ADDR_MAIN_OFFICE: i64 = 3;
 const ADDR_SHIPPING: i64 = 5;
@@ -613,23 +630,138 @@ const SUBCATEGORIES: &[(i64, &str)] = &[
     (4, "Tires and Tubes"),
 ];
 
-const SPECIAL_OFFERS_LIST: &[(&str, f64, &str, &str, i64, Option<i64>)] = &[
+/// (description, discount, type, category, minimum quantity, maximum quantity).
+type OfferRow = (
+    &'static str,
+    f64,
+    &'static str,
+    &'static str,
+    i64,
+    Option<i64>,
+);
+
+const SPECIAL_OFFERS_LIST: &[OfferRow] = &[
     ("No Discount", 0.0, "No Discount", "No Discount", 0, None),
-    ("Volume Discount 11 to 14", 0.02, "Volume Discount", "Reseller", 11, Some(14)),
-    ("Volume Discount 15 to 24", 0.05, "Volume Discount", "Reseller", 15, Some(24)),
-    ("Volume Discount 25 to 40", 0.10, "Volume Discount", "Reseller", 25, Some(40)),
-    ("Volume Discount 41 to 60", 0.15, "Volume Discount", "Reseller", 41, Some(60)),
-    ("Volume Discount over 60", 0.20, "Volume Discount", "Reseller", 61, None),
-    ("Mountain-100 Clearance Sale", 0.35, "Discontinued Product", "Reseller", 0, None),
-    ("Sport Helmet Discount-2002", 0.10, "Seasonal Discount", "Reseller", 0, None),
-    ("Road-650 Overstock", 0.30, "Excess Inventory", "Reseller", 0, None),
-    ("Mountain Tire Sale", 0.50, "Excess Inventory", "Customer", 0, None),
-    ("Sport Helmet Discount-2003", 0.15, "Seasonal Discount", "Reseller", 0, None),
-    ("LL Road Frame Sale", 0.35, "Excess Inventory", "Reseller", 0, None),
-    ("Touring-3000 Promotion", 0.15, "New Product", "Customer", 0, None),
-    ("Touring-1000 Promotion", 0.20, "New Product", "Customer", 0, None),
-    ("Half-Price Pedal Sale", 0.50, "Seasonal Discount", "Customer", 0, None),
-    ("Mountain-500 Silver Clearance Sale", 0.40, "Discontinued Product", "Reseller", 0, None),
+    (
+        "Volume Discount 11 to 14",
+        0.02,
+        "Volume Discount",
+        "Reseller",
+        11,
+        Some(14),
+    ),
+    (
+        "Volume Discount 15 to 24",
+        0.05,
+        "Volume Discount",
+        "Reseller",
+        15,
+        Some(24),
+    ),
+    (
+        "Volume Discount 25 to 40",
+        0.10,
+        "Volume Discount",
+        "Reseller",
+        25,
+        Some(40),
+    ),
+    (
+        "Volume Discount 41 to 60",
+        0.15,
+        "Volume Discount",
+        "Reseller",
+        41,
+        Some(60),
+    ),
+    (
+        "Volume Discount over 60",
+        0.20,
+        "Volume Discount",
+        "Reseller",
+        61,
+        None,
+    ),
+    (
+        "Mountain-100 Clearance Sale",
+        0.35,
+        "Discontinued Product",
+        "Reseller",
+        0,
+        None,
+    ),
+    (
+        "Sport Helmet Discount-2002",
+        0.10,
+        "Seasonal Discount",
+        "Reseller",
+        0,
+        None,
+    ),
+    (
+        "Road-650 Overstock",
+        0.30,
+        "Excess Inventory",
+        "Reseller",
+        0,
+        None,
+    ),
+    (
+        "Mountain Tire Sale",
+        0.50,
+        "Excess Inventory",
+        "Customer",
+        0,
+        None,
+    ),
+    (
+        "Sport Helmet Discount-2003",
+        0.15,
+        "Seasonal Discount",
+        "Reseller",
+        0,
+        None,
+    ),
+    (
+        "LL Road Frame Sale",
+        0.35,
+        "Excess Inventory",
+        "Reseller",
+        0,
+        None,
+    ),
+    (
+        "Touring-3000 Promotion",
+        0.15,
+        "New Product",
+        "Customer",
+        0,
+        None,
+    ),
+    (
+        "Touring-1000 Promotion",
+        0.20,
+        "New Product",
+        "Customer",
+        0,
+        None,
+    ),
+    (
+        "Half-Price Pedal Sale",
+        0.50,
+        "Seasonal Discount",
+        "Customer",
+        0,
+        None,
+    ),
+    (
+        "Mountain-500 Silver Clearance Sale",
+        0.40,
+        "Discontinued Product",
+        "Reseller",
+        0,
+        None,
+    ),
 ];
 
 const SALES_REASONS_LIST: &[(&str, &str)] = &[
@@ -646,43 +778,205 @@ const SALES_REASONS_LIST: &[(&str, &str)] = &[
 ];
 
 const FIRST_NAMES: &[&str] = &[
-    "Aaron", "Abigail", "Adam", "Alexandra", "Alicia", "Amanda", "Andrew", "Angela", "Ben",
-    "Blake", "Brianna", "Caleb", "Carlos", "Chloe", "Cole", "Dalton", "Destiny", "Dylan", "Edward",
-    "Elizabeth", "Emma", "Ethan", "Faith", "Gabriel", "Grace", "Hailey", "Isabella", "Jack",
-    "Jasmine", "Jose", "Julia", "Kaitlyn", "Kevin", "Lauren", "Luis", "Mariah", "Megan", "Miguel",
-    "Natalie", "Nathan", "Olivia", "Rachel", "Robert", "Sydney", "Taylor", "Victoria", "Wyatt",
-    "Xavier", "Zoe",
+    "Aaron",
+    "Abigail",
+    "Adam",
+    "Alexandra",
+    "Alicia",
+    "Amanda",
+    "Andrew",
+    "Angela",
+    "Ben",
+    "Blake",
+    "Brianna",
+    "Caleb",
+    "Carlos",
+    "Chloe",
+    "Cole",
+    "Dalton",
+    "Destiny",
+    "Dylan",
+    "Edward",
+    "Elizabeth",
+    "Emma",
+    "Ethan",
+    "Faith",
+    "Gabriel",
+    "Grace",
+    "Hailey",
+    "Isabella",
+    "Jack",
+    "Jasmine",
+    "Jose",
+    "Julia",
+    "Kaitlyn",
+    "Kevin",
+    "Lauren",
+    "Luis",
+    "Mariah",
+    "Megan",
+    "Miguel",
+    "Natalie",
+    "Nathan",
+    "Olivia",
+    "Rachel",
+    "Robert",
+    "Sydney",
+    "Taylor",
+    "Victoria",
+    "Wyatt",
+    "Xavier",
+    "Zoe",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Adams", "Alexander", "Allen", "Bailey", "Baker", "Bell", "Brooks", "Bryant", "Butler",
-    "Campbell", "Carter", "Chen", "Clark", "Collins", "Cook", "Diaz", "Edwards", "Evans", "Flores",
-    "Foster", "Garcia", "Gonzalez", "Gray", "Green", "Hall", "Harris", "Huang", "Hughes", "Jai",
-    "James", "Jenkins", "Kumar", "Lee", "Li", "Lopez", "Martin", "Martinez", "Miller", "Moore",
-    "Morgan", "Nelson", "Patterson", "Perez", "Powell", "Ramos", "Rivera", "Russell", "Sanchez",
-    "Shan", "Simmons", "Torres", "Wang", "Ward", "Xu", "Zhang",
+    "Adams",
+    "Alexander",
+    "Allen",
+    "Bailey",
+    "Baker",
+    "Bell",
+    "Brooks",
+    "Bryant",
+    "Butler",
+    "Campbell",
+    "Carter",
+    "Chen",
+    "Clark",
+    "Collins",
+    "Cook",
+    "Diaz",
+    "Edwards",
+    "Evans",
+    "Flores",
+    "Foster",
+    "Garcia",
+    "Gonzalez",
+    "Gray",
+    "Green",
+    "Hall",
+    "Harris",
+    "Huang",
+    "Hughes",
+    "Jai",
+    "James",
+    "Jenkins",
+    "Kumar",
+    "Lee",
+    "Li",
+    "Lopez",
+    "Martin",
+    "Martinez",
+    "Miller",
+    "Moore",
+    "Morgan",
+    "Nelson",
+    "Patterson",
+    "Perez",
+    "Powell",
+    "Ramos",
+    "Rivera",
+    "Russell",
+    "Sanchez",
+    "Shan",
+    "Simmons",
+    "Torres",
+    "Wang",
+    "Ward",
+    "Xu",
+    "Zhang",
 ];
 const CITIES: &[&str] = &[
-    "Bellevue", "Bothell", "Burien", "Concord", "Everett", "Issaquah", "Kirkland", "Lynnwood",
-    "Redmond", "Renton", "Seattle", "Tacoma", "Berkeley", "Burbank", "Chula Vista", "Oakland",
-    "Palo Alto", "Salem", "Portland", "Beaverton", "Denver", "Dallas", "Austin", "Miami",
-    "Atlanta", "Boston", "Toronto", "Vancouver", "Paris", "Lyon", "Berlin", "Hamburg", "Sydney",
-    "Melbourne", "Brisbane", "London", "Oxford", "York",
+    "Bellevue",
+    "Bothell",
+    "Burien",
+    "Concord",
+    "Everett",
+    "Issaquah",
+    "Kirkland",
+    "Lynnwood",
+    "Redmond",
+    "Renton",
+    "Seattle",
+    "Tacoma",
+    "Berkeley",
+    "Burbank",
+    "Chula Vista",
+    "Oakland",
+    "Palo Alto",
+    "Salem",
+    "Portland",
+    "Beaverton",
+    "Denver",
+    "Dallas",
+    "Austin",
+    "Miami",
+    "Atlanta",
+    "Boston",
+    "Toronto",
+    "Vancouver",
+    "Paris",
+    "Lyon",
+    "Berlin",
+    "Hamburg",
+    "Sydney",
+    "Melbourne",
+    "Brisbane",
+    "London",
+    "Oxford",
+    "York",
 ];
 const STREETS: &[&str] = &[
-    "Acardia Pl.", "Adobe Dr.", "Alpine Ave.", "Bayview Ct.", "Birch Dr.", "Cedar Ln.",
-    "Chestnut St.", "Crestview Dr.", "Elm St.", "Glenside Dr.", "Hill Ct.", "Lakeview Ave.",
-    "Maple Ave.", "Mission Dr.", "Oak Grove Rd.", "Park Glen Ct.", "Pine Creek Way",
-    "Redwood Dr.", "Sunset Blvd.", "Valley View Rd.", "Willow Pass Rd.",
+    "Acardia Pl.",
+    "Adobe Dr.",
+    "Alpine Ave.",
+    "Bayview Ct.",
+    "Birch Dr.",
+    "Cedar Ln.",
+    "Chestnut St.",
+    "Crestview Dr.",
+    "Elm St.",
+    "Glenside Dr.",
+    "Hill Ct.",
+    "Lakeview Ave.",
+    "Maple Ave.",
+    "Mission Dr.",
+    "Oak Grove Rd.",
+    "Park Glen Ct.",
+    "Pine Creek Way",
+    "Redwood Dr.",
+    "Sunset Blvd.",
+    "Valley View Rd.",
+    "Willow Pass Rd.",
 ];
 const STORE_WORDS: &[&str] = &[
     "Bike", "Cycle", "Sports", "Outdoor", "Wheel", "Trail", "Road", "Mountain", "Pedal", "Gear",
     "Riders", "Sprocket", "Spoke", "Touring", "Racing",
 ];
 const STORE_SUFFIXES: &[&str] = &[
-    "Shop", "Store", "Supply", "Emporium", "Warehouse", "Outlet", "Depot", "Center", "Company",
-    "Parts", "Rentals", "Specialists",
+    "Shop",
+    "Store",
+    "Supply",
+    "Emporium",
+    "Warehouse",
+    "Outlet",
+    "Depot",
+    "Center",
+    "Company",
+    "Parts",
+    "Rentals",
+    "Specialists",
 ];
-const COLORS: &[&str] = &["Black", "Blue", "Grey", "Multi", "Red", "Silver", "Silver/Black", "White", "Yellow"];
+const COLORS: &[&str] = &[
+    "Black",
+    "Blue",
+    "Grey",
+    "Multi",
+    "Red",
+    "Silver",
+    "Silver/Black",
+    "White",
+    "Yellow",
+];
 const JOB_TITLES: &[&str] = &[
     "Production Technician - WC10",
     "Production Technician - WC20",
@@ -707,8 +1001,21 @@ const JOB_TITLES: &[&str] = &[
 ];
 const CARD_TYPES: &[&str] = &["SuperiorCard", "Distinguish", "ColonialVoice", "Vista"];
 const MODEL_KINDS: &[&str] = &[
-    "Mountain", "Road", "Touring", "HL", "ML", "LL", "Sport", "Classic", "Racing", "Women's",
-    "Men's", "Long-Sleeve", "Short-Sleeve", "Half-Finger", "Full-Finger",
+    "Mountain",
+    "Road",
+    "Touring",
+    "HL",
+    "ML",
+    "LL",
+    "Sport",
+    "Classic",
+    "Racing",
+    "Women's",
+    "Men's",
+    "Long-Sleeve",
+    "Short-Sleeve",
+    "Half-Finger",
+    "Full-Finger",
 ];
 
 // ---------------------------------------------------------------------------
@@ -928,7 +1235,13 @@ impl Generator {
         r
     }
 
-    fn modify(&mut self, log: &mut DayLog, idx: usize, row: usize, changes: Vec<(&'static str, Value)>) {
+    fn modify(
+        &mut self,
+        log: &mut DayLog,
+        idx: usize,
+        row: usize,
+        changes: Vec<(&'static str, Value)>,
+    ) {
         let t = &mut self.tables[idx];
         for (c, v) in changes {
             t.set(row, c, v);
@@ -949,7 +1262,13 @@ impl Generator {
     }
 
     /// A person with one e-mail address and one phone; returns its id.
-    fn new_person(&mut self, log: &mut DayLog, rng: &mut ChaCha8Rng, person_type: &str, md: NaiveDate) -> i64 {
+    fn new_person(
+        &mut self,
+        log: &mut DayLog,
+        rng: &mut ChaCha8Rng,
+        person_type: &str,
+        md: NaiveDate,
+    ) -> i64 {
         let id = self.new_business_entity();
         let first = *pick(rng, FIRST_NAMES);
         let last = *pick(rng, LAST_NAMES);
@@ -973,7 +1292,16 @@ impl Generator {
                 "<IndividualSurvey xmlns=\"http://schemas.microsoft.com/sqlserver/2004/07/adventure-works/IndividualSurvey\"><TotalPurchaseYTD>{}</TotalPurchaseYTD><DateFirstPurchase>{}Z</DateFirstPurchase><YearlyIncome>{}</YearlyIncome><NumberCarsOwned>{}</NumberCarsOwned></IndividualSurvey>",
                 rng.random_range(0..5000),
                 md.format("%Y-%m-%d"),
-                pick(rng, &["0-25000", "25001-50000", "50001-75000", "75001-100000", "greater than 100000"]),
+                pick(
+                    rng,
+                    &[
+                        "0-25000",
+                        "25001-50000",
+                        "50001-75000",
+                        "75001-100000",
+                        "greater than 100000"
+                    ]
+                ),
                 rng.random_range(0..5)
             )
         } else {
@@ -1035,7 +1363,13 @@ impl Generator {
     }
 
     /// An address in a province of `territory_id`; returns (id, row).
-    fn new_address(&mut self, log: &mut DayLog, rng: &mut ChaCha8Rng, territory_id: i64, md: NaiveDate) -> (i64, usize) {
+    fn new_address(
+        &mut self,
+        log: &mut DayLog,
+        rng: &mut ChaCha8Rng,
+        territory_id: i64,
+        md: NaiveDate,
+    ) -> (i64, usize) {
         self.world.next_address += 1;
         let id = self.world.next_address;
         let provinces = &self.world.provinces[(territory_id - 1) as usize];
@@ -1062,7 +1396,15 @@ impl Generator {
         (id, r)
     }
 
-    fn link_address(&mut self, log: &mut DayLog, rng: &mut ChaCha8Rng, entity: i64, address: i64, kind: i64, md: NaiveDate) {
+    fn link_address(
+        &mut self,
+        log: &mut DayLog,
+        rng: &mut ChaCha8Rng,
+        entity: i64,
+        address: i64,
+        kind: i64,
+        md: NaiveDate,
+    ) {
         self.add(
             log,
             BUSINESS_ENTITY_ADDRESSES,
@@ -1076,7 +1418,14 @@ impl Generator {
         );
     }
 
-    fn link_contact(&mut self, log: &mut DayLog, rng: &mut ChaCha8Rng, entity: i64, person: i64, md: NaiveDate) {
+    fn link_contact(
+        &mut self,
+        log: &mut DayLog,
+        rng: &mut ChaCha8Rng,
+        entity: i64,
+        person: i64,
+        md: NaiveDate,
+    ) {
         self.add(
             log,
             BUSINESS_ENTITY_CONTACTS,
@@ -1110,7 +1459,18 @@ impl Generator {
 
     fn pick_territory(rng: &mut ChaCha8Rng) -> i64 {
         // Roughly the real split: half North America, the rest Europe and Pacific.
-        const WEIGHTS: &[(i64, u32)] = &[(1, 14), (2, 2), (3, 2), (4, 22), (5, 2), (6, 8), (7, 10), (8, 10), (9, 20), (10, 10)];
+        const WEIGHTS: &[(i64, u32)] = &[
+            (1, 14),
+            (2, 2),
+            (3, 2),
+            (4, 22),
+            (5, 2),
+            (6, 8),
+            (7, 10),
+            (8, 10),
+            (9, 20),
+            (10, 10),
+        ];
         let total: u32 = WEIGHTS.iter().map(|(_, w)| w).sum();
         let mut x = rng.random_range(0..total);
         for (t, w) in WEIGHTS {
@@ -1139,7 +1499,17 @@ impl Generator {
             None
         };
         self.world.individuals.push(person);
-        self.new_customer(log, rng, territory, Some(person), None, address, card, None, md)
+        self.new_customer(
+            log,
+            rng,
+            territory,
+            Some(person),
+            None,
+            address,
+            card,
+            None,
+            md,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1189,7 +1559,13 @@ impl Generator {
         if n == 0 { None } else { Some(rates[n - 1].1) }
     }
 
-    fn new_rate(&mut self, log: &mut DayLog, rng: &mut ChaCha8Rng, code: &'static str, date: NaiveDate) {
+    fn new_rate(
+        &mut self,
+        log: &mut DayLog,
+        rng: &mut ChaCha8Rng,
+        code: &'static str,
+        date: NaiveDate,
+    ) {
         self.world.next_currency_rate += 1;
         let id = self.world.next_currency_rate;
         let last = self.world.last_rate.get(code).copied().unwrap_or(1.0);
@@ -1235,12 +1611,21 @@ impl Generator {
         self.world.next_order += 1;
         let order_id = self.world.next_order;
         let online = c.store_id.is_none();
-        let lines = if online { rng.random_range(1..=4) } else { rng.random_range(4..=28) };
+        let lines = if online {
+            rng.random_range(1..=4)
+        } else {
+            rng.random_range(4..=28)
+        };
         let mut sub_total = 0.0;
         let tracking: Option<String> = if online {
             None
         } else {
-            Some(format!("{:04X}-{:04X}-{:02X}", rng.random_range(0..0xFFFF), rng.random_range(0..0xFFFF), rng.random_range(0..0xFF)))
+            Some(format!(
+                "{:04X}-{:04X}-{:02X}",
+                rng.random_range(0..0xFFFF),
+                rng.random_range(0..0xFFFF),
+                rng.random_range(0..0xFF)
+            ))
         };
         let mut used = BTreeSet::new();
         for _ in 0..lines {
@@ -1249,7 +1634,11 @@ impl Generator {
                 continue;
             }
             let qty: i64 = if online { 1 } else { rng.random_range(1..=12) };
-            let offer: i64 = if rng.random_bool(0.85) { 1 } else { rng.random_range(2..=SPECIAL_OFFERS_LIST.len() as i64) };
+            let offer: i64 = if rng.random_bool(0.85) {
+                1
+            } else {
+                rng.random_range(2..=SPECIAL_OFFERS_LIST.len() as i64)
+            };
             let discount = SPECIAL_OFFERS_LIST[(offer - 1) as usize].1;
             let price = self.list_price(product) * if online { 1.0 } else { 0.6 };
             let line_total = round2(price * (1.0 - discount) * qty as f64);
@@ -1280,7 +1669,11 @@ impl Generator {
         let freight = round2(sub_total * 0.025);
         let open = (today - order_date).num_days() < 7;
         let ship_date = add_days(order_date, 7);
-        let card = if online { c.credit_card_id } else if rng.random_bool(0.5) { c.credit_card_id } else { None };
+        let card = if online || rng.random_bool(0.5) {
+            c.credit_card_id
+        } else {
+            None
+        };
         let r = self.add(
             log,
             SALES_ORDER_HEADERS,
@@ -1351,7 +1744,14 @@ impl Generator {
     }
 
     /// A work order (with routings for finished goods and a W transaction).
-    fn new_work_order(&mut self, log: &mut DayLog, rng: &mut ChaCha8Rng, start: NaiveDate, today: NaiveDate, today_day: u32) {
+    fn new_work_order(
+        &mut self,
+        log: &mut DayLog,
+        rng: &mut ChaCha8Rng,
+        start: NaiveDate,
+        today: NaiveDate,
+        today_day: u32,
+    ) {
         self.world.next_work_order += 1;
         let id = self.world.next_work_order;
         let product = *pick(rng, &self.world.manufactured);
@@ -1359,7 +1759,11 @@ impl Generator {
         let duration = rng.random_range(1..=6);
         let end = add_days(start, duration);
         let open = end > today;
-        let scrapped: i64 = if rng.random_bool(0.03) { rng.random_range(1..=3).min(qty) } else { 0 };
+        let scrapped: i64 = if rng.random_bool(0.03) {
+            rng.random_range(1..=3).min(qty)
+        } else {
+            0
+        };
         let r = self.add(
             log,
             WORK_ORDERS,
@@ -1377,7 +1781,9 @@ impl Generator {
             },
         );
         if open {
-            self.world.open_work_orders.push((r, today_day + (end - today).num_days() as u32));
+            self.world
+                .open_work_orders
+                .push((r, today_day + (end - today).num_days() as u32));
         }
         let finished = self.tables[PRODUCTS]
             .get((product - 1) as usize, "finished_goods_flag")
@@ -1417,7 +1823,14 @@ impl Generator {
     }
 
     /// A purchase order with 1-3 lines and their P transactions.
-    fn new_purchase_order(&mut self, log: &mut DayLog, rng: &mut ChaCha8Rng, order_date: NaiveDate, today: NaiveDate, today_day: u32) {
+    fn new_purchase_order(
+        &mut self,
+        log: &mut DayLog,
+        rng: &mut ChaCha8Rng,
+        order_date: NaiveDate,
+        today: NaiveDate,
+        today_day: u32,
+    ) {
         self.world.next_purchase_order += 1;
         let id = self.world.next_purchase_order;
         let (first_product, vendor) = *pick(rng, &self.world.purchasable);
@@ -1448,7 +1861,11 @@ impl Generator {
             let price = round2(rng.random_range(0.5..80.0));
             let total = round2(price * qty as f64);
             sub_total += total;
-            let rejected = if complete && rng.random_bool(0.1) { (qty / 10) as f64 } else { 0.0 };
+            let rejected = if complete && rng.random_bool(0.1) {
+                (qty / 10) as f64
+            } else {
+                0.0
+            };
             let received = if complete { qty as f64 } else { 0.0 };
             self.add(
                 log,
@@ -1493,7 +1910,9 @@ impl Generator {
             },
         );
         if !complete {
-            self.world.open_purchase_orders.push((r, today_day + 1 + rng.random_range(0..3)));
+            self.world
+                .open_purchase_orders
+                .push((r, today_day + 1 + rng.random_range(0..3)));
         }
     }
 }
@@ -1532,7 +1951,14 @@ impl Generator {
         for (i, (name, group)) in DEPARTMENTS_LIST.iter().enumerate() {
             self.add(log, DEPARTMENTS, row! {"department_id" => i as i64 + 1, "name" => *name, "group_name" => *group, "modified_date" => date_v(REF_DATE)});
         }
-        for (i, (name, start, end)) in [("Day", "07:00:00", "15:00:00"), ("Evening", "15:00:00", "23:00:00"), ("Night", "23:00:00", "07:00:00")].iter().enumerate() {
+        for (i, (name, start, end)) in [
+            ("Day", "07:00:00", "15:00:00"),
+            ("Evening", "15:00:00", "23:00:00"),
+            ("Night", "23:00:00", "07:00:00"),
+        ]
+        .iter()
+        .enumerate()
+        {
             self.add(log, SHIFTS, row! {"shift_id" => i as i64 + 1, "name" => *name, "start_time" => *start, "end_time" => *end, "modified_date" => date_v(REF_DATE)});
         }
         for (i, name) in ADDRESS_TYPES_LIST.iter().enumerate() {
@@ -1548,7 +1974,11 @@ impl Generator {
             self.add(log, PHONE_NUMBER_TYPES, row! {"phone_number_type_id" => i as i64 + 1, "name" => *name, "modified_date" => date_v(REF_DATE)});
         }
         for (code, name) in CULTURES_LIST {
-            self.add(log, CULTURES, row! {"culture_id" => *code, "name" => *name, "modified_date" => date_v(REF_DATE)});
+            self.add(
+                log,
+                CULTURES,
+                row! {"culture_id" => *code, "name" => *name, "modified_date" => date_v(REF_DATE)},
+            );
         }
         for (code, name) in CURRENCIES_LIST {
             self.add(log, CURRENCIES, row! {"currency_code" => *code, "name" => *name, "modified_date" => date_v(REF_DATE)});
@@ -1578,15 +2008,33 @@ impl Generator {
         for entry in US_STATES.split(',') {
             let mut parts = entry.split(':');
             if let (Some(code), Some(name), Some(t)) = (parts.next(), parts.next(), parts.next()) {
-                provinces.push((code.to_string(), "US", name.to_string(), t.parse().unwrap_or(1), false));
+                provinces.push((
+                    code.to_string(),
+                    "US",
+                    name.to_string(),
+                    t.parse().unwrap_or(1),
+                    false,
+                ));
             }
         }
         for (code, country, name, t) in OTHER_PROVINCES {
-            provinces.push((code.to_string(), country, name.to_string(), *t, *country == "GB"));
+            provinces.push((
+                code.to_string(),
+                country,
+                name.to_string(),
+                *t,
+                *country == "GB",
+            ));
         }
         for (code, name) in COUNTRIES {
             if !matches!(*code, "US" | "CA" | "FR" | "DE" | "AU" | "GB") {
-                let t = if matches!(*code, "MX" | "BR" | "AR") { 4 } else if matches!(*code, "JP" | "CN" | "IN" | "NZ" | "SG") { 9 } else { 7 };
+                let t = if matches!(*code, "MX" | "BR" | "AR") {
+                    4
+                } else if matches!(*code, "JP" | "CN" | "IN" | "NZ" | "SG") {
+                    9
+                } else {
+                    7
+                };
                 provinces.push((code.to_string(), code, name.to_string(), t, true));
             }
         }
@@ -1683,7 +2131,11 @@ impl Generator {
                 },
             );
         }
-        let shopping = [(2, 3, 862, ymd(2013, 11, 9)), (14951, 4, 881, ymd(2013, 11, 9)), (20621, 7, 874, ymd(2013, 11, 9))];
+        let shopping = [
+            (2, 3, 862, ymd(2013, 11, 9)),
+            (14951, 4, 881, ymd(2013, 11, 9)),
+            (20621, 7, 874, ymd(2013, 11, 9)),
+        ];
         for (i, (cart, qty, _, date)) in shopping.iter().enumerate() {
             let product = 212 + (i as i64) * 50;
             self.add(log, SHOPPING_CART_ITEMS, row! {"shopping_cart_item_id" => i as i64 + 1, "shopping_cart_id" => cart.to_string(), "quantity" => *qty, "product_id" => product, "date_created" => date_v(*date), "modified_date" => date_v(*date)});
@@ -1695,12 +2147,16 @@ impl Generator {
         for i in 1..=128i64 {
             let kind = MODEL_KINDS[(i as usize) % MODEL_KINDS.len()];
             let catalog: Option<String> = if i % 20 == 7 {
-                Some(format!("<?xml-stylesheet href=\"ProductDescription.xsl\" type=\"text/xsl\"?><p1:ProductDescription xmlns:p1=\"http://schemas.microsoft.com/sqlserver/2004/07/adventure-works/ProductModelDescription\" ProductModelID=\"{i}\" ProductModelName=\"{kind}-{i}\"><p1:Summary>A true multi-sport model.</p1:Summary></p1:ProductDescription>"))
+                Some(format!(
+                    "<?xml-stylesheet href=\"ProductDescription.xsl\" type=\"text/xsl\"?><p1:ProductDescription xmlns:p1=\"http://schemas.microsoft.com/sqlserver/2004/07/adventure-works/ProductModelDescription\" ProductModelID=\"{i}\" ProductModelName=\"{kind}-{i}\"><p1:Summary>A true multi-sport model.</p1:Summary></p1:ProductDescription>"
+                ))
             } else {
                 None
             };
             let instructions: Option<String> = if i % 18 == 3 {
-                Some(format!("<root xmlns=\"http://schemas.microsoft.com/sqlserver/2004/07/adventure-works/ProductModelManuInstructions\">Assembly of model {i}.<Location LocationID=\"10\" SetupHours=\".5\" MachineHours=\"3\" LaborHours=\"2.5\" LotSize=\"100\"><step>Insert the frame.</step></Location></root>"))
+                Some(format!(
+                    "<root xmlns=\"http://schemas.microsoft.com/sqlserver/2004/07/adventure-works/ProductModelManuInstructions\">Assembly of model {i}.<Location LocationID=\"10\" SetupHours=\".5\" MachineHours=\"3\" LaborHours=\"2.5\" LotSize=\"100\"><step>Insert the frame.</step></Location></root>"
+                ))
             } else {
                 None
             };
@@ -1729,7 +2185,15 @@ impl Generator {
                 },
             );
         }
-        for (m, ill) in [(7i64, 3i64), (10, 3), (47, 4), (47, 5), (48, 4), (48, 5), (67, 5)] {
+        for (m, ill) in [
+            (7i64, 3i64),
+            (10, 3),
+            (47, 4),
+            (47, 5),
+            (48, 4),
+            (48, 5),
+            (67, 5),
+        ] {
             self.add(log, PRODUCT_MODEL_ILLUSTRATIONS, row! {"product_model_id" => m, "illustration_id" => ill, "modified_date" => date_v(ymd(2014, 1, 9))});
         }
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -1738,7 +2202,11 @@ impl Generator {
             thumb.extend((0..24).map(|_| rng.random::<u8>()));
             let mut large = b"GIF89a".to_vec();
             large.extend((0..96).map(|_| rng.random::<u8>()));
-            let stem = format!("{}_{}", pick(rng, &["frame", "wheel", "helmet", "jersey", "pedal"]), pick(rng, COLORS).to_lowercase().replace('/', "_"));
+            let stem = format!(
+                "{}_{}",
+                pick(rng, &["frame", "wheel", "helmet", "jersey", "pedal"]),
+                pick(rng, COLORS).to_lowercase().replace('/', "_")
+            );
             self.add(
                 log,
                 PRODUCT_PHOTOS,
@@ -1767,19 +2235,51 @@ impl Generator {
                 Some(_) => false,
                 None => id % 3 == 0,
             };
-            let sub_name = sub.map(|s| SUBCATEGORIES[(s - 1) as usize].1).unwrap_or("Part");
-            let cost = if finished { round2(rng.random_range(2.0..1800.0)) } else { 0.0 };
-            let price = if finished { round2(cost * rng.random_range(1.6..2.4)) } else { 0.0 };
-            let color: Option<&str> = if finished || rng.random_bool(0.1) { Some(*pick(rng, COLORS)) } else { None };
-            let size: Option<String> = if category == Some(1) || category == Some(3) {
-                Some(pick(rng, &["38", "40", "42", "44", "48", "52", "S", "M", "L", "XL"]).to_string())
+            let sub_name = sub
+                .map(|s| SUBCATEGORIES[(s - 1) as usize].1)
+                .unwrap_or("Part");
+            let cost = if finished {
+                round2(rng.random_range(2.0..1800.0))
+            } else {
+                0.0
+            };
+            let price = if finished {
+                round2(cost * rng.random_range(1.6..2.4))
+            } else {
+                0.0
+            };
+            let color: Option<&str> = if finished || rng.random_bool(0.1) {
+                Some(*pick(rng, COLORS))
             } else {
                 None
             };
-            let weight: Option<f64> = if category == Some(1) || category == Some(2) { Some(round2(rng.random_range(100.0..3000.0))) } else { None };
-            let sell_start = if finished { rand_date(rng, ymd(2011, 5, 31), ymd(2013, 5, 30)) } else { ymd(2008, 4, 30) };
+            let size: Option<String> = if category == Some(1) || category == Some(3) {
+                Some(
+                    pick(
+                        rng,
+                        &["38", "40", "42", "44", "48", "52", "S", "M", "L", "XL"],
+                    )
+                    .to_string(),
+                )
+            } else {
+                None
+            };
+            let weight: Option<f64> = if category == Some(1) || category == Some(2) {
+                Some(round2(rng.random_range(100.0..3000.0)))
+            } else {
+                None
+            };
+            let sell_start = if finished {
+                rand_date(rng, ymd(2011, 5, 31), ymd(2013, 5, 30))
+            } else {
+                ymd(2008, 4, 30)
+            };
             let sell_end: Option<String> = if finished && rng.random_bool(0.3) {
-                Some(rand_date(rng, ymd(2012, 5, 29), ymd(2013, 5, 29)).format("%Y-%m-%d").to_string())
+                Some(
+                    rand_date(rng, ymd(2012, 5, 29), ymd(2013, 5, 29))
+                        .format("%Y-%m-%d")
+                        .to_string(),
+                )
             } else {
                 None
             };
@@ -1824,7 +2324,11 @@ impl Generator {
                 let two = rng.random_bool(0.35);
                 let first_start = ymd(2011, 5, 31);
                 let second_start = ymd(2012, 5, 30);
-                let mut periods = vec![(first_start, if two { Some(ymd(2012, 5, 29)) } else { None }, if two { 0.9 } else { 1.0 })];
+                let mut periods = vec![(
+                    first_start,
+                    if two { Some(ymd(2012, 5, 29)) } else { None },
+                    if two { 0.9 } else { 1.0 },
+                )];
                 if two {
                     periods.push((second_start, None, 1.0));
                 }
@@ -1899,7 +2403,11 @@ impl Generator {
                     },
                 );
             }
-            let n = if assembly > 211 { rng.random_range(6..=12) } else { rng.random_range(2..=6) };
+            let n = if assembly > 211 {
+                rng.random_range(6..=12)
+            } else {
+                rng.random_range(2..=6)
+            };
             let mut used = BTreeSet::new();
             for _ in 0..n {
                 let component = *pick(rng, &parts);
@@ -1926,7 +2434,10 @@ impl Generator {
             }
         }
         // Reviews of four products.
-        for (i, (product, rating)) in [(297i64, 5i64), (451, 4), (451, 2), (398, 5)].iter().enumerate() {
+        for (i, (product, rating)) in [(297i64, 5i64), (451, 4), (451, 2), (398, 5)]
+            .iter()
+            .enumerate()
+        {
             let date = add_days(ymd(2013, 9, 18), i as i64 * 20);
             self.add(
                 log,
@@ -1959,7 +2470,11 @@ impl Generator {
             let (address, address_row) = self.new_address(log, rng, 1, md);
             self.link_address(log, rng, id, address, ADDR_HOME, md);
             self.world.home_address_row.insert(id, address_row);
-            let first = self.tables[PERSONS].get(self.world.person_row[&id], "first_name").as_str().unwrap_or("user").to_lowercase();
+            let first = self.tables[PERSONS]
+                .get(self.world.person_row[&id], "first_name")
+                .as_str()
+                .unwrap_or("user")
+                .to_lowercase();
             let (title, dept) = if n == 1 {
                 ("Chief Executive Officer".to_string(), 16)
             } else if n >= FIRST_SALES {
@@ -1968,7 +2483,11 @@ impl Generator {
                 ("Buyer".to_string(), 5)
             } else {
                 let t = pick(rng, JOB_TITLES).to_string();
-                let d = if t.starts_with("Production") { 7 } else { rng.random_range(1..=15) };
+                let d = if t.starts_with("Production") {
+                    7
+                } else {
+                    rng.random_range(1..=15)
+                };
                 (t, d)
             };
             if dept == 5 {
@@ -2012,7 +2531,11 @@ impl Generator {
                     },
                 );
             }
-            let shift = if dept == 7 { rng.random_range(1..=3) } else { 1 };
+            let shift = if dept == 7 {
+                rng.random_range(1..=3)
+            } else {
+                1
+            };
             if n % 48 == 5 {
                 // A department move: the old assignment is closed.
                 let moved = add_days(hire, 200);
@@ -2034,7 +2557,11 @@ impl Generator {
             }
             if n >= FIRST_SALES {
                 let k = n - FIRST_SALES; // 0..=16
-                let territory: Option<i64> = if k < 3 { None } else { Some(((k - 3) % 10) + 1) };
+                let territory: Option<i64> = if k < 3 {
+                    None
+                } else {
+                    Some(((k - 3) % 10) + 1)
+                };
                 let ytd = rng.random_range(500_000.0..4_000_000.0);
                 self.add(
                     log,
@@ -2058,7 +2585,9 @@ impl Generator {
                     let mut q = ymd(2011, 5, 31);
                     while q <= ymd(2014, 3, 1) {
                         self.add(log, SALES_PERSON_QUOTA_HISTORIES, row! {"business_entity_id" => id, "quota_date" => date_v(q), "sales_quota" => money(rng.random_range(100_000.0..1_500_000.0)), "rowguid" => guid(rng), "modified_date" => date_v(add_days(q, -2))});
-                        q = q.checked_add_months(chrono::Months::new(3)).unwrap_or(BASE_END);
+                        q = q
+                            .checked_add_months(chrono::Months::new(3))
+                            .unwrap_or(BASE_END);
                     }
                     if k >= 14 {
                         // Moved territory once.
@@ -2089,8 +2618,18 @@ impl Generator {
         for n in 1..=104i64 {
             let md = rand_date(rng, ymd(2011, 4, 24), ymd(2012, 2, 24));
             let id = self.new_business_entity();
-            let name = format!("{} {} {}", pick(rng, STORE_WORDS), pick(rng, STORE_WORDS), pick(rng, STORE_SUFFIXES));
-            let account: String = name.chars().filter(|c| c.is_ascii_alphabetic()).take(8).collect::<String>().to_uppercase();
+            let name = format!(
+                "{} {} {}",
+                pick(rng, STORE_WORDS),
+                pick(rng, STORE_WORDS),
+                pick(rng, STORE_SUFFIXES)
+            );
+            let account: String = name
+                .chars()
+                .filter(|c| c.is_ascii_alphabetic())
+                .take(8)
+                .collect::<String>()
+                .to_uppercase();
             self.add(
                 log,
                 VENDORS,
@@ -2147,7 +2686,11 @@ impl Generator {
         // Sales tax rates (fixed): on the first 29 provinces that exist.
         for i in 1..=29i64 {
             let province = (i * 3) % 100 + 1;
-            let name = self.tables[STATE_PROVINCES].get((province - 1) as usize, "name").as_str().unwrap_or("Province").to_string();
+            let name = self.tables[STATE_PROVINCES]
+                .get((province - 1) as usize, "name")
+                .as_str()
+                .unwrap_or("Province")
+                .to_string();
             let kind = 1 + (i % 3);
             self.add(
                 log,
@@ -2169,7 +2712,10 @@ impl Generator {
             let md = rand_date(rng, ymd(2011, 5, 31), ymd(2013, 9, 12));
             let id = self.new_business_entity();
             let territory = Self::pick_territory(rng);
-            let sales_person = *pick(rng, &self.world.sales_people[(territory - 1) as usize].clone());
+            let sales_person = *pick(
+                rng,
+                &self.world.sales_people[(territory - 1) as usize].clone(),
+            );
             self.add(
                 log,
                 STORES,
@@ -2189,8 +2735,22 @@ impl Generator {
             self.link_address(log, rng, id, address, ADDR_MAIN_OFFICE, md);
             let contact = self.new_person(log, rng, "SC", md);
             self.link_contact(log, rng, id, contact, md);
-            let person = if rng.random_bool(0.9) { Some(contact) } else { None };
-            self.new_customer(log, rng, territory, person, Some(id), address, None, Some(sales_person), md);
+            let person = if rng.random_bool(0.9) {
+                Some(contact)
+            } else {
+                None
+            };
+            self.new_customer(
+                log,
+                rng,
+                territory,
+                person,
+                Some(id),
+                address,
+                None,
+                Some(sales_person),
+                md,
+            );
         }
         // Individual customers (scaled).
         let individuals = scaled(18_484.0, self.scale(), 60);
@@ -2293,8 +2853,16 @@ impl Generator {
         }
         for (sp, total) in sales_by_person {
             if let Some(r) = self.find_row(SALES_PERSONS, "business_entity_id", sp) {
-                let ytd = self.tables[SALES_PERSONS].get(r, "sales_ytd").as_f64().unwrap_or(0.0);
-                self.modify(log, SALES_PERSONS, r, row! {"sales_ytd" => money(ytd + total)});
+                let ytd = self.tables[SALES_PERSONS]
+                    .get(r, "sales_ytd")
+                    .as_f64()
+                    .unwrap_or(0.0);
+                self.modify(
+                    log,
+                    SALES_PERSONS,
+                    r,
+                    row! {"sales_ytd" => money(ytd + total)},
+                );
             }
         }
         // Shipments of open orders.
@@ -2303,7 +2871,10 @@ impl Generator {
             .partition(|(_, ship_day)| *ship_day <= day);
         self.world.open_orders = open;
         for (r, _) in due {
-            let revision = self.tables[SALES_ORDER_HEADERS].get(r, "revision_number").as_i64().unwrap_or(8);
+            let revision = self.tables[SALES_ORDER_HEADERS]
+                .get(r, "revision_number")
+                .as_i64()
+                .unwrap_or(8);
             self.modify(log, SALES_ORDER_HEADERS, r, row! {"status" => 5, "ship_date" => date_v(today), "revision_number" => revision + 1});
         }
         // List price changes with price history.
@@ -2315,9 +2886,19 @@ impl Generator {
             }
             let old = self.list_price(product);
             let new = round2(old * rng.random_range(0.95..1.10));
-            self.modify(log, PRODUCTS, (product - 1) as usize, row! {"list_price" => money(new)});
+            self.modify(
+                log,
+                PRODUCTS,
+                (product - 1) as usize,
+                row! {"list_price" => money(new)},
+            );
             if let Some(open_row) = self.world.open_price_row.get(&product).copied() {
-                self.modify(log, PRODUCT_LIST_PRICE_HISTORIES, open_row, row! {"end_date" => date_v(today)});
+                self.modify(
+                    log,
+                    PRODUCT_LIST_PRICE_HISTORIES,
+                    open_row,
+                    row! {"end_date" => date_v(today)},
+                );
             }
             let r = self.add(log, PRODUCT_LIST_PRICE_HISTORIES, row! {"product_id" => product, "start_date" => ts_v(today), "end_date" => Value::Null, "list_price" => money(new), "modified_date" => date_v(today)});
             self.world.open_price_row.insert(product, r);
@@ -2338,9 +2919,19 @@ impl Generator {
             let person = *pick(rng, &self.world.individuals);
             if let Some(r) = self.world.person_row.get(&person).copied() {
                 if rng.random_bool(0.5) {
-                    self.modify(log, PERSONS, r, row! {"last_name" => *pick(rng, LAST_NAMES)});
+                    self.modify(
+                        log,
+                        PERSONS,
+                        r,
+                        row! {"last_name" => *pick(rng, LAST_NAMES)},
+                    );
                 } else {
-                    self.modify(log, PERSONS, r, row! {"email_promotion" => rng.random_range(0..3)});
+                    self.modify(
+                        log,
+                        PERSONS,
+                        r,
+                        row! {"email_promotion" => rng.random_range(0..3)},
+                    );
                 }
             }
         }
@@ -2348,7 +2939,12 @@ impl Generator {
         let inventories = self.tables[PRODUCT_INVENTORIES].rows.len();
         for _ in 0..5 {
             let r = rng.random_range(0..inventories);
-            self.modify(log, PRODUCT_INVENTORIES, r, row! {"quantity" => rng.random_range(0..=800)});
+            self.modify(
+                log,
+                PRODUCT_INVENTORIES,
+                r,
+                row! {"quantity" => rng.random_range(0..=800)},
+            );
         }
         // Production: close due work orders, open new ones.
         let (due, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.world.open_work_orders)
@@ -2356,8 +2952,16 @@ impl Generator {
             .partition(|(_, close_day)| *close_day <= day);
         self.world.open_work_orders = open;
         for (r, _) in due {
-            let qty = self.tables[WORK_ORDERS].get(r, "order_qty").as_i64().unwrap_or(0);
-            self.modify(log, WORK_ORDERS, r, row! {"end_date" => date_v(today), "stocked_qty" => qty});
+            let qty = self.tables[WORK_ORDERS]
+                .get(r, "order_qty")
+                .as_i64()
+                .unwrap_or(0);
+            self.modify(
+                log,
+                WORK_ORDERS,
+                r,
+                row! {"end_date" => date_v(today), "stocked_qty" => qty},
+            );
         }
         for _ in 0..scaled(60.0, scale, 1) {
             self.new_work_order(log, rng, today, today, day);
@@ -2368,12 +2972,22 @@ impl Generator {
             .partition(|(_, step_day)| *step_day <= day);
         self.world.open_purchase_orders = open;
         for (r, _) in due {
-            let status = self.tables[PURCHASE_ORDER_HEADERS].get(r, "status").as_i64().unwrap_or(1);
+            let status = self.tables[PURCHASE_ORDER_HEADERS]
+                .get(r, "status")
+                .as_i64()
+                .unwrap_or(1);
             if status == 1 {
                 self.modify(log, PURCHASE_ORDER_HEADERS, r, row! {"status" => 2});
-                self.world.open_purchase_orders.push((r, day + 1 + rng.random_range(0..3)));
+                self.world
+                    .open_purchase_orders
+                    .push((r, day + 1 + rng.random_range(0..3)));
             } else {
-                self.modify(log, PURCHASE_ORDER_HEADERS, r, row! {"status" => 4, "ship_date" => date_v(today)});
+                self.modify(
+                    log,
+                    PURCHASE_ORDER_HEADERS,
+                    r,
+                    row! {"status" => 4, "ship_date" => date_v(today)},
+                );
             }
         }
         for _ in 0..scaled(4.0, scale, 1) {
@@ -2383,8 +2997,14 @@ impl Generator {
         if rng.random_bool(0.3) {
             let idx = rng.random_range(0..self.world.employees.len());
             let employee = self.world.employees[idx];
-            let salaried = self.tables[EMPLOYEES].get(idx, "salaried_flag").as_bool().unwrap_or(false);
-            let hours = self.tables[EMPLOYEES].get(idx, "vacation_hours").as_i64().unwrap_or(0);
+            let salaried = self.tables[EMPLOYEES]
+                .get(idx, "salaried_flag")
+                .as_bool()
+                .unwrap_or(false);
+            let hours = self.tables[EMPLOYEES]
+                .get(idx, "vacation_hours")
+                .as_i64()
+                .unwrap_or(0);
             self.add(
                 log,
                 EMPLOYEE_PAY_HISTORIES,
@@ -2396,7 +3016,12 @@ impl Generator {
                     "modified_date" => date_v(today),
                 },
             );
-            self.modify(log, EMPLOYEES, idx, row! {"vacation_hours" => (hours + 8).min(99)});
+            self.modify(
+                log,
+                EMPLOYEES,
+                idx,
+                row! {"vacation_hours" => (hours + 8).min(99)},
+            );
         }
     }
 

@@ -210,7 +210,9 @@ impl std::fmt::Debug for ServerHandle {
 /// the address cannot be bound.
 pub async fn serve(config: &SourceConfig, options: ServerOptions) -> Result<ServerHandle> {
     if options.page_size == 0 {
-        return Err(Error::invalid("embedded server page_size must be at least 1"));
+        return Err(Error::invalid(
+            "embedded server page_size must be at least 1",
+        ));
     }
     let generator = Generator::at_day(options.generator, options.day)?;
     let mut served = Vec::new();
@@ -237,19 +239,17 @@ pub async fn serve(config: &SourceConfig, options: ServerOptions) -> Result<Serv
                 None => pascal_case(col),
             })
             .collect();
-        let cursor_name = r.cursor_column().map(|c| c.name.as_str()).unwrap_or("modified_date");
+        let cursor_name = r
+            .cursor_column()
+            .map(|c| c.name.as_str())
+            .unwrap_or("modified_date");
         let cursor_col = t.column_index(cursor_name).ok_or_else(|| {
             Error::invalid(format!(
                 "resource `{}`: cursor column `{cursor_name}` is not produced by the embedded generator",
                 r.table
             ))
         })?;
-        let key_cols = t
-            .def
-            .key
-            .iter()
-            .filter_map(|k| t.column_index(k))
-            .collect();
+        let key_cols = t.def.key.iter().filter_map(|k| t.column_index(k)).collect();
         served.push(Served {
             api_path: r.api_path.clone(),
             entity_set: r.entity_set().to_string(),
@@ -262,10 +262,12 @@ pub async fn serve(config: &SourceConfig, options: ServerOptions) -> Result<Serv
     }
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
-        .ctx(ErrorKind::Source, || format!("cannot bind the embedded OData server to {}", options.addr))?;
-    let addr = listener
-        .local_addr()
-        .ctx(ErrorKind::Source, || "cannot read the bound address".to_string())?;
+        .ctx(ErrorKind::Source, || {
+            format!("cannot bind the embedded OData server to {}", options.addr)
+        })?;
+    let addr = listener.local_addr().ctx(ErrorKind::Source, || {
+        "cannot read the bound address".to_string()
+    })?;
     let shared = Arc::new(Shared {
         served,
         page_size: options.page_size,
@@ -337,7 +339,10 @@ impl ServerHandle {
 
     /// Requests received for the resource at `api_path` (including failed ones).
     pub fn request_count(&self, api_path: &str) -> usize {
-        lock(&self.shared.requests).get(api_path).copied().unwrap_or(0)
+        lock(&self.shared.requests)
+            .get(api_path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Stop accepting requests and wait for the server task to end.
@@ -347,7 +352,12 @@ impl ServerHandle {
         }
         if let Some(task) = self.task.take() {
             task.await
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("embedded server task failed: {e}")))?
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("embedded server task failed: {e}"),
+                    )
+                })?
                 .ctx(ErrorKind::Source, || "embedded server failed".to_string())?;
         }
         Ok(())
@@ -388,7 +398,11 @@ fn odata_error(status: StatusCode, code: &str, message: String) -> Response {
 }
 
 async fn not_found() -> Response {
-    odata_error(StatusCode::NOT_FOUND, "NotFound", "no such resource".to_string())
+    odata_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "no such resource".to_string(),
+    )
 }
 
 async fn service_document(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -396,9 +410,12 @@ async fn service_document(State(shared): State<Arc<Shared>>, headers: HeaderMap)
     let sets: Vec<Value> = shared
         .served
         .iter()
-        .map(|s| serde_json::json!({"name": s.entity_set, "kind": "EntitySet", "url": s.entity_set}))
+        .map(
+            |s| serde_json::json!({"name": s.entity_set, "kind": "EntitySet", "url": s.entity_set}),
+        )
         .collect();
-    axum::Json(serde_json::json!({"@odata.context": format!("{base}/$metadata"), "value": sets})).into_response()
+    axum::Json(serde_json::json!({"@odata.context": format!("{base}/$metadata"), "value": sets}))
+        .into_response()
 }
 
 fn base_of(headers: &HeaderMap, bound: SocketAddr) -> String {
@@ -421,10 +438,14 @@ enum Op {
 fn parse_filter(filter: &str, cursor_field: &str) -> std::result::Result<(Op, i64), String> {
     let parts: Vec<&str> = filter.split_whitespace().collect();
     let [field, op, literal] = parts.as_slice() else {
-        return Err(format!("unsupported $filter `{filter}`: expected `{cursor_field} ge <date>`"));
+        return Err(format!(
+            "unsupported $filter `{filter}`: expected `{cursor_field} ge <date>`"
+        ));
     };
     if *field != cursor_field {
-        return Err(format!("unsupported $filter field `{field}`: only `{cursor_field}` can be filtered"));
+        return Err(format!(
+            "unsupported $filter field `{field}`: only `{cursor_field}` can be filtered"
+        ));
     }
     let op = match *op {
         "ge" => Op::Ge,
@@ -546,14 +567,22 @@ async fn entity_set(
 ) -> Response {
     let api_path = format!("/{entity}");
     let Some(served) = shared.served.iter().find(|s| s.api_path == api_path) else {
-        return odata_error(StatusCode::NOT_FOUND, "NotFound", format!("resource `{api_path}` not found"));
+        return odata_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("resource `{api_path}` not found"),
+        );
     };
     *lock(&shared.requests).entry(api_path.clone()).or_default() += 1;
     match shared.faults.next(&api_path) {
         FaultAction::None => {}
         FaultAction::Fail(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return odata_error(status, "InjectedFault", format!("injected failure for `{api_path}`"));
+            return odata_error(
+                status,
+                "InjectedFault",
+                format!("injected failure for `{api_path}`"),
+            );
         }
         FaultAction::Delay(d) => tokio::time::sleep(d).await,
     }
@@ -568,13 +597,22 @@ async fn entity_set(
             resp
         }
         Err((status, message)) => {
-            let code = if status == StatusCode::GONE { "Gone" } else { "BadRequest" };
+            let code = if status == StatusCode::GONE {
+                "Gone"
+            } else {
+                "BadRequest"
+            };
             odata_error(status, code, message)
         }
     }
 }
 
-fn respond(shared: &Shared, served: &Served, query: &str, base: &str) -> std::result::Result<Vec<u8>, (StatusCode, String)> {
+fn respond(
+    shared: &Shared,
+    served: &Served,
+    query: &str,
+    base: &str,
+) -> std::result::Result<Vec<u8>, (StatusCode, String)> {
     let bad = |m: String| (StatusCode::BAD_REQUEST, m);
     let mut filter = None;
     let mut top: Option<usize> = None;
@@ -587,9 +625,13 @@ fn respond(shared: &Shared, served: &Served, query: &str, base: &str) -> std::re
             "$filter" => filter = Some(parse_filter(&v, &served.cursor_field).map_err(bad)?),
             "$orderby" => {
                 let ok = v.split_whitespace().collect::<Vec<_>>() == [served.cursor_field.as_str()]
-                    || v.split_whitespace().collect::<Vec<_>>() == [served.cursor_field.as_str(), "asc"];
+                    || v.split_whitespace().collect::<Vec<_>>()
+                        == [served.cursor_field.as_str(), "asc"];
                 if !ok {
-                    return Err(bad(format!("unsupported $orderby `{v}`: only `{}` ascending", served.cursor_field)));
+                    return Err(bad(format!(
+                        "unsupported $orderby `{v}`: only `{}` ascending",
+                        served.cursor_field
+                    )));
                 }
             }
             "$top" => top = Some(v.parse().map_err(|_| bad(format!("invalid $top `{v}`")))?),
@@ -622,7 +664,10 @@ fn respond(shared: &Shared, served: &Served, query: &str, base: &str) -> std::re
         Some(s) => s.clone(),
         None => {
             let Some(table) = data.generator.table(&served.table) else {
-                return Err((StatusCode::NOT_FOUND, format!("resource `{}` not found", served.api_path)));
+                return Err((
+                    StatusCode::NOT_FOUND,
+                    format!("resource `{}` not found", served.api_path),
+                ));
             };
             let s = Arc::new(sorted_rows(table, served));
             data.sorted.insert(served.table.clone(), s.clone());
@@ -630,7 +675,10 @@ fn respond(shared: &Shared, served: &Served, query: &str, base: &str) -> std::re
         }
     };
     let Some(table) = data.generator.table(&served.table) else {
-        return Err((StatusCode::NOT_FOUND, format!("resource `{}` not found", served.api_path)));
+        return Err((
+            StatusCode::NOT_FOUND,
+            format!("resource `{}` not found", served.api_path),
+        ));
     };
     let (lo, hi) = match filter {
         None => (0, sorted.len()),
@@ -649,7 +697,9 @@ fn respond(shared: &Shared, served: &Served, query: &str, base: &str) -> std::re
         }
     };
     let matching = &sorted[lo..hi];
-    let end = top.map_or(matching.len(), |t| skip.saturating_add(t)).min(matching.len());
+    let end = top
+        .map_or(matching.len(), |t| skip.saturating_add(t))
+        .min(matching.len());
     let start = match token {
         Some((token_day, _)) if token_day != day => {
             return Err((
@@ -680,7 +730,12 @@ fn respond(shared: &Shared, served: &Served, query: &str, base: &str) -> std::re
         },
         next_link,
     };
-    serde_json::to_vec(&body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode page: {e}")))
+    serde_json::to_vec(&body).map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode page: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]

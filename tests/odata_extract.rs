@@ -1,0 +1,441 @@
+//! Extraction through real HTTP from the embedded OData server.
+
+use std::time::Duration;
+
+use arrow::array::{Array, Date32Array, Int64Array, StringArray};
+use chrono::{NaiveDate, TimeZone, Utc};
+use futures::TryStreamExt;
+use lakehouse::ErrorKind;
+use lakehouse::config::SourceConfig;
+use lakehouse::extract::schema::{EXTRA_COLUMN_KEY, is_extra};
+use lakehouse::extract::{Cursor, ODataClient, RetryPolicy};
+use lakehouse::source::generator::BASE_END;
+use lakehouse::source::{Fault, Generator, GeneratorOptions, ServerHandle, ServerOptions, serve};
+
+const SEED: u64 = 42;
+
+fn fast_retry(max_retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_retries,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+async fn start(page_size: usize, day: u32) -> (SourceConfig, ServerHandle) {
+    let config = SourceConfig::adventure_works().expect("config");
+    let server = serve(
+        &config,
+        ServerOptions {
+            page_size,
+            generator: GeneratorOptions {
+                seed: SEED,
+                scale: 0.01,
+            },
+            day,
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .expect("server starts");
+    (config, server)
+}
+
+#[tokio::test]
+async fn all_resources_match_the_generator() {
+    let (config, server) = start(1000, 0).await;
+    let client = ODataClient::new(server.base_url(), fast_retry(0)).expect("client");
+    let counts = server.with_generator(|g| g.row_counts());
+    let mut total = 0;
+    for r in &config.resources {
+        let got = client.fetch_all(r, None).await.expect("extracts");
+        assert_eq!(got.rows, counts[&r.table], "{}", r.table);
+        assert!(
+            got.extra_columns.is_empty(),
+            "{}: {:?}",
+            r.table,
+            got.extra_columns
+        );
+        for b in &got.batches {
+            assert_eq!(b.schema().fields().len(), r.columns.len(), "{}", r.table);
+        }
+        assert_eq!(
+            got.max_cursor.map(|t| t.date_naive()),
+            Some(server.with_generator(|g| max_date(g, &r.table))),
+            "{}",
+            r.table
+        );
+        total += got.rows;
+    }
+    assert!(total > 10_000, "only {total} rows");
+
+    // Exact values of the first order, in cursor order.
+    let soh = config
+        .resource_by_path("/SalesOrderHeaders")
+        .expect("resource");
+    let got = client.fetch_all(soh, None).await.expect("orders");
+    let b = &got.batches[0];
+    let col = |name: &str| b.schema().index_of(name).expect("column");
+    let ids = b
+        .column(col("sales_order_id"))
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("i64");
+    assert_eq!(ids.value(0), 43659);
+    let numbers = b
+        .column(col("sales_order_number"))
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8");
+    assert_eq!(numbers.value(0), "SO43659");
+    let dates = b
+        .column(col("order_date"))
+        .as_any()
+        .downcast_ref::<Date32Array>()
+        .expect("date");
+    assert_eq!(dates.value_as_date(0), NaiveDate::from_ymd_opt(2011, 5, 31));
+    server.shutdown().await.expect("shutdown");
+}
+
+fn max_date(g: &Generator, table: &str) -> NaiveDate {
+    let t = g.table(table).expect("table");
+    let c = t.column_index("modified_date").expect("modified_date");
+    t.rows
+        .iter()
+        .filter_map(|r| r[c].as_str())
+        .max()
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .expect("a date")
+}
+
+#[tokio::test]
+async fn small_pages_follow_next_links() {
+    let (config, server) = start(37, 0).await;
+    let client = ODataClient::new(server.base_url(), fast_retry(0)).expect("client");
+    let customers = config.resource_by_path("/Customers").expect("resource");
+    let n = server.with_generator(|g| g.row_counts()["raw__adventure_works__customers"]);
+    assert_eq!(n, 195);
+    let pages: Vec<_> = client
+        .pages(customers, None)
+        .try_collect()
+        .await
+        .expect("pages");
+    assert_eq!(pages.len(), n.div_ceil(37));
+    assert_eq!(server.request_count("/Customers"), pages.len());
+    let mut first_row = 0;
+    let mut ids = Vec::new();
+    for (i, p) in pages.iter().enumerate() {
+        assert_eq!(p.index, i);
+        assert_eq!(p.first_row, first_row);
+        first_row += p.batch.num_rows();
+        assert_eq!(p.next_url.is_some(), i + 1 < pages.len());
+        let c = p.batch.schema().index_of("customer_id").expect("column");
+        let a = p
+            .batch
+            .column(c)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("i64");
+        ids.extend(a.iter().flatten());
+    }
+    assert_eq!(first_row, n);
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no row twice, none missing");
+    // Page cursors never go backwards.
+    let cursors: Vec<_> = pages
+        .iter()
+        .map(|p| p.max_cursor.expect("cursor"))
+        .collect();
+    assert!(cursors.windows(2).all(|w| w[0] <= w[1]));
+    assert!(
+        pages[1].url.as_str().contains("skiptoken"),
+        "{}",
+        pages[1].url
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn cursor_after_day_zero_reads_only_day_one_changes() {
+    let (config, server) = start(200, 0).await;
+    let client = ODataClient::new(server.base_url(), fast_retry(0)).expect("client");
+    let mut cursors = Vec::new();
+    for r in &config.resources {
+        let got = client.fetch_all(r, None).await.expect("day 0");
+        cursors.push(got.max_cursor.expect("cursor"));
+    }
+    server.set_day(1).expect("day 1");
+    let delta = server
+        .with_generator(|g| g.delta(1).cloned())
+        .expect("delta");
+    let day1 = Utc.from_utc_datetime(
+        &Generator::date_of_day(1)
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight"),
+    );
+    let mut changed = 0;
+    for (r, cursor) in config.resources.iter().zip(cursors) {
+        let after = client
+            .fetch_all(r, Some(Cursor::After(cursor)))
+            .await
+            .expect("day 1 changes");
+        assert_eq!(after.rows, delta.changed(&r.table), "{}", r.table);
+        let inclusive = client
+            .fetch_all(r, Some(Cursor::AtOrAfter(day1)))
+            .await
+            .expect("ge");
+        assert_eq!(inclusive.rows, after.rows, "{}", r.table);
+        if after.rows > 0 {
+            assert_eq!(after.max_cursor, Some(day1), "{}", r.table);
+        }
+        changed += after.rows;
+    }
+    assert!(changed > 30, "day 1 changed {changed} rows");
+    let last_day0 = Utc.from_utc_datetime(&BASE_END.and_hms_opt(0, 0, 0).expect("midnight"));
+    let inventories = config
+        .resource_by_path("/ProductInventories")
+        .expect("resource");
+    let boundary = client
+        .fetch_all(inventories, Some(Cursor::AtOrAfter(last_day0)))
+        .await
+        .expect("ge");
+    let on_boundary = server.with_generator(|g| {
+        let t = g.table(&inventories.table).expect("table");
+        let c = t.column_index("modified_date").expect("column");
+        t.rows
+            .iter()
+            .filter(|r| r[c].as_str() == Some("2014-06-30"))
+            .count()
+    });
+    assert!(on_boundary > 0);
+    assert_eq!(
+        boundary.rows,
+        on_boundary + delta.changed(&inventories.table),
+        "ge re-reads the boundary date"
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried() {
+    let (config, server) = start(100, 0).await;
+    let client = ODataClient::new(server.base_url(), fast_retry(3)).expect("client");
+    let customers = config.resource_by_path("/Customers").expect("resource");
+    server.faults().inject(
+        "/Customers",
+        Fault::Status {
+            status: 503,
+            times: 2,
+        },
+    );
+    server.faults().inject(
+        "/Customers",
+        Fault::Status {
+            status: 429,
+            times: 1,
+        },
+    );
+    let got = client
+        .fetch_all(customers, None)
+        .await
+        .expect("succeeds after retries");
+    assert_eq!(got.rows, 195);
+    assert_eq!(got.pages, 2);
+    assert_eq!(server.request_count("/Customers"), 2 + 3);
+
+    // A slow answer times out and is retried.
+    let quick = ODataClient::new(
+        server.base_url(),
+        RetryPolicy {
+            request_timeout: Duration::from_millis(200),
+            ..fast_retry(2)
+        },
+    )
+    .expect("client");
+    let shifts = config.resource_by_path("/Shifts").expect("resource");
+    server.faults().inject(
+        "/Shifts",
+        Fault::Delay {
+            delay: Duration::from_secs(2),
+            times: 1,
+        },
+    );
+    let got = quick
+        .fetch_all(shifts, None)
+        .await
+        .expect("succeeds after a timeout");
+    assert_eq!(got.rows, 3);
+    assert_eq!(server.request_count("/Shifts"), 2);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn giving_up_names_the_resource_and_url() {
+    let (config, server) = start(100, 0).await;
+    let client = ODataClient::new(server.base_url(), fast_retry(2)).expect("client");
+    let stores = config.resource_by_path("/Stores").expect("resource");
+    server.faults().inject(
+        "/Stores",
+        Fault::Status {
+            status: 503,
+            times: 10,
+        },
+    );
+    let err = client.fetch_all(stores, None).await.expect_err("fails");
+    assert_eq!(err.kind(), ErrorKind::Source);
+    let msg = err.message();
+    assert!(
+        msg.starts_with("resource `raw__adventure_works__stores` (/Stores): GET http://"),
+        "{msg}"
+    );
+    assert!(msg.contains("/Stores?%24count=false"), "{msg}");
+    assert!(msg.contains("failed after 3 attempt(s): HTTP 503 Service Unavailable: injected failure for `/Stores`"), "{msg}");
+    assert_eq!(server.request_count("/Stores"), 3);
+
+    // A crash mid-extraction: two good pages, then errors.
+    server.faults().clear_all();
+    let lines = config
+        .resource_by_path("/SalesOrderDetails")
+        .expect("resource");
+    server.faults().inject(
+        "/SalesOrderDetails",
+        Fault::FailAfterPages {
+            pages: 2,
+            status: 500,
+        },
+    );
+    let mut pages = client.pages(lines, None);
+    let mut good = 0;
+    let err = loop {
+        match pages.try_next().await {
+            Ok(Some(p)) => {
+                good += 1;
+                assert_eq!(p.batch.num_rows(), 100);
+            }
+            Ok(None) => panic!("the extraction should fail"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(good, 2);
+    assert!(err.message().contains("HTTP 500"), "{}", err.message());
+
+    // Client errors are not retried.
+    server.faults().clear_all();
+    let mut missing = stores.clone();
+    missing.api_path = "/NoSuchThings".to_string();
+    let err = client.fetch_all(&missing, None).await.expect_err("404");
+    assert!(
+        err.message()
+            .contains("HTTP 404 Not Found: resource `/NoSuchThings` not found"),
+        "{}",
+        err.message()
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn unknown_fields_become_extra_columns() {
+    let (mut config, server) = start(1000, 0).await;
+    let client = ODataClient::new(server.base_url(), fast_retry(0)).expect("client");
+    let addresses = config
+        .resources
+        .iter_mut()
+        .find(|r| r.api_path == "/Addresses")
+        .expect("resource");
+    addresses.columns.retain(|c| c.name != "address_line2");
+    let got = client.fetch_all(addresses, None).await.expect("extracts");
+    assert_eq!(
+        got.extra_columns.iter().cloned().collect::<Vec<_>>(),
+        vec![("address_line2".to_string(), "AddressLine2".to_string())]
+    );
+    let b = &got.batches[0];
+    let schema = b.schema();
+    let field = schema.field(schema.fields().len() - 1);
+    assert_eq!(field.name(), "address_line2");
+    assert!(is_extra(field));
+    assert_eq!(
+        field.metadata().get(EXTRA_COLUMN_KEY).map(String::as_str),
+        Some("true")
+    );
+    let values = b
+        .column(schema.fields().len() - 1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8");
+    let non_null = values.iter().flatten().count();
+    assert!(non_null < values.len(), "mostly NULL");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn server_query_options_and_errors() {
+    let (_, server) = start(1000, 0).await;
+    let http = reqwest::Client::new();
+    let get = |q: &str| {
+        let url = format!("{}/Departments{q}", server.base_url());
+        let http = http.clone();
+        async move {
+            let resp = http.get(&url).send().await.expect("request");
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.expect("json");
+            (status, body)
+        }
+    };
+    let (status, body) = get("?$top=3&$skip=2&$count=true").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["@odata.count"], 16);
+    let ids: Vec<i64> = body["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .filter_map(|r| r["DepartmentId"].as_i64())
+        .collect();
+    assert_eq!(ids, vec![3, 4, 5]);
+    assert_eq!(body["value"][0]["Name"], "Sales");
+    assert_eq!(body["value"][0]["ModifiedDate"], "2008-04-30");
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .expect("context")
+            .ends_with("/$metadata#Departments")
+    );
+    let (status, body) = get("?$filter=ModifiedDate%20gt%202008-04-30").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["value"].as_array().expect("value").len(), 0);
+    let (status, body) = get("?$filter=Name%20eq%20Sales").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["message"],
+        "unsupported $filter field `Name`: only `ModifiedDate` can be filtered"
+    );
+    let (status, _) = get("?$orderby=Name").await;
+    assert_eq!(status, 400);
+    let resp = http
+        .get(format!("{}/Nope", server.base_url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 404);
+
+    // A next link from another day is refused, not silently mixed.
+    let url = format!("{}/Persons?$top=5", server.base_url());
+    let first: serde_json::Value = http
+        .get(&url)
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        first.get("@odata.nextLink").is_none(),
+        "$top within one page"
+    );
+    server.set_day(1).expect("day 1");
+    let stale = format!("{}/Persons?$skiptoken=0-10", server.base_url());
+    let resp = http.get(&stale).send().await.expect("request");
+    assert_eq!(resp.status().as_u16(), 410);
+    server.shutdown().await.expect("shutdown");
+}

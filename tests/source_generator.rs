@@ -1,0 +1,710 @@
+//! The embedded generator: determinism, sizes, integrity, simulated days.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Instant;
+
+use lakehouse::config::SourceConfig;
+use lakehouse::source::generator::{BASE_END, TABLE_DEFS};
+use lakehouse::source::{Generator, GeneratorOptions, TableData};
+use serde_json::Value;
+
+fn opts(seed: u64) -> GeneratorOptions {
+    GeneratorOptions { seed, scale: 0.01 }
+}
+
+fn table<'a>(g: &'a Generator, name: &str) -> &'a TableData {
+    g.table(&format!("raw__adventure_works__{name}"))
+        .unwrap_or_else(|| panic!("table {name} exists"))
+}
+
+/// The set of values of `column` in `name`.
+fn ids(g: &Generator, name: &str, column: &str) -> HashSet<String> {
+    let t = table(g, name);
+    let c = t
+        .column_index(column)
+        .unwrap_or_else(|| panic!("{name}.{column}"));
+    t.rows.iter().map(|r| r[c].to_string()).collect()
+}
+
+/// Every non-null `child.column` value is among `parent.parent_column`.
+fn assert_fk(g: &Generator, child: &str, column: &str, parent: &str, parent_column: &str) {
+    let parents = ids(g, parent, parent_column);
+    let t = table(g, child);
+    let c = t
+        .column_index(column)
+        .unwrap_or_else(|| panic!("{child}.{column}"));
+    let mut checked = 0;
+    for (i, r) in t.rows.iter().enumerate() {
+        if r[c].is_null() {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            parents.contains(&r[c].to_string()),
+            "{child} row {i}: {column} = {} not found in {parent}.{parent_column}",
+            r[c]
+        );
+    }
+    assert!(
+        checked > 0,
+        "{child}.{column} has no non-null values to check"
+    );
+}
+
+fn key_of(t: &TableData, row: &[Value]) -> String {
+    t.def
+        .key
+        .iter()
+        .map(|k| row[t.column_index(k).expect("key column")].to_string())
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn assert_keys_unique(g: &Generator) {
+    for t in g.tables() {
+        let mut seen = HashSet::new();
+        for r in &t.rows {
+            let k = key_of(t, r);
+            assert!(seen.insert(k.clone()), "{}: duplicate key {k}", t.def.table);
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_data_other_seed_other_data() {
+    let a = Generator::new(opts(7)).expect("generate");
+    let b = Generator::new(opts(7)).expect("generate");
+    let c = Generator::new(opts(8)).expect("generate");
+    assert_eq!(a.tables(), b.tables());
+    assert_ne!(
+        table(&a, "persons").rows,
+        table(&c, "persons").rows,
+        "another seed gives other people"
+    );
+    let a3 = Generator::at_day(opts(7), 3).expect("day 3");
+    let mut b3 = Generator::new(opts(7)).expect("day 0");
+    for _ in 0..3 {
+        b3.advance();
+    }
+    assert_eq!(a3.tables(), b3.tables());
+    assert_eq!(a3.deltas(), b3.deltas());
+    // Going back rebuilds the same day.
+    b3.advance_to(1).expect("back to day 1");
+    let a1 = Generator::at_day(opts(7), 1).expect("day 1");
+    assert_eq!(b3.tables(), a1.tables());
+    assert_eq!(b3.day(), 1);
+}
+
+#[test]
+fn scale_is_validated() {
+    for bad in [0.0, -1.0, f64::NAN, 11.0] {
+        let err = Generator::new(GeneratorOptions {
+            seed: 1,
+            scale: bad,
+        })
+        .expect_err("rejected");
+        assert!(err.to_string().contains("scale"), "{err}");
+    }
+}
+
+#[test]
+fn small_scale_is_fast_and_sized() {
+    let t0 = Instant::now();
+    let g = Generator::new(opts(42)).expect("generate");
+    let elapsed = t0.elapsed();
+    assert!(elapsed.as_secs_f64() < 3.0, "scale 0.01 took {elapsed:?}");
+    let counts = g.row_counts();
+    assert_eq!(counts.len(), 58);
+    let expected: BTreeMap<&str, usize> = [
+        ("products", 504),
+        ("product_subcategories", 37),
+        ("product_categories", 4),
+        ("product_models", 128),
+        ("product_descriptions", 762),
+        ("product_photos", 101),
+        ("departments", 16),
+        ("shifts", 3),
+        ("employees", 290),
+        ("sales_persons", 17),
+        ("sales_territories", 10),
+        ("ship_methods", 5),
+        ("special_offers", 16),
+        ("vendors", 104),
+        ("stores", 10),
+        ("customers", 195),
+        ("sales_order_headers", 315),
+        ("purchase_order_headers", 40),
+        ("work_orders", 726),
+        ("job_candidates", 13),
+        ("shopping_cart_items", 3),
+        ("product_reviews", 4),
+    ]
+    .into_iter()
+    .collect();
+    for (name, n) in expected {
+        assert_eq!(
+            counts[&format!("raw__adventure_works__{name}")],
+            n,
+            "{name}"
+        );
+    }
+    let lines = counts["raw__adventure_works__sales_order_details"];
+    assert!((700..=2000).contains(&lines), "order lines: {lines}");
+    for (t, n) in &counts {
+        assert!(*n > 0, "{t} is empty");
+    }
+}
+
+#[test]
+fn generator_matches_the_source_config() {
+    let config = SourceConfig::adventure_works().expect("config");
+    let g = Generator::new(opts(1)).expect("generate");
+    assert_eq!(config.resources.len(), TABLE_DEFS.len());
+    for (r, def) in config.resources.iter().zip(TABLE_DEFS) {
+        assert_eq!(r.table, def.table);
+        assert_eq!(r.api_path, def.api_path);
+        assert_eq!(r.primary_key, def.key, "{}", r.table);
+        let t = g.table(&r.table).expect("generated");
+        let configured: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(t.columns, configured, "{}", r.table);
+    }
+}
+
+#[test]
+fn keys_are_unique_and_references_resolve() {
+    let mut g = Generator::new(opts(3)).expect("generate");
+    for day in [0, 4] {
+        g.advance_to(day).expect("advance");
+        assert_keys_unique(&g);
+        assert_fk(
+            &g,
+            "sales_order_details",
+            "sales_order_id",
+            "sales_order_headers",
+            "sales_order_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_details",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_details",
+            "special_offer_id",
+            "special_offers",
+            "special_offer_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "customer_id",
+            "customers",
+            "customer_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "bill_to_address_id",
+            "addresses",
+            "address_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "ship_to_address_id",
+            "addresses",
+            "address_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "ship_method_id",
+            "ship_methods",
+            "ship_method_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "credit_card_id",
+            "credit_cards",
+            "credit_card_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "currency_rate_id",
+            "currency_rates",
+            "currency_rate_id",
+        );
+        assert_fk(
+            &g,
+            "sales_order_headers",
+            "sales_person_id",
+            "sales_persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "customers",
+            "person_id",
+            "persons",
+            "business_entity_id",
+        );
+        assert_fk(&g, "customers", "store_id", "stores", "business_entity_id");
+        assert_fk(
+            &g,
+            "customers",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "products",
+            "product_subcategory_id",
+            "product_subcategories",
+            "product_subcategory_id",
+        );
+        assert_fk(
+            &g,
+            "products",
+            "product_model_id",
+            "product_models",
+            "product_model_id",
+        );
+        assert_fk(
+            &g,
+            "product_subcategories",
+            "product_category_id",
+            "product_categories",
+            "product_category_id",
+        );
+        assert_fk(
+            &g,
+            "employees",
+            "business_entity_id",
+            "persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "sales_persons",
+            "business_entity_id",
+            "employees",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "sales_persons",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "stores",
+            "sales_person_id",
+            "sales_persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "email_addresses",
+            "business_entity_id",
+            "persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "person_phones",
+            "business_entity_id",
+            "persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "person_phones",
+            "phone_number_type_id",
+            "phone_number_types",
+            "phone_number_type_id",
+        );
+        assert_fk(
+            &g,
+            "business_entity_addresses",
+            "address_id",
+            "addresses",
+            "address_id",
+        );
+        assert_fk(
+            &g,
+            "business_entity_addresses",
+            "address_type_id",
+            "address_types",
+            "address_type_id",
+        );
+        assert_fk(
+            &g,
+            "business_entity_contacts",
+            "person_id",
+            "persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "business_entity_contacts",
+            "contact_type_id",
+            "contact_types",
+            "contact_type_id",
+        );
+        assert_fk(
+            &g,
+            "addresses",
+            "state_province_id",
+            "state_provinces",
+            "state_province_id",
+        );
+        assert_fk(
+            &g,
+            "state_provinces",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "state_provinces",
+            "country_region_code",
+            "country_regions",
+            "country_region_code",
+        );
+        assert_fk(
+            &g,
+            "sales_territories",
+            "country_region_code",
+            "country_regions",
+            "country_region_code",
+        );
+        assert_fk(
+            &g,
+            "currency_rates",
+            "to_currency_code",
+            "currencies",
+            "currency_code",
+        );
+        assert_fk(
+            &g,
+            "employee_pay_histories",
+            "business_entity_id",
+            "employees",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "employee_department_histories",
+            "department_id",
+            "departments",
+            "department_id",
+        );
+        assert_fk(
+            &g,
+            "employee_department_histories",
+            "shift_id",
+            "shifts",
+            "shift_id",
+        );
+        assert_fk(
+            &g,
+            "job_candidates",
+            "business_entity_id",
+            "employees",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "sales_person_quota_histories",
+            "business_entity_id",
+            "sales_persons",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "sales_territory_histories",
+            "territory_id",
+            "sales_territories",
+            "territory_id",
+        );
+        assert_fk(
+            &g,
+            "bill_of_materials",
+            "product_assembly_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "bill_of_materials",
+            "component_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "bill_of_materials",
+            "unit_measure_code",
+            "unit_measures",
+            "unit_measure_code",
+        );
+        assert_fk(
+            &g,
+            "product_inventories",
+            "location_id",
+            "locations",
+            "location_id",
+        );
+        assert_fk(
+            &g,
+            "product_list_price_histories",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "product_cost_histories",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "product_model_illustrations",
+            "illustration_id",
+            "illustrations",
+            "illustration_id",
+        );
+        assert_fk(
+            &g,
+            "product_reviews",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "product_vendors",
+            "business_entity_id",
+            "vendors",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "product_vendors",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "purchase_order_headers",
+            "vendor_id",
+            "vendors",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "purchase_order_headers",
+            "employee_id",
+            "employees",
+            "business_entity_id",
+        );
+        assert_fk(
+            &g,
+            "purchase_order_details",
+            "purchase_order_id",
+            "purchase_order_headers",
+            "purchase_order_id",
+        );
+        assert_fk(&g, "work_orders", "product_id", "products", "product_id");
+        assert_fk(
+            &g,
+            "work_orders",
+            "scrap_reason_id",
+            "scrap_reasons",
+            "scrap_reason_id",
+        );
+        assert_fk(
+            &g,
+            "work_order_routings",
+            "work_order_id",
+            "work_orders",
+            "work_order_id",
+        );
+        assert_fk(
+            &g,
+            "work_order_routings",
+            "location_id",
+            "locations",
+            "location_id",
+        );
+        assert_fk(
+            &g,
+            "transaction_histories",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "transaction_history_archives",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "shopping_cart_items",
+            "product_id",
+            "products",
+            "product_id",
+        );
+        assert_fk(
+            &g,
+            "sales_tax_rates",
+            "state_province_id",
+            "state_provinces",
+            "state_province_id",
+        );
+    }
+}
+
+#[test]
+fn nulls_where_the_real_data_has_them() {
+    let g = Generator::new(opts(5)).expect("generate");
+    let nulls = |name: &str, column: &str| {
+        let t = table(&g, name);
+        let c = t.column_index(column).expect("column");
+        t.rows.iter().filter(|r| r[c].is_null()).count()
+    };
+    let persons = table(&g, "persons").rows.len();
+    assert!(nulls("addresses", "address_line2") > table(&g, "addresses").rows.len() / 2);
+    let middle = nulls("persons", "middle_name");
+    assert!(
+        middle > 0 && middle < persons,
+        "middle_name nulls: {middle}"
+    );
+    assert_eq!(nulls("employees", "organization_level"), 1);
+    assert_eq!(nulls("sales_persons", "territory_id"), 3);
+    assert!(nulls("products", "product_subcategory_id") == 211);
+    assert_eq!(nulls("products", "product_id"), 0);
+}
+
+#[test]
+fn days_change_only_what_they_say() {
+    let day0 = Generator::new(opts(11)).expect("day 0");
+    let max0 = max_modified(&day0);
+    assert!(
+        max0.as_str() <= "2014-06-30",
+        "day 0 max modified_date {max0}"
+    );
+    assert_eq!(BASE_END.to_string(), "2014-06-30");
+    let mut g = day0.clone();
+    for day in 1..=3u32 {
+        let before = g.clone();
+        let delta = g.advance().clone();
+        assert_eq!(delta.day, day);
+        let date = Generator::date_of_day(day).format("%Y-%m-%d").to_string();
+        assert_eq!(delta.date.format("%Y-%m-%d").to_string(), date);
+        let mut changed_total = 0;
+        for t in g.tables() {
+            let name = t.def.table;
+            let prev = before.table(name).expect("same tables");
+            let md = t.column_index("modified_date").expect("modified_date");
+            let changed: Vec<&Vec<Value>> = t
+                .rows
+                .iter()
+                .filter(|r| r[md].as_str() == Some(date.as_str()))
+                .collect();
+            assert_eq!(changed.len(), delta.changed(name), "{name} on day {day}");
+            changed_total += changed.len();
+            // Every other row is identical to the day before.
+            let prev_rows: BTreeMap<String, &Vec<Value>> =
+                prev.rows.iter().map(|r| (key_of(prev, r), r)).collect();
+            for r in &t.rows {
+                if r[md].as_str() == Some(date.as_str()) {
+                    continue;
+                }
+                assert!(
+                    r[md].as_str() < Some(date.as_str()),
+                    "{name}: a row from the future"
+                );
+                assert_eq!(
+                    prev_rows.get(&key_of(t, r)),
+                    Some(&r),
+                    "{name}: untouched row changed"
+                );
+            }
+            let added = delta.added.get(name).copied().unwrap_or(0);
+            assert_eq!(
+                t.rows.len(),
+                prev.rows.len() + added,
+                "{name} added on day {day}"
+            );
+        }
+        assert!(
+            changed_total > 30,
+            "day {day} changed only {changed_total} rows"
+        );
+        for busy in [
+            "sales_order_headers",
+            "sales_order_details",
+            "customers",
+            "persons",
+            "addresses",
+            "products",
+            "product_list_price_histories",
+            "currency_rates",
+            "work_orders",
+            "purchase_order_headers",
+            "transaction_histories",
+        ] {
+            assert!(
+                delta.changed(&format!("raw__adventure_works__{busy}")) > 0,
+                "{busy} did not change on day {day}"
+            );
+        }
+    }
+    let modified: BTreeSet<&str> = g
+        .deltas()
+        .iter()
+        .flat_map(|d| d.modified.keys().map(String::as_str))
+        .collect();
+    assert!(
+        modified.contains("raw__adventure_works__sales_order_headers"),
+        "orders ship: {modified:?}"
+    );
+    assert!(modified.contains("raw__adventure_works__products"));
+    assert!(modified.contains("raw__adventure_works__addresses"));
+}
+
+fn max_modified(g: &Generator) -> String {
+    g.tables()
+        .iter()
+        .flat_map(|t| {
+            let md = t.column_index("modified_date").expect("modified_date");
+            t.rows
+                .iter()
+                .filter_map(move |r| r[md].as_str().map(str::to_string))
+        })
+        .max()
+        .expect("some rows")
+}
