@@ -10,6 +10,18 @@ use arrow::datatypes::{Field, Schema};
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
+
+/// `println!` that ends the process quietly when stdout is closed (e.g. `| head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
 use crate::storage::{TableName, Warehouse};
 
 /// A pure-Rust lakehouse: OData -> Iceberg -> HOOK -> Unified Star Schema.
@@ -45,6 +57,34 @@ pub enum Command {
     },
     /// Serve the embedded Adventure Works source over HTTP (OData v4) until Ctrl-C.
     DemoSource(DemoSourceArgs),
+    /// Extract new and changed source rows into the DAS layer.
+    Extract(ExtractArgs),
+}
+
+/// Arguments of `extract`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractArgs {
+    /// OData service URL; without it the embedded source is started in-process.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only these resources (comma-separated table names, entity names or API paths).
+    #[arg(long, value_delimiter = ',')]
+    pub resources: Vec<String>,
+    /// Embedded source: data size (1.0 is about the real data set).
+    #[arg(long, default_value_t = 0.01)]
+    pub scale: f64,
+    /// Embedded source: simulated day to serve.
+    #[arg(long, default_value_t = 0)]
+    pub day: u32,
+    /// Embedded source: generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Resources extracted at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Source config file (default: the built-in Adventure Works config).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `demo-source`.
@@ -70,7 +110,6 @@ pub struct DemoSourceArgs {
     pub config: Option<std::path::PathBuf>,
 }
 
-
 impl Cli {
     /// Open the warehouse named on the command line.
     pub fn open_warehouse(&self) -> Result<Warehouse> {
@@ -86,11 +125,12 @@ impl Cli {
 pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::DemoSource(args) => demo_source(args).await?,
+        Command::Extract(args) => extract(&cli, args).await?,
         Command::Tables => {
             let wh = cli.open_warehouse()?;
             let stats = wh.stats().await?;
             if stats.is_empty() {
-                println!("no tables in {}", wh.url().root_url());
+                out!("no tables in {}", wh.url().root_url());
                 return Ok(());
             }
             let batch = record_batch(vec![
@@ -119,7 +159,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     )),
                 ),
             ])?;
-            println!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
+            out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
         }
         Command::History { table } => {
             let wh = cli.open_warehouse()?;
@@ -172,7 +212,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     }))),
                 ),
             ])?;
-            println!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
+            out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
         }
     }
     Ok(())
@@ -212,7 +252,7 @@ async fn demo_source(args: &DemoSourceArgs) -> Result<()> {
     let server = serve(&config, options).await?;
     let counts = server.with_generator(|g| g.row_counts());
     let rows: usize = counts.values().sum();
-    println!(
+    out!(
         "Serving {} ({} resources, {rows} rows, scale {}, day {}, seed {}) at {}/",
         config.name,
         config.resources.len(),
@@ -221,10 +261,130 @@ async fn demo_source(args: &DemoSourceArgs) -> Result<()> {
         args.seed,
         server.base_url()
     );
-    println!("Try: {}/SalesOrderHeaders?$top=2", server.base_url());
-    println!("Press Ctrl-C to stop.");
+    out!("Try: {}/SalesOrderHeaders?$top=2", server.base_url());
+    out!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
         .ctx(ErrorKind::Internal, || "cannot wait for Ctrl-C".to_string())?;
     server.shutdown().await
+}
+
+async fn extract(cli: &Cli, args: &ExtractArgs) -> Result<()> {
+    use std::io::IsTerminal;
+
+    use crate::config::SourceConfig;
+    use crate::extract::land::{ExtractOptions, extract};
+    use crate::extract::{ODataClient, RetryPolicy};
+    use crate::source::{GeneratorOptions, ServerOptions, serve};
+
+    let config = match &args.config {
+        Some(path) => SourceConfig::from_path(path)?,
+        None => SourceConfig::adventure_works()?,
+    };
+    let wh = cli.open_warehouse()?;
+    let server = match &args.source {
+        Some(_) => None,
+        None => Some(
+            serve(
+                &config,
+                ServerOptions {
+                    page_size: config.page_size,
+                    generator: GeneratorOptions {
+                        seed: args.seed,
+                        scale: args.scale,
+                    },
+                    day: args.day,
+                    ..ServerOptions::default()
+                },
+            )
+            .await?,
+        ),
+    };
+    let url = match (&args.source, &server) {
+        (Some(u), _) => u.clone(),
+        (None, Some(s)) => s.base_url().to_string(),
+        (None, None) => unreachable!("a server is started when no source is given"),
+    };
+    eprintln!(
+        "extracting {} from {url} into {}",
+        config.name,
+        wh.url().root_url()
+    );
+    let client = ODataClient::new(&url, RetryPolicy::default())?;
+    let options = ExtractOptions {
+        resources: args.resources.clone(),
+        concurrency: args.concurrency,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = extract(&wh, &config, &client, &options).await;
+    if let Some(s) = server {
+        s.shutdown().await?;
+    }
+    let report = report?;
+    let r = &report.resources;
+    let batch = record_batch(vec![
+        (
+            "table",
+            Arc::new(StringArray::from_iter_values(
+                r.iter().map(|x| x.table.clone()),
+            )),
+        ),
+        (
+            "pages",
+            Arc::new(Int64Array::from_iter_values(
+                r.iter().map(|x| x.pages as i64),
+            )),
+        ),
+        (
+            "fetched",
+            Arc::new(Int64Array::from_iter_values(
+                r.iter().map(|x| x.fetched as i64),
+            )),
+        ),
+        (
+            "landed",
+            Arc::new(Int64Array::from_iter_values(
+                r.iter().map(|x| x.landed as i64),
+            )),
+        ),
+        (
+            "seconds",
+            Arc::new(arrow::array::Float64Array::from_iter_values(
+                r.iter().map(|x| (x.seconds * 100.0).round() / 100.0),
+            )),
+        ),
+        (
+            "cursor",
+            Arc::new(StringArray::from_iter(
+                r.iter().map(|x| x.cursor.map(|c| c.to_rfc3339())),
+            )),
+        ),
+        (
+            "error",
+            Arc::new(StringArray::from_iter(r.iter().map(|x| x.error.clone()))),
+        ),
+    ])?;
+    out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
+    out!(
+        "load {}: {} rows landed across {} resources",
+        report.load_id,
+        report.landed(),
+        r.len()
+    );
+    let failed = report.failures();
+    if !failed.is_empty() {
+        return Err(crate::Error::new(
+            crate::ErrorKind::Source,
+            format!(
+                "{} resource(s) failed (the others were committed): {}",
+                failed.len(),
+                failed
+                    .iter()
+                    .map(|f| f.table.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -24,12 +24,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
+use arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    new_null_array,
+};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 use chrono::{DateTime, Utc};
-use datafusion::logical_expr::{cast, col};
+use datafusion::logical_expr::col;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 
@@ -99,12 +102,20 @@ impl ExtractReport {
     }
     /// The failed resources.
     pub fn failures(&self) -> Vec<&ResourceReport> {
-        self.resources.iter().filter(|r| r.error.is_some()).collect()
+        self.resources
+            .iter()
+            .filter(|r| r.error.is_some())
+            .collect()
     }
 }
 
 /// Extract `config`'s resources through `client` into the warehouse's DAS layer.
-pub async fn extract(wh: &Warehouse, config: &SourceConfig, client: &ODataClient, options: &ExtractOptions) -> Result<ExtractReport> {
+pub async fn extract(
+    wh: &Warehouse,
+    config: &SourceConfig,
+    client: &ODataClient,
+    options: &ExtractOptions,
+) -> Result<ExtractReport> {
     let selected: Vec<&ResourceConfig> = if options.resources.is_empty() {
         config.resources.iter().collect()
     } else {
@@ -115,8 +126,18 @@ pub async fn extract(wh: &Warehouse, config: &SourceConfig, client: &ODataClient
                 config
                     .resources
                     .iter()
-                    .find(|r| &r.table == name || &r.api_path == name || r.entity_set() == name || r.table.ends_with(&format!("__{name}")))
-                    .ok_or_else(|| Error::invalid(format!("unknown resource '{name}' in source {}", config.name)))
+                    .find(|r| {
+                        &r.table == name
+                            || &r.api_path == name
+                            || r.entity_set() == name
+                            || r.table.ends_with(&format!("__{name}"))
+                    })
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "unknown resource '{name}' in source {}",
+                            config.name
+                        ))
+                    })
             })
             .collect::<Result<_>>()?
     };
@@ -125,9 +146,11 @@ pub async fn extract(wh: &Warehouse, config: &SourceConfig, client: &ODataClient
     let bar = if options.progress {
         let b = indicatif::ProgressBar::new(selected.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} extract [{bar:30}] {pos}/{len} resources {msg}")
-                .map_err(|e| Error::internal(e.to_string()))?
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} extract [{bar:30}] {pos}/{len} resources {msg}",
+            )
+            .map_err(|e| Error::internal(e.to_string()))?
+            .progress_chars("=> "),
         );
         b
     } else {
@@ -172,6 +195,27 @@ pub async fn extract(wh: &Warehouse, config: &SourceConfig, client: &ODataClient
     })
 }
 
+/// The cursor as a literal of the cursor column's type (a comparison in the
+/// column's own type is pushed down to the Iceberg scan correctly).
+fn cursor_literal(
+    t: crate::config::ColumnType,
+    c: DateTime<Utc>,
+) -> datafusion::logical_expr::Expr {
+    use crate::config::ColumnType;
+    match t {
+        ColumnType::Date => {
+            let days = c
+                .date_naive()
+                .signed_duration_since(chrono::NaiveDate::default())
+                .num_days();
+            datafusion::logical_expr::lit(datafusion::common::ScalarValue::Date32(Some(
+                days as i32,
+            )))
+        }
+        _ => ts_lit(c.timestamp_micros()),
+    }
+}
+
 fn parse_cursor(v: &str, table: &TableName) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(v)
         .map(|t| t.with_timezone(&Utc))
@@ -187,8 +231,14 @@ async fn land_resource(
 ) -> Result<ResourceReport> {
     let name = TableName::new(NAMESPACE, resource.table.clone())?;
     let existing = wh.try_load_table(&name).await?;
-    let props = existing.as_ref().map(|t| t.current_properties()).unwrap_or_default();
-    let cursor = props.get(CURSOR).map(|v| parse_cursor(v, &name)).transpose()?;
+    let props = existing
+        .as_ref()
+        .map(|t| t.current_properties())
+        .unwrap_or_default();
+    let cursor = props
+        .get(CURSOR)
+        .map(|v| parse_cursor(v, &name))
+        .transpose()?;
     let last_loaded: Option<i64> = props.get(LOADED_AT_PROP).and_then(|v| v.parse().ok());
 
     // Fetch every page.
@@ -224,7 +274,11 @@ async fn land_resource(
     let converter = RowConverter::new(
         configured
             .iter()
-            .map(|c| Ok(SortField::new(batch.schema_ref().field_with_name(c)?.data_type().clone())))
+            .map(|c| {
+                Ok(SortField::new(
+                    batch.schema_ref().field_with_name(c)?.data_type().clone(),
+                ))
+            })
             .collect::<Result<Vec<_>>>()?,
     )?;
     let encode = |b: &RecordBatch| -> Result<arrow::row::Rows> {
@@ -236,33 +290,36 @@ async fn land_resource(
     };
     let mut seen: HashSet<Box<[u8]>> = HashSet::new();
     if let (Some(t), Some(c)) = (&existing, cursor) {
-        let cursor_col = resource
-            .cursor_column()
-            .ok_or_else(|| Error::invalid(format!("resource {} has no cursor column", resource.table)))?;
+        let cursor_col = resource.cursor_column().ok_or_else(|| {
+            Error::invalid(format!("resource {} has no cursor column", resource.table))
+        })?;
         let ctx = SessionContext::new();
         let landed = ctx
             .read_table(t.provider(AsOf::Latest).await?)?
-            .filter(
-                cast(col(cursor_col.name.as_str()), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
-                    .gt_eq(ts_lit(c.timestamp_micros())),
-            )?
+            .filter(col(cursor_col.name.as_str()).gt_eq(cursor_literal(cursor_col.data_type, c)))?
             .select_columns(&configured.iter().map(String::as_str).collect::<Vec<_>>())?
             .collect()
             .await?;
         for b in &landed {
-            let b = crate::storage::schema::project_by_name(b, &Arc::new(Schema::new(
-                configured
-                    .iter()
-                    .map(|c| batch.schema_ref().field_with_name(c).cloned())
-                    .collect::<std::result::Result<Vec<Field>, _>>()?,
-            )))?;
+            let b = crate::storage::schema::project_by_name(
+                b,
+                &Arc::new(Schema::new(
+                    configured
+                        .iter()
+                        .map(|c| batch.schema_ref().field_with_name(c).cloned())
+                        .collect::<std::result::Result<Vec<Field>, _>>()?,
+                )),
+            )?;
             for r in encode(&b)?.iter() {
                 seen.insert(r.as_ref().into());
             }
         }
     }
     let rows = encode(&batch)?;
-    let keep: BooleanArray = rows.iter().map(|r| Some(seen.insert(r.as_ref().into()))).collect();
+    let keep: BooleanArray = rows
+        .iter()
+        .map(|r| Some(seen.insert(r.as_ref().into())))
+        .collect();
     let batch = filter_record_batch(&batch, &keep)?;
     report.landed = batch.num_rows();
     if batch.num_rows() == 0 {
@@ -270,17 +327,30 @@ async fn land_resource(
     }
 
     // Load columns.
-    let loaded_at = started.timestamp_micros().max(last_loaded.map_or(i64::MIN, |l| l + 1));
+    let loaded_at = started
+        .timestamp_micros()
+        .max(last_loaded.map_or(i64::MIN, |l| l + 1));
     let n = batch.num_rows();
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.extend([
         Field::new(LOAD_ID, DataType::Utf8, false),
-        Field::new(LOADED_AT, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            LOADED_AT,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
         Field::new(LOAD_SEQUENCE, DataType::Int64, false),
     ]);
     let mut columns = batch.columns().to_vec();
     columns.push(Arc::new(StringArray::from(vec![load_id; n])));
-    columns.push(Arc::new(TimestampMicrosecondArray::from(vec![loaded_at; n]).with_timezone("UTC")));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![loaded_at; n]).with_timezone("UTC"),
+    ));
     columns.push(Arc::new(Int64Array::from_iter_values(0..n as i64)));
     let schema: SchemaRef = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
@@ -289,7 +359,10 @@ async fn land_resource(
         .property(LOAD_ID_PROP, load_id)
         .property(LOADED_AT_PROP, loaded_at.to_string());
     if let Some(c) = max_cursor {
-        write = write.property(CURSOR, c.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        write = write.property(
+            CURSOR,
+            c.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        );
     }
     wh.write(&name, schema, vec![batch], write)
         .await
@@ -301,7 +374,11 @@ async fn land_resource(
 /// (NULL where a page lacked it). Fields carry no metadata.
 fn unify(resource: &ResourceConfig, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let base = resource_schema(resource);
-    let mut fields: Vec<Field> = base.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect();
+    let mut fields: Vec<Field> = base
+        .fields()
+        .iter()
+        .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+        .collect();
     for b in batches {
         for f in b.schema().fields() {
             if !fields.iter().any(|x| x.name() == f.name()) {
