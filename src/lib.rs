@@ -7,8 +7,11 @@
 //! 3. orchestration: the model DAG;
 //! 4. face: [`cli`].
 
+pub mod bench;
 pub mod cli;
 pub mod error;
+pub mod join;
+pub mod query;
 pub mod telemetry;
 
 pub use error::{Error, ErrorKind, Result};
