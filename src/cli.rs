@@ -109,7 +109,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 if many {
                     println!("-- {statement}");
                 }
-                println!("{}", format_batches(&batches, format)?);
+                if batches.is_empty() {
+                    println!("OK (no rows)");
+                } else {
+                    println!("{}", format_batches(&batches, format)?);
+                }
             }
             Ok(())
         }

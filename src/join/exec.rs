@@ -254,7 +254,7 @@ impl DisplayAs for PitJoinExec {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
                 write!(
                     f,
-                    "PitJoinExec: join_type={}, on=[{on}], range={:?}({} {} {} AND {} {} {})",
+                    "PitJoinExec: join_type={}, on=[{on}], range={:?}(right.{} {} left.{} AND left.{} {} right.{})",
                     self.join_type,
                     r.kind,
                     r.right_start,
