@@ -14,7 +14,12 @@ use crate::query::{OutputFormat, explain_sql, format_batches, run_sql, session_c
 #[command(name = "lakehouse", version, about, long_about = None)]
 pub struct Cli {
     /// Where the warehouse lives: a local path, file://..., or s3://bucket/prefix.
-    #[arg(long, global = true, env = "LAKEHOUSE_WAREHOUSE", default_value = "./lakehouse")]
+    #[arg(
+        long,
+        global = true,
+        env = "LAKEHOUSE_WAREHOUSE",
+        default_value = "./lakehouse"
+    )]
     pub warehouse: String,
 
     #[command(subcommand)]

@@ -131,8 +131,9 @@ impl From<iceberg::Error> for Error {
             iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound => {
                 ErrorKind::NotFound
             }
-            iceberg::ErrorKind::TableAlreadyExists
-            | iceberg::ErrorKind::NamespaceAlreadyExists => ErrorKind::AlreadyExists,
+            iceberg::ErrorKind::TableAlreadyExists | iceberg::ErrorKind::NamespaceAlreadyExists => {
+                ErrorKind::AlreadyExists
+            }
             iceberg::ErrorKind::CatalogCommitConflicts => ErrorKind::CommitConflict,
             _ => ErrorKind::Storage,
         };
@@ -156,9 +157,8 @@ impl From<object_store::Error> for Error {
     fn from(e: object_store::Error) -> Self {
         let kind = match &e {
             object_store::Error::NotFound { .. } => ErrorKind::NotFound,
-            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
-                ErrorKind::CommitConflict
-            }
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => ErrorKind::CommitConflict,
             _ => ErrorKind::Storage,
         };
         Error::new(kind, e.to_string()).with_source(e)

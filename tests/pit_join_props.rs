@@ -26,12 +26,15 @@ fn bound() -> impl Strategy<Value = Option<i64>> {
 /// Random intervals: mostly short, some empty (length 0), some inverted,
 /// some open-ended.
 fn interval() -> impl Strategy<Value = (Option<i64>, Option<i64>)> {
-    (bound(), prop_oneof![
-        3 => (0i64..6).prop_map(Some),
-        1 => (-3i64..0).prop_map(Some),
-        1 => Just(Some(FAR)),
-        1 => Just(None),
-    ])
+    (
+        bound(),
+        prop_oneof![
+            3 => (0i64..6).prop_map(Some),
+            1 => (-3i64..0).prop_map(Some),
+            1 => Just(Some(FAR)),
+            1 => Just(None),
+        ],
+    )
         .prop_map(|(from, len)| match (from, len) {
             (Some(f), Some(FAR)) => (Some(f), Some(FAR)),
             (Some(f), Some(l)) => (Some(f), Some(f + l)),
@@ -114,7 +117,13 @@ fn case() -> impl Strategy<Value = Case> {
         0..PREDICATES.len(),
         any::<bool>(),
         prop_oneof![Just(1usize), Just(3usize)],
-        prop_oneof![Just(1usize), Just(2usize), Just(3usize), Just(7usize), Just(1024usize)],
+        prop_oneof![
+            Just(1usize),
+            Just(2usize),
+            Just(3usize),
+            Just(7usize),
+            Just(1024usize)
+        ],
         1usize..6,
     )
         .prop_map(
@@ -146,7 +155,10 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             PREDICATES[case.predicate]
         );
         let (plan, ours) = run(&pit, &sql).await;
-        prop_assert!(plan.contains("PitJoinExec"), "rule did not fire for {sql}:\n{plan}");
+        prop_assert!(
+            plan.contains("PitJoinExec"),
+            "rule did not fire for {sql}:\n{plan}"
+        );
         let (plan, theirs) = run(&builtin, &sql).await;
         prop_assert!(!plan.contains("PitJoinExec"));
         prop_assert_eq!(ours, theirs, "{}", sql);

@@ -40,14 +40,23 @@ async fn ctx() -> SessionContext {
 
 async fn fires(sql: &str) -> String {
     let plan = physical_plan(&ctx().await, sql).await;
-    assert!(plan.contains("PitJoinExec"), "expected PitJoinExec for {sql}:\n{plan}");
-    assert!(!plan.contains("HashJoinExec"), "unexpected hash join for {sql}:\n{plan}");
+    assert!(
+        plan.contains("PitJoinExec"),
+        "expected PitJoinExec for {sql}:\n{plan}"
+    );
+    assert!(
+        !plan.contains("HashJoinExec"),
+        "unexpected hash join for {sql}:\n{plan}"
+    );
     plan
 }
 
 async fn does_not_fire(sql: &str) {
     let plan = physical_plan(&ctx().await, sql).await;
-    assert!(!plan.contains("PitJoinExec"), "unexpected PitJoinExec for {sql}:\n{plan}");
+    assert!(
+        !plan.contains("PitJoinExec"),
+        "unexpected PitJoinExec for {sql}:\n{plan}"
+    );
 }
 
 #[tokio::test]
@@ -60,7 +69,11 @@ async fn fires_for_interval_overlap_in_both_orders_and_strictness() {
     ] {
         for join in ["JOIN", "LEFT JOIN", "INNER JOIN", "LEFT OUTER JOIN"] {
             let plan = fires(&format!("SELECT l.id, r.id FROM l {join} r ON {on}")).await;
-            let expected = if join.starts_with("LEFT") { "join_type=Left" } else { "join_type=Inner" };
+            let expected = if join.starts_with("LEFT") {
+                "join_type=Left"
+            } else {
+                "join_type=Inner"
+            };
             assert!(plan.contains(expected), "{plan}");
         }
     }
@@ -95,10 +108,9 @@ async fn fires_for_point_forms_and_between() {
 
 #[tokio::test]
 async fn fires_with_several_keys_and_keeps_residual_filters() {
-    let plan = fires(
-        "SELECT * FROM l JOIN r ON l.k = r.k AND l.x = r.x AND l.vf < r.vt AND l.vt > r.vf",
-    )
-    .await;
+    let plan =
+        fires("SELECT * FROM l JOIN r ON l.k = r.k AND l.x = r.x AND l.vf < r.vt AND l.vt > r.vf")
+            .await;
     assert!(plan.contains("on=[(k@0, k@0), (x@4, x@4)]"), "{plan}");
     let plan = fires(
         "SELECT * FROM l LEFT JOIN r ON l.k = r.k AND l.vf < r.vt AND l.vt > r.vf AND l.x <> r.x",

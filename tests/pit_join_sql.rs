@@ -7,7 +7,9 @@ mod common;
 use common::render;
 use datafusion::logical_expr::col;
 use datafusion::prelude::{DataFrame, SessionConfig};
-use lakehouse::bench::pit_join::{BENCH_SQL, PitBenchConfig, generate, pit_context, run_comparison};
+use lakehouse::bench::pit_join::{
+    BENCH_SQL, PitBenchConfig, generate, pit_context, run_comparison,
+};
 use lakehouse::join::{PitJoinType, RangeSpec, pit_join_plan};
 use lakehouse::query::{
     OutputFormat, explain_sql, format_batches, run_sql, session_context,
@@ -48,7 +50,9 @@ async fn interval_overlap_edge_cases_left_and_inner() {
     assert!(out[0].0.starts_with("CREATE TABLE l"));
     assert_eq!(
         render(&out[2].1),
-        ["1|10", "2|NULL", "3|10", "3|11", "3|12", "4|NULL", "5|NULL", "6|NULL", "7|12"]
+        [
+            "1|10", "2|NULL", "3|10", "3|11", "3|12", "4|NULL", "5|NULL", "6|NULL", "7|12"
+        ]
     );
     assert_eq!(render(&out[3].1), ["1|10", "3|10", "3|11", "3|12", "7|12"]);
 }
@@ -72,10 +76,7 @@ async fn point_and_between_forms_with_equal_boundaries() {
         ["1|10", "2|11", "3|10", "4|NULL", "5|NULL", "6|NULL", "7|12"]
     );
     // BETWEEN is inclusive: 5 is in [0,5] and [5,10].
-    assert_eq!(
-        render(&out[3].1),
-        ["1|10", "2|10", "2|11", "3|10", "7|12"]
-    );
+    assert_eq!(render(&out[3].1), ["1|10", "2|10", "2|11", "3|10", "7|12"]);
 }
 
 #[tokio::test]
@@ -94,7 +95,9 @@ async fn residual_filter_in_left_join_keeps_unmatched_rows() {
     // l1 only matched r10 (filtered) -> NULL row; l3 keeps r12 (r11 filtered).
     assert_eq!(
         render(&out[2].1),
-        ["1|NULL", "2|NULL", "3|12", "4|NULL", "5|NULL", "6|NULL", "7|12"]
+        [
+            "1|NULL", "2|NULL", "3|12", "4|NULL", "5|NULL", "6|NULL", "7|12"
+        ]
     );
 }
 
@@ -159,7 +162,11 @@ async fn parquet_scripts_with_external_tables() {
         r = r.display()
     );
     let out = run_sql(&ctx, &script).await.expect("script");
-    assert_eq!(out.len(), 5, "the ';' inside the string literal must not split");
+    assert_eq!(
+        out.len(),
+        5,
+        "the ';' inside the string literal must not split"
+    );
     assert!(out[2].0.starts_with("CREATE EXTERNAL TABLE lp"));
     assert_eq!(render(&out[4].1), ["a;b|5|43"]);
 
@@ -210,12 +217,23 @@ async fn intersection_columns_from_the_plan_api() {
     )
     .expect("plan");
     let df = DataFrame::new(ctx.state(), plan)
-        .select(vec![col("l.id"), col("r.id"), col("valid_from"), col("valid_to")])
+        .select(vec![
+            col("l.id"),
+            col("r.id"),
+            col("valid_from"),
+            col("valid_to"),
+        ])
         .expect("select");
     let batches = df.collect().await.expect("collect");
     assert_eq!(
         render(&batches),
-        ["1|10|0|5", "3|10|3|5", "3|11|5|10", "3|12|10|12", "7|12|20|9999999"]
+        [
+            "1|10|0|5",
+            "3|10|3|5",
+            "3|11|5|10",
+            "3|12|10|12",
+            "7|12|20|9999999"
+        ]
     );
 
     let bad = pit_join_plan(
@@ -246,22 +264,31 @@ async fn bench_comparison_is_parallel_and_agrees_with_builtin() {
     assert!(!report.builtin.used_pit_join);
     assert_eq!(report.pit.count, report.builtin.count);
     assert_eq!(report.pit.sum, report.builtin.sum);
-    assert!(report.pit.count >= 20_000, "a left join keeps every left row");
+    assert!(
+        report.pit.count >= 20_000,
+        "a left join keeps every left row"
+    );
     assert!(report.render().contains("speedup"));
 
     let data = generate(&config).expect("data");
     let ctx = pit_context(&data, &config).expect("ctx");
     let plan = explain_sql(&ctx, BENCH_SQL, false).await.expect("explain");
-    assert!(plan.contains("RepartitionExec: partitioning=Hash"), "{plan}");
+    assert!(
+        plan.contains("RepartitionExec: partitioning=Hash"),
+        "{plan}"
+    );
     assert!(plan.contains("PitJoinExec"), "{plan}");
 }
 
 #[tokio::test]
 async fn output_formats() {
     let ctx = session_context();
-    let out = run_sql(&ctx, "SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, NULL ORDER BY a")
-        .await
-        .expect("run");
+    let out = run_sql(
+        &ctx,
+        "SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, NULL ORDER BY a",
+    )
+    .await
+    .expect("run");
     let batches = &out[0].1;
     assert_eq!(
         format_batches(batches, OutputFormat::Csv).expect("csv"),
@@ -273,7 +300,10 @@ async fn output_formats() {
     );
     let table = format_batches(batches, OutputFormat::Table).expect("table");
     assert!(table.contains("| a | b |"), "{table}");
-    assert_eq!("JSON".parse::<OutputFormat>().expect("fmt"), OutputFormat::Json);
+    assert_eq!(
+        "JSON".parse::<OutputFormat>().expect("fmt"),
+        OutputFormat::Json
+    );
     assert!("xml".parse::<OutputFormat>().is_err());
     assert!(run_sql(&ctx, "   ").await.is_err());
 }

@@ -80,7 +80,9 @@ impl PitBenchConfig {
             return Err(Error::invalid("--hot-share must be within [0, 1]"));
         }
         if self.threads == 0 || self.batch_size == 0 {
-            return Err(Error::invalid("--threads and batch size must be at least 1"));
+            return Err(Error::invalid(
+                "--threads and batch size must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -144,7 +146,11 @@ pub fn generate(config: &PitBenchConfig) -> Result<PitBenchData> {
             rid.push((key * config.versions + v) as i64);
             rvf.push(t);
             t += len;
-            rvt.push(if v + 1 == config.versions { FAR_FUTURE } else { t });
+            rvt.push(if v + 1 == config.versions {
+                FAR_FUTURE
+            } else {
+                t
+            });
         }
         span_end = span_end.max(t);
     }
@@ -312,7 +318,9 @@ pub async fn run_comparison(config: &PitBenchConfig) -> Result<PitBenchReport> {
     let builtin_ctx = builtin_context(&data, config)?;
     let pit = run_query(&pit_ctx).await?;
     if !pit.used_pit_join {
-        return Err(Error::internal("the PIT join rule did not fire on the benchmark query"));
+        return Err(Error::internal(
+            "the PIT join rule did not fire on the benchmark query",
+        ));
     }
     let builtin = run_query(&builtin_ctx).await?;
     if (pit.count, pit.sum) != (builtin.count, builtin.sum) {

@@ -133,7 +133,11 @@ impl PitJoinExec {
         let mut fields: Vec<Field> = ls.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.extend(rs.fields().iter().map(|f| {
             let f = f.as_ref().clone();
-            if right_nullable { f.with_nullable(true) } else { f }
+            if right_nullable {
+                f.with_nullable(true)
+            } else {
+                f
+            }
         }));
         let join_schema = Arc::new(Schema::new(fields.clone()));
         if let Some(f) = &filter {
@@ -300,7 +304,10 @@ impl ExecutionPlan for PitJoinExec {
             .iter()
             .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
             .unzip();
-        vec![Distribution::HashPartitioned(l), Distribution::HashPartitioned(r)]
+        vec![
+            Distribution::HashPartitioned(l),
+            Distribution::HashPartitioned(r),
+        ]
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {

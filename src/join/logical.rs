@@ -480,6 +480,9 @@ impl UserDefinedLogicalNodeCore for PitJoin {
                 }
             }
         }
-        Some(vec![left.into_iter().collect(), right.into_iter().collect()])
+        Some(vec![
+            left.into_iter().collect(),
+            right.into_iter().collect(),
+        ])
     }
 }

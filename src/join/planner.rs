@@ -32,10 +32,7 @@ impl ExtensionPlanner for PitJoinPlanner {
         let Some(join) = node.as_any().downcast_ref::<PitJoin>() else {
             return Ok(None);
         };
-        let (
-            [left_logical, right_logical],
-            [left, right],
-        ) = (logical_inputs, physical_inputs)
+        let ([left_logical, right_logical], [left, right]) = (logical_inputs, physical_inputs)
         else {
             return Err(DataFusionError::Internal(format!(
                 "PitJoin expects 2 inputs, got {} logical and {} physical",
@@ -59,7 +56,11 @@ impl ExtensionPlanner for PitJoinPlanner {
             kind: join.range.kind,
             left_start: planner.create_physical_expr(&join.range.left_start, ls, session_state)?,
             left_end: planner.create_physical_expr(&join.range.left_end, ls, session_state)?,
-            right_start: planner.create_physical_expr(&join.range.right_start, rs, session_state)?,
+            right_start: planner.create_physical_expr(
+                &join.range.right_start,
+                rs,
+                session_state,
+            )?,
             right_end: planner.create_physical_expr(&join.range.right_end, rs, session_state)?,
             start_inclusive: join.range.start_inclusive,
             end_inclusive: join.range.end_inclusive,

@@ -26,7 +26,9 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, JoinType, NullEquality, Result};
 use datafusion::logical_expr::expr::Between;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, logical_plan::Join};
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, logical_plan::Join,
+};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
@@ -130,34 +132,28 @@ fn as_cmp(lhs: &Expr, op: Operator, rhs: &Expr, left: &DFSchema, right: &DFSchem
 
 /// A conjunct: either a usable comparison or anything else.
 enum Atom {
-    Cmp(Cmp, Expr),
+    Cmp(Box<Cmp>, Expr),
     Other(Expr),
 }
 
 fn atoms(expr: &Expr, left: &DFSchema, right: &DFSchema, out: &mut Vec<Atom>) {
     match expr {
-        Expr::BinaryExpr(BinaryExpr { left: l, op, right: r }) => {
-            match as_cmp(l, *op, r, left, right) {
-                Some(c) => out.push(Atom::Cmp(c, expr.clone())),
-                None => out.push(Atom::Other(expr.clone())),
-            }
-        }
+        Expr::BinaryExpr(BinaryExpr {
+            left: l,
+            op,
+            right: r,
+        }) => match as_cmp(l, *op, r, left, right) {
+            Some(c) => out.push(Atom::Cmp(Box::new(c), expr.clone())),
+            None => out.push(Atom::Other(expr.clone())),
+        },
         Expr::Between(Between {
             expr: e,
             negated: false,
             low,
             high,
         }) => {
-            let ge = Expr::BinaryExpr(BinaryExpr::new(
-                e.clone(),
-                Operator::GtEq,
-                low.clone(),
-            ));
-            let le = Expr::BinaryExpr(BinaryExpr::new(
-                e.clone(),
-                Operator::LtEq,
-                high.clone(),
-            ));
+            let ge = Expr::BinaryExpr(BinaryExpr::new(e.clone(), Operator::GtEq, low.clone()));
+            let le = Expr::BinaryExpr(BinaryExpr::new(e.clone(), Operator::LtEq, high.clone()));
             let a = as_cmp(e, Operator::GtEq, low, left, right);
             let b = as_cmp(e, Operator::LtEq, high, left, right);
             if a.is_none() && b.is_none() {
@@ -166,7 +162,7 @@ fn atoms(expr: &Expr, left: &DFSchema, right: &DFSchema, out: &mut Vec<Atom>) {
             }
             for (c, e) in [(a, ge), (b, le)] {
                 match c {
-                    Some(c) => out.push(Atom::Cmp(c, e)),
+                    Some(c) => out.push(Atom::Cmp(Box::new(c), e)),
                     None => out.push(Atom::Other(e)),
                 }
             }
@@ -182,7 +178,9 @@ pub fn match_join(join: &Join) -> Result<Option<PitJoin>> {
         JoinType::Left => PitJoinType::Left,
         _ => return Ok(None),
     };
-    if join.on.is_empty() || join.null_equality != NullEquality::NullEqualsNothing || join.null_aware
+    if join.on.is_empty()
+        || join.null_equality != NullEquality::NullEqualsNothing
+        || join.null_aware
     {
         return Ok(None);
     }

@@ -381,7 +381,12 @@ impl PitJoinStream {
         };
         let fields = on
             .iter()
-            .map(|(l, _)| Ok(SortField::new_with_options(l.data_type(&left_schema)?, opts)))
+            .map(|(l, _)| {
+                Ok(SortField::new_with_options(
+                    l.data_type(&left_schema)?,
+                    opts,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let left_keys = on.iter().map(|(l, _)| Arc::clone(l)).collect();
         let right_keys = on.iter().map(|(_, r)| Arc::clone(r)).collect();
@@ -668,10 +673,11 @@ impl PitJoinStream {
                     match ord {
                         std::cmp::Ordering::Less => {
                             let pinned = self.right.end_id() - self.right.base;
-                            if !self.pending.is_empty() && pinned >= MAX_PINNED_BATCHES {
-                                if let Some(b) = self.flush()? {
-                                    return Ok(Some(b));
-                                }
+                            if !self.pending.is_empty()
+                                && pinned >= MAX_PINNED_BATCHES
+                                && let Some(b) = self.flush()?
+                            {
+                                return Ok(Some(b));
                             }
                             self.release();
                             self.load_next_group(wait).await?;
@@ -774,7 +780,12 @@ impl PitJoinStream {
         for (c, null) in self.right_nulls.iter().enumerate() {
             let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.right.batches.len() + 1);
             arrays.push(null.as_ref());
-            arrays.extend(self.right.batches.iter().map(|b| b.batch.column(c).as_ref()));
+            arrays.extend(
+                self.right
+                    .batches
+                    .iter()
+                    .map(|b| b.batch.column(c).as_ref()),
+            );
             columns.push(interleave(&arrays, &right_idx)?);
         }
         let options = RecordBatchOptions::new().with_row_count(Some(n));
@@ -873,7 +884,13 @@ mod tests {
                     let mut out = Vec::new();
                     g.tree_query(p, ls, inclusive, &mut stack, &mut out);
                     let expected: Vec<u32> = (0..p)
-                        .filter(|&j| if inclusive { ls <= ends[j] } else { ls < ends[j] })
+                        .filter(|&j| {
+                            if inclusive {
+                                ls <= ends[j]
+                            } else {
+                                ls < ends[j]
+                            }
+                        })
                         .map(|j| j as u32)
                         .collect();
                     assert_eq!(out, expected, "p={p} ls={ls} inclusive={inclusive}");
