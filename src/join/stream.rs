@@ -4,8 +4,8 @@
 //!
 //! Both inputs arrive hash-partitioned on the keys and sorted by key (ASC,
 //! NULLS FIRST); the right input additionally by `(right_start, right_end)`
-//! within a key, the left by `left_start` (for locality only: the algorithm
-//! does not depend on the left order within a key). Keys are compared as
+//! within a key. The left order within a key is irrelevant: each left row is
+//! searched independently in its right group. Keys are compared as
 //! arrow `Rows` built with the same sort options, so byte order equals sort
 //! order; bounds are compared as order-preserving `i64` encodings
 //! ([`super::bounds`]).
@@ -58,6 +58,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use arrow::array::{
@@ -464,8 +465,13 @@ impl PitJoinStream {
                 .add_duration(compute.saturating_sub(s.flush_time));
             match out? {
                 Some(batch) => {
-                    s.metrics.baseline.record_output(batch.num_rows());
-                    Ok(Some((batch, s)))
+                    // Records output rows, batches and bytes.
+                    match s.metrics.baseline.record_poll(Poll::Ready(Some(Ok(batch)))) {
+                        Poll::Ready(Some(Ok(batch))) => Ok(Some((batch, s))),
+                        _ => Err(DataFusionError::Internal(
+                            "PitJoin: lost an output batch".into(),
+                        )),
+                    }
                 }
                 None => {
                     s.metrics.baseline.done();
