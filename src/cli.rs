@@ -9,7 +9,9 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Field, Schema};
 use clap::{Parser, Subcommand};
 
+use crate::bench::pit_join::{PitBenchConfig, run_comparison};
 use crate::error::Result;
+use crate::query::{OutputFormat, explain_sql, format_batches, run_sql, session_context};
 
 /// `println!` that ends the process quietly when stdout is closed (e.g. `| head`).
 macro_rules! out {
@@ -59,6 +61,77 @@ pub enum Command {
     DemoSource(DemoSourceArgs),
     /// Extract new and changed source rows into the DAS layer.
     Extract(ExtractArgs),
+    /// Run one or more `;`-separated SQL statements over the warehouse and print each result.
+    Query {
+        /// The SQL script, e.g. "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'x'; SELECT ...".
+        sql: String,
+        /// Output format: table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Show the physical plan of the script's last statement (earlier ones are run).
+    Explain {
+        /// Execute the statement and show per-operator metrics.
+        #[arg(long)]
+        analyze: bool,
+        /// The SQL script.
+        sql: String,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        bench: BenchCommand,
+    },
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Our PIT join vs DataFusion's built-in plan on generated SCD2 data.
+    PitJoin(PitJoinBenchArgs),
+}
+
+/// Arguments of `bench pit-join`.
+#[derive(Debug, clap::Args)]
+pub struct PitJoinBenchArgs {
+    /// Left (event/child) rows.
+    #[arg(long)]
+    pub left: usize,
+    /// Right (versioned) rows; with --keys determines versions per key unless --versions is given.
+    #[arg(long)]
+    pub right: usize,
+    /// Distinct keys on the right side.
+    #[arg(long)]
+    pub keys: usize,
+    /// Versions per key (default: right / keys).
+    #[arg(long)]
+    pub versions: Option<usize>,
+    /// Fraction of left rows on the hot key 0.
+    #[arg(long, default_value_t = 0.0)]
+    pub hot_share: f64,
+    /// Partitions / threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// RNG seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl PitJoinBenchArgs {
+    fn config(&self) -> PitBenchConfig {
+        let defaults = PitBenchConfig::default();
+        PitBenchConfig {
+            left_rows: self.left,
+            keys: self.keys,
+            versions: self
+                .versions
+                .unwrap_or_else(|| self.right.checked_div(self.keys).unwrap_or(0).max(1)),
+            hot_share: self.hot_share,
+            seed: self.seed,
+            threads: self.threads.unwrap_or(defaults.threads),
+            batch_size: defaults.batch_size,
+        }
+    }
 }
 
 /// Arguments of `extract`.
@@ -121,11 +194,46 @@ impl Cli {
     }
 }
 
+/// A SQL context with our PIT join and every warehouse table registered
+/// as `<namespace>.<table>`.
+async fn warehouse_context(cli: &Cli) -> Result<datafusion::prelude::SessionContext> {
+    let ctx = session_context();
+    let wh = cli.open_warehouse()?;
+    wh.register_all(&ctx).await?;
+    Ok(ctx)
+}
+
 /// Run the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::DemoSource(args) => demo_source(args).await?,
         Command::Extract(args) => extract(&cli, args).await?,
+        Command::Query { sql, format } => {
+            let format: OutputFormat = format.parse()?;
+            let ctx = warehouse_context(&cli).await?;
+            let results = run_sql(&ctx, sql).await?;
+            let many = results.len() > 1;
+            for (statement, batches) in results {
+                if many {
+                    out!("-- {statement}");
+                }
+                if batches.is_empty() {
+                    out!("OK (no rows)");
+                } else {
+                    out!("{}", format_batches(&batches, format)?);
+                }
+            }
+        }
+        Command::Explain { analyze, sql } => {
+            let ctx = warehouse_context(&cli).await?;
+            out!("{}", explain_sql(&ctx, sql, *analyze).await?);
+        }
+        Command::Bench {
+            bench: BenchCommand::PitJoin(args),
+        } => {
+            let report = run_comparison(&args.config()).await?;
+            out!("{}", report.render().trim_end());
+        }
         Command::Tables => {
             let wh = cli.open_warehouse()?;
             let stats = wh.stats().await?;

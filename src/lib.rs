@@ -7,11 +7,14 @@
 //! 3. orchestration: the model DAG;
 //! 4. face: [`cli`].
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod join;
 pub mod model;
+pub mod query;
 pub mod source;
 pub mod storage;
 pub mod telemetry;

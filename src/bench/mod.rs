@@ -1,0 +1,4 @@
+//! Benchmark data generators and runners used by `lakehouse bench` and the
+//! criterion benches.
+
+pub mod pit_join;

@@ -1,0 +1,337 @@
+//! PIT join benchmark: skewed SCD2 data and a same-run comparison of our
+//! operator with DataFusion's built-in plan of the same SQL.
+//!
+//! Data (all `Int64`; bounds are seconds since the epoch):
+//!
+//! * right `r(k, id, vf, vt)`: `keys` keys x `versions` versions per key;
+//!   per key the versions are contiguous (`vt` of one is `vf` of the next,
+//!   lengths random in `[STEP/2, 3*STEP/2)`), the last one open-ended at
+//!   9999-12-31; `id` is unique;
+//! * left `l(k, id, vf, vt)`: `left_rows` rows, key uniform over the right
+//!   keys, except a `hot_share` fraction that all use key 0; `vf` uniform over
+//!   the versioned span, `vt = vf + length` with a short length
+//!   (`[1, 2*STEP]`), so each left row overlaps about two versions.
+//!
+//! Both contexts use the same `target_partitions` (`threads`) and batch
+//! size; the built-in one lacks only our rule and planner.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::physical_plan::{collect, displayable};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::{Error, Result};
+use crate::query::session_context_with_config;
+
+/// Nominal version length in seconds (one day).
+pub const STEP: i64 = 86_400;
+/// 9999-12-31T00:00:00Z in seconds: the open end of current versions.
+pub const FAR_FUTURE: i64 = 253_402_214_400;
+/// The benchmarked query.
+pub const BENCH_SQL: &str = "SELECT count(*), sum(r.id) FROM l LEFT JOIN r \
+     ON l.k = r.k AND l.vf < r.vt AND l.vt > r.vf";
+
+/// Shape of the generated data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PitBenchConfig {
+    /// Rows on the left (event/child) side.
+    pub left_rows: usize,
+    /// Distinct keys on the right side.
+    pub keys: usize,
+    /// Versions per key on the right side.
+    pub versions: usize,
+    /// Fraction of left rows that use the hot key 0 (0.0 = uniform).
+    pub hot_share: f64,
+    /// RNG seed.
+    pub seed: u64,
+    /// `target_partitions` of both contexts (and partitions of the tables).
+    pub threads: usize,
+    /// Rows per generated batch and session batch size.
+    pub batch_size: usize,
+}
+
+impl Default for PitBenchConfig {
+    fn default() -> Self {
+        Self {
+            left_rows: 100_000,
+            keys: 100,
+            versions: 100,
+            hot_share: 0.0,
+            seed: 42,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch_size: 8192,
+        }
+    }
+}
+
+impl PitBenchConfig {
+    /// Check the numbers make sense.
+    pub fn validate(&self) -> Result<()> {
+        if self.keys == 0 || self.versions == 0 {
+            return Err(Error::invalid("--keys and --versions must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.hot_share) {
+            return Err(Error::invalid("--hot-share must be within [0, 1]"));
+        }
+        if self.threads == 0 || self.batch_size == 0 {
+            return Err(Error::invalid(
+                "--threads and batch size must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rows on the right side.
+    pub fn right_rows(&self) -> usize {
+        self.keys * self.versions
+    }
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("id", DataType::Int64, false),
+        Field::new("vf", DataType::Int64, false),
+        Field::new("vt", DataType::Int64, false),
+    ]))
+}
+
+fn batches_of(columns: [Vec<i64>; 4], batch_size: usize) -> Result<Vec<RecordBatch>> {
+    let schema = schema();
+    let n = columns[0].len();
+    let mut out = Vec::with_capacity(n.div_ceil(batch_size));
+    let mut start = 0;
+    while start < n {
+        let end = (start + batch_size).min(n);
+        let cols = columns
+            .iter()
+            .map(|c| Arc::new(Int64Array::from(c[start..end].to_vec())) as _)
+            .collect();
+        out.push(RecordBatch::try_new(Arc::clone(&schema), cols)?);
+        start = end;
+    }
+    Ok(out)
+}
+
+/// Generated left and right batches.
+#[derive(Debug, Clone)]
+pub struct PitBenchData {
+    /// Left side batches.
+    pub left: Vec<RecordBatch>,
+    /// Right side batches.
+    pub right: Vec<RecordBatch>,
+}
+
+/// Generate the data described in the module docs.
+pub fn generate(config: &PitBenchConfig) -> Result<PitBenchData> {
+    config.validate()?;
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let n_right = config.right_rows();
+    let mut rk = Vec::with_capacity(n_right);
+    let mut rid = Vec::with_capacity(n_right);
+    let mut rvf = Vec::with_capacity(n_right);
+    let mut rvt = Vec::with_capacity(n_right);
+    let mut span_end = 0i64;
+    for key in 0..config.keys {
+        let mut t = 0i64;
+        for v in 0..config.versions {
+            let len = rng.random_range(STEP / 2..STEP * 3 / 2);
+            rk.push(key as i64);
+            rid.push((key * config.versions + v) as i64);
+            rvf.push(t);
+            t += len;
+            rvt.push(if v + 1 == config.versions {
+                FAR_FUTURE
+            } else {
+                t
+            });
+        }
+        span_end = span_end.max(t);
+    }
+    let span_end = span_end.max(1);
+    let mut lk = Vec::with_capacity(config.left_rows);
+    let mut lid = Vec::with_capacity(config.left_rows);
+    let mut lvf = Vec::with_capacity(config.left_rows);
+    let mut lvt = Vec::with_capacity(config.left_rows);
+    for i in 0..config.left_rows {
+        let key = if rng.random_bool(config.hot_share) {
+            0
+        } else {
+            rng.random_range(0..config.keys) as i64
+        };
+        let vf = rng.random_range(0..span_end);
+        lk.push(key);
+        lid.push(i as i64);
+        lvf.push(vf);
+        lvt.push(vf + rng.random_range(1..=2 * STEP));
+    }
+    Ok(PitBenchData {
+        left: batches_of([lk, lid, lvf, lvt], config.batch_size)?,
+        right: batches_of([rk, rid, rvf, rvt], config.batch_size)?,
+    })
+}
+
+fn config_for(threads: usize, batch_size: usize) -> SessionConfig {
+    SessionConfig::new()
+        .with_target_partitions(threads)
+        .with_batch_size(batch_size)
+}
+
+/// Spread batches round-robin over `parts` partitions.
+fn partitioned(batches: &[RecordBatch], parts: usize) -> Vec<Vec<RecordBatch>> {
+    let mut out = vec![Vec::new(); parts.max(1)];
+    let len = out.len();
+    for (i, b) in batches.iter().enumerate() {
+        out[i % len].push(b.clone());
+    }
+    out
+}
+
+/// Register `l` and `r` as in-memory tables.
+pub fn register(ctx: &SessionContext, data: &PitBenchData, threads: usize) -> Result<()> {
+    let schema = schema();
+    let left = MemTable::try_new(Arc::clone(&schema), partitioned(&data.left, threads))?;
+    let right = MemTable::try_new(schema, partitioned(&data.right, threads))?;
+    ctx.register_table("l", Arc::new(left))?;
+    ctx.register_table("r", Arc::new(right))?;
+    Ok(())
+}
+
+/// Context with our operator and the tables registered.
+pub fn pit_context(data: &PitBenchData, config: &PitBenchConfig) -> Result<SessionContext> {
+    let ctx = session_context_with_config(config_for(config.threads, config.batch_size));
+    register(&ctx, data, config.threads)?;
+    Ok(ctx)
+}
+
+/// Context with DataFusion's built-in planning only and the tables registered.
+pub fn builtin_context(data: &PitBenchData, config: &PitBenchConfig) -> Result<SessionContext> {
+    let ctx = SessionContext::new_with_config(config_for(config.threads, config.batch_size));
+    register(&ctx, data, config.threads)?;
+    Ok(ctx)
+}
+
+/// One timed execution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PitRun {
+    /// `count(*)`.
+    pub count: i64,
+    /// `sum(r.id)` (NULL counts as 0).
+    pub sum: i64,
+    /// Planning and execution time.
+    pub elapsed: Duration,
+    /// Whether the physical plan used `PitJoinExec`.
+    pub used_pit_join: bool,
+}
+
+/// Plan and run [`BENCH_SQL`] on `ctx`.
+pub async fn run_query(ctx: &SessionContext) -> Result<PitRun> {
+    let started = Instant::now();
+    let df = ctx.sql(BENCH_SQL).await?;
+    let plan = df.create_physical_plan().await?;
+    let used_pit_join = displayable(plan.as_ref())
+        .indent(false)
+        .to_string()
+        .contains("PitJoinExec");
+    let batches = collect(plan, ctx.task_ctx()).await?;
+    let elapsed = started.elapsed();
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| Error::internal("benchmark query returned no row"))?;
+    let count = batch
+        .column(0)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::internal("count(*) is not Int64"))?
+        .value(0);
+    let sums = batch
+        .column(1)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::internal("sum(r.id) is not Int64"))?;
+    let sum = if sums.is_null(0) { 0 } else { sums.value(0) };
+    Ok(PitRun {
+        count,
+        sum,
+        elapsed,
+        used_pit_join,
+    })
+}
+
+/// Result of [`run_comparison`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PitBenchReport {
+    /// The configuration.
+    pub config: PitBenchConfig,
+    /// Our operator.
+    pub pit: PitRun,
+    /// DataFusion's plan.
+    pub builtin: PitRun,
+}
+
+impl PitBenchReport {
+    /// `builtin time / our time`.
+    pub fn speedup(&self) -> f64 {
+        self.builtin.elapsed.as_secs_f64() / self.pit.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Human-readable summary.
+    pub fn render(&self) -> String {
+        let input = (self.config.left_rows + self.config.right_rows()) as f64;
+        let line = |name: &str, r: &PitRun| {
+            let secs = r.elapsed.as_secs_f64().max(1e-9);
+            format!(
+                "{name:<10} {:>10.3} s  {:>14.0} input rows/s  {:>14.0} result rows/s  count={} sum={}",
+                secs,
+                input / secs,
+                r.count as f64 / secs,
+                r.count,
+                r.sum
+            )
+        };
+        format!(
+            "PIT join benchmark: left={} right={} ({} keys x {} versions) hot-share={} threads={} seed={}\n{}\n{}\nspeedup (builtin / pit): {:.2}x\n",
+            self.config.left_rows,
+            self.config.right_rows(),
+            self.config.keys,
+            self.config.versions,
+            self.config.hot_share,
+            self.config.threads,
+            self.config.seed,
+            line("pit_join", &self.pit),
+            line("builtin", &self.builtin),
+            self.speedup()
+        )
+    }
+}
+
+/// Generate data, run our operator and the built-in plan in the same
+/// process, and check they agree.
+pub async fn run_comparison(config: &PitBenchConfig) -> Result<PitBenchReport> {
+    let data = generate(config)?;
+    let pit_ctx = pit_context(&data, config)?;
+    let builtin_ctx = builtin_context(&data, config)?;
+    let pit = run_query(&pit_ctx).await?;
+    if !pit.used_pit_join {
+        return Err(Error::internal(
+            "the PIT join rule did not fire on the benchmark query",
+        ));
+    }
+    let builtin = run_query(&builtin_ctx).await?;
+    if (pit.count, pit.sum) != (builtin.count, builtin.sum) {
+        return Err(Error::internal(format!(
+            "results differ: pit count={} sum={}, builtin count={} sum={}",
+            pit.count, pit.sum, builtin.count, builtin.sum
+        )));
+    }
+    Ok(PitBenchReport {
+        config: config.clone(),
+        pit,
+        builtin,
+    })
+}

@@ -1,0 +1,383 @@
+//! `PitJoinExec`: the physical PIT join.
+//!
+//! # Inputs
+//!
+//! * Distribution: both inputs `HashPartitioned` on their key expressions, so
+//!   DataFusion inserts `RepartitionExec`s and all rows of a key meet in the
+//!   same partition index on both sides; partition `i` of the output joins
+//!   partition `i` of each input (the join scales over `target_partitions`).
+//! * Ordering: left sorted by `keys ASC NULLS FIRST` (the sweep needs the
+//!   left rows grouped by key but in no particular order within a key, so we
+//!   do not pay for sorting the larger side by start too), right by
+//!   `(keys ASC NULLS FIRST, right_start ASC, right_end ASC)`. We do not
+//!   sort ourselves: DataFusion's `EnforceSorting` inserts `SortExec`s (which
+//!   spill under memory pressure and report their own sort time in
+//!   `EXPLAIN ANALYZE`), or reuses an existing order.
+//!
+//! # Output
+//!
+//! Left columns, right columns (nullable in a left join), then optional
+//! intersection columns `max(left_start, right_start)`,
+//! `min(left_end, right_end)`. Output batches have at most the session's
+//! `batch_size` rows. No output ordering is claimed.
+//!
+//! # Metrics
+//!
+//! `output_rows`, `elapsed_compute`, `left_input_rows`, `right_input_rows`,
+//! `candidate_pairs` (pairs satisfying keys and range, before the residual
+//! filter), `sweep_time` (key merge and range search), `build_output_time`
+//! (gathering columns, residual filter), `peak_mem_used` (bytes buffered by
+//! the sweep, also registered with the memory pool).
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::compute::SortOptions;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{DataFusionError, Result, internal_err, plan_err};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, Partitioning, PhysicalExprRef, PhysicalSortExpr,
+};
+use datafusion::physical_expr_common::sort_expr::OrderingRequirements;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    PlanProperties, SendableRecordBatchStream,
+};
+
+use super::bounds::is_supported_bound_type;
+use super::logical::{PitJoinType, RangeKind};
+use super::stream::PitJoinStream;
+
+/// The range condition with physical expressions; see
+/// [`super::logical::RangeSpec`] for the semantics.
+#[derive(Debug, Clone)]
+pub struct PhysicalRange {
+    /// Display hint.
+    pub kind: RangeKind,
+    /// Left expression compared with `right_end`.
+    pub left_start: PhysicalExprRef,
+    /// Left expression compared with `right_start`.
+    pub left_end: PhysicalExprRef,
+    /// Right expression compared with `left_end`.
+    pub right_start: PhysicalExprRef,
+    /// Right expression compared with `left_start`.
+    pub right_end: PhysicalExprRef,
+    /// `right_start <= left_end` when true, `<` when false.
+    pub start_inclusive: bool,
+    /// `left_start <= right_end` when true, `<` when false.
+    pub end_inclusive: bool,
+}
+
+/// The physical point-in-time / interval-overlap join.
+#[derive(Debug)]
+pub struct PitJoinExec {
+    left: Arc<dyn ExecutionPlan>,
+    right: Arc<dyn ExecutionPlan>,
+    on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
+    range: PhysicalRange,
+    filter: Option<PhysicalExprRef>,
+    join_type: PitJoinType,
+    intersection: Option<(String, String)>,
+    join_schema: SchemaRef,
+    schema: SchemaRef,
+    left_sort: LexOrdering,
+    right_sort: LexOrdering,
+    metrics: ExecutionPlanMetricsSet,
+    cache: Arc<PlanProperties>,
+}
+
+fn expr_type(expr: &PhysicalExprRef, schema: &Schema) -> Result<DataType> {
+    expr.data_type(schema)
+}
+
+impl PitJoinExec {
+    /// Validate and build. `filter` is evaluated against left ++ right
+    /// columns (the join schema without intersection columns).
+    pub fn try_new(
+        left: Arc<dyn ExecutionPlan>,
+        right: Arc<dyn ExecutionPlan>,
+        on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
+        range: PhysicalRange,
+        filter: Option<PhysicalExprRef>,
+        join_type: PitJoinType,
+        intersection: Option<(String, String)>,
+    ) -> Result<Self> {
+        let ls = left.schema();
+        let rs = right.schema();
+        if on.is_empty() {
+            return plan_err!("PitJoinExec needs at least one equality key");
+        }
+        for (l, r) in &on {
+            let (lt, rt) = (expr_type(l, &ls)?, expr_type(r, &rs)?);
+            if lt != rt {
+                return plan_err!("PitJoinExec: key types differ: {lt} vs {rt}");
+            }
+        }
+        let t_ls = expr_type(&range.left_start, &ls)?;
+        let t_le = expr_type(&range.left_end, &ls)?;
+        let t_rs = expr_type(&range.right_start, &rs)?;
+        let t_re = expr_type(&range.right_end, &rs)?;
+        for t in [&t_ls, &t_le, &t_rs, &t_re] {
+            if !is_supported_bound_type(t) {
+                return plan_err!("PitJoinExec: unsupported range bound type {t}");
+            }
+        }
+        if t_ls != t_re || t_rs != t_le {
+            return plan_err!(
+                "PitJoinExec: compared bounds differ in type ({t_ls} vs {t_re}, {t_rs} vs {t_le})"
+            );
+        }
+        let right_nullable = join_type == PitJoinType::Left;
+        let mut fields: Vec<Field> = ls.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(rs.fields().iter().map(|f| {
+            let f = f.as_ref().clone();
+            if right_nullable {
+                f.with_nullable(true)
+            } else {
+                f
+            }
+        }));
+        let join_schema = Arc::new(Schema::new(fields.clone()));
+        if let Some(f) = &filter {
+            let t = f.data_type(&join_schema)?;
+            if t != DataType::Boolean {
+                return plan_err!("PitJoinExec: filter must be boolean, got {t}");
+            }
+        }
+        let schema = match &intersection {
+            None => Arc::clone(&join_schema),
+            Some((from, to)) => {
+                if t_ls != t_rs {
+                    return plan_err!(
+                        "PitJoinExec: intersection columns need all bounds of one type"
+                    );
+                }
+                fields.push(Field::new(from, t_ls.clone(), true));
+                fields.push(Field::new(to, t_ls, true));
+                Arc::new(Schema::new(fields))
+            }
+        };
+        let opts = SortOptions {
+            descending: false,
+            nulls_first: true,
+        };
+        let sort = |e: &PhysicalExprRef| PhysicalSortExpr::new(Arc::clone(e), opts);
+        // The sweep only needs the left side grouped by key (see
+        // `stream`), so the left (usually larger) side is sorted by the keys
+        // alone: a cheaper sort than a lexicographic one with the start.
+        let left_sort: Vec<PhysicalSortExpr> = on.iter().map(|(l, _)| sort(l)).collect();
+        let mut right_sort: Vec<PhysicalSortExpr> = on.iter().map(|(_, r)| sort(r)).collect();
+        right_sort.push(sort(&range.right_start));
+        right_sort.push(sort(&range.right_end));
+        let (Some(left_sort), Some(right_sort)) =
+            (LexOrdering::new(left_sort), LexOrdering::new(right_sort))
+        else {
+            return internal_err!("PitJoinExec: empty sort requirement");
+        };
+        let cache = Arc::new(Self::compute_properties(&left, &right, &schema));
+        Ok(Self {
+            left,
+            right,
+            on,
+            range,
+            filter,
+            join_type,
+            intersection,
+            join_schema,
+            schema,
+            left_sort,
+            right_sort,
+            metrics: ExecutionPlanMetricsSet::new(),
+            cache,
+        })
+    }
+
+    fn compute_properties(
+        left: &Arc<dyn ExecutionPlan>,
+        right: &Arc<dyn ExecutionPlan>,
+        schema: &SchemaRef,
+    ) -> PlanProperties {
+        let partitions = left.output_partitioning().partition_count();
+        let boundedness = if left.boundedness().is_unbounded() || right.boundedness().is_unbounded()
+        {
+            Boundedness::Unbounded {
+                requires_infinite_memory: true,
+            }
+        } else {
+            Boundedness::Bounded
+        };
+        PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(schema)),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            boundedness,
+        )
+    }
+
+    /// Left input.
+    pub fn left(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.left
+    }
+    /// Right input.
+    pub fn right(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.right
+    }
+    /// Equality keys.
+    pub fn on(&self) -> &[(PhysicalExprRef, PhysicalExprRef)] {
+        &self.on
+    }
+    /// The range condition.
+    pub fn range(&self) -> &PhysicalRange {
+        &self.range
+    }
+    /// Residual filter over left ++ right.
+    pub fn filter(&self) -> Option<&PhysicalExprRef> {
+        self.filter.as_ref()
+    }
+    /// Join type.
+    pub fn join_type(&self) -> PitJoinType {
+        self.join_type
+    }
+    /// Intersection column names.
+    pub fn intersection(&self) -> Option<&(String, String)> {
+        self.intersection.as_ref()
+    }
+}
+
+impl DisplayAs for PitJoinExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let on = self
+            .on
+            .iter()
+            .map(|(l, r)| format!("({l}, {r})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let op = |inclusive: bool| if inclusive { "<=" } else { "<" };
+        let r = &self.range;
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(
+                    f,
+                    "PitJoinExec: join_type={}, on=[{on}], range={:?}(right.{} {} left.{} AND left.{} {} right.{})",
+                    self.join_type,
+                    r.kind,
+                    r.right_start,
+                    op(r.start_inclusive),
+                    r.left_end,
+                    r.left_start,
+                    op(r.end_inclusive),
+                    r.right_end
+                )?;
+                if let Some(filter) = &self.filter {
+                    write!(f, ", filter={filter}")?;
+                }
+                if let Some((from, to)) = &self.intersection {
+                    write!(f, ", intersection=[{from}, {to}]")?;
+                }
+                Ok(())
+            }
+            DisplayFormatType::TreeRender => {
+                writeln!(f, "join_type={}", self.join_type)?;
+                writeln!(f, "on={on}")?;
+                write!(f, "range={:?}", r.kind)
+            }
+        }
+    }
+}
+
+impl ExecutionPlan for PitJoinExec {
+    fn name(&self) -> &str {
+        "PitJoinExec"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.cache
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        let (l, r): (Vec<_>, Vec<_>) = self
+            .on
+            .iter()
+            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
+            .unzip();
+        vec![
+            Distribution::HashPartitioned(l),
+            Distribution::HashPartitioned(r),
+        ]
+    }
+
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        vec![
+            Some(OrderingRequirements::from(self.left_sort.clone())),
+            Some(OrderingRequirements::from(self.right_sort.clone())),
+        ]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![false, false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.left, &self.right]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let [left, right] = <[_; 2]>::try_from(children).map_err(|c| {
+            DataFusionError::Internal(format!("PitJoinExec needs 2 children, got {}", c.len()))
+        })?;
+        Ok(Arc::new(Self::try_new(
+            left,
+            right,
+            self.on.clone(),
+            self.range.clone(),
+            self.filter.clone(),
+            self.join_type,
+            self.intersection.clone(),
+        )?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let lp = self.left.output_partitioning().partition_count();
+        let rp = self.right.output_partitioning().partition_count();
+        if lp != rp {
+            return internal_err!(
+                "PitJoinExec: partition count mismatch {lp} != {rp}; inputs must be hash-partitioned alike"
+            );
+        }
+        let left = self.left.execute(partition, Arc::clone(&context))?;
+        let right = self.right.execute(partition, Arc::clone(&context))?;
+        PitJoinStream::try_new(
+            left,
+            right,
+            self.on.clone(),
+            self.range.clone(),
+            self.filter.clone(),
+            self.join_type,
+            self.intersection.is_some(),
+            Arc::clone(&self.join_schema),
+            Arc::clone(&self.schema),
+            &context,
+            partition,
+            &self.metrics,
+        )
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}

@@ -1,0 +1,915 @@
+//! The per-partition merge sweep of [`super::exec::PitJoinExec`].
+//!
+//! # Input contract
+//!
+//! Both inputs arrive hash-partitioned on the keys and sorted by key (ASC,
+//! NULLS FIRST); the right input additionally by `(right_start, right_end)`
+//! within a key. The left order within a key is irrelevant: each left row is
+//! searched independently in its right group. Keys are compared as
+//! arrow `Rows` built with the same sort options, so byte order equals sort
+//! order; bounds are compared as order-preserving `i64` encodings
+//! ([`super::bounds`]).
+//!
+//! # Algorithm
+//!
+//! A merge over keys. The right side is consumed one *key group* at a time
+//! (all right rows with one key; rows with a NULL key or NULL bound are
+//! dropped: they never match). The left side streams row by row: a left row
+//! whose key is NULL, whose bound is NULL, or whose key has no right group
+//! has no candidates. For a left row `(ls, le)` and a right group sorted by
+//! start, with starts `s_0 <= s_1 <= ...` and ends `e_j`:
+//!
+//! 1. `p` = number of `j` with `s_j <(=) le` (binary search). Because starts
+//!    are sorted, the `j` satisfying the start comparison are exactly
+//!    `0..p`.
+//! 2. Among `0..p`, the matches are the `j` with `ls <(=) e_j`.
+//!    * If the ends are non-decreasing in start order (always true for SCD2
+//!      histories, checked per group), the `j` failing this form a prefix, so
+//!      matches are exactly `lo..p` with `lo` found by binary search.
+//!    * Otherwise a max-segment-tree over `e` is descended, pruning every
+//!      subtree whose maximum fails the comparison and every subtree outside
+//!      `0..p`; each reported leaf satisfies both comparisons, each matching
+//!      leaf is reached because no ancestor of it is pruned.
+//!
+//! Hence exactly the pairs satisfying key equality and both range
+//! comparisons are produced, each once, with no assumption that intervals
+//! are well formed (empty, zero-length or inverted intervals are simply
+//! compared). Cost per partition: the sort (done upstream), O(m) to build a
+//! group, O(log m + matches) per left row (O((1 + matches) log m) on the
+//! tree path).
+//!
+//! # Output and residual filter
+//!
+//! Candidate pairs are collected as (batch, row) references and gathered with
+//! arrow's `interleave` kernel into batches of at most `batch_size` rows; the
+//! residual filter is evaluated on those gathered batches. For a left join,
+//! each left row ends with a *marker* (a NULL-padded row) when a residual
+//! filter exists or when it had no candidates; at output time a marker is
+//! kept iff no candidate of its row passed the filter (tracked across output
+//! batches), so every left row appears at least once.
+//!
+//! # Memory
+//!
+//! Buffered: the right key group (three vectors) and the input batches still
+//! referenced by the group or by pending output (released after every output
+//! batch, and output is flushed early when too many batches are pinned).
+//! The total is registered with a `MemoryReservation` and reported as
+//! `peak_mem_used`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, make_array,
+    new_null_array,
+};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::compute::kernels::cmp::{gt, lt};
+use arrow::compute::kernels::zip::zip;
+use arrow::compute::{SortOptions, filter_record_batch, interleave};
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::physical_expr::PhysicalExprRef;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, Gauge, MetricBuilder, Time,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+
+use super::bounds::encode_bounds;
+use super::exec::PhysicalRange;
+use super::logical::PitJoinType;
+
+/// Flush pending output early when more input batches than this are pinned
+/// by it on one side.
+const MAX_PINNED_BATCHES: usize = 8;
+
+/// One input batch with its join columns evaluated.
+struct Prepared {
+    batch: RecordBatch,
+    keys: Rows,
+    /// Row has non-NULL keys and bounds (can match at all).
+    joinable: Option<NullBuffer>,
+    start: Vec<i64>,
+    end: Vec<i64>,
+    mem: usize,
+}
+
+impl Prepared {
+    #[inline]
+    fn joinable(&self, row: usize) -> bool {
+        self.joinable.as_ref().is_none_or(|n| n.is_valid(row))
+    }
+    fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+}
+
+/// One input with its buffered batches; batch ids are absolute, the front of
+/// `batches` has id `base`.
+struct Side {
+    input: SendableRecordBatchStream,
+    keys: Vec<PhysicalExprRef>,
+    start: PhysicalExprRef,
+    end: PhysicalExprRef,
+    converter: RowConverter,
+    batches: VecDeque<Prepared>,
+    base: usize,
+    mem: usize,
+    rows_in: Count,
+}
+
+impl Side {
+    /// Pull and prepare the next non-empty batch; false at end of input.
+    async fn fetch(&mut self, wait: &mut Duration) -> Result<bool> {
+        loop {
+            let t = Instant::now();
+            let next = self.input.next().await;
+            *wait += t.elapsed();
+            let batch = match next {
+                None => return Ok(false),
+                Some(b) => b?,
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            self.rows_in.add(batch.num_rows());
+            let prepared = self.prepare(batch)?;
+            self.mem += prepared.mem;
+            self.batches.push_back(prepared);
+            return Ok(true);
+        }
+    }
+
+    fn prepare(&self, batch: RecordBatch) -> Result<Prepared> {
+        let n = batch.num_rows();
+        let mut joinable: Option<NullBuffer> = None;
+        let mut key_arrays = Vec::with_capacity(self.keys.len());
+        for e in &self.keys {
+            let a = e.evaluate(&batch)?.into_array(n)?;
+            joinable = NullBuffer::union(joinable.as_ref(), a.logical_nulls().as_ref());
+            key_arrays.push(a);
+        }
+        let keys = self.converter.convert_columns(&key_arrays)?;
+        let mut start = Vec::new();
+        let mut end = Vec::new();
+        let sa = self.start.evaluate(&batch)?.into_array(n)?;
+        let sn = encode_bounds(&sa, &mut start)?;
+        joinable = NullBuffer::union(joinable.as_ref(), sn.as_ref());
+        let ea = self.end.evaluate(&batch)?.into_array(n)?;
+        let en = encode_bounds(&ea, &mut end)?;
+        joinable = NullBuffer::union(joinable.as_ref(), en.as_ref());
+        let mem = batch.get_array_memory_size()
+            + keys.size()
+            + (start.capacity() + end.capacity()) * std::mem::size_of::<i64>()
+            + n / 8;
+        Ok(Prepared {
+            batch,
+            keys,
+            joinable,
+            start,
+            end,
+            mem,
+        })
+    }
+
+    /// Drop buffered batches with id below `keep_from`.
+    fn release_before(&mut self, keep_from: usize) {
+        while self.base < keep_from {
+            match self.batches.pop_front() {
+                Some(b) => {
+                    self.mem -= b.mem;
+                    self.base += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn get(&self, id: usize) -> Option<&Prepared> {
+        id.checked_sub(self.base).and_then(|i| self.batches.get(i))
+    }
+
+    /// One past the id of the last buffered batch.
+    fn end_id(&self) -> usize {
+        self.base + self.batches.len()
+    }
+}
+
+/// All joinable right rows of one key, sorted by (start, end).
+#[derive(Default)]
+struct RightGroup {
+    key: Vec<u8>,
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    /// (batch id, row) of each row.
+    refs: Vec<(usize, usize)>,
+    ends_sorted: bool,
+    tree: Vec<i64>,
+    tree_size: usize,
+}
+
+impl RightGroup {
+    fn clear(&mut self) {
+        self.key.clear();
+        self.starts.clear();
+        self.ends.clear();
+        self.refs.clear();
+    }
+
+    fn finish(&mut self) {
+        self.ends_sorted = self.ends.windows(2).all(|w| w[0] <= w[1]);
+        if !self.ends_sorted {
+            let size = self.ends.len().next_power_of_two();
+            self.tree.clear();
+            self.tree.resize(2 * size, i64::MIN);
+            self.tree[size..size + self.ends.len()].copy_from_slice(&self.ends);
+            for i in (1..size).rev() {
+                self.tree[i] = self.tree[2 * i].max(self.tree[2 * i + 1]);
+            }
+            self.tree_size = size;
+        }
+    }
+
+    fn mem(&self) -> usize {
+        self.key.capacity()
+            + (self.starts.capacity() + self.ends.capacity() + self.tree.capacity()) * 8
+            + self.refs.capacity() * 16
+    }
+
+    /// Append to `out`, in increasing order, every `j < p` whose end satisfies
+    /// `ls < e_j` (or `<=` when `inclusive`).
+    fn tree_query(
+        &self,
+        p: usize,
+        ls: i64,
+        inclusive: bool,
+        stack: &mut Vec<(usize, usize, usize)>,
+        out: &mut Vec<u32>,
+    ) {
+        if p == 0 {
+            return;
+        }
+        stack.clear();
+        stack.push((1, 0, self.tree_size));
+        while let Some((node, lo, hi)) = stack.pop() {
+            if lo >= p {
+                continue;
+            }
+            let m = self.tree[node];
+            let ok = if inclusive { ls <= m } else { ls < m };
+            if !ok {
+                continue;
+            }
+            if hi - lo == 1 {
+                out.push(lo as u32);
+                continue;
+            }
+            let mid = (lo + hi) / 2;
+            stack.push((2 * node + 1, mid, hi));
+            stack.push((2 * node, lo, mid));
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RightState {
+    Unloaded,
+    Group,
+    Exhausted,
+}
+
+/// The candidates of the left row being processed.
+struct Work {
+    left: (usize, usize),
+    /// Next position: index into `lo..hi` (range mode) or into `scratch`.
+    next: usize,
+    hi: usize,
+    list: bool,
+    had_candidates: bool,
+}
+
+struct Metrics {
+    baseline: BaselineMetrics,
+    left_rows: Count,
+    right_rows: Count,
+    candidates: Count,
+    sweep_time: Time,
+    output_time: Time,
+    peak_mem: Gauge,
+}
+
+/// Pending output rows as references. Right slot 0 is the NULL row, slot
+/// `id + 1` is right batch `id`.
+#[derive(Default)]
+struct Pending {
+    left: Vec<(usize, usize)>,
+    right: Vec<(usize, usize)>,
+    marker: Vec<bool>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.left.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.left.is_empty()
+    }
+    fn clear(&mut self) {
+        self.left.clear();
+        self.right.clear();
+        self.marker.clear();
+    }
+}
+
+/// State of one output partition.
+pub(crate) struct PitJoinStream {
+    left: Side,
+    right: Side,
+    range: PhysicalRange,
+    filter: Option<PhysicalExprRef>,
+    join_type: PitJoinType,
+    intersection: bool,
+    join_schema: SchemaRef,
+    schema: SchemaRef,
+    batch_size: usize,
+    /// Next left row to process.
+    left_cursor: (usize, usize),
+    /// Next unconsumed right row.
+    right_cursor: (usize, usize),
+    right_state: RightState,
+    group: RightGroup,
+    work: Option<Work>,
+    scratch: Vec<u32>,
+    stack: Vec<(usize, usize, usize)>,
+    pending: Pending,
+    /// Some candidate of the currently open left row passed the filter.
+    row_matched: bool,
+    right_nulls: Vec<ArrayRef>,
+    reservation: MemoryReservation,
+    metrics: Metrics,
+    flush_time: Duration,
+}
+
+impl PitJoinStream {
+    /// Build the stream for one partition.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn try_new(
+        left: SendableRecordBatchStream,
+        right: SendableRecordBatchStream,
+        on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
+        range: PhysicalRange,
+        filter: Option<PhysicalExprRef>,
+        join_type: PitJoinType,
+        intersection: bool,
+        join_schema: SchemaRef,
+        schema: SchemaRef,
+        context: &Arc<TaskContext>,
+        partition: usize,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> Result<SendableRecordBatchStream> {
+        let left_schema = left.schema();
+        let right_schema = right.schema();
+        let opts = SortOptions {
+            descending: false,
+            nulls_first: true,
+        };
+        let fields = on
+            .iter()
+            .map(|(l, _)| {
+                Ok(SortField::new_with_options(
+                    l.data_type(&left_schema)?,
+                    opts,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let left_keys = on.iter().map(|(l, _)| Arc::clone(l)).collect();
+        let right_keys = on.iter().map(|(_, r)| Arc::clone(r)).collect();
+        let m = Metrics {
+            baseline: BaselineMetrics::new(metrics, partition),
+            left_rows: MetricBuilder::new(metrics).counter("left_input_rows", partition),
+            right_rows: MetricBuilder::new(metrics).counter("right_input_rows", partition),
+            candidates: MetricBuilder::new(metrics).counter("candidate_pairs", partition),
+            sweep_time: MetricBuilder::new(metrics).subset_time("sweep_time", partition),
+            output_time: MetricBuilder::new(metrics).subset_time("build_output_time", partition),
+            peak_mem: MetricBuilder::new(metrics).gauge("peak_mem_used", partition),
+        };
+        let left_side = Side {
+            input: left,
+            keys: left_keys,
+            start: Arc::clone(&range.left_start),
+            end: Arc::clone(&range.left_end),
+            converter: RowConverter::new(fields.clone())?,
+            batches: VecDeque::new(),
+            base: 0,
+            mem: 0,
+            rows_in: m.left_rows.clone(),
+        };
+        let right_side = Side {
+            input: right,
+            keys: right_keys,
+            start: Arc::clone(&range.right_start),
+            end: Arc::clone(&range.right_end),
+            converter: RowConverter::new(fields)?,
+            batches: VecDeque::new(),
+            base: 0,
+            mem: 0,
+            rows_in: m.right_rows.clone(),
+        };
+        let right_nulls = right_schema
+            .fields()
+            .iter()
+            .map(|f| new_null_array(f.data_type(), 1))
+            .collect();
+        let reservation = MemoryConsumer::new(format!("PitJoinStream[{partition}]"))
+            .register(context.memory_pool());
+        let state = PitJoinStream {
+            left: left_side,
+            right: right_side,
+            range,
+            filter,
+            join_type,
+            intersection,
+            join_schema,
+            schema: Arc::clone(&schema),
+            batch_size: context.session_config().batch_size().max(1),
+            left_cursor: (0, 0),
+            right_cursor: (0, 0),
+            right_state: RightState::Unloaded,
+            group: RightGroup::default(),
+            work: None,
+            scratch: Vec::new(),
+            stack: Vec::new(),
+            pending: Pending::default(),
+            row_matched: false,
+            right_nulls,
+            reservation,
+            metrics: m,
+            flush_time: Duration::ZERO,
+        };
+        let stream = futures::stream::try_unfold(state, |mut s| async move {
+            let t = Instant::now();
+            let mut wait = Duration::ZERO;
+            s.flush_time = Duration::ZERO;
+            let out = s.next_batch(&mut wait).await;
+            let compute = t.elapsed().saturating_sub(wait);
+            s.metrics.baseline.elapsed_compute().add_duration(compute);
+            s.metrics
+                .sweep_time
+                .add_duration(compute.saturating_sub(s.flush_time));
+            match out? {
+                Some(batch) => {
+                    // Records output rows, batches and bytes.
+                    match s.metrics.baseline.record_poll(Poll::Ready(Some(Ok(batch)))) {
+                        Poll::Ready(Some(Ok(batch))) => Ok(Some((batch, s))),
+                        _ => Err(DataFusionError::Internal(
+                            "PitJoin: lost an output batch".into(),
+                        )),
+                    }
+                }
+                None => {
+                    s.metrics.baseline.done();
+                    s.reservation.free();
+                    Ok(None)
+                }
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn track_memory(&mut self) -> Result<()> {
+        let total = self.left.mem
+            + self.right.mem
+            + self.group.mem()
+            + self.pending.left.capacity() * 33
+            + self.scratch.capacity() * 4;
+        self.reservation.try_resize(total)?;
+        self.metrics.peak_mem.set_max(total);
+        Ok(())
+    }
+
+    /// Release batches not referenced by the group, the cursors or pending
+    /// output.
+    fn release(&mut self) {
+        if !self.pending.is_empty() {
+            return;
+        }
+        let left_keep = match &self.work {
+            Some(w) => w.left.0.min(self.left_cursor.0),
+            None => self.left_cursor.0,
+        };
+        self.left.release_before(left_keep);
+        let right_keep = match self.group.refs.first() {
+            Some(&(id, _)) if self.right_state == RightState::Group => id.min(self.right_cursor.0),
+            _ => self.right_cursor.0,
+        };
+        self.right.release_before(right_keep);
+    }
+
+    /// Load the next right key group after the cursor, or mark the right side
+    /// exhausted.
+    async fn load_next_group(&mut self, wait: &mut Duration) -> Result<()> {
+        self.group.clear();
+        // Find the first joinable row.
+        loop {
+            let (id, row) = self.right_cursor;
+            let Some(b) = self.right.get(id) else {
+                if !self.right.fetch(wait).await? {
+                    self.right_state = RightState::Exhausted;
+                    return self.track_memory();
+                }
+                continue;
+            };
+            let mut r = row;
+            while r < b.len() && !b.joinable(r) {
+                r += 1;
+            }
+            if r < b.len() {
+                self.right_cursor = (id, r);
+                self.group.key.extend_from_slice(b.keys.row(r).as_ref());
+                break;
+            }
+            self.right_cursor = (id + 1, 0);
+            if self.pending.is_empty() {
+                self.right.release_before(id + 1);
+            }
+        }
+        // Collect the group.
+        loop {
+            let (id, row) = self.right_cursor;
+            let Some(b) = self.right.get(id) else {
+                if !self.right.fetch(wait).await? {
+                    break;
+                }
+                continue;
+            };
+            let mut r = row;
+            let n = b.len();
+            while r < n {
+                if b.keys.row(r).as_ref() != self.group.key.as_slice() {
+                    break;
+                }
+                if b.joinable(r) {
+                    self.group.starts.push(b.start[r]);
+                    self.group.ends.push(b.end[r]);
+                    self.group.refs.push((id, r));
+                }
+                r += 1;
+            }
+            if r < n {
+                self.right_cursor = (id, r);
+                break;
+            }
+            self.right_cursor = (id + 1, 0);
+        }
+        self.group.finish();
+        self.right_state = RightState::Group;
+        self.track_memory()
+    }
+
+    /// The left row has no candidates.
+    fn no_candidates(&mut self, left: (usize, usize)) {
+        if self.join_type == PitJoinType::Left {
+            self.pending.left.push(left);
+            self.pending.right.push((0, 0));
+            self.pending.marker.push(true);
+        }
+    }
+
+    /// All candidates of the left row were emitted.
+    fn finish_row(&mut self, left: (usize, usize), had_candidates: bool) {
+        if self.join_type == PitJoinType::Left && (self.filter.is_some() || !had_candidates) {
+            self.pending.left.push(left);
+            self.pending.right.push((0, 0));
+            self.pending.marker.push(true);
+        }
+    }
+
+    /// Produce the next output batch, or `None` at the end.
+    async fn next_batch(&mut self, wait: &mut Duration) -> Result<Option<RecordBatch>> {
+        loop {
+            // 0. Keep output batches at most `batch_size` rows: every step
+            // below pushes at most the remaining room.
+            if self.pending.len() >= self.batch_size {
+                if let Some(b) = self.flush()? {
+                    return Ok(Some(b));
+                }
+                continue;
+            }
+
+            // 1. Continue emitting the candidates of the current left row.
+            if let Some(w) = self.work.as_mut() {
+                let left = w.left;
+                if w.next >= w.hi {
+                    let had = w.had_candidates;
+                    self.work = None;
+                    self.finish_row(left, had);
+                    continue;
+                }
+                let room = self.batch_size - self.pending.len();
+                let take = room.min(w.hi - w.next);
+                let from = w.next;
+                w.next += take;
+                w.had_candidates = true;
+                let list = w.list;
+                self.metrics.candidates.add(take);
+                for k in from..from + take {
+                    let j = if list { self.scratch[k] as usize } else { k };
+                    let (id, row) = self.group.refs[j];
+                    self.pending.left.push(left);
+                    self.pending.right.push((id + 1, row));
+                    self.pending.marker.push(false);
+                }
+                continue;
+            }
+
+            // 2. Make sure a left row is available.
+            let (lid, lrow) = self.left_cursor;
+            let has_row = self.left.get(lid).is_some_and(|b| lrow < b.len());
+            if !has_row {
+                if self.left.get(lid).is_some() {
+                    self.left_cursor = (lid + 1, 0);
+                    continue;
+                }
+                if !self.pending.is_empty()
+                    && self.left.batches.len() >= MAX_PINNED_BATCHES
+                    && let Some(b) = self.flush()?
+                {
+                    return Ok(Some(b));
+                }
+                self.release();
+                if !self.left.fetch(wait).await? {
+                    // End of the left input: nothing else can be produced.
+                    if !self.pending.is_empty() {
+                        if let Some(b) = self.flush()? {
+                            return Ok(Some(b));
+                        }
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                self.track_memory()?;
+                continue;
+            }
+
+            // 3. Find the right group for this row's key.
+            let joinable = self.left.get(lid).is_some_and(|b| b.joinable(lrow));
+            let matched = if !joinable {
+                false
+            } else {
+                loop {
+                    let ord = match self.right_state {
+                        RightState::Exhausted => break false,
+                        RightState::Unloaded => std::cmp::Ordering::Less,
+                        RightState::Group => {
+                            let Some(b) = self.left.get(lid) else {
+                                return Err(DataFusionError::Internal(
+                                    "PitJoin: left batch released too early".into(),
+                                ));
+                            };
+                            self.group.key.as_slice().cmp(b.keys.row(lrow).as_ref())
+                        }
+                    };
+                    match ord {
+                        std::cmp::Ordering::Less => {
+                            let pinned = self.right.end_id() - self.right.base;
+                            if !self.pending.is_empty()
+                                && pinned >= MAX_PINNED_BATCHES
+                                && let Some(b) = self.flush()?
+                            {
+                                return Ok(Some(b));
+                            }
+                            self.release();
+                            self.load_next_group(wait).await?;
+                        }
+                        std::cmp::Ordering::Equal => break true,
+                        std::cmp::Ordering::Greater => break false,
+                    }
+                }
+            };
+            self.left_cursor = (lid, lrow + 1);
+            if !matched {
+                self.no_candidates((lid, lrow));
+                continue;
+            }
+
+            // 4. Range search within the group.
+            let (ls, le) = match self.left.get(lid) {
+                Some(b) => (b.start[lrow], b.end[lrow]),
+                None => {
+                    return Err(DataFusionError::Internal(
+                        "PitJoin: left batch released too early".into(),
+                    ));
+                }
+            };
+            let g = &self.group;
+            let p = if self.range.start_inclusive {
+                g.starts.partition_point(|&s| s <= le)
+            } else {
+                g.starts.partition_point(|&s| s < le)
+            };
+            let inclusive = self.range.end_inclusive;
+            let work = if g.ends_sorted {
+                let lo = if inclusive {
+                    g.ends[..p].partition_point(|&e| e < ls)
+                } else {
+                    g.ends[..p].partition_point(|&e| e <= ls)
+                };
+                Work {
+                    left: (lid, lrow),
+                    next: lo,
+                    hi: p,
+                    list: false,
+                    had_candidates: false,
+                }
+            } else {
+                self.scratch.clear();
+                g.tree_query(p, ls, inclusive, &mut self.stack, &mut self.scratch);
+                Work {
+                    left: (lid, lrow),
+                    next: 0,
+                    hi: self.scratch.len(),
+                    list: true,
+                    had_candidates: false,
+                }
+            };
+            self.work = Some(work);
+        }
+    }
+
+    /// Gather pending rows into an output batch, apply the residual filter
+    /// and append intersection columns. `None` if every row was filtered out.
+    fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let t = Instant::now();
+        let n = self.pending.len();
+        let mut columns = Vec::with_capacity(self.join_schema.fields().len());
+
+        let lbase = self.left.base;
+        let left_idx: Vec<(usize, usize)> = self
+            .pending
+            .left
+            .iter()
+            .map(|&(id, row)| (id - lbase, row))
+            .collect();
+        let n_left = self.left.input.schema().fields().len();
+        for c in 0..n_left {
+            let arrays: Vec<&dyn Array> = self
+                .left
+                .batches
+                .iter()
+                .map(|b| b.batch.column(c).as_ref())
+                .collect();
+            columns.push(interleave(&arrays, &left_idx)?);
+        }
+        let rbase = self.right.base;
+        let right_idx: Vec<(usize, usize)> = self
+            .pending
+            .right
+            .iter()
+            .map(|&(slot, row)| {
+                if slot == 0 {
+                    (0, 0)
+                } else {
+                    (slot - rbase, row)
+                }
+            })
+            .collect();
+        for (c, null) in self.right_nulls.iter().enumerate() {
+            let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.right.batches.len() + 1);
+            arrays.push(null.as_ref());
+            arrays.extend(
+                self.right
+                    .batches
+                    .iter()
+                    .map(|b| b.batch.column(c).as_ref()),
+            );
+            columns.push(interleave(&arrays, &right_idx)?);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(n));
+        let mut batch =
+            RecordBatch::try_new_with_options(Arc::clone(&self.join_schema), columns, &options)?;
+
+        if let Some(filter) = &self.filter {
+            let mask = filter.evaluate(&batch)?.into_array(n)?;
+            let mask = mask.as_boolean_opt().ok_or_else(|| {
+                DataFusionError::Internal("PitJoin: filter did not return booleans".into())
+            })?;
+            let mut keep = Vec::with_capacity(n);
+            for i in 0..n {
+                if self.pending.marker[i] {
+                    keep.push(!self.row_matched);
+                    self.row_matched = false;
+                } else {
+                    let pass = mask.is_valid(i) && mask.value(i);
+                    self.row_matched |= pass;
+                    keep.push(pass);
+                }
+            }
+            let keep = BooleanArray::new(BooleanBuffer::from(keep), None);
+            batch = filter_record_batch(&batch, &keep)?;
+        }
+
+        if self.intersection {
+            batch = self.append_intersection(batch, n_left)?;
+        }
+        self.pending.clear();
+        self.release();
+        let spent = t.elapsed();
+        self.metrics.output_time.add_duration(spent);
+        self.flush_time += spent;
+        self.track_memory()?;
+        Ok((batch.num_rows() > 0).then_some(batch))
+    }
+
+    fn append_intersection(&self, batch: RecordBatch, n_left: usize) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let n_join = self.join_schema.fields().len();
+        let left_part = batch.project(&(0..n_left).collect::<Vec<_>>())?;
+        let right_part = batch.project(&(n_left..n_join).collect::<Vec<_>>())?;
+        let eval = |e: &PhysicalExprRef, b: &RecordBatch| -> Result<ArrayRef> {
+            e.evaluate(b)?.into_array(n)
+        };
+        let ls = eval(&self.range.left_start, &left_part)?;
+        let le = eval(&self.range.left_end, &left_part)?;
+        let rs = eval(&self.range.right_start, &right_part)?;
+        let re = eval(&self.range.right_end, &right_part)?;
+        let from = pick(&ls, &rs, &gt(&ls, &rs)?)?;
+        let to = pick(&le, &re, &lt(&le, &re)?)?;
+        let mut columns = batch.columns().to_vec();
+        columns.push(from);
+        columns.push(to);
+        let options = RecordBatchOptions::new().with_row_count(Some(n));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.schema),
+            columns,
+            &options,
+        )?)
+    }
+}
+
+/// `a` where `mask` else `b`; NULL where either input is NULL.
+fn pick(a: &ArrayRef, b: &ArrayRef, mask: &BooleanArray) -> Result<ArrayRef> {
+    let chosen = zip(mask, a, b)?;
+    let nulls = NullBuffer::union(a.logical_nulls().as_ref(), b.logical_nulls().as_ref());
+    let data = chosen.to_data().into_builder().nulls(nulls).build()?;
+    Ok(make_array(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(starts: &[i64], ends: &[i64]) -> RightGroup {
+        let mut g = RightGroup::default();
+        g.starts.extend_from_slice(starts);
+        g.ends.extend_from_slice(ends);
+        g.refs.extend((0..starts.len()).map(|i| (0, i)));
+        g.finish();
+        g
+    }
+
+    #[test]
+    fn tree_query_reports_exactly_the_matches_in_order() {
+        let starts = [0, 1, 2, 3, 4, 5, 6];
+        let ends = [10, 2, 8, 1, 9, 3, 7];
+        let g = group(&starts, &ends);
+        assert!(!g.ends_sorted);
+        let mut stack = Vec::new();
+        for p in 0..=starts.len() {
+            for ls in -1..12 {
+                for inclusive in [false, true] {
+                    let mut out = Vec::new();
+                    g.tree_query(p, ls, inclusive, &mut stack, &mut out);
+                    let expected: Vec<u32> = (0..p)
+                        .filter(|&j| {
+                            if inclusive {
+                                ls <= ends[j]
+                            } else {
+                                ls < ends[j]
+                            }
+                        })
+                        .map(|j| j as u32)
+                        .collect();
+                    assert_eq!(out, expected, "p={p} ls={ls} inclusive={inclusive}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sorted_ends_are_detected() {
+        let g = group(&[0, 5, 10], &[5, 10, 99]);
+        assert!(g.ends_sorted);
+        let g = group(&[], &[]);
+        assert!(g.ends_sorted);
+    }
+}
