@@ -98,3 +98,34 @@ async fn demo_source(args: DemoSourceArgs) -> Result<()> {
         .ctx(ErrorKind::Internal, || "cannot wait for Ctrl-C".to_string())?;
     server.shutdown().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_source_arguments() {
+        let cli = Cli::try_parse_from([
+            "lakehouse",
+            "demo-source",
+            "--port",
+            "0",
+            "--scale",
+            "0.5",
+            "--day",
+            "3",
+            "--seed",
+            "9",
+            "--page-size",
+            "250",
+        ])
+        .expect("parses");
+        let Command::DemoSource(args) = cli.command;
+        assert_eq!(args.port, 0);
+        assert_eq!(args.scale, 0.5);
+        assert_eq!(args.day, 3);
+        assert_eq!(args.seed, 9);
+        assert_eq!(args.page_size, Some(250));
+        assert!(args.config.is_none());
+    }
+}

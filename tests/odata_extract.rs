@@ -45,7 +45,11 @@ async fn start(page_size: usize, day: u32) -> (SourceConfig, ServerHandle) {
 #[tokio::test]
 async fn all_resources_match_the_generator() {
     let (config, server) = start(1000, 0).await;
-    let client = ODataClient::new(server.base_url(), fast_retry(0)).expect("client");
+    let err =
+        ODataClient::for_source(&config, None, fast_retry(0)).expect_err("embedded needs a URL");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let client =
+        ODataClient::for_source(&config, Some(server.base_url()), fast_retry(0)).expect("client");
     let counts = server.with_generator(|g| g.row_counts());
     let mut total = 0;
     for r in &config.resources {
