@@ -2238,10 +2238,12 @@ impl Generator {
             let sub_name = sub
                 .map(|s| SUBCATEGORIES[(s - 1) as usize].1)
                 .unwrap_or("Part");
-            let cost = if finished {
-                round2(rng.random_range(2.0..1800.0))
-            } else {
-                0.0
+            let cost = match category {
+                Some(1) => round2(rng.random_range(300.0..2200.0)),
+                Some(2) => round2(rng.random_range(10.0..700.0)),
+                Some(3) => round2(rng.random_range(2.0..40.0)),
+                Some(_) => round2(rng.random_range(1.0..60.0)),
+                None => 0.0,
             };
             let price = if finished {
                 round2(cost * rng.random_range(1.6..2.4))
@@ -2276,7 +2278,7 @@ impl Generator {
             };
             let sell_end: Option<String> = if finished && rng.random_bool(0.3) {
                 Some(
-                    rand_date(rng, ymd(2012, 5, 29), ymd(2013, 5, 29))
+                    add_days(sell_start, rng.random_range(90..400))
                         .format("%Y-%m-%d")
                         .to_string(),
                 )
