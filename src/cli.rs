@@ -496,3 +496,36 @@ async fn extract(cli: &Cli, args: &ExtractArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_source_arguments() {
+        let cli = Cli::try_parse_from([
+            "lakehouse",
+            "demo-source",
+            "--port",
+            "0",
+            "--scale",
+            "0.5",
+            "--day",
+            "3",
+            "--seed",
+            "9",
+            "--page-size",
+            "250",
+        ])
+        .expect("parses");
+        let Command::DemoSource(args) = cli.command else {
+            panic!("expected demo-source");
+        };
+        assert_eq!(args.port, 0);
+        assert_eq!(args.scale, 0.5);
+        assert_eq!(args.day, 3);
+        assert_eq!(args.seed, 9);
+        assert_eq!(args.page_size, Some(250));
+        assert!(args.config.is_none());
+    }
+}

@@ -21,6 +21,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::config::SourceConfig;
+use crate::error::{Error, Result};
+
 static NON_IDENT_RUN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[^A-Za-z0-9_]+").expect("static regex is valid"));
 static BREAK_BEFORE_WORD: LazyLock<Regex> =
@@ -61,9 +64,45 @@ pub fn snake_case(name: &str) -> String {
     UNDERSCORE_RUN.replace_all(&out, "_").into_owned()
 }
 
+/// Check that every configured column name is the normalisation of its
+/// source name, so a field the config does not list would land under the
+/// name it would have had. `origin` names the config file in errors.
+pub fn check_names(config: &SourceConfig, origin: &str) -> Result<()> {
+    for r in &config.resources {
+        for c in &r.columns {
+            let normalised = snake_case(&c.source);
+            if normalised != c.name {
+                return Err(Error::invalid(format!(
+                    "{origin}: resource `{}`: column `{}` does not match its source field `{}` (which normalises to `{normalised}`)",
+                    r.table, c.name, c.source
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::snake_case;
+    use super::{check_names, snake_case};
+    use crate::config::SourceConfig;
+
+    #[test]
+    fn adventure_works_names_are_normalised_source_names() {
+        let config = SourceConfig::adventure_works().expect("config");
+        check_names(&config, "adventure_works.yaml").expect("consistent");
+    }
+
+    #[test]
+    fn mismatched_source_name_is_rejected() {
+        let mut config = SourceConfig::adventure_works().expect("config");
+        config.resources[0].columns[0].source = "DeptKey".to_string();
+        let err = check_names(&config, "aw.yaml").expect_err("mismatch");
+        assert_eq!(
+            err.to_string(),
+            "invalid input: aw.yaml: resource `raw__adventure_works__departments`: column `department_id` does not match its source field `DeptKey` (which normalises to `dept_key`)"
+        );
+    }
 
     #[test]
     fn documented_examples() {

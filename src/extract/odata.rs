@@ -43,7 +43,7 @@ use reqwest::StatusCode;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::config::ResourceConfig;
+use crate::config::{BaseUrl, ResourceConfig, SourceConfig};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::extract::schema::{parse_instant, resource_schema, rows_to_batch};
 
@@ -190,6 +190,27 @@ impl ODataClient {
             base_url: base,
             retry,
         })
+    }
+
+    /// A client for a configured source, after checking its column names
+    /// ([`crate::extract::naming::check_names`]). An `embedded` source has no
+    /// URL of its own: pass the running server's
+    /// [`crate::source::ServerHandle::base_url`] as `embedded_url`; for an
+    /// `http(s)` source `embedded_url` is ignored.
+    pub fn for_source(
+        config: &SourceConfig,
+        embedded_url: Option<&str>,
+        retry: RetryPolicy,
+    ) -> Result<Self> {
+        crate::extract::naming::check_names(config, &config.name)?;
+        match (&config.base_url, embedded_url) {
+            (BaseUrl::Http(url), _) => Self::new(url.as_str(), retry),
+            (BaseUrl::Embedded, Some(url)) => Self::new(url, retry),
+            (BaseUrl::Embedded, None) => Err(Error::invalid(format!(
+                "source `{}` is embedded: start crate::source::serve and pass its base URL",
+                config.name
+            ))),
+        }
     }
 
     /// The base URL.

@@ -1614,7 +1614,7 @@ impl Generator {
         let lines = if online {
             rng.random_range(1..=4)
         } else {
-            rng.random_range(4..=28)
+            rng.random_range(4..=24)
         };
         let mut sub_total = 0.0;
         let tracking: Option<String> = if online {
@@ -1790,7 +1790,7 @@ impl Generator {
             .as_bool()
             .unwrap_or(false);
         if finished {
-            let ops = rng.random_range(1..=4usize);
+            let ops = rng.random_range(1..=2usize);
             for (i, loc) in ROUTING_LOCATIONS.iter().take(ops).enumerate() {
                 let planned = rng.random_range(20.0..120.0);
                 let actual_end: Option<NaiveDate> = if open { None } else { Some(end) };
@@ -2238,10 +2238,12 @@ impl Generator {
             let sub_name = sub
                 .map(|s| SUBCATEGORIES[(s - 1) as usize].1)
                 .unwrap_or("Part");
-            let cost = if finished {
-                round2(rng.random_range(2.0..1800.0))
-            } else {
-                0.0
+            let cost = match category {
+                Some(1) => round2(rng.random_range(300.0..2200.0)),
+                Some(2) => round2(rng.random_range(10.0..700.0)),
+                Some(3) => round2(rng.random_range(2.0..40.0)),
+                Some(_) => round2(rng.random_range(1.0..60.0)),
+                None => 0.0,
             };
             let price = if finished {
                 round2(cost * rng.random_range(1.6..2.4))
@@ -2276,7 +2278,7 @@ impl Generator {
             };
             let sell_end: Option<String> = if finished && rng.random_bool(0.3) {
                 Some(
-                    rand_date(rng, ymd(2012, 5, 29), ymd(2013, 5, 29))
+                    add_days(sell_start, rng.random_range(90..400))
                         .format("%Y-%m-%d")
                         .to_string(),
                 )
@@ -2404,7 +2406,7 @@ impl Generator {
                 );
             }
             let n = if assembly > 211 {
-                rng.random_range(6..=12)
+                rng.random_range(10..=18)
             } else {
                 rng.random_range(2..=6)
             };
@@ -2655,7 +2657,7 @@ impl Generator {
             .filter(|p| !self.world.manufactured.contains(p))
             .collect();
         for p in purchased {
-            let n = rng.random_range(1..=3usize);
+            let n = rng.random_range(1..=2usize);
             let mut chosen = BTreeSet::new();
             for _ in 0..n {
                 chosen.insert(*pick(rng, &vendors));
@@ -2805,9 +2807,9 @@ impl Generator {
         }
     }
 
-    /// Transactions older than a year before [`BASE_END`] move to the archive.
+    /// Transactions dated before 2012-10-31 move to the archive table.
     fn archive_transactions(&mut self) {
-        let cutoff = date_v(ymd(2013, 7, 31));
+        let cutoff = date_v(ymd(2012, 10, 31));
         let current = &mut self.tables[TRANSACTION_HISTORIES];
         let c = current.column_index("transaction_date").unwrap_or(4);
         let rows = std::mem::take(&mut current.rows);
