@@ -77,6 +77,29 @@ pub enum Command {
         /// The SQL script.
         sql: String,
     },
+    /// Print a model's logical plan, or write every model's plan under plans/.
+    Render {
+        /// The model (e.g. dab.frame__adventure_works__products); all with --write.
+        model: Option<String>,
+        /// Write every model's plan to <dir>/<namespace>/<model>.txt.
+        #[arg(long)]
+        write: bool,
+        /// Where plans are written.
+        #[arg(long, default_value = "plans")]
+        dir: std::path::PathBuf,
+    },
+    /// Build models from the layer below.
+    Transform {
+        /// The layer to build.
+        #[arg(long, default_value = "dab", value_parser = ["dab"])]
+        layer: String,
+        /// Only models matching this glob (e.g. 'frame__adventure_works__sales_*').
+        #[arg(long)]
+        models: Option<String>,
+        /// Rebuild from scratch instead of incrementally.
+        #[arg(long)]
+        full: bool,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -194,6 +217,34 @@ impl Cli {
     }
 }
 
+fn render(model: Option<&str>, write: bool, dir: &std::path::Path) -> Result<()> {
+    use crate::model::Project;
+    use crate::model::render::{render_all, write_plans};
+    let project = Project::adventure_works()?;
+    if write {
+        let files = write_plans(&project, dir)?;
+        out!("wrote {} plans under {}", files.len(), dir.display());
+        return Ok(());
+    }
+    let Some(model) = model else {
+        for m in render_all(&project)? {
+            out!("{}", m.qualified());
+        }
+        return Ok(());
+    };
+    let all = render_all(&project)?;
+    let found = all
+        .iter()
+        .find(|m| m.qualified() == model || m.name == model)
+        .ok_or_else(|| {
+            crate::Error::not_found(format!(
+                "no model named '{model}' (run `lakehouse render` to list them)"
+            ))
+        })?;
+    out!("{}", found.text.trim_end());
+    Ok(())
+}
+
 /// A SQL context with our PIT join and every warehouse table registered
 /// as `<namespace>.<table>`.
 async fn warehouse_context(cli: &Cli) -> Result<datafusion::prelude::SessionContext> {
@@ -227,6 +278,72 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Explain { analyze, sql } => {
             let ctx = warehouse_context(&cli).await?;
             out!("{}", explain_sql(&ctx, sql, *analyze).await?);
+        }
+        Command::Render { model, write, dir } => render(model.as_deref(), *write, dir)?,
+        Command::Transform {
+            layer: _,
+            models,
+            full,
+        } => {
+            use std::io::IsTerminal;
+
+            use crate::model::Project;
+            use crate::model::build::{BuildMode, build_frames};
+            let wh = cli.open_warehouse()?;
+            let project = Project::adventure_works()?;
+            let mode = if *full {
+                BuildMode::Full
+            } else {
+                BuildMode::Incremental
+            };
+            let t0 = std::time::Instant::now();
+            let reports = build_frames(
+                &wh,
+                &project,
+                models.as_deref(),
+                mode,
+                std::io::stderr().is_terminal(),
+            )
+            .await?;
+            let batch = record_batch(vec![
+                (
+                    "model",
+                    Arc::new(StringArray::from_iter_values(
+                        reports.iter().map(|r| r.model.clone()),
+                    )),
+                ),
+                (
+                    "mode",
+                    Arc::new(StringArray::from_iter_values(
+                        reports
+                            .iter()
+                            .map(|r| format!("{:?}", r.mode).to_lowercase()),
+                    )),
+                ),
+                (
+                    "rows",
+                    Arc::new(Int64Array::from_iter_values(
+                        reports.iter().map(|r| r.rows as i64),
+                    )),
+                ),
+                (
+                    "commit",
+                    Arc::new(StringArray::from_iter_values(reports.iter().map(
+                        |r| match &r.commit {
+                            Some(c) => {
+                                format!("v{} +{} -{}", c.version, c.added_rows, c.removed_rows)
+                            }
+                            None => "nothing to do".to_string(),
+                        },
+                    ))),
+                ),
+            ])?;
+            out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
+            out!(
+                "{} models in {:.1}s",
+                reports.len(),
+                t0.elapsed().as_secs_f64()
+            );
         }
         Command::Bench {
             bench: BenchCommand::PitJoin(args),

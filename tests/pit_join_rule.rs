@@ -3,8 +3,8 @@
 
 mod pit;
 
-use pit::{contexts, physical_plan, register};
 use datafusion::prelude::SessionContext;
+use pit::{contexts, physical_plan, register};
 
 const FAR: i64 = 253_402_214_400;
 

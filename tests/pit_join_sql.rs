@@ -4,7 +4,6 @@
 
 mod pit;
 
-use pit::render;
 use datafusion::logical_expr::col;
 use datafusion::prelude::{DataFrame, SessionConfig};
 use lakehouse::bench::pit_join::{
@@ -15,6 +14,7 @@ use lakehouse::query::{
     OutputFormat, explain_sql, format_batches, run_sql, session_context,
     session_context_with_config,
 };
+use pit::render;
 
 const SETUP: &str = "
 CREATE TABLE l(k BIGINT, id BIGINT, vf BIGINT, vt BIGINT) AS VALUES

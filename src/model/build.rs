@@ -135,3 +135,79 @@ pub async fn build_frame(
         commit,
     })
 }
+
+/// Whether `name` matches a glob `pattern` (`*` = any run of characters),
+/// with or without its namespace.
+pub fn matches_pattern(pattern: &str, namespace: &str, name: &str) -> Result<bool> {
+    let re = format!("^{}$", regex::escape(pattern).replace(r"\*", ".*"));
+    let re = regex::Regex::new(&re)
+        .map_err(|e| Error::invalid(format!("bad model pattern '{pattern}': {e}")))?;
+    Ok(re.is_match(name) || re.is_match(&format!("{namespace}.{name}")))
+}
+
+/// Build every frame of `project` matching `pattern` (all when `None`),
+/// several at a time, in `mode` (frames without a previous build are built
+/// in full).
+pub async fn build_frames(
+    wh: &Warehouse,
+    project: &super::Project,
+    pattern: Option<&str>,
+    mode: BuildMode,
+    progress: bool,
+) -> Result<Vec<BuildReport>> {
+    use futures::StreamExt;
+    let mut frames = Vec::new();
+    for f in &project.model.frames {
+        if pattern
+            .map(|p| matches_pattern(p, DAB, &f.name))
+            .transpose()?
+            .unwrap_or(true)
+        {
+            frames.push(f);
+        }
+    }
+    if frames.is_empty() {
+        return Err(Error::invalid(format!(
+            "no frame matches '{}'",
+            pattern.unwrap_or_default()
+        )));
+    }
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new(frames.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} transform dab [{bar:30}] {pos}/{len} {msg}",
+            )
+            .map_err(|e| Error::internal(e.to_string()))?
+            .progress_chars("=> "),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let ctx = crate::query::session_context();
+    let parallel = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let results: Vec<Result<BuildReport>> = futures::stream::iter(frames)
+        .map(|frame| {
+            let ctx = &ctx;
+            let bar = bar.clone();
+            async move {
+                let resource = project.resource_of(frame)?;
+                let r = build_frame(wh, ctx, frame, &resource.primary_key, mode)
+                    .await
+                    .map_err(|e| e.context(format!("building {DAB}.{}", frame.name)));
+                bar.inc(1);
+                bar.set_message(frame.name.clone());
+                r
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let mut reports = results.into_iter().collect::<Result<Vec<_>>>()?;
+    reports.sort_by(|a, b| a.model.cmp(&b.model));
+    Ok(reports)
+}

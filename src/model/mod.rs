@@ -3,7 +3,9 @@
 //! - [`config`]: concepts, keysets and frames, parsed and validated once;
 //! - [`das`]: the layout of the raw layer the models read;
 //! - [`frame`]: HOOK frames (DAB layer);
-//! - [`build`]: materialising models (full or incremental).
+//! - [`build`]: materialising models (full or incremental);
+//! - [`project`]: source + model config validated together;
+//! - [`render`]: the readable plans under `plans/`.
 //!
 //! Nothing here names Adventure Works: a second source system is new YAML.
 
@@ -11,3 +13,7 @@ pub mod build;
 pub mod config;
 pub mod das;
 pub mod frame;
+pub mod project;
+pub mod render;
+
+pub use project::Project;
