@@ -77,6 +77,33 @@ pub enum Command {
         /// The SQL script.
         sql: String,
     },
+    /// Build everything from scratch: extract from the source, then every model.
+    Init {
+        #[command(flatten)]
+        source: PipelineSourceArgs,
+        /// Drop every table of a non-empty warehouse first.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Incremental run: extract what changed (the embedded source advances one day), update affected models.
+    Elt {
+        #[command(flatten)]
+        source: PipelineSourceArgs,
+    },
+    /// Show what `elt` would build (new, changed and stale models) without writing.
+    Plan,
+    /// The model DAG as a Mermaid flowchart.
+    Lineage {
+        /// Only models matching this glob.
+        #[arg(long)]
+        models: Option<String>,
+        /// One node per model or per layer.
+        #[arg(long, default_value = "model", value_parser = ["model", "layer"])]
+        level: String,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Print a model's logical plan, or write every model's plan under plans/.
     Render {
         /// The model (e.g. dab.frame__adventure_works__products); all with --write.
@@ -157,6 +184,37 @@ impl PitJoinBenchArgs {
     }
 }
 
+/// Source arguments of `init` and `elt`.
+#[derive(Debug, clap::Args)]
+pub struct PipelineSourceArgs {
+    /// OData service URL; without it the embedded source is served in-process.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Embedded source: the simulated day (init: 0; elt: the day after the last run).
+    #[arg(long)]
+    pub day: Option<u32>,
+    /// Embedded source: data size (init: 0.01; elt: as the last run).
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Embedded source: generator seed (init: 42; elt: as the last run).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl PipelineSourceArgs {
+    fn spec(&self) -> crate::dag::run::SourceSpec {
+        use crate::dag::run::SourceSpec;
+        match &self.source {
+            Some(u) => SourceSpec::Url(u.clone()),
+            None => SourceSpec::Embedded {
+                day: self.day,
+                scale: self.scale,
+                seed: self.seed,
+            },
+        }
+    }
+}
+
 /// Arguments of `extract`.
 #[derive(Debug, clap::Args)]
 pub struct ExtractArgs {
@@ -215,6 +273,92 @@ impl Cli {
         }
         Warehouse::open_with(&self.warehouse, &options)
     }
+}
+
+async fn pipeline(
+    cli: &Cli,
+    command: &str,
+    source: &PipelineSourceArgs,
+    force: bool,
+) -> Result<()> {
+    use std::io::IsTerminal;
+
+    use crate::dag::run::{PipelineOptions, RunOptions, elt, init};
+    let wh = cli.open_warehouse()?;
+    let project = crate::model::Project::adventure_works()?;
+    let options = PipelineOptions {
+        source: source.spec(),
+        run: RunOptions {
+            progress: std::io::stderr().is_terminal(),
+            ..RunOptions::default()
+        },
+        force,
+        ..PipelineOptions::default()
+    };
+    let report = if command == "init" {
+        init(&wh, &project, &options).await?
+    } else {
+        elt(&wh, &project, &options).await?
+    };
+    let m = &report.models;
+    if !m.is_empty() {
+        let batch = record_batch(vec![
+            (
+                "model",
+                Arc::new(StringArray::from_iter_values(
+                    m.iter().map(|r| r.model.clone()),
+                )),
+            ),
+            (
+                "status",
+                Arc::new(StringArray::from_iter_values(
+                    m.iter().map(|r| r.status.to_string()),
+                )),
+            ),
+            (
+                "commit",
+                Arc::new(StringArray::from_iter_values(m.iter().map(
+                    |r| match &r.commit {
+                        Some(c) => format!(
+                            "{} v{} +{} -{}",
+                            if r.full { "overwrite" } else { "upsert" },
+                            c.version,
+                            c.added_rows,
+                            c.removed_rows
+                        ),
+                        None => "nothing to do".into(),
+                    },
+                ))),
+            ),
+            (
+                "rows",
+                Arc::new(Int64Array::from_iter_values(
+                    m.iter().map(|r| r.rows as i64),
+                )),
+            ),
+            (
+                "seconds",
+                Arc::new(arrow::array::Float64Array::from_iter_values(
+                    m.iter().map(|r| (r.seconds * 100.0).round() / 100.0),
+                )),
+            ),
+        ])?;
+        out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
+    }
+    out!(
+        "{command}{}: {} source rows landed, {} models built in {:.1}s",
+        report
+            .day
+            .map(|d| format!(" (embedded source, day {d})"))
+            .unwrap_or_default(),
+        report.extract.landed(),
+        m.len(),
+        report.seconds
+    );
+    out!(
+        "next: `lakehouse tables`, `lakehouse query \"SELECT ...\"`, `lakehouse elt` for the next day of changes"
+    );
+    Ok(())
 }
 
 fn render(model: Option<&str>, write: bool, dir: &std::path::Path) -> Result<()> {
@@ -280,6 +424,62 @@ pub async fn run(cli: Cli) -> Result<()> {
             out!("{}", explain_sql(&ctx, sql, *analyze).await?);
         }
         Command::Render { model, write, dir } => render(model.as_deref(), *write, dir)?,
+        Command::Init { source, force } => pipeline(&cli, "init", source, *force).await?,
+        Command::Elt { source } => pipeline(&cli, "elt", source, false).await?,
+        Command::Plan => {
+            use crate::dag::Dag;
+            use crate::dag::plan::{Status, plan};
+            let wh = cli.open_warehouse()?;
+            let project = crate::model::Project::adventure_works()?;
+            let dag = Dag::build(&project)?;
+            let planned = plan(&wh, &dag, false).await?;
+            let todo: Vec<_> = planned
+                .iter()
+                .filter(|p| p.status != Status::UpToDate)
+                .collect();
+            for p in &todo {
+                out!(
+                    "{:<10} {:<12} {:<60} {}",
+                    p.status.to_string(),
+                    if p.full() { "full" } else { "incremental" },
+                    dag.nodes[p.node].name.to_string(),
+                    p.reason
+                );
+            }
+            out!(
+                "{} of {} models would be built; `lakehouse elt` also extracts new source data first",
+                todo.len(),
+                planned.len()
+            );
+        }
+        Command::Lineage {
+            models,
+            level,
+            output,
+        } => {
+            use crate::dag::Dag;
+            use crate::dag::lineage::{Level, mermaid};
+            let project = crate::model::Project::adventure_works()?;
+            let dag = Dag::build(&project)?;
+            let level = if level == "layer" {
+                Level::Layer
+            } else {
+                Level::Model
+            };
+            let text = mermaid(&dag, models.as_deref(), level)?;
+            match output {
+                Some(p) => {
+                    std::fs::write(p, &text).map_err(|e| {
+                        crate::Error::new(
+                            crate::ErrorKind::Storage,
+                            format!("cannot write {}: {e}", p.display()),
+                        )
+                    })?;
+                    eprintln!("wrote {}", p.display());
+                }
+                None => out!("{}", text.trim_end()),
+            }
+        }
         Command::Transform {
             layer: _,
             models,

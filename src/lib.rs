@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod dag;
 pub mod error;
 pub mod extract;
 pub mod join;

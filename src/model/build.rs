@@ -13,6 +13,7 @@
 //! snapshot it was built from are snapshot properties of the frame's commit,
 //! so they can never disagree with the frame's rows.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{RecordBatch, TimestampMicrosecondArray};
@@ -70,13 +71,37 @@ pub async fn scan_plan(
     Ok((plan, snapshot))
 }
 
-/// Build one frame.
+/// Build one frame from the current DAS snapshot.
 pub async fn build_frame(
     wh: &Warehouse,
     ctx: &SessionContext,
     frame: &Frame,
     true_key: &[String],
     mode: BuildMode,
+) -> Result<BuildReport> {
+    build_frame_with(
+        wh,
+        ctx,
+        frame,
+        true_key,
+        mode,
+        AsOf::Latest,
+        &BTreeMap::new(),
+    )
+    .await
+}
+
+/// Build one frame reading its DAS table `as_of`, committing `extra`
+/// snapshot properties with the rows. An incremental build with no changed
+/// rows still commits `extra` (if any), so recorded state stays current.
+pub async fn build_frame_with(
+    wh: &Warehouse,
+    ctx: &SessionContext,
+    frame: &Frame,
+    true_key: &[String],
+    mode: BuildMode,
+    das_as_of: AsOf,
+    extra: &BTreeMap<String, String>,
 ) -> Result<BuildReport> {
     let das_name = TableName::new(das::NAMESPACE, frame.source_table.clone())?;
     let target = TableName::new(DAB, frame.name.clone())?;
@@ -99,7 +124,7 @@ pub async fn build_frame(
     } else {
         mode
     };
-    let (das_plan, das_snapshot) = scan_plan(wh, &das_name, AsOf::Latest).await?;
+    let (das_plan, das_snapshot) = scan_plan(wh, &das_name, das_as_of).await?;
     let plan = frame_plan(frame, true_key, das_plan, watermark)?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let batches: Vec<RecordBatch> = ctx.execute_logical_plan(plan).await?.collect().await?;
@@ -119,14 +144,31 @@ pub async fn build_frame(
         BuildMode::Full => Write::overwrite(),
         BuildMode::Incremental => Write::upsert([frame.primary().pit_name()]),
     };
-    let write = write.property(WATERMARK, new_mark.to_string()).property(
-        SOURCE_SNAPSHOT,
-        das_snapshot.map(|s| s.to_string()).unwrap_or_default(),
-    );
+    let properties = |w: Write| {
+        let mut w = w.property(WATERMARK, new_mark.to_string()).property(
+            SOURCE_SNAPSHOT,
+            das_snapshot.map(|s| s.to_string()).unwrap_or_default(),
+        );
+        for (k, v) in extra {
+            w = w.property(k.clone(), v.clone());
+        }
+        w
+    };
     let commit = if mode == BuildMode::Incremental && rows == 0 {
-        None
+        if extra.is_empty() {
+            None
+        } else {
+            // Nothing changed, but record what was read.
+            Some(
+                wh.write(&target, schema, vec![], properties(Write::append()))
+                    .await?,
+            )
+        }
     } else {
-        Some(wh.write(&target, schema, batches, write).await?)
+        Some(
+            wh.write(&target, schema, batches, properties(write))
+                .await?,
+        )
     };
     Ok(BuildReport {
         model: target.to_string(),

@@ -1,0 +1,10 @@
+//! Orchestration: the model DAG (registry), what a run would do (plan), the
+//! run itself (init/elt), lineage diagrams and the warehouse run lock.
+
+pub mod lineage;
+pub mod lock;
+pub mod plan;
+pub mod registry;
+pub mod run;
+
+pub use registry::{Dag, Layer, ModelKind, Node};

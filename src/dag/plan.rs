@@ -1,0 +1,129 @@
+//! What a run would do: compare each model's recorded state (snapshot
+//! properties of its table) with the DAG.
+//!
+//! Every model commit records `lakehouse.fingerprint` (its plan's hash) and
+//! `lakehouse.dep.<ns.table>` (the snapshot of each input it read). Then:
+//! - **new**: the table does not exist -> full build;
+//! - **changed**: the fingerprint differs, or an upstream model is being
+//!   rebuilt in full -> full build (the model and all its descendants);
+//! - **stale**: an input's current snapshot differs from the recorded one
+//!   -> incremental build;
+//! - **up to date**: nothing to do.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::registry::{Dag, ModelKind};
+use crate::error::Result;
+use crate::storage::Warehouse;
+
+/// Snapshot property: the model's fingerprint.
+pub const FINGERPRINT: &str = "lakehouse.fingerprint";
+/// Snapshot property prefix: `lakehouse.dep.<ns.table>` = snapshot id read.
+pub const DEP_PREFIX: &str = "lakehouse.dep.";
+
+/// Why a model is (or is not) built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    New,
+    Changed,
+    Stale,
+    UpToDate,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::New => "new",
+            Status::Changed => "changed",
+            Status::Stale => "stale",
+            Status::UpToDate => "up to date",
+        })
+    }
+}
+
+/// The plan for one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// Index in `Dag::nodes`.
+    pub node: usize,
+    pub status: Status,
+    pub reason: String,
+}
+
+impl Planned {
+    /// Whether the model is built in full.
+    pub fn full(&self) -> bool {
+        matches!(self.status, Status::New | Status::Changed)
+    }
+}
+
+/// Current snapshot ids of every table in the warehouse (`None`: no snapshot).
+pub async fn current_snapshots(wh: &Warehouse) -> Result<BTreeMap<String, Option<i64>>> {
+    let mut out = BTreeMap::new();
+    for t in wh.list_all_tables().await? {
+        let loaded = wh.load_table(&t).await?;
+        out.insert(t.to_string(), loaded.metadata().current_snapshot_id());
+    }
+    Ok(out)
+}
+
+/// Plan every non-raw model. `force_full` plans every model as changed.
+pub async fn plan(wh: &Warehouse, dag: &Dag, force_full: bool) -> Result<Vec<Planned>> {
+    let snapshots = current_snapshots(wh).await?;
+    let mut planned: Vec<Option<Planned>> = vec![None; dag.nodes.len()];
+    let mut full_roots = BTreeSet::new();
+    for (i, node) in dag.nodes.iter().enumerate() {
+        if node.kind == ModelKind::Raw {
+            continue;
+        }
+        let t = wh.try_load_table(&node.name).await?;
+        let status = match &t {
+            None => (Status::New, "not built yet".to_string()),
+            Some(_) if force_full => (Status::Changed, "full rebuild requested".to_string()),
+            Some(t) => {
+                let props = t.current_properties();
+                if props.get(FINGERPRINT) != Some(&node.fingerprint) {
+                    (Status::Changed, "its plan or config changed".to_string())
+                } else {
+                    let moved: Vec<String> = node
+                        .deps
+                        .iter()
+                        .map(|&d| &dag.nodes[d].name)
+                        .filter(|dep| {
+                            let now = snapshots.get(&dep.to_string()).copied().flatten();
+                            let seen = props
+                                .get(&format!("{DEP_PREFIX}{dep}"))
+                                .and_then(|v| v.parse::<i64>().ok());
+                            now != seen
+                        })
+                        .map(|d| d.to_string())
+                        .collect();
+                    if moved.is_empty() {
+                        (Status::UpToDate, String::new())
+                    } else {
+                        (Status::Stale, format!("new data in {}", moved.join(", ")))
+                    }
+                }
+            }
+        };
+        if matches!(status.0, Status::New | Status::Changed) {
+            full_roots.insert(i);
+        }
+        planned[i] = Some(Planned {
+            node: i,
+            status: status.0,
+            reason: status.1,
+        });
+    }
+    // Descendants of a full rebuild are rebuilt in full too.
+    for d in dag.descendants(&full_roots) {
+        if let Some(p) = planned[d].as_mut()
+            && !p.full()
+        {
+            p.status = Status::Changed;
+            p.reason = "an upstream model is rebuilt in full".to_string();
+        }
+    }
+    Ok(planned.into_iter().flatten().collect())
+}

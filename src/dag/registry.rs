@@ -1,0 +1,168 @@
+//! The model registry: every table the project builds, with its
+//! dependencies, layer and fingerprint, in topological order.
+//!
+//! A model's fingerprint is a hash of the text of its plan as generated from
+//! config (the same text `render` writes), so any change to a model's config
+//! or to the code that builds its plan changes it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::model::Project;
+use crate::model::build::DAB;
+use crate::model::das;
+use crate::model::render::render_all;
+use crate::storage::TableName;
+
+/// The layer a model belongs to (also its namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layer {
+    /// Raw data as the source gave it (bronze).
+    Das,
+    /// HOOK frames (silver).
+    Dab,
+    /// Bridges and events (gold, staging).
+    DarStaging,
+    /// Peripherals, calendar, unified bridge (gold).
+    Dar,
+}
+
+impl Layer {
+    /// The namespace of the layer.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Layer::Das => das::NAMESPACE,
+            Layer::Dab => DAB,
+            Layer::DarStaging => "dar__staging",
+            Layer::Dar => "dar",
+        }
+    }
+
+    /// The layer of a namespace.
+    pub fn of_namespace(ns: &str) -> Option<Layer> {
+        [Layer::Das, Layer::Dab, Layer::DarStaging, Layer::Dar]
+            .into_iter()
+            .find(|l| l.namespace() == ns)
+    }
+}
+
+/// What builds a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Landed by the extractor from a source resource.
+    Raw,
+    /// A HOOK frame (`frame` is its config name).
+    Frame { frame: String },
+}
+
+/// One model of the DAG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: TableName,
+    pub layer: Layer,
+    pub kind: ModelKind,
+    /// Indices of the models this one reads, in `Dag::nodes`.
+    pub deps: Vec<usize>,
+    /// Hash of the model's generated plan (empty for raw tables).
+    pub fingerprint: String,
+}
+
+/// All models in topological order (every dependency before its dependents).
+#[derive(Debug, Clone)]
+pub struct Dag {
+    pub nodes: Vec<Node>,
+    index: BTreeMap<TableName, usize>,
+}
+
+/// Hex SHA-256 of `text`.
+pub fn fingerprint(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Dag {
+    /// The DAG of a project.
+    pub fn build(project: &Project) -> Result<Self> {
+        let mut nodes = Vec::new();
+        let mut index = BTreeMap::new();
+        for r in &project.source.resources {
+            let name = TableName::new(das::NAMESPACE, r.table.clone())?;
+            index.insert(name.clone(), nodes.len());
+            nodes.push(Node {
+                name,
+                layer: Layer::Das,
+                kind: ModelKind::Raw,
+                deps: vec![],
+                fingerprint: String::new(),
+            });
+        }
+        let rendered: BTreeMap<String, String> = render_all(project)?
+            .into_iter()
+            .map(|m| (m.qualified(), m.text))
+            .collect();
+        for f in &project.model.frames {
+            let name = TableName::new(DAB, f.name.clone())?;
+            let source = TableName::new(das::NAMESPACE, f.source_table.clone())?;
+            let dep = *index.get(&source).ok_or_else(|| {
+                Error::invalid(format!("frame {} reads unknown table {source}", f.name))
+            })?;
+            let text = rendered
+                .get(&name.to_string())
+                .ok_or_else(|| Error::internal(format!("no rendered plan for {name}")))?;
+            index.insert(name.clone(), nodes.len());
+            nodes.push(Node {
+                name,
+                layer: Layer::Dab,
+                kind: ModelKind::Frame {
+                    frame: f.name.clone(),
+                },
+                deps: vec![dep],
+                fingerprint: fingerprint(text),
+            });
+        }
+        let dag = Dag { nodes, index };
+        dag.check_order()?;
+        Ok(dag)
+    }
+
+    fn check_order(&self) -> Result<()> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(d) = n.deps.iter().find(|&&d| d >= i) {
+                return Err(Error::internal(format!(
+                    "model {} depends on {} which is not built before it",
+                    n.name, self.nodes[*d].name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The index of a model.
+    pub fn index_of(&self, name: &TableName) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Every model that (transitively) reads one of `roots`, roots excluded.
+    pub fn descendants(&self, roots: &BTreeSet<usize>) -> BTreeSet<usize> {
+        let mut out = BTreeSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.deps.iter().any(|d| roots.contains(d) || out.contains(d)) {
+                out.insert(i);
+            }
+        }
+        out
+    }
+
+    /// Edges as (from, to) index pairs: `from` is read by `to`.
+    pub fn edges(&self) -> Vec<(usize, usize)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.deps.iter().map(move |&d| (d, i)))
+            .collect()
+    }
+}

@@ -1,0 +1,584 @@
+//! Running the DAG: build planned models in dependency order, independent
+//! ones concurrently; and the two product runs, `init` and `elt`.
+//!
+//! Each model build is one atomic commit that also records the model's
+//! fingerprint and the snapshot of every input it read (see [`super::plan`]),
+//! so after a failure or a kill the next run sees which models are already
+//! current and builds only the rest: a re-run converges to the same tables as
+//! an uninterrupted run, without redoing committed work.
+//!
+//! Runs are logged in the Iceberg table `lakehouse.runs` (one row when a run
+//! starts, one when it is done). With the embedded source, `elt` serves the
+//! day after the last completed run's day (or the same day again, to finish
+//! an interrupted run) with the same scale and seed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{
+    Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use super::lock::RunLock;
+use super::plan::{DEP_PREFIX, FINGERPRINT, Planned, Status, plan};
+use super::registry::{Dag, ModelKind};
+use crate::config::SourceConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::extract::land::{ExtractOptions, ExtractReport, extract};
+use crate::extract::{ODataClient, RetryPolicy};
+use crate::model::Project;
+use crate::model::build::{BuildMode, build_frame_with};
+use crate::source::{GeneratorOptions, ServerOptions, serve};
+use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
+
+/// Options of a model run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Models built at the same time (0: one per core).
+    pub concurrency: usize,
+    /// Progress bars on a terminal.
+    pub progress: bool,
+    /// Test hook: fail when this model (`ns.table`) starts, as a crash would.
+    pub fail_at: Option<String>,
+}
+
+/// What happened to one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRun {
+    pub model: String,
+    pub status: Status,
+    pub full: bool,
+    pub rows: u64,
+    pub seconds: f64,
+    pub commit: Option<CommitOutcome>,
+}
+
+/// Build the planned models (those not up to date) in dependency order.
+pub async fn run_models(
+    wh: &Warehouse,
+    project: &Project,
+    dag: &Dag,
+    planned: &[Planned],
+    options: &RunOptions,
+    lock: Option<&RunLock>,
+) -> Result<Vec<ModelRun>> {
+    let todo: BTreeMap<usize, &Planned> = planned
+        .iter()
+        .filter(|p| p.status != Status::UpToDate)
+        .map(|p| (p.node, p))
+        .collect();
+    let limit = if options.concurrency == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        options.concurrency
+    };
+    let bar = if options.progress {
+        let b = indicatif::ProgressBar::new(todo.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} models [{bar:30}] {pos}/{len} {msg}",
+            )
+            .map_err(|e| Error::internal(e.to_string()))?
+            .progress_chars("=> "),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let ctx = crate::query::session_context();
+    let mut waiting: BTreeSet<usize> = todo.keys().copied().collect();
+    let mut done: BTreeSet<usize> = BTreeSet::new();
+    let mut running = FuturesUnordered::new();
+    let mut results = Vec::new();
+    let mut failure: Option<Error> = None;
+    loop {
+        if failure.is_none() {
+            if let Some(l) = lock
+                && let Err(e) = l.check()
+            {
+                failure = Some(e);
+            }
+        }
+        if failure.is_none() {
+            let ready: Vec<usize> = waiting
+                .iter()
+                .copied()
+                .filter(|i| {
+                    dag.nodes[*i]
+                        .deps
+                        .iter()
+                        .all(|d| !todo.contains_key(d) || done.contains(d))
+                })
+                .take(limit.saturating_sub(running.len()))
+                .collect();
+            for i in ready {
+                waiting.remove(&i);
+                let p = todo[&i];
+                let ctx = &ctx;
+                running
+                    .push(async move { (i, build_node(wh, project, dag, p, ctx, options).await) });
+            }
+        }
+        let Some((i, r)) = running.next().await else {
+            break;
+        };
+        bar.inc(1);
+        bar.set_message(dag.nodes[i].name.to_string());
+        match r {
+            Ok(run) => {
+                done.insert(i);
+                results.push(run);
+            }
+            Err(e) => {
+                if failure.is_none() {
+                    failure = Some(e.context(format!("building {}", dag.nodes[i].name)));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    results.sort_by(|a, b| a.model.cmp(&b.model));
+    Ok(results)
+}
+
+async fn build_node(
+    wh: &Warehouse,
+    project: &Project,
+    dag: &Dag,
+    planned: &Planned,
+    ctx: &datafusion::prelude::SessionContext,
+    options: &RunOptions,
+) -> Result<ModelRun> {
+    let node = &dag.nodes[planned.node];
+    if options.fail_at.as_deref() == Some(node.name.to_string().as_str()) {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            format!("injected failure at {}", node.name),
+        ));
+    }
+    let t0 = Instant::now();
+    // Pin every input at its current snapshot and record what was read.
+    let mut extra = BTreeMap::from([(FINGERPRINT.to_string(), node.fingerprint.clone())]);
+    let mut pins = Vec::new();
+    for &d in &node.deps {
+        let dep = &dag.nodes[d].name;
+        let snap = wh.load_table(dep).await?.metadata().current_snapshot_id();
+        extra.insert(
+            format!("{DEP_PREFIX}{dep}"),
+            snap.map(|s| s.to_string()).unwrap_or_default(),
+        );
+        pins.push(snap);
+    }
+    let mode = if planned.full() {
+        BuildMode::Full
+    } else {
+        BuildMode::Incremental
+    };
+    let report = match &node.kind {
+        ModelKind::Raw => {
+            return Err(Error::internal(format!(
+                "{} is landed by extract, not built",
+                node.name
+            )));
+        }
+        ModelKind::Frame { frame } => {
+            let frame = project
+                .model
+                .frame(frame)
+                .ok_or_else(|| Error::internal(format!("no frame {frame}")))?;
+            let resource = project.resource_of(frame)?;
+            let as_of = pins
+                .first()
+                .copied()
+                .flatten()
+                .map(AsOf::Snapshot)
+                .unwrap_or(AsOf::Latest);
+            build_frame_with(wh, ctx, frame, &resource.primary_key, mode, as_of, &extra).await?
+        }
+    };
+    Ok(ModelRun {
+        model: node.name.to_string(),
+        status: planned.status,
+        full: report.mode == BuildMode::Full,
+        rows: report.rows,
+        seconds: t0.elapsed().as_secs_f64(),
+        commit: report.commit,
+    })
+}
+
+/// Where the source is.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// The embedded generator; `None` fields continue from the last run.
+    Embedded {
+        day: Option<u32>,
+        scale: Option<f64>,
+        seed: Option<u64>,
+    },
+    /// A live OData service.
+    Url(String),
+}
+
+/// Options of `init` and `elt`.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub source: SourceSpec,
+    pub run: RunOptions,
+    /// `init` on a non-empty warehouse: drop every table first.
+    pub force: bool,
+    /// How long a run lock stays valid without renewal.
+    pub lock_ttl: Duration,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            source: SourceSpec::Embedded {
+                day: None,
+                scale: None,
+                seed: None,
+            },
+            run: RunOptions::default(),
+            force: false,
+            lock_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a pipeline run did.
+#[derive(Debug, Clone)]
+pub struct PipelineReport {
+    pub run_id: String,
+    /// The embedded source's day, if embedded.
+    pub day: Option<u32>,
+    pub extract: ExtractReport,
+    pub models: Vec<ModelRun>,
+    pub seconds: f64,
+}
+
+/// The run log table.
+pub fn runs_table() -> TableName {
+    TableName {
+        namespace: "lakehouse".into(),
+        name: "runs".into(),
+    }
+}
+
+fn runs_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("command", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("day", DataType::Int64, true),
+        Field::new("scale", DataType::Float64, true),
+        Field::new("seed", DataType::Int64, true),
+        Field::new("source", DataType::Utf8, true),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct RunRow {
+    status: String,
+    day: Option<u32>,
+    scale: Option<f64>,
+    seed: Option<u64>,
+}
+
+async fn last_run(wh: &Warehouse) -> Result<Option<RunRow>> {
+    if wh.try_load_table(&runs_table()).await?.is_none() {
+        return Ok(None);
+    }
+    let mut last: Option<(i64, RunRow)> = None;
+    for b in wh.scan(&runs_table(), AsOf::Latest).await? {
+        let col = |n: &str| {
+            b.column_by_name(n).cloned().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("lakehouse.runs has no column {n}"),
+                )
+            })
+        };
+        let at = col("at")?;
+        let at = at
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "lakehouse.runs.at"))?;
+        let status = arrow::compute::cast(&col("status")?, &DataType::Utf8)?;
+        let status = status
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "lakehouse.runs.status"))?
+            .clone();
+        let day = col("day")?;
+        let day = day
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "lakehouse.runs.day"))?
+            .clone();
+        let scale = col("scale")?;
+        let scale = scale
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "lakehouse.runs.scale"))?
+            .clone();
+        let seed = col("seed")?;
+        let seed = seed
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "lakehouse.runs.seed"))?
+            .clone();
+        for i in 0..b.num_rows() {
+            let row = RunRow {
+                status: status.value(i).to_string(),
+                day: (!day.is_null(i)).then(|| day.value(i) as u32),
+                scale: (!scale.is_null(i)).then(|| scale.value(i)),
+                seed: (!seed.is_null(i)).then(|| seed.value(i) as u64),
+            };
+            if last.as_ref().is_none_or(|(t, _)| at.value(i) >= *t) {
+                last = Some((at.value(i), row));
+            }
+        }
+    }
+    Ok(last.map(|(_, r)| r))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn log_run(
+    wh: &Warehouse,
+    run_id: &str,
+    command: &str,
+    status: &str,
+    day: Option<u32>,
+    scale: Option<f64>,
+    seed: Option<u64>,
+    source: Option<&str>,
+) -> Result<()> {
+    let batch = RecordBatch::try_new(
+        runs_schema(),
+        vec![
+            Arc::new(StringArray::from(vec![run_id])),
+            Arc::new(StringArray::from(vec![command])),
+            Arc::new(StringArray::from(vec![status])),
+            Arc::new(Int64Array::from(vec![day.map(i64::from)])),
+            Arc::new(Float64Array::from(vec![scale])),
+            Arc::new(Int64Array::from(vec![seed.map(|s| s as i64)])),
+            Arc::new(StringArray::from(vec![source])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros()])
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )?;
+    wh.write(&runs_table(), runs_schema(), vec![batch], Write::append())
+        .await?;
+    Ok(())
+}
+
+/// `init`: extract from the source and build every model from scratch.
+pub async fn init(
+    wh: &Warehouse,
+    project: &Project,
+    options: &PipelineOptions,
+) -> Result<PipelineReport> {
+    let lock = RunLock::acquire(wh, "init", options.lock_ttl).await?;
+    let result = async {
+        let existing = wh.list_all_tables().await?;
+        if !existing.is_empty() {
+            if !options.force {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!(
+                        "the warehouse {} already holds {} tables; run `lakehouse elt` to update it, or `lakehouse init --force` to rebuild it from scratch",
+                        wh.url().root_url(),
+                        existing.len()
+                    ),
+                ));
+            }
+            for t in existing {
+                wh.drop_table(&t).await?;
+            }
+        }
+        let (day, scale, seed) = match &options.source {
+            SourceSpec::Embedded { day, scale, seed } => (Some(day.unwrap_or(0)), Some(scale.unwrap_or(0.01)), Some(seed.unwrap_or(42))),
+            SourceSpec::Url(_) => (None, None, None),
+        };
+        pipeline(wh, project, options, &lock, "init", day, scale, seed, true).await
+    }
+    .await;
+    lock.release().await?;
+    result
+}
+
+/// `elt`: extract what changed (the embedded source advances one simulated
+/// day) and update only the affected models.
+pub async fn elt(
+    wh: &Warehouse,
+    project: &Project,
+    options: &PipelineOptions,
+) -> Result<PipelineReport> {
+    let lock = RunLock::acquire(wh, "elt", options.lock_ttl).await?;
+    let result = async {
+        let last = last_run(wh).await?;
+        let (day, scale, seed) = match (&options.source, &last) {
+            (SourceSpec::Url(_), _) => (None, None, None),
+            (SourceSpec::Embedded { .. }, None) => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "the warehouse {} has not been initialised: run `lakehouse init` first",
+                        wh.url().root_url()
+                    ),
+                ));
+            }
+            (SourceSpec::Embedded { day, scale, seed }, Some(last)) => {
+                let next = match (day, last.day) {
+                    (Some(d), _) => *d,
+                    // An interrupted run is finished on the same day.
+                    (None, Some(d)) if last.status != "done" => d,
+                    (None, Some(d)) => d + 1,
+                    (None, None) => 0,
+                };
+                (
+                    Some(next),
+                    scale.or(last.scale).or(Some(0.01)),
+                    seed.or(last.seed).or(Some(42)),
+                )
+            }
+        };
+        pipeline(wh, project, options, &lock, "elt", day, scale, seed, false).await
+    }
+    .await;
+    lock.release().await?;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pipeline(
+    wh: &Warehouse,
+    project: &Project,
+    options: &PipelineOptions,
+    lock: &RunLock,
+    command: &str,
+    day: Option<u32>,
+    scale: Option<f64>,
+    seed: Option<u64>,
+    full: bool,
+) -> Result<PipelineReport> {
+    let t0 = Instant::now();
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let source_url = match &options.source {
+        SourceSpec::Url(u) => Some(u.clone()),
+        SourceSpec::Embedded { .. } => None,
+    };
+    log_run(
+        wh,
+        &run_id,
+        command,
+        "started",
+        day,
+        scale,
+        seed,
+        source_url.as_deref(),
+    )
+    .await?;
+    let extract_report = extract_from(
+        wh,
+        &project.source,
+        &options.source,
+        day,
+        scale,
+        seed,
+        options.run.progress,
+    )
+    .await?;
+    if !extract_report.failures().is_empty() {
+        return Err(Error::new(
+            ErrorKind::Source,
+            format!(
+                "extraction failed for {}; models were not built (re-run to retry)",
+                extract_report
+                    .failures()
+                    .iter()
+                    .map(|f| format!("{} ({})", f.table, f.error.clone().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    lock.check()?;
+    let dag = Dag::build(project)?;
+    let planned = plan(wh, &dag, full).await?;
+    let models = run_models(wh, project, &dag, &planned, &options.run, Some(lock)).await?;
+    log_run(
+        wh,
+        &run_id,
+        command,
+        "done",
+        day,
+        scale,
+        seed,
+        source_url.as_deref(),
+    )
+    .await?;
+    Ok(PipelineReport {
+        run_id,
+        day,
+        extract: extract_report,
+        models,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+async fn extract_from(
+    wh: &Warehouse,
+    source: &SourceConfig,
+    spec: &SourceSpec,
+    day: Option<u32>,
+    scale: Option<f64>,
+    seed: Option<u64>,
+    progress: bool,
+) -> Result<ExtractReport> {
+    let options = ExtractOptions {
+        progress,
+        ..ExtractOptions::default()
+    };
+    match spec {
+        SourceSpec::Url(u) => {
+            let client = ODataClient::new(u, RetryPolicy::default())?;
+            extract(wh, source, &client, &options).await
+        }
+        SourceSpec::Embedded { .. } => {
+            let server = serve(
+                source,
+                ServerOptions {
+                    page_size: source.page_size,
+                    generator: GeneratorOptions {
+                        seed: seed.unwrap_or(42),
+                        scale: scale.unwrap_or(0.01),
+                    },
+                    day: day.unwrap_or(0),
+                    ..ServerOptions::default()
+                },
+            )
+            .await?;
+            let client = ODataClient::new(server.base_url(), RetryPolicy::default())?;
+            let report = extract(wh, source, &client, &options).await;
+            server.shutdown().await?;
+            report
+        }
+    }
+}
