@@ -1,0 +1,342 @@
+//! init / elt over several simulated days: incremental equals a full build,
+//! a failed run converges without redoing committed work, plan lists exactly
+//! what a config change affects, lineage is a valid Mermaid flowchart, and
+//! the run lock keeps runs apart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use lakehouse::dag::Dag;
+use lakehouse::dag::lineage::{Level, mermaid};
+use lakehouse::dag::lock::RunLock;
+use lakehouse::dag::plan::{Status, plan};
+use lakehouse::dag::run::{PipelineOptions, RunOptions, SourceSpec, elt, init, run_models};
+use lakehouse::model::Project;
+use lakehouse::storage::{AsOf, TableName, Warehouse};
+
+fn options(day: Option<u32>) -> PipelineOptions {
+    PipelineOptions {
+        source: SourceSpec::Embedded {
+            day,
+            scale: Some(0.01),
+            seed: Some(11),
+        },
+        ..PipelineOptions::default()
+    }
+}
+
+async fn rows_as_text(wh: &Warehouse, t: &TableName) -> BTreeSet<String> {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = BTreeSet::new();
+    for b in wh.scan(t, AsOf::Latest).await.unwrap() {
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
+        for i in 0..b.num_rows() {
+            out.insert(
+                f.iter()
+                    .map(|x| x.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
+
+/// Every model table (not DAS, not the run log) as sets of rows.
+async fn model_tables(wh: &Warehouse) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    for t in wh.list_all_tables().await.unwrap() {
+        if t.namespace != "das" && t.namespace != "lakehouse" {
+            out.insert(t.to_string(), rows_as_text(wh, &t).await);
+        }
+    }
+    out
+}
+
+async fn versions(wh: &Warehouse) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for t in wh.list_all_tables().await.unwrap() {
+        out.insert(t.to_string(), wh.load_table(&t).await.unwrap().version);
+    }
+    out
+}
+
+/// Rebuild every model in full from the current DAS snapshot and return the tables.
+async fn full_rebuild(wh: &Warehouse, project: &Project) -> BTreeMap<String, BTreeSet<String>> {
+    let dag = Dag::build(project).unwrap();
+    let planned = plan(wh, &dag, true).await.unwrap();
+    run_models(wh, project, &dag, &planned, &RunOptions::default(), None)
+        .await
+        .unwrap();
+    model_tables(wh).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_days_of_elt_equal_a_fresh_full_build() {
+    let project = Project::adventure_works().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    let r0 = init(&wh, &project, &options(None)).await.unwrap();
+    assert_eq!(r0.day, Some(0));
+    assert_eq!(r0.models.len(), 58);
+    // init refuses a non-empty warehouse.
+    let err = init(&wh, &project, &options(None)).await.unwrap_err();
+    assert!(err.to_string().contains("lakehouse elt"), "{err}");
+
+    let r1 = elt(&wh, &project, &PipelineOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        r1.day,
+        Some(1),
+        "elt advances one simulated day, remembered in the warehouse"
+    );
+    assert!(
+        !r1.models.is_empty() && r1.models.len() < 58,
+        "only affected models: {}",
+        r1.models.len()
+    );
+    assert!(
+        r1.models.iter().all(|m| !m.full),
+        "elt builds incrementally"
+    );
+    let r2 = elt(&wh, &project, &PipelineOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r2.day, Some(2));
+
+    let incremental = model_tables(&wh).await;
+    assert_eq!(incremental.len(), 58);
+    let dag = Dag::build(&project).unwrap();
+    assert!(
+        plan(&wh, &dag, false)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.status == Status::UpToDate)
+    );
+    let full = full_rebuild(&wh, &project).await;
+    for (t, rows) in &incremental {
+        assert!(
+            rows == &full[t],
+            "{t}: incremental ({}) differs from full ({})",
+            rows.len(),
+            full[t].len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_converges_without_redoing_committed_work() {
+    let project = Project::adventure_works().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    init(&wh, &project, &options(None)).await.unwrap();
+
+    // Day 1 fails at one model (chosen from the day's work).
+    let failing = "dab.frame__adventure_works__sales_order_headers";
+    let mut opts = PipelineOptions::default();
+    opts.run.fail_at = Some(failing.to_string());
+    opts.run.concurrency = 1;
+    let err = elt(&wh, &project, &opts).await.unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    let after_failure = versions(&wh).await;
+    let dag = Dag::build(&project).unwrap();
+    let pending: BTreeSet<String> = plan(&wh, &dag, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.status != Status::UpToDate)
+        .map(|p| dag.nodes[p.node].name.to_string())
+        .collect();
+    assert!(pending.contains(failing));
+
+    // The re-run finishes day 1 (not day 2) and builds only what was left.
+    let r = elt(&wh, &project, &PipelineOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.day,
+        Some(1),
+        "an interrupted run is finished on the same day"
+    );
+    let rebuilt: BTreeSet<String> = r.models.iter().map(|m| m.model.clone()).collect();
+    assert_eq!(rebuilt, pending, "only the models left over are built");
+    let after_rerun = versions(&wh).await;
+    for (t, v) in &after_failure {
+        if t.starts_with("dab.") && !pending.contains(t) {
+            assert_eq!(
+                after_rerun[t], *v,
+                "{t} was committed before the failure and not redone"
+            );
+        }
+    }
+    // Converged: equal to a full build over the same DAS.
+    let converged = model_tables(&wh).await;
+    let full = full_rebuild(&wh, &project).await;
+    assert_eq!(converged, full);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_one_frame_plans_exactly_that_frame_and_its_descendants() {
+    let project = Project::adventure_works().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    init(&wh, &project, &options(None)).await.unwrap();
+    let mut edited = project.clone();
+    let f = edited
+        .model
+        .frames
+        .iter_mut()
+        .find(|f| f.name == "frame__adventure_works__products")
+        .unwrap();
+    f.column_prefix = "item".into();
+    let edited = Project::new(edited.source, edited.model).unwrap();
+    let dag = Dag::build(&edited).unwrap();
+    let planned = plan(&wh, &dag, false).await.unwrap();
+    let changed: BTreeSet<String> = planned
+        .iter()
+        .filter(|p| p.status != Status::UpToDate)
+        .map(|p| dag.nodes[p.node].name.to_string())
+        .collect();
+    let root = dag
+        .index_of(&TableName::parse("dab.frame__adventure_works__products").unwrap())
+        .unwrap();
+    let mut expected: BTreeSet<String> = dag
+        .descendants(&BTreeSet::from([root]))
+        .iter()
+        .map(|&i| dag.nodes[i].name.to_string())
+        .collect();
+    expected.insert("dab.frame__adventure_works__products".into());
+    assert_eq!(changed, expected);
+    assert!(
+        planned
+            .iter()
+            .filter(|p| p.status != Status::UpToDate)
+            .all(|p| p.full())
+    );
+}
+
+#[test]
+fn lineage_is_a_mermaid_flowchart_of_the_dag() {
+    let project = Project::adventure_works().unwrap();
+    let dag = Dag::build(&project).unwrap();
+    let text = mermaid(&dag, None, Level::Model).unwrap();
+    let (nodes, edges) = parse_mermaid_flowchart(&text);
+    assert_eq!(nodes.len(), dag.nodes.len());
+    assert_eq!(edges.len(), dag.edges().len());
+    for (a, b) in &edges {
+        assert!(
+            nodes.contains(a) && nodes.contains(b),
+            "edge {a} --> {b} names undeclared nodes"
+        );
+    }
+    let layer = mermaid(&dag, None, Level::Layer).unwrap();
+    let (nodes, edges) = parse_mermaid_flowchart(&layer);
+    let layers: BTreeSet<_> = dag.nodes.iter().map(|n| n.layer).collect();
+    assert_eq!(nodes.len(), layers.len());
+    assert_eq!(edges.len(), layers.len() - 1);
+    let filtered = mermaid(&dag, Some("*sales_order*"), Level::Model).unwrap();
+    let (nodes, edges) = parse_mermaid_flowchart(&filtered);
+    assert_eq!((nodes.len(), edges.len()), (4, 2));
+}
+
+/// A strict reader of the Mermaid flowchart subset `lineage` emits: every
+/// line must be one of the known statement forms. Returns node ids and edges.
+fn parse_mermaid_flowchart(text: &str) -> (BTreeSet<String>, Vec<(String, String)>) {
+    let id = regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap();
+    let node =
+        regex::Regex::new(r#"^([A-Za-z_][A-Za-z0-9_]*)\["[^"]*"\](:::(bronze|silver|gold))?$"#)
+            .unwrap();
+    let subgraph = regex::Regex::new(r#"^subgraph ([A-Za-z_][A-Za-z0-9_]*) \["[^"]*"\]$"#).unwrap();
+    let edge =
+        regex::Regex::new(r"^([A-Za-z_][A-Za-z0-9_]*) --> ([A-Za-z_][A-Za-z0-9_]*)$").unwrap();
+    let class_def = regex::Regex::new(
+        r"^classDef (bronze|silver|gold) fill:#[0-9a-f]{6},stroke:#[0-9a-f]{6},color:#[0-9a-f]{6}$",
+    )
+    .unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("flowchart LR"));
+    let (mut nodes, mut edges, mut depth) = (BTreeSet::new(), Vec::new(), 0);
+    for l in lines {
+        let l = l.trim();
+        if let Some(c) = node.captures(l) {
+            assert!(
+                nodes.insert(c[1].to_string()),
+                "node {} declared twice",
+                &c[1]
+            );
+        } else if let Some(c) = edge.captures(l) {
+            edges.push((c[1].to_string(), c[2].to_string()));
+        } else if let Some(c) = subgraph.captures(l) {
+            assert!(id.is_match(&c[1]));
+            depth += 1;
+        } else if l == "end" {
+            depth -= 1;
+            assert!(depth >= 0, "unbalanced end");
+        } else {
+            assert!(
+                class_def.is_match(l),
+                "not a Mermaid flowchart statement: {l}"
+            );
+        }
+    }
+    assert_eq!(depth, 0, "unclosed subgraph");
+    (nodes, edges)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_lock_keeps_runs_apart_and_a_stale_lock_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    let a = RunLock::acquire(&wh, "elt", Duration::from_millis(1500))
+        .await
+        .unwrap();
+    let err = RunLock::acquire(&wh, "elt", Duration::from_secs(60))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("locked by `elt`"), "{err}");
+    // A held lock is renewed in the background: still held after its ttl.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(
+        RunLock::acquire(&wh, "elt", Duration::from_secs(60))
+            .await
+            .is_err()
+    );
+    a.check().unwrap();
+    // A killed holder stops renewing; after the ttl the next run takes over.
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let b = RunLock::acquire(&wh, "elt", Duration::from_secs(60))
+        .await
+        .unwrap();
+    b.release().await.unwrap();
+    // Released: free at once.
+    let c = RunLock::acquire(&wh, "init", Duration::from_secs(60))
+        .await
+        .unwrap();
+    c.release().await.unwrap();
+    // Two runs racing: exactly one wins.
+    let (x, y) = tokio::join!(
+        RunLock::acquire(&wh, "elt", Duration::from_secs(60)),
+        RunLock::acquire(&wh, "elt", Duration::from_secs(60))
+    );
+    assert_eq!(x.is_ok() as u8 + y.is_ok() as u8, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elt_on_an_empty_warehouse_asks_for_init() {
+    let project = Project::adventure_works().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    let err = elt(&wh, &project, &PipelineOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lakehouse init"), "{err}");
+}
