@@ -1,7 +1,9 @@
 //! init / elt over several simulated days: incremental equals a full build,
 //! a failed run converges without redoing committed work, plan lists exactly
 //! what a config change affects, lineage is a valid Mermaid flowchart, and
-//! the run lock keeps runs apart.
+//! the run lock keeps runs apart (on local disk and on S3).
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -290,10 +292,7 @@ fn parse_mermaid_flowchart(text: &str) -> (BTreeSet<String>, Vec<(String, String
     (nodes, edges)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_run_lock_keeps_runs_apart_and_a_stale_lock_is_taken_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+async fn the_run_lock_keeps_runs_apart_and_a_stale_lock_is_taken_over(wh: Warehouse) {
     let a = RunLock::acquire(&wh, "elt", Duration::from_millis(1500))
         .await
         .unwrap();
@@ -339,4 +338,38 @@ async fn elt_on_an_empty_warehouse_asks_for_init() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("lakehouse init"), "{err}");
+}
+
+on_every_backend! {
+    run_lock => super::the_run_lock_keeps_runs_apart_and_a_stale_lock_is_taken_over,
+    elt_continues_from_the_warehouse_state => super::elt_continues_where_the_warehouse_left_off,
+}
+
+/// A fresh process (a new `Warehouse` handle) pointed at an existing
+/// warehouse continues where it was: next day, same scale and seed.
+async fn elt_continues_where_the_warehouse_left_off(wh: Warehouse) {
+    let project = Project::adventure_works().unwrap();
+    let opts = PipelineOptions {
+        source: SourceSpec::Embedded {
+            day: Some(3),
+            scale: Some(0.005),
+            seed: Some(5),
+        },
+        ..PipelineOptions::default()
+    };
+    init(&wh, &project, &opts).await.unwrap();
+    let reopened = Warehouse::with_store(wh.url().clone(), wh.store().clone());
+    let r = elt(&reopened, &project, &PipelineOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.day, Some(4));
+    assert!(r.extract.landed() > 0);
+    let dag = Dag::build(&project).unwrap();
+    assert!(
+        plan(&reopened, &dag, false)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.status == Status::UpToDate)
+    );
 }
