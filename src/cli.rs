@@ -68,6 +68,9 @@ pub enum Command {
         /// Output format: table, csv or json.
         #[arg(long, default_value = "table")]
         format: String,
+        /// Time travel: read every table as it was at this instant (RFC 3339, e.g. 2026-01-31T12:00:00Z).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// Show the physical plan of the script's last statement (earlier ones are run).
     Explain {
@@ -403,9 +406,24 @@ pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::DemoSource(args) => demo_source(args).await?,
         Command::Extract(args) => extract(&cli, args).await?,
-        Command::Query { sql, format } => {
+        Command::Query { sql, format, as_of } => {
             let format: OutputFormat = format.parse()?;
-            let ctx = warehouse_context(&cli).await?;
+            let as_of = match as_of {
+                None => crate::storage::AsOf::Latest,
+                Some(t) => crate::storage::AsOf::Timestamp(
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .map_err(|e| {
+                            crate::Error::invalid(format!(
+                                "--as-of '{t}' is not an RFC 3339 instant: {e}"
+                            ))
+                        })?
+                        .with_timezone(&chrono::Utc),
+                ),
+            };
+            let ctx = session_context();
+            cli.open_warehouse()?
+                .register_all_as_of(&ctx, as_of)
+                .await?;
             let results = run_sql(&ctx, sql).await?;
             let many = results.len() > 1;
             for (statement, batches) in results {

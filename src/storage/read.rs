@@ -140,12 +140,34 @@ impl Warehouse {
     /// Register every table of the warehouse in `ctx` as `<namespace>.<table>`
     /// (current snapshots). Returns the registered names.
     pub async fn register_all(&self, ctx: &SessionContext) -> Result<Vec<TableName>> {
-        let names = self.list_all_tables().await?;
-        for name in &names {
-            let t = self.load_table(name).await?;
-            self.register(ctx, &t, AsOf::Latest).await?;
+        self.register_all_as_of(ctx, AsOf::Latest).await
+    }
+
+    /// Register every table as it was `as_of` (time travel over the whole
+    /// warehouse). With a timestamp, tables that had no snapshot yet are left
+    /// out. Returns the registered names.
+    pub async fn register_all_as_of(
+        &self,
+        ctx: &SessionContext,
+        as_of: AsOf,
+    ) -> Result<Vec<TableName>> {
+        let mut registered = Vec::new();
+        for name in self.list_all_tables().await? {
+            let t = self.load_table(&name).await?;
+            match t.resolve(as_of) {
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == crate::ErrorKind::NotFound
+                        && matches!(as_of, AsOf::Timestamp(_)) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            self.register(ctx, &t, as_of).await?;
+            registered.push(name);
         }
-        Ok(names)
+        Ok(registered)
     }
 
     /// Register one loaded table in `ctx` under its `<namespace>.<table>` name.
