@@ -231,3 +231,94 @@ proptest! {
         })?;
     }
 }
+
+/// Plans built with the API (as models do), with intersection columns and
+/// optional residual filter, against the equivalent SQL on the built-in plan.
+#[allow(clippy::too_many_arguments)]
+fn check_api(
+    left: &[Row],
+    right: &[Row],
+    point: bool,
+    start_inclusive: bool,
+    end_inclusive: bool,
+    left_join: bool,
+    residual: bool,
+    batch_size: usize,
+) -> Result<(), TestCaseError> {
+    use datafusion::logical_expr::col;
+    use datafusion::prelude::DataFrame;
+    use lakehouse::join::{PitJoinType, RangeSpec, pit_join_plan};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (pit, builtin) = contexts(2, batch_size);
+        for ctx in [&pit, &builtin] {
+            register(ctx, "l", left, 3, 2);
+            register(ctx, "r", right, 3, 2);
+        }
+        let left_end = if point { "vf" } else { "vt" };
+        let range = if point {
+            RangeSpec::point(col("l.vf"), col("r.vf"), col("r.vt"))
+        } else {
+            RangeSpec::overlap(col("l.vf"), col("l.vt"), col("r.vf"), col("r.vt"))
+        }
+        .with_inclusive(start_inclusive, end_inclusive);
+        let plan = pit_join_plan(
+            pit.table("l").await.expect("l").into_unoptimized_plan(),
+            pit.table("r").await.expect("r").into_unoptimized_plan(),
+            vec![(col("l.k"), col("r.k"))],
+            range,
+            residual.then(|| col("l.x").not_eq(col("r.x"))),
+            if left_join {
+                PitJoinType::Left
+            } else {
+                PitJoinType::Inner
+            },
+            Some(("i_from".into(), "i_to".into())),
+        )
+        .expect("pit plan");
+        let ours = DataFrame::new(pit.state(), plan)
+            .select(vec![col("l.id"), col("r.id"), col("i_from"), col("i_to")])
+            .expect("select")
+            .collect()
+            .await
+            .expect("run pit");
+        let op = |inclusive: bool| if inclusive { "<=" } else { "<" };
+        let sql = format!(
+            "SELECT l.id, r.id, \
+               CASE WHEN r.id IS NULL THEN NULL ELSE greatest(l.vf, r.vf) END, \
+               CASE WHEN r.id IS NULL THEN NULL ELSE least(l.{left_end}, r.vt) END \
+             FROM l {} r ON l.k = r.k AND r.vf {} l.{left_end} AND l.vf {} r.vt {}",
+            if left_join { "LEFT JOIN" } else { "JOIN" },
+            op(start_inclusive),
+            op(end_inclusive),
+            if residual { "AND l.x <> r.x" } else { "" },
+        );
+        let (plan, theirs) = run(&builtin, &sql).await;
+        prop_assert!(!plan.contains("PitJoinExec"));
+        prop_assert_eq!(common::render(&ours), theirs, "{}", sql);
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn plan_api_with_intersection_equals_builtin(
+        left in random_rows(30, 0),
+        right in right_rows(),
+        point in any::<bool>(),
+        start_inclusive in any::<bool>(),
+        end_inclusive in any::<bool>(),
+        left_join in any::<bool>(),
+        residual in any::<bool>(),
+        batch_size in 1usize..20,
+    ) {
+        check_api(
+            &left, &right, point, start_inclusive, end_inclusive, left_join, residual, batch_size,
+        )?;
+    }
+}
