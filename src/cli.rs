@@ -5,7 +5,9 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::bench::pit_join::{PitBenchConfig, run_comparison};
+use crate::bench::pit_join::{
+    BENCH_SQL, PitBenchConfig, builtin_context, generate, pit_context, run_comparison,
+};
 use crate::error::Result;
 use crate::query::{OutputFormat, explain_sql, format_batches, run_sql, session_context};
 
@@ -83,6 +85,9 @@ pub struct PitJoinBenchArgs {
     /// RNG seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Also print `EXPLAIN ANALYZE` of both plans (one extra run each).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 impl PitJoinBenchArgs {
@@ -130,8 +135,21 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             bench: BenchCommand::PitJoin(args),
         } => {
-            let report = run_comparison(&args.config()).await?;
+            let config = args.config();
+            let report = run_comparison(&config).await?;
             print!("{}", report.render());
+            if args.explain {
+                let data = generate(&config)?;
+                for (name, ctx) in [
+                    ("pit_join", pit_context(&data, &config)?),
+                    ("builtin", builtin_context(&data, &config)?),
+                ] {
+                    println!(
+                        "\n== {name} ==\n{}",
+                        explain_sql(&ctx, BENCH_SQL, true).await?
+                    );
+                }
+            }
             Ok(())
         }
     }

@@ -18,7 +18,9 @@
 //!
 //! Left columns, right columns (nullable in a left join), then optional
 //! intersection columns `max(left_start, right_start)`,
-//! `min(left_end, right_end)`. Output batches have at most the session's
+//! `min(left_end, right_end)`; DataFusion's projection pushdown may embed a
+//! projection of those (`projection=[...]`), and then only the projected
+//! columns are gathered. Output batches have at most the session's
 //! `batch_size` rows. No output ordering is claimed.
 //!
 //! # Metrics
@@ -43,6 +45,9 @@ use datafusion::physical_expr::{
 use datafusion::physical_expr_common::sort_expr::OrderingRequirements;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::projection::{
+    EmbeddedProjection, ProjectionExec, try_embed_projection,
+};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
     PlanProperties, SendableRecordBatchStream,
@@ -83,6 +88,11 @@ pub struct PitJoinExec {
     join_type: PitJoinType,
     intersection: Option<(String, String)>,
     join_schema: SchemaRef,
+    /// Join schema plus intersection columns.
+    full_schema: SchemaRef,
+    /// Output columns (indices into `full_schema`), embedded by DataFusion's
+    /// projection pushdown so unused columns are never gathered.
+    projection: Option<Vec<usize>>,
     schema: SchemaRef,
     left_sort: LexOrdering,
     right_sort: LexOrdering,
@@ -148,7 +158,7 @@ impl PitJoinExec {
                 return plan_err!("PitJoinExec: filter must be boolean, got {t}");
             }
         }
-        let schema = match &intersection {
+        let full_schema = match &intersection {
             None => Arc::clone(&join_schema),
             Some((from, to)) => {
                 if t_ls != t_rs {
@@ -178,6 +188,7 @@ impl PitJoinExec {
         else {
             return internal_err!("PitJoinExec: empty sort requirement");
         };
+        let schema = Arc::clone(&full_schema);
         let cache = Arc::new(Self::compute_properties(&left, &right, &schema));
         Ok(Self {
             left,
@@ -188,6 +199,8 @@ impl PitJoinExec {
             join_type,
             intersection,
             join_schema,
+            full_schema,
+            projection: None,
             schema,
             left_sort,
             right_sort,
@@ -216,6 +229,53 @@ impl PitJoinExec {
             EmissionType::Incremental,
             boundedness,
         )
+    }
+
+    /// Keep only the given output columns (indices into the unprojected
+    /// output: left ++ right ++ intersection). Composes with an existing
+    /// projection.
+    pub fn with_projection(&self, projection: Option<Vec<usize>>) -> Result<Self> {
+        let projection = match (projection, &self.projection) {
+            (None, _) => None,
+            (Some(p), None) => Some(p),
+            (Some(p), Some(old)) => Some(
+                p.iter()
+                    .map(|&i| {
+                        old.get(i).copied().ok_or_else(|| {
+                            DataFusionError::Plan(format!(
+                                "PitJoinExec: projection index {i} out of range"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let schema = match &projection {
+            None => Arc::clone(&self.full_schema),
+            Some(p) => Arc::new(self.full_schema.project(p)?),
+        };
+        Ok(Self {
+            left: Arc::clone(&self.left),
+            right: Arc::clone(&self.right),
+            on: self.on.clone(),
+            range: self.range.clone(),
+            filter: self.filter.clone(),
+            join_type: self.join_type,
+            intersection: self.intersection.clone(),
+            join_schema: Arc::clone(&self.join_schema),
+            full_schema: Arc::clone(&self.full_schema),
+            cache: Arc::new(Self::compute_properties(&self.left, &self.right, &schema)),
+            projection,
+            schema,
+            left_sort: self.left_sort.clone(),
+            right_sort: self.right_sort.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// The embedded output projection, if any.
+    pub fn projection(&self) -> Option<&[usize]> {
+        self.projection.as_deref()
     }
 
     /// Left input.
@@ -278,6 +338,19 @@ impl DisplayAs for PitJoinExec {
                 if let Some((from, to)) = &self.intersection {
                     write!(f, ", intersection=[{from}, {to}]")?;
                 }
+                if let Some(p) = &self.projection {
+                    let names = p
+                        .iter()
+                        .filter_map(|&i| {
+                            self.full_schema
+                                .fields()
+                                .get(i)
+                                .map(|f| format!("{}@{i}", f.name()))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    write!(f, ", projection=[{names}]")?;
+                }
                 Ok(())
             }
             DisplayFormatType::TreeRender => {
@@ -336,15 +409,18 @@ impl ExecutionPlan for PitJoinExec {
         let [left, right] = <[_; 2]>::try_from(children).map_err(|c| {
             DataFusionError::Internal(format!("PitJoinExec needs 2 children, got {}", c.len()))
         })?;
-        Ok(Arc::new(Self::try_new(
-            left,
-            right,
-            self.on.clone(),
-            self.range.clone(),
-            self.filter.clone(),
-            self.join_type,
-            self.intersection.clone(),
-        )?))
+        Ok(Arc::new(
+            Self::try_new(
+                left,
+                right,
+                self.on.clone(),
+                self.range.clone(),
+                self.filter.clone(),
+                self.join_type,
+                self.intersection.clone(),
+            )?
+            .with_projection(self.projection.clone())?,
+        ))
     }
 
     fn execute(
@@ -370,6 +446,8 @@ impl ExecutionPlan for PitJoinExec {
             self.join_type,
             self.intersection.is_some(),
             Arc::clone(&self.join_schema),
+            Arc::clone(&self.full_schema),
+            self.projection.clone(),
             Arc::clone(&self.schema),
             &context,
             partition,
@@ -379,5 +457,18 @@ impl ExecutionPlan for PitJoinExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+
+    fn try_swapping_with_projection(
+        &self,
+        projection: &ProjectionExec,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        try_embed_projection(projection, self)
+    }
+}
+
+impl EmbeddedProjection for PitJoinExec {
+    fn with_projection(&self, projection: Option<Vec<usize>>) -> Result<Self> {
+        PitJoinExec::with_projection(self, projection)
     }
 }

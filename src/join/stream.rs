@@ -337,6 +337,8 @@ pub(crate) struct PitJoinStream {
     join_type: PitJoinType,
     intersection: bool,
     join_schema: SchemaRef,
+    full_schema: SchemaRef,
+    projection: Option<Vec<usize>>,
     schema: SchemaRef,
     batch_size: usize,
     /// Next left row to process.
@@ -369,6 +371,8 @@ impl PitJoinStream {
         join_type: PitJoinType,
         intersection: bool,
         join_schema: SchemaRef,
+        full_schema: SchemaRef,
+        projection: Option<Vec<usize>>,
         schema: SchemaRef,
         context: &Arc<TaskContext>,
         partition: usize,
@@ -437,6 +441,8 @@ impl PitJoinStream {
             join_type,
             intersection,
             join_schema,
+            full_schema,
+            projection,
             schema: Arc::clone(&schema),
             batch_size: context.session_config().batch_size().max(1),
             left_cursor: (0, 0),
@@ -721,6 +727,19 @@ impl PitJoinStream {
                 } else {
                     g.ends[..p].partition_point(|&e| e <= ls)
                 };
+                // Common case: all candidates (and a possible marker) fit in
+                // the current output batch; emit them without a work item.
+                if p - lo < self.batch_size - self.pending.len() {
+                    let n = p - lo;
+                    self.metrics.candidates.add(n);
+                    for &(id, row) in &g.refs[lo..p] {
+                        self.pending.left.push((lid, lrow));
+                        self.pending.right.push((id + 1, row));
+                        self.pending.marker.push(false);
+                    }
+                    self.finish_row((lid, lrow), n > 0);
+                    continue;
+                }
                 Work {
                     left: (lid, lrow),
                     next: lo,
@@ -751,8 +770,6 @@ impl PitJoinStream {
         }
         let t = Instant::now();
         let n = self.pending.len();
-        let mut columns = Vec::with_capacity(self.join_schema.fields().len());
-
         let lbase = self.left.base;
         let left_idx: Vec<(usize, usize)> = self
             .pending
@@ -760,16 +777,6 @@ impl PitJoinStream {
             .iter()
             .map(|&(id, row)| (id - lbase, row))
             .collect();
-        let n_left = self.left.input.schema().fields().len();
-        for c in 0..n_left {
-            let arrays: Vec<&dyn Array> = self
-                .left
-                .batches
-                .iter()
-                .map(|b| b.batch.column(c).as_ref())
-                .collect();
-            columns.push(interleave(&arrays, &left_idx)?);
-        }
         let rbase = self.right.base;
         let right_idx: Vec<(usize, usize)> = self
             .pending
@@ -783,18 +790,27 @@ impl PitJoinStream {
                 }
             })
             .collect();
-        for (c, null) in self.right_nulls.iter().enumerate() {
-            let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.right.batches.len() + 1);
-            arrays.push(null.as_ref());
-            arrays.extend(
-                self.right
-                    .batches
-                    .iter()
-                    .map(|b| b.batch.column(c).as_ref()),
-            );
-            columns.push(interleave(&arrays, &right_idx)?);
-        }
+        let n_left = self.left.input.schema().fields().len();
         let options = RecordBatchOptions::new().with_row_count(Some(n));
+
+        // Fast path: no filter and no intersection, so only the projected
+        // columns need gathering.
+        if self.filter.is_none()
+            && !self.intersection
+            && let Some(projection) = &self.projection
+        {
+            let columns = projection
+                .iter()
+                .map(|&c| self.gather(c, n_left, &left_idx, &right_idx))
+                .collect::<Result<Vec<_>>>()?;
+            let batch =
+                RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
+            return self.finish_flush(batch, t);
+        }
+
+        let columns = (0..self.join_schema.fields().len())
+            .map(|c| self.gather(c, n_left, &left_idx, &right_idx))
+            .collect::<Result<Vec<_>>>()?;
         let mut batch =
             RecordBatch::try_new_with_options(Arc::clone(&self.join_schema), columns, &options)?;
 
@@ -821,9 +837,54 @@ impl PitJoinStream {
         if self.intersection {
             batch = self.append_intersection(batch, n_left)?;
         }
+        if let Some(projection) = &self.projection {
+            batch = batch.project(projection)?;
+        }
+        self.finish_flush(batch, t)
+    }
+
+    /// Gather join-schema column `c` for the pending rows.
+    fn gather(
+        &self,
+        c: usize,
+        n_left: usize,
+        left_idx: &[(usize, usize)],
+        right_idx: &[(usize, usize)],
+    ) -> Result<ArrayRef> {
+        if c < n_left {
+            let arrays: Vec<&dyn Array> = self
+                .left
+                .batches
+                .iter()
+                .map(|b| b.batch.column(c).as_ref())
+                .collect();
+            return Ok(interleave(&arrays, left_idx)?);
+        }
+        let c = c - n_left;
+        let null = self
+            .right_nulls
+            .get(c)
+            .ok_or_else(|| DataFusionError::Internal(format!("PitJoin: no right column {c}")))?;
+        let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.right.batches.len() + 1);
+        arrays.push(null.as_ref());
+        arrays.extend(
+            self.right
+                .batches
+                .iter()
+                .map(|b| b.batch.column(c).as_ref()),
+        );
+        Ok(interleave(&arrays, right_idx)?)
+    }
+
+    /// Clear pending output, release batches, account time and memory.
+    fn finish_flush(
+        &mut self,
+        batch: RecordBatch,
+        started: Instant,
+    ) -> Result<Option<RecordBatch>> {
         self.pending.clear();
         self.release();
-        let spent = t.elapsed();
+        let spent = started.elapsed();
         self.metrics.output_time.add_duration(spent);
         self.flush_time += spent;
         self.track_memory()?;
@@ -849,7 +910,7 @@ impl PitJoinStream {
         columns.push(to);
         let options = RecordBatchOptions::new().with_row_count(Some(n));
         Ok(RecordBatch::try_new_with_options(
-            Arc::clone(&self.schema),
+            Arc::clone(&self.full_schema),
             columns,
             &options,
         )?)
