@@ -635,6 +635,15 @@ impl PitJoinStream {
                 continue;
             }
 
+            // An inner join cannot produce anything once the right side is
+            // exhausted: stop without reading the rest of the left input.
+            if self.join_type == PitJoinType::Inner && self.right_state == RightState::Exhausted {
+                if let Some(b) = self.flush()? {
+                    return Ok(Some(b));
+                }
+                return Ok(None);
+            }
+
             // 2. Make sure a left row is available.
             let (lid, lrow) = self.left_cursor;
             let has_row = self.left.get(lid).is_some_and(|b| lrow < b.len());
