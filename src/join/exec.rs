@@ -6,13 +6,15 @@
 //!   DataFusion inserts `RepartitionExec`s and all rows of a key meet in the
 //!   same partition index on both sides; partition `i` of the output joins
 //!   partition `i` of each input (the join scales over `target_partitions`).
-//! * Ordering: left sorted by `keys ASC NULLS FIRST` (the sweep needs the
-//!   left rows grouped by key but in no particular order within a key, so we
-//!   do not pay for sorting the larger side by start too), right by
-//!   `(keys ASC NULLS FIRST, right_start ASC, right_end ASC)`. We do not
-//!   sort ourselves: DataFusion's `EnforceSorting` inserts `SortExec`s (which
-//!   spill under memory pressure and report their own sort time in
-//!   `EXPLAIN ANALYZE`), or reuses an existing order.
+//! * Ordering: both sides sorted by `keys ASC NULLS FIRST`. The sweep needs
+//!   the rows grouped by key; it sorts each right key group by
+//!   `(right_start, right_end)` itself (per-key state) and does not need any
+//!   order of the left rows within a key, so the sorts DataFusion inserts are
+//!   plain key sorts (single-column and fast for one-key joins). The key sort
+//!   is DataFusion's: `EnforceSorting` inserts `SortExec`s (which spill under
+//!   memory pressure and report their own sort time in `EXPLAIN ANALYZE`), or
+//!   reuses an existing order; the per-group sort time is part of our
+//!   `sweep_time`.
 //!
 //! # Output
 //!
@@ -176,13 +178,11 @@ impl PitJoinExec {
             nulls_first: true,
         };
         let sort = |e: &PhysicalExprRef| PhysicalSortExpr::new(Arc::clone(e), opts);
-        // The sweep only needs the left side grouped by key (see
-        // `stream`), so the left (usually larger) side is sorted by the keys
-        // alone: a cheaper sort than a lexicographic one with the start.
+        // The sweep only needs both sides grouped by key (it sorts each right
+        // key group by start itself, see `stream`), so both sides are sorted
+        // by the keys alone: a cheaper sort than a lexicographic one.
         let left_sort: Vec<PhysicalSortExpr> = on.iter().map(|(l, _)| sort(l)).collect();
-        let mut right_sort: Vec<PhysicalSortExpr> = on.iter().map(|(_, r)| sort(r)).collect();
-        right_sort.push(sort(&range.right_start));
-        right_sort.push(sort(&range.right_end));
+        let right_sort: Vec<PhysicalSortExpr> = on.iter().map(|(_, r)| sort(r)).collect();
         let (Some(left_sort), Some(right_sort)) =
             (LexOrdering::new(left_sort), LexOrdering::new(right_sort))
         else {

@@ -3,9 +3,12 @@
 //! # Input contract
 //!
 //! Both inputs arrive hash-partitioned on the keys and sorted by key (ASC,
-//! NULLS FIRST); the right input additionally by `(right_start, right_end)`
-//! within a key. The left order within a key is irrelevant: each left row is
-//! searched independently in its right group. Keys are compared as
+//! NULLS FIRST), by DataFusion's (spilling) `SortExec`. The order within a
+//! key is not required: each right key group is sorted by
+//! `(right_start, right_end)` here, in memory (a no-op check when the input
+//! already is, e.g. from an ordered source), and each left row is searched
+//! independently in its group. Sorting by the key alone lets DataFusion use
+//! its fast single-column sort for the usual one-key joins. Keys are compared as
 //! arrow `Rows` built with the same sort options, so byte order equals sort
 //! order; bounds are compared as order-preserving `i64` encodings
 //! ([`super::bounds`]).
@@ -14,7 +17,7 @@
 //!
 //! A merge over keys. The right side is consumed one *key group* at a time
 //! (all right rows with one key; rows with a NULL key or NULL bound are
-//! dropped: they never match). The left side streams row by row: a left row
+//! dropped: they never match), sorted by (start, end). The left side streams row by row: a left row
 //! whose key is NULL, whose bound is NULL, or whose key has no right group
 //! has no candidates. For a left row `(ls, le)` and a right group sorted by
 //! start, with starts `s_0 <= s_1 <= ...` and ends `e_j`:
@@ -34,9 +37,10 @@
 //! Hence exactly the pairs satisfying key equality and both range
 //! comparisons are produced, each once, with no assumption that intervals
 //! are well formed (empty, zero-length or inverted intervals are simply
-//! compared). Cost per partition: the sort (done upstream), O(m) to build a
-//! group, O(log m + matches) per left row (O((1 + matches) log m) on the
-//! tree path).
+//! compared). Cost per partition: the key sort (done upstream), O(m log m)
+//! to sort a right group of m rows (O(m) when already sorted),
+//! O(log m + matches) per left row (O((1 + matches) log m) on the tree
+//! path): O((n + m) log(n + m) + output) overall.
 //!
 //! # Output and residual filter
 //!
@@ -210,9 +214,16 @@ struct RightGroup {
     ends: Vec<i64>,
     /// (batch id, row) of each row.
     refs: Vec<(usize, usize)>,
+    /// Smallest batch id referenced by `refs` (they are not in id order
+    /// once sorted by start).
+    first_batch: Option<usize>,
     ends_sorted: bool,
     tree: Vec<i64>,
     tree_size: usize,
+    /// Scratch for sorting the group.
+    order: Vec<u32>,
+    tmp: Vec<i64>,
+    tmp_refs: Vec<(usize, usize)>,
 }
 
 impl RightGroup {
@@ -221,9 +232,37 @@ impl RightGroup {
         self.starts.clear();
         self.ends.clear();
         self.refs.clear();
+        self.first_batch = None;
     }
 
+    /// Sort the group by (start, end) unless it already is (it arrives in
+    /// input order, which is only sorted by key), then detect whether the
+    /// ends are monotone and build the segment tree if they are not.
     fn finish(&mut self) {
+        // Rows were collected in input order, so the first has the lowest id.
+        self.first_batch = self.refs.first().map(|r| r.0);
+        let n = self.starts.len();
+        let sorted = (1..n)
+            .all(|i| (self.starts[i - 1], self.ends[i - 1]) <= (self.starts[i], self.ends[i]));
+        if !sorted {
+            self.order.clear();
+            self.order.extend(0..n as u32);
+            let (starts, ends) = (&self.starts, &self.ends);
+            self.order
+                .sort_unstable_by_key(|&i| (starts[i as usize], ends[i as usize]));
+            self.tmp.clear();
+            self.tmp
+                .extend(self.order.iter().map(|&i| self.starts[i as usize]));
+            std::mem::swap(&mut self.starts, &mut self.tmp);
+            self.tmp.clear();
+            self.tmp
+                .extend(self.order.iter().map(|&i| self.ends[i as usize]));
+            std::mem::swap(&mut self.ends, &mut self.tmp);
+            self.tmp_refs.clear();
+            self.tmp_refs
+                .extend(self.order.iter().map(|&i| self.refs[i as usize]));
+            std::mem::swap(&mut self.refs, &mut self.tmp_refs);
+        }
         self.ends_sorted = self.ends.windows(2).all(|w| w[0] <= w[1]);
         if !self.ends_sorted {
             let size = self.ends.len().next_power_of_two();
@@ -239,8 +278,13 @@ impl RightGroup {
 
     fn mem(&self) -> usize {
         self.key.capacity()
-            + (self.starts.capacity() + self.ends.capacity() + self.tree.capacity()) * 8
-            + self.refs.capacity() * 16
+            + (self.starts.capacity()
+                + self.ends.capacity()
+                + self.tree.capacity()
+                + self.tmp.capacity())
+                * 8
+            + (self.refs.capacity() + self.tmp_refs.capacity()) * 16
+            + self.order.capacity() * 4
     }
 
     /// Append to `out`, in increasing order, every `j < p` whose end satisfies
@@ -511,8 +555,8 @@ impl PitJoinStream {
             None => self.left_cursor.0,
         };
         self.left.release_before(left_keep);
-        let right_keep = match self.group.refs.first() {
-            Some(&(id, _)) if self.right_state == RightState::Group => id.min(self.right_cursor.0),
+        let right_keep = match self.group.first_batch {
+            Some(id) if self.right_state == RightState::Group => id.min(self.right_cursor.0),
             _ => self.right_cursor.0,
         };
         self.right.release_before(right_keep);
@@ -973,6 +1017,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn unsorted_groups_are_sorted_by_start_then_end() {
+        let g = group(&[5, 0, 5, 2], &[9, 3, 6, 4]);
+        assert_eq!(g.starts, [0, 2, 5, 5]);
+        assert_eq!(g.ends, [3, 4, 6, 9]);
+        assert_eq!(g.refs, [(0, 1), (0, 3), (0, 2), (0, 0)]);
+        assert!(g.ends_sorted);
     }
 
     #[test]
