@@ -35,8 +35,8 @@ pub enum Command {
     Query {
         /// The SQL script, e.g. "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'x'; SELECT ...".
         sql: String,
-        /// Output format: table, csv or json.
-        #[arg(long, default_value = "table")]
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
         format: String,
     },
     /// Show the physical plan of the script's last statement (earlier ones are run).
