@@ -11,6 +11,15 @@ use proptest::prelude::*;
 
 const FAR: i64 = 253_402_214_400;
 
+/// Cases per property: `default`, or `PROPTEST_CASES` if set (e.g. to run
+/// many more on a quiet machine).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn key() -> impl Strategy<Value = Option<i64>> {
     prop_oneof![
         1 => Just(None),
@@ -206,7 +215,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 900, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(800)))]
 
     #[test]
     fn pit_join_equals_builtin_plan(case in case()) {
@@ -215,7 +224,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 800, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(700)))]
 
     /// Many versions of few keys (hot keys) and larger left sides.
     #[test]
@@ -304,7 +313,7 @@ fn check_api(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(500)))]
 
     #[test]
     fn plan_api_with_intersection_equals_builtin(
