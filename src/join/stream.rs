@@ -17,10 +17,14 @@
 //!
 //! A merge over keys. The right side is consumed one *key group* at a time
 //! (all right rows with one key; rows with a NULL key or NULL bound are
-//! dropped: they never match), sorted by (start, end). The left side streams row by row: a left row
-//! whose key is NULL, whose bound is NULL, or whose key has no right group
-//! has no candidates. For a left row `(ls, le)` and a right group sorted by
-//! start, with starts `s_0 <= s_1 <= ...` and ends `e_j`:
+//! dropped: they never match), sorted by (start, end). The left side streams
+//! row by row in key order; for each row the right groups are advanced while
+//! their key is smaller than the row's key. Since both sides are in the same
+//! key order, when that stops the current group holds exactly the right rows
+//! with the row's key, or (group key larger, or right side exhausted) no right
+//! row has that key. A left row whose key or bound is NULL, or whose key has
+//! no right group, has no candidates. For a left row `(ls, le)` and a right
+//! group with starts `s_0 <= s_1 <= ...` and ends `e_j`:
 //!
 //! 1. `p` = number of `j` with `s_j <(=) le` (binary search). Because starts
 //!    are sorted, the `j` satisfying the start comparison are exactly
