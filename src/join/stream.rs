@@ -645,6 +645,83 @@ impl PitJoinStream {
         }
     }
 
+    /// Process left rows from the cursor within the current left batch, as
+    /// long as they need no new right group, the group's ends are sorted and
+    /// all candidates fit in the pending output. Same semantics as the
+    /// general path in `next_batch`; returns whether any row was processed.
+    fn sweep_run(&mut self) -> bool {
+        let (lid, start_row) = self.left_cursor;
+        let Some(b) = self.left.get(lid) else {
+            return false;
+        };
+        let group = &self.group;
+        let pending = &mut self.pending;
+        let left_join = self.join_type == PitJoinType::Left;
+        let always_marker = left_join && self.filter.is_some();
+        let (start_inclusive, end_inclusive) =
+            (self.range.start_inclusive, self.range.end_inclusive);
+        let batch_size = self.batch_size;
+        let mut candidates = 0;
+        let mut r = start_row;
+        let n = b.len();
+        while r < n && pending.len() < batch_size {
+            let matched = if !b.joinable(r) {
+                false
+            } else {
+                match self.right_state {
+                    RightState::Unloaded => break,
+                    RightState::Exhausted => false,
+                    RightState::Group => match group.key.as_slice().cmp(b.keys.row(r).as_ref()) {
+                        std::cmp::Ordering::Less => break,
+                        std::cmp::Ordering::Greater => false,
+                        std::cmp::Ordering::Equal => true,
+                    },
+                }
+            };
+            if !matched {
+                if left_join {
+                    pending.left.push((lid, r));
+                    pending.right.push((0, 0));
+                    pending.marker.push(true);
+                }
+                r += 1;
+                continue;
+            }
+            if !group.ends_sorted {
+                break;
+            }
+            let (ls, le) = (b.start[r], b.end[r]);
+            let p = if start_inclusive {
+                group.starts.partition_point(|&s| s <= le)
+            } else {
+                group.starts.partition_point(|&s| s < le)
+            };
+            let lo = if end_inclusive {
+                group.ends[..p].partition_point(|&e| e < ls)
+            } else {
+                group.ends[..p].partition_point(|&e| e <= ls)
+            };
+            if p - lo >= batch_size - pending.len() {
+                break;
+            }
+            for &(id, row) in &group.refs[lo..p] {
+                pending.left.push((lid, r));
+                pending.right.push((id + 1, row));
+                pending.marker.push(false);
+            }
+            candidates += p - lo;
+            if always_marker || (left_join && p == lo) {
+                pending.left.push((lid, r));
+                pending.right.push((0, 0));
+                pending.marker.push(true);
+            }
+            r += 1;
+        }
+        self.metrics.candidates.add(candidates);
+        self.left_cursor = (lid, r);
+        r > start_row
+    }
+
     /// Produce the next output batch, or `None` at the end.
     async fn next_batch(&mut self, wait: &mut Duration) -> Result<Option<RecordBatch>> {
         loop {
@@ -718,6 +795,12 @@ impl PitJoinStream {
                     return Ok(None);
                 }
                 self.track_memory()?;
+                continue;
+            }
+
+            // Fast path: rows that need no right input and whose candidates
+            // fit in the output batch are handled in a tight loop.
+            if self.sweep_run() {
                 continue;
             }
 
