@@ -215,7 +215,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(800)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(700)))]
 
     #[test]
     fn pit_join_equals_builtin_plan(case in case()) {
