@@ -9,7 +9,9 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Field, Schema};
 use clap::{Parser, Subcommand};
 
-use crate::bench::pit_join::{PitBenchConfig, run_comparison};
+use crate::bench::pit_join::{
+    BENCH_SQL, PitBenchConfig, builtin_context, generate, pit_context, run_comparison,
+};
 use crate::error::Result;
 use crate::query::{OutputFormat, explain_sql, format_batches, run_sql, session_context};
 
@@ -65,8 +67,8 @@ pub enum Command {
     Query {
         /// The SQL script, e.g. "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'x'; SELECT ...".
         sql: String,
-        /// Output format: table, csv or json.
-        #[arg(long, default_value = "table")]
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
         format: String,
         /// Time travel: read every table as it was at this instant (RFC 3339, e.g. 2026-01-31T12:00:00Z).
         #[arg(long)]
@@ -168,6 +170,9 @@ pub struct PitJoinBenchArgs {
     /// RNG seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Also print `EXPLAIN ANALYZE` of both plans (one extra run each).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 impl PitJoinBenchArgs {
@@ -566,8 +571,21 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             bench: BenchCommand::PitJoin(args),
         } => {
-            let report = run_comparison(&args.config()).await?;
+            let config = args.config();
+            let report = run_comparison(&config).await?;
             out!("{}", report.render().trim_end());
+            if args.explain {
+                let data = generate(&config)?;
+                for (name, ctx) in [
+                    ("pit_join", pit_context(&data, &config)?),
+                    ("builtin", builtin_context(&data, &config)?),
+                ] {
+                    out!(
+                        "\n== {name} ==\n{}",
+                        explain_sql(&ctx, BENCH_SQL, true).await?
+                    );
+                }
+            }
         }
         Command::Tables => {
             let wh = cli.open_warehouse()?;

@@ -11,6 +11,15 @@ use proptest::prelude::*;
 
 const FAR: i64 = 253_402_214_400;
 
+/// Cases per property: `default`, or `PROPTEST_CASES` if set (e.g. to run
+/// many more on a quiet machine).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn key() -> impl Strategy<Value = Option<i64>> {
     prop_oneof![
         1 => Just(None),
@@ -108,6 +117,32 @@ struct Case {
     partitions: usize,
     batch_size: usize,
     chunk: usize,
+    /// Index into [`BOUND_TYPES`].
+    bound_type: usize,
+}
+
+/// Bound types the columns are cast to (values are clamped to [0, 1e6] first
+/// so every type can hold them; the open end then becomes 1e6).
+const BOUND_TYPES: &[&str] = &[
+    "Int64",
+    "Int32",
+    "UInt32",
+    "Float64",
+    "Timestamp(Second, None)",
+    "Timestamp(Millisecond, Some(\"+01:00\"))",
+    "Date32",
+];
+
+fn typed(col: &str, ty: &str) -> String {
+    if ty == "Int64" {
+        return col.to_string();
+    }
+    let clamped =
+        format!("CASE WHEN {col} > 1000000 THEN 1000000 WHEN {col} < 0 THEN 0 ELSE {col} END");
+    match ty {
+        "Date32" => format!("arrow_cast(arrow_cast({clamped}, 'Int32'), 'Date32')"),
+        _ => format!("arrow_cast({clamped}, '{ty}')"),
+    }
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -125,9 +160,10 @@ fn case() -> impl Strategy<Value = Case> {
             Just(1024usize)
         ],
         1usize..6,
+        0..BOUND_TYPES.len(),
     )
         .prop_map(
-            |(left, right, predicate, left_join, partitions, batch_size, chunk)| Case {
+            |(left, right, predicate, left_join, partitions, batch_size, chunk, bound_type)| Case {
                 left,
                 right,
                 predicate,
@@ -135,6 +171,7 @@ fn case() -> impl Strategy<Value = Case> {
                 partitions,
                 batch_size,
                 chunk,
+                bound_type,
             },
         )
 }
@@ -149,9 +186,20 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             register(ctx, "l", &case.left, case.chunk, case.partitions);
             register(ctx, "r", &case.right, case.chunk, case.partitions);
         }
+        let ty = BOUND_TYPES[case.bound_type];
+        for ctx in [&pit, &builtin] {
+            for (view, table) in [("lv", "l"), ("rv", "r")] {
+                let ddl = format!(
+                    "CREATE VIEW {view} AS SELECT k, id, {} AS vf, {} AS vt, x FROM {table}",
+                    typed("vf", ty),
+                    typed("vt", ty)
+                );
+                ctx.sql(&ddl).await.expect("create view");
+            }
+        }
         let join = if case.left_join { "LEFT JOIN" } else { "JOIN" };
         let sql = format!(
-            "SELECT l.id, r.id FROM l {join} r ON {}",
+            "SELECT l.id, r.id FROM lv AS l {join} rv AS r ON {}",
             PREDICATES[case.predicate]
         );
         let (plan, ours) = run(&pit, &sql).await;
@@ -167,7 +215,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(700)))]
 
     #[test]
     fn pit_join_equals_builtin_plan(case in case()) {
@@ -176,7 +224,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 800, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(700)))]
 
     /// Many versions of few keys (hot keys) and larger left sides.
     #[test]
@@ -187,6 +235,99 @@ proptest! {
         left_join in any::<bool>(),
         batch_size in 1usize..40,
     ) {
-        check(&Case { left, right, predicate, left_join, partitions: 2, batch_size, chunk: 7 })?;
+        check(&Case {
+            left, right, predicate, left_join, partitions: 2, batch_size, chunk: 7, bound_type: 0,
+        })?;
+    }
+}
+
+/// Plans built with the API (as models do), with intersection columns and
+/// optional residual filter, against the equivalent SQL on the built-in plan.
+#[allow(clippy::too_many_arguments)]
+fn check_api(
+    left: &[Row],
+    right: &[Row],
+    point: bool,
+    start_inclusive: bool,
+    end_inclusive: bool,
+    left_join: bool,
+    residual: bool,
+    batch_size: usize,
+) -> Result<(), TestCaseError> {
+    use datafusion::logical_expr::col;
+    use datafusion::prelude::DataFrame;
+    use lakehouse::join::{PitJoinType, RangeSpec, pit_join_plan};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (pit, builtin) = contexts(2, batch_size);
+        for ctx in [&pit, &builtin] {
+            register(ctx, "l", left, 3, 2);
+            register(ctx, "r", right, 3, 2);
+        }
+        let left_end = if point { "vf" } else { "vt" };
+        let range = if point {
+            RangeSpec::point(col("l.vf"), col("r.vf"), col("r.vt"))
+        } else {
+            RangeSpec::overlap(col("l.vf"), col("l.vt"), col("r.vf"), col("r.vt"))
+        }
+        .with_inclusive(start_inclusive, end_inclusive);
+        let plan = pit_join_plan(
+            pit.table("l").await.expect("l").into_unoptimized_plan(),
+            pit.table("r").await.expect("r").into_unoptimized_plan(),
+            vec![(col("l.k"), col("r.k"))],
+            range,
+            residual.then(|| col("l.x").not_eq(col("r.x"))),
+            if left_join {
+                PitJoinType::Left
+            } else {
+                PitJoinType::Inner
+            },
+            Some(("i_from".into(), "i_to".into())),
+        )
+        .expect("pit plan");
+        let ours = DataFrame::new(pit.state(), plan)
+            .select(vec![col("l.id"), col("r.id"), col("i_from"), col("i_to")])
+            .expect("select")
+            .collect()
+            .await
+            .expect("run pit");
+        let op = |inclusive: bool| if inclusive { "<=" } else { "<" };
+        let sql = format!(
+            "SELECT l.id, r.id, \
+               CASE WHEN r.id IS NULL THEN NULL ELSE greatest(l.vf, r.vf) END, \
+               CASE WHEN r.id IS NULL THEN NULL ELSE least(l.{left_end}, r.vt) END \
+             FROM l {} r ON l.k = r.k AND r.vf {} l.{left_end} AND l.vf {} r.vt {}",
+            if left_join { "LEFT JOIN" } else { "JOIN" },
+            op(start_inclusive),
+            op(end_inclusive),
+            if residual { "AND l.x <> r.x" } else { "" },
+        );
+        let (plan, theirs) = run(&builtin, &sql).await;
+        prop_assert!(!plan.contains("PitJoinExec"));
+        prop_assert_eq!(pit::render(&ours), theirs, "{}", sql);
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(500)))]
+
+    #[test]
+    fn plan_api_with_intersection_equals_builtin(
+        left in random_rows(30, 0),
+        right in right_rows(),
+        point in any::<bool>(),
+        start_inclusive in any::<bool>(),
+        end_inclusive in any::<bool>(),
+        left_join in any::<bool>(),
+        residual in any::<bool>(),
+        batch_size in 1usize..20,
+    ) {
+        check_api(
+            &left, &right, point, start_inclusive, end_inclusive, left_join, residual, batch_size,
+        )?;
     }
 }

@@ -192,3 +192,36 @@ async fn builtin_context_never_uses_the_operator() {
     .await;
     assert!(plan.contains("HashJoinExec"), "{plan}");
 }
+
+#[tokio::test]
+async fn fires_for_plans_built_with_the_logical_plan_builder() {
+    use datafusion::common::JoinType;
+    use datafusion::logical_expr::{LogicalPlanBuilder, col};
+    use datafusion::prelude::DataFrame;
+
+    let ctx = ctx().await;
+    let l = ctx.table("l").await.expect("l").into_unoptimized_plan();
+    let r = ctx.table("r").await.expect("r").into_unoptimized_plan();
+    let plan = LogicalPlanBuilder::from(l)
+        .join_on(
+            r,
+            JoinType::Left,
+            [
+                col("l.k").eq(col("r.k")),
+                col("l.vf").lt(col("r.vt")),
+                col("l.vt").gt(col("r.vf")),
+            ],
+        )
+        .expect("join")
+        .build()
+        .expect("plan");
+    let df = DataFrame::new(ctx.state(), plan);
+    let optimized = df.clone().into_optimized_plan().expect("optimize");
+    let text = optimized.display_indent().to_string();
+    assert!(text.contains("PitJoin: type=Left"), "{text}");
+    let physical = df.create_physical_plan().await.expect("physical");
+    let text = datafusion::physical_plan::displayable(physical.as_ref())
+        .indent(true)
+        .to_string();
+    assert!(text.contains("PitJoinExec"), "{text}");
+}

@@ -307,3 +307,55 @@ async fn output_formats() {
     assert!("xml".parse::<OutputFormat>().is_err());
     assert!(run_sql(&ctx, "   ").await.is_err());
 }
+
+#[tokio::test]
+async fn completes_under_a_small_memory_limit_by_spilling_sorts() {
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use datafusion::prelude::SessionContext;
+    use lakehouse::bench::pit_join::{builtin_context, register, run_query};
+    use lakehouse::query::session_state_builder;
+
+    let config = PitBenchConfig {
+        left_rows: 200_000,
+        keys: 1_000,
+        versions: 20,
+        hot_share: 0.1,
+        seed: 11,
+        threads: 2,
+        batch_size: 1024,
+    };
+    let data = generate(&config).expect("data");
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(3 * 1024 * 1024, 1.0)
+        .build_arc()
+        .expect("runtime");
+    let mut session_config = SessionConfig::new()
+        .with_target_partitions(2)
+        .with_batch_size(1024);
+    session_config
+        .options_mut()
+        .execution
+        .sort_spill_reservation_bytes = 128 * 1024;
+    let state = session_state_builder()
+        .with_config(session_config)
+        .with_runtime_env(runtime)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    register(&ctx, &data, 2).expect("register");
+    let limited = run_query(&ctx).await.expect("join under memory limit");
+    assert!(limited.used_pit_join);
+    let reference = run_query(&builtin_context(&data, &config).expect("ctx"))
+        .await
+        .expect("builtin");
+    assert_eq!(
+        (limited.count, limited.sum),
+        (reference.count, reference.sum)
+    );
+    let analyzed = explain_sql(&ctx, BENCH_SQL, true).await.expect("analyze");
+    assert!(
+        analyzed
+            .lines()
+            .any(|l| l.contains("SortExec") && !l.contains("spill_count=0")),
+        "expected the key sorts to spill:\n{analyzed}"
+    );
+}

@@ -102,21 +102,53 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-fn batches_of(columns: [Vec<i64>; 4], batch_size: usize) -> Result<Vec<RecordBatch>> {
-    let schema = schema();
-    let n = columns[0].len();
-    let mut out = Vec::with_capacity(n.div_ceil(batch_size));
-    let mut start = 0;
-    while start < n {
-        let end = (start + batch_size).min(n);
-        let cols = columns
-            .iter()
-            .map(|c| Arc::new(Int64Array::from(c[start..end].to_vec())) as _)
-            .collect();
-        out.push(RecordBatch::try_new(Arc::clone(&schema), cols)?);
-        start = end;
+/// Accumulates rows and cuts them into batches as it goes, so the data is
+/// held once (no second full-size copy while generating).
+struct BatchBuilder {
+    schema: SchemaRef,
+    batch_size: usize,
+    columns: [Vec<i64>; 4],
+    batches: Vec<RecordBatch>,
+}
+
+impl BatchBuilder {
+    fn new(batch_size: usize) -> Self {
+        Self {
+            schema: schema(),
+            batch_size,
+            columns: Default::default(),
+            batches: Vec::new(),
+        }
     }
-    Ok(out)
+
+    fn push(&mut self, row: [i64; 4]) -> Result<()> {
+        for (c, v) in self.columns.iter_mut().zip(row) {
+            c.push(v);
+        }
+        if self.columns[0].len() >= self.batch_size {
+            self.cut()?;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self) -> Result<()> {
+        if self.columns[0].is_empty() {
+            return Ok(());
+        }
+        let cols = self
+            .columns
+            .iter_mut()
+            .map(|c| Arc::new(Int64Array::from(std::mem::take(c))) as _)
+            .collect();
+        self.batches
+            .push(RecordBatch::try_new(Arc::clone(&self.schema), cols)?);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<RecordBatch>> {
+        self.cut()?;
+        Ok(self.batches)
+    }
 }
 
 /// Generated left and right batches.
@@ -132,33 +164,24 @@ pub struct PitBenchData {
 pub fn generate(config: &PitBenchConfig) -> Result<PitBenchData> {
     config.validate()?;
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let n_right = config.right_rows();
-    let mut rk = Vec::with_capacity(n_right);
-    let mut rid = Vec::with_capacity(n_right);
-    let mut rvf = Vec::with_capacity(n_right);
-    let mut rvt = Vec::with_capacity(n_right);
+    let mut right = BatchBuilder::new(config.batch_size);
     let mut span_end = 0i64;
     for key in 0..config.keys {
         let mut t = 0i64;
         for v in 0..config.versions {
-            let len = rng.random_range(STEP / 2..STEP * 3 / 2);
-            rk.push(key as i64);
-            rid.push((key * config.versions + v) as i64);
-            rvf.push(t);
-            t += len;
-            rvt.push(if v + 1 == config.versions {
+            let from = t;
+            t += rng.random_range(STEP / 2..STEP * 3 / 2);
+            let to = if v + 1 == config.versions {
                 FAR_FUTURE
             } else {
                 t
-            });
+            };
+            right.push([key as i64, (key * config.versions + v) as i64, from, to])?;
         }
         span_end = span_end.max(t);
     }
     let span_end = span_end.max(1);
-    let mut lk = Vec::with_capacity(config.left_rows);
-    let mut lid = Vec::with_capacity(config.left_rows);
-    let mut lvf = Vec::with_capacity(config.left_rows);
-    let mut lvt = Vec::with_capacity(config.left_rows);
+    let mut left = BatchBuilder::new(config.batch_size);
     for i in 0..config.left_rows {
         let key = if rng.random_bool(config.hot_share) {
             0
@@ -166,14 +189,12 @@ pub fn generate(config: &PitBenchConfig) -> Result<PitBenchData> {
             rng.random_range(0..config.keys) as i64
         };
         let vf = rng.random_range(0..span_end);
-        lk.push(key);
-        lid.push(i as i64);
-        lvf.push(vf);
-        lvt.push(vf + rng.random_range(1..=2 * STEP));
+        let vt = vf + rng.random_range(1..=2 * STEP);
+        left.push([key, i as i64, vf, vt])?;
     }
     Ok(PitBenchData {
-        left: batches_of([lk, lid, lvf, lvt], config.batch_size)?,
-        right: batches_of([rk, rid, rvf, rvt], config.batch_size)?,
+        left: left.finish()?,
+        right: right.finish()?,
     })
 }
 

@@ -6,19 +6,23 @@
 //!   DataFusion inserts `RepartitionExec`s and all rows of a key meet in the
 //!   same partition index on both sides; partition `i` of the output joins
 //!   partition `i` of each input (the join scales over `target_partitions`).
-//! * Ordering: left sorted by `keys ASC NULLS FIRST` (the sweep needs the
-//!   left rows grouped by key but in no particular order within a key, so we
-//!   do not pay for sorting the larger side by start too), right by
-//!   `(keys ASC NULLS FIRST, right_start ASC, right_end ASC)`. We do not
-//!   sort ourselves: DataFusion's `EnforceSorting` inserts `SortExec`s (which
-//!   spill under memory pressure and report their own sort time in
-//!   `EXPLAIN ANALYZE`), or reuses an existing order.
+//! * Ordering: both sides sorted by `keys ASC NULLS FIRST`. The sweep needs
+//!   the rows grouped by key; it sorts each right key group by
+//!   `(right_start, right_end)` itself (per-key state) and does not need any
+//!   order of the left rows within a key, so the sorts DataFusion inserts are
+//!   plain key sorts (single-column and fast for one-key joins). The key sort
+//!   is DataFusion's: `EnforceSorting` inserts `SortExec`s (which spill under
+//!   memory pressure and report their own sort time in `EXPLAIN ANALYZE`), or
+//!   reuses an existing order; the per-group sort time is part of our
+//!   `sweep_time`.
 //!
 //! # Output
 //!
 //! Left columns, right columns (nullable in a left join), then optional
 //! intersection columns `max(left_start, right_start)`,
-//! `min(left_end, right_end)`. Output batches have at most the session's
+//! `min(left_end, right_end)`; DataFusion's projection pushdown may embed a
+//! projection of those (`projection=[...]`), and then only the projected
+//! columns are gathered. Output batches have at most the session's
 //! `batch_size` rows. No output ordering is claimed.
 //!
 //! # Metrics
@@ -43,6 +47,9 @@ use datafusion::physical_expr::{
 use datafusion::physical_expr_common::sort_expr::OrderingRequirements;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::projection::{
+    EmbeddedProjection, ProjectionExec, try_embed_projection,
+};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
     PlanProperties, SendableRecordBatchStream,
@@ -83,6 +90,11 @@ pub struct PitJoinExec {
     join_type: PitJoinType,
     intersection: Option<(String, String)>,
     join_schema: SchemaRef,
+    /// Join schema plus intersection columns.
+    full_schema: SchemaRef,
+    /// Output columns (indices into `full_schema`), embedded by DataFusion's
+    /// projection pushdown so unused columns are never gathered.
+    projection: Option<Vec<usize>>,
     schema: SchemaRef,
     left_sort: LexOrdering,
     right_sort: LexOrdering,
@@ -148,7 +160,7 @@ impl PitJoinExec {
                 return plan_err!("PitJoinExec: filter must be boolean, got {t}");
             }
         }
-        let schema = match &intersection {
+        let full_schema = match &intersection {
             None => Arc::clone(&join_schema),
             Some((from, to)) => {
                 if t_ls != t_rs {
@@ -166,18 +178,17 @@ impl PitJoinExec {
             nulls_first: true,
         };
         let sort = |e: &PhysicalExprRef| PhysicalSortExpr::new(Arc::clone(e), opts);
-        // The sweep only needs the left side grouped by key (see
-        // `stream`), so the left (usually larger) side is sorted by the keys
-        // alone: a cheaper sort than a lexicographic one with the start.
+        // The sweep only needs both sides grouped by key (it sorts each right
+        // key group by start itself, see `stream`), so both sides are sorted
+        // by the keys alone: a cheaper sort than a lexicographic one.
         let left_sort: Vec<PhysicalSortExpr> = on.iter().map(|(l, _)| sort(l)).collect();
-        let mut right_sort: Vec<PhysicalSortExpr> = on.iter().map(|(_, r)| sort(r)).collect();
-        right_sort.push(sort(&range.right_start));
-        right_sort.push(sort(&range.right_end));
+        let right_sort: Vec<PhysicalSortExpr> = on.iter().map(|(_, r)| sort(r)).collect();
         let (Some(left_sort), Some(right_sort)) =
             (LexOrdering::new(left_sort), LexOrdering::new(right_sort))
         else {
             return internal_err!("PitJoinExec: empty sort requirement");
         };
+        let schema = Arc::clone(&full_schema);
         let cache = Arc::new(Self::compute_properties(&left, &right, &schema));
         Ok(Self {
             left,
@@ -188,6 +199,8 @@ impl PitJoinExec {
             join_type,
             intersection,
             join_schema,
+            full_schema,
+            projection: None,
             schema,
             left_sort,
             right_sort,
@@ -216,6 +229,53 @@ impl PitJoinExec {
             EmissionType::Incremental,
             boundedness,
         )
+    }
+
+    /// Keep only the given output columns (indices into the unprojected
+    /// output: left ++ right ++ intersection). Composes with an existing
+    /// projection.
+    pub fn with_projection(&self, projection: Option<Vec<usize>>) -> Result<Self> {
+        let projection = match (projection, &self.projection) {
+            (None, _) => None,
+            (Some(p), None) => Some(p),
+            (Some(p), Some(old)) => Some(
+                p.iter()
+                    .map(|&i| {
+                        old.get(i).copied().ok_or_else(|| {
+                            DataFusionError::Plan(format!(
+                                "PitJoinExec: projection index {i} out of range"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let schema = match &projection {
+            None => Arc::clone(&self.full_schema),
+            Some(p) => Arc::new(self.full_schema.project(p)?),
+        };
+        Ok(Self {
+            left: Arc::clone(&self.left),
+            right: Arc::clone(&self.right),
+            on: self.on.clone(),
+            range: self.range.clone(),
+            filter: self.filter.clone(),
+            join_type: self.join_type,
+            intersection: self.intersection.clone(),
+            join_schema: Arc::clone(&self.join_schema),
+            full_schema: Arc::clone(&self.full_schema),
+            cache: Arc::new(Self::compute_properties(&self.left, &self.right, &schema)),
+            projection,
+            schema,
+            left_sort: self.left_sort.clone(),
+            right_sort: self.right_sort.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// The embedded output projection, if any.
+    pub fn projection(&self) -> Option<&[usize]> {
+        self.projection.as_deref()
     }
 
     /// Left input.
@@ -278,6 +338,19 @@ impl DisplayAs for PitJoinExec {
                 if let Some((from, to)) = &self.intersection {
                     write!(f, ", intersection=[{from}, {to}]")?;
                 }
+                if let Some(p) = &self.projection {
+                    let names = p
+                        .iter()
+                        .filter_map(|&i| {
+                            self.full_schema
+                                .fields()
+                                .get(i)
+                                .map(|f| format!("{}@{i}", f.name()))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    write!(f, ", projection=[{names}]")?;
+                }
                 Ok(())
             }
             DisplayFormatType::TreeRender => {
@@ -336,15 +409,18 @@ impl ExecutionPlan for PitJoinExec {
         let [left, right] = <[_; 2]>::try_from(children).map_err(|c| {
             DataFusionError::Internal(format!("PitJoinExec needs 2 children, got {}", c.len()))
         })?;
-        Ok(Arc::new(Self::try_new(
-            left,
-            right,
-            self.on.clone(),
-            self.range.clone(),
-            self.filter.clone(),
-            self.join_type,
-            self.intersection.clone(),
-        )?))
+        Ok(Arc::new(
+            Self::try_new(
+                left,
+                right,
+                self.on.clone(),
+                self.range.clone(),
+                self.filter.clone(),
+                self.join_type,
+                self.intersection.clone(),
+            )?
+            .with_projection(self.projection.clone())?,
+        ))
     }
 
     fn execute(
@@ -370,6 +446,8 @@ impl ExecutionPlan for PitJoinExec {
             self.join_type,
             self.intersection.is_some(),
             Arc::clone(&self.join_schema),
+            Arc::clone(&self.full_schema),
+            self.projection.clone(),
             Arc::clone(&self.schema),
             &context,
             partition,
@@ -379,5 +457,18 @@ impl ExecutionPlan for PitJoinExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+
+    fn try_swapping_with_projection(
+        &self,
+        projection: &ProjectionExec,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        try_embed_projection(projection, self)
+    }
+}
+
+impl EmbeddedProjection for PitJoinExec {
+    fn with_projection(&self, projection: Option<Vec<usize>>) -> Result<Self> {
+        PitJoinExec::with_projection(self, projection)
     }
 }

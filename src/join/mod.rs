@@ -27,6 +27,28 @@
 //! Optionally two intersection columns `max(left_start, right_start)` and
 //! `min(left_end, right_end)` are appended.
 //!
+//! # Execution
+//!
+//! Both inputs are hash-partitioned on the keys (so the join runs on
+//! `target_partitions` cores) and sorted by the keys by DataFusion (its
+//! `SortExec` spills under memory pressure). Per partition the operator
+//! merges the two key-sorted streams, keeping only the current right key
+//! group in memory (sorted by start there), and finds each left row's matches
+//! by binary search (or a max-segment-tree when right intervals nest), in
+//! O((n + m) log(n + m) + output). Output is gathered with arrow's
+//! `interleave` into batches of the session's batch size; the residual
+//! filter runs on those batches. See [`stream`] for the algorithm and its
+//! correctness argument, [`exec`] for the metrics shown by
+//! `EXPLAIN ANALYZE`.
+//!
+//! # Limitations
+//!
+//! Inner and left joins only; `IS NOT DISTINCT FROM` keys are not matched
+//! (the rule leaves such joins alone); each key pair, and each compared pair
+//! of bounds, must have one Arrow type (DataFusion's type coercion ensures
+//! this for SQL); bounds of other types (decimals, strings) are left to
+//! DataFusion.
+//!
 //! # Pieces
 //!
 //! * [`PitJoin`] ([`logical`]): the `UserDefinedLogicalNodeCore` node;

@@ -3,9 +3,12 @@
 //! # Input contract
 //!
 //! Both inputs arrive hash-partitioned on the keys and sorted by key (ASC,
-//! NULLS FIRST); the right input additionally by `(right_start, right_end)`
-//! within a key. The left order within a key is irrelevant: each left row is
-//! searched independently in its right group. Keys are compared as
+//! NULLS FIRST), by DataFusion's (spilling) `SortExec`. The order within a
+//! key is not required: each right key group is sorted by
+//! `(right_start, right_end)` here, in memory (a no-op check when the input
+//! already is, e.g. from an ordered source), and each left row is searched
+//! independently in its group. Sorting by the key alone lets DataFusion use
+//! its fast single-column sort for the usual one-key joins. Keys are compared as
 //! arrow `Rows` built with the same sort options, so byte order equals sort
 //! order; bounds are compared as order-preserving `i64` encodings
 //! ([`super::bounds`]).
@@ -14,10 +17,14 @@
 //!
 //! A merge over keys. The right side is consumed one *key group* at a time
 //! (all right rows with one key; rows with a NULL key or NULL bound are
-//! dropped: they never match). The left side streams row by row: a left row
-//! whose key is NULL, whose bound is NULL, or whose key has no right group
-//! has no candidates. For a left row `(ls, le)` and a right group sorted by
-//! start, with starts `s_0 <= s_1 <= ...` and ends `e_j`:
+//! dropped: they never match), sorted by (start, end). The left side streams
+//! row by row in key order; for each row the right groups are advanced while
+//! their key is smaller than the row's key. Since both sides are in the same
+//! key order, when that stops the current group holds exactly the right rows
+//! with the row's key, or (group key larger, or right side exhausted) no right
+//! row has that key. A left row whose key or bound is NULL, or whose key has
+//! no right group, has no candidates. For a left row `(ls, le)` and a right
+//! group with starts `s_0 <= s_1 <= ...` and ends `e_j`:
 //!
 //! 1. `p` = number of `j` with `s_j <(=) le` (binary search). Because starts
 //!    are sorted, the `j` satisfying the start comparison are exactly
@@ -34,9 +41,10 @@
 //! Hence exactly the pairs satisfying key equality and both range
 //! comparisons are produced, each once, with no assumption that intervals
 //! are well formed (empty, zero-length or inverted intervals are simply
-//! compared). Cost per partition: the sort (done upstream), O(m) to build a
-//! group, O(log m + matches) per left row (O((1 + matches) log m) on the
-//! tree path).
+//! compared). Cost per partition: the key sort (done upstream), O(m log m)
+//! to sort a right group of m rows (O(m) when already sorted),
+//! O(log m + matches) per left row (O((1 + matches) log m) on the tree
+//! path): O((n + m) log(n + m) + output) overall.
 //!
 //! # Output and residual filter
 //!
@@ -210,9 +218,16 @@ struct RightGroup {
     ends: Vec<i64>,
     /// (batch id, row) of each row.
     refs: Vec<(usize, usize)>,
+    /// Smallest batch id referenced by `refs` (they are not in id order
+    /// once sorted by start).
+    first_batch: Option<usize>,
     ends_sorted: bool,
     tree: Vec<i64>,
     tree_size: usize,
+    /// Scratch for sorting the group.
+    order: Vec<u32>,
+    tmp: Vec<i64>,
+    tmp_refs: Vec<(usize, usize)>,
 }
 
 impl RightGroup {
@@ -221,9 +236,37 @@ impl RightGroup {
         self.starts.clear();
         self.ends.clear();
         self.refs.clear();
+        self.first_batch = None;
     }
 
+    /// Sort the group by (start, end) unless it already is (it arrives in
+    /// input order, which is only sorted by key), then detect whether the
+    /// ends are monotone and build the segment tree if they are not.
     fn finish(&mut self) {
+        // Rows were collected in input order, so the first has the lowest id.
+        self.first_batch = self.refs.first().map(|r| r.0);
+        let n = self.starts.len();
+        let sorted = (1..n)
+            .all(|i| (self.starts[i - 1], self.ends[i - 1]) <= (self.starts[i], self.ends[i]));
+        if !sorted {
+            self.order.clear();
+            self.order.extend(0..n as u32);
+            let (starts, ends) = (&self.starts, &self.ends);
+            self.order
+                .sort_unstable_by_key(|&i| (starts[i as usize], ends[i as usize]));
+            self.tmp.clear();
+            self.tmp
+                .extend(self.order.iter().map(|&i| self.starts[i as usize]));
+            std::mem::swap(&mut self.starts, &mut self.tmp);
+            self.tmp.clear();
+            self.tmp
+                .extend(self.order.iter().map(|&i| self.ends[i as usize]));
+            std::mem::swap(&mut self.ends, &mut self.tmp);
+            self.tmp_refs.clear();
+            self.tmp_refs
+                .extend(self.order.iter().map(|&i| self.refs[i as usize]));
+            std::mem::swap(&mut self.refs, &mut self.tmp_refs);
+        }
         self.ends_sorted = self.ends.windows(2).all(|w| w[0] <= w[1]);
         if !self.ends_sorted {
             let size = self.ends.len().next_power_of_two();
@@ -239,8 +282,13 @@ impl RightGroup {
 
     fn mem(&self) -> usize {
         self.key.capacity()
-            + (self.starts.capacity() + self.ends.capacity() + self.tree.capacity()) * 8
-            + self.refs.capacity() * 16
+            + (self.starts.capacity()
+                + self.ends.capacity()
+                + self.tree.capacity()
+                + self.tmp.capacity())
+                * 8
+            + (self.refs.capacity() + self.tmp_refs.capacity()) * 16
+            + self.order.capacity() * 4
     }
 
     /// Append to `out`, in increasing order, every `j < p` whose end satisfies
@@ -337,6 +385,8 @@ pub(crate) struct PitJoinStream {
     join_type: PitJoinType,
     intersection: bool,
     join_schema: SchemaRef,
+    full_schema: SchemaRef,
+    projection: Option<Vec<usize>>,
     schema: SchemaRef,
     batch_size: usize,
     /// Next left row to process.
@@ -369,6 +419,8 @@ impl PitJoinStream {
         join_type: PitJoinType,
         intersection: bool,
         join_schema: SchemaRef,
+        full_schema: SchemaRef,
+        projection: Option<Vec<usize>>,
         schema: SchemaRef,
         context: &Arc<TaskContext>,
         partition: usize,
@@ -437,6 +489,8 @@ impl PitJoinStream {
             join_type,
             intersection,
             join_schema,
+            full_schema,
+            projection,
             schema: Arc::clone(&schema),
             batch_size: context.session_config().batch_size().max(1),
             left_cursor: (0, 0),
@@ -505,8 +559,8 @@ impl PitJoinStream {
             None => self.left_cursor.0,
         };
         self.left.release_before(left_keep);
-        let right_keep = match self.group.refs.first() {
-            Some(&(id, _)) if self.right_state == RightState::Group => id.min(self.right_cursor.0),
+        let right_keep = match self.group.first_batch {
+            Some(id) if self.right_state == RightState::Group => id.min(self.right_cursor.0),
             _ => self.right_cursor.0,
         };
         self.right.release_before(right_keep);
@@ -591,6 +645,83 @@ impl PitJoinStream {
         }
     }
 
+    /// Process left rows from the cursor within the current left batch, as
+    /// long as they need no new right group, the group's ends are sorted and
+    /// all candidates fit in the pending output. Same semantics as the
+    /// general path in `next_batch`; returns whether any row was processed.
+    fn sweep_run(&mut self) -> bool {
+        let (lid, start_row) = self.left_cursor;
+        let Some(b) = self.left.get(lid) else {
+            return false;
+        };
+        let group = &self.group;
+        let pending = &mut self.pending;
+        let left_join = self.join_type == PitJoinType::Left;
+        let always_marker = left_join && self.filter.is_some();
+        let (start_inclusive, end_inclusive) =
+            (self.range.start_inclusive, self.range.end_inclusive);
+        let batch_size = self.batch_size;
+        let mut candidates = 0;
+        let mut r = start_row;
+        let n = b.len();
+        while r < n && pending.len() < batch_size {
+            let matched = if !b.joinable(r) {
+                false
+            } else {
+                match self.right_state {
+                    RightState::Unloaded => break,
+                    RightState::Exhausted => false,
+                    RightState::Group => match group.key.as_slice().cmp(b.keys.row(r).as_ref()) {
+                        std::cmp::Ordering::Less => break,
+                        std::cmp::Ordering::Greater => false,
+                        std::cmp::Ordering::Equal => true,
+                    },
+                }
+            };
+            if !matched {
+                if left_join {
+                    pending.left.push((lid, r));
+                    pending.right.push((0, 0));
+                    pending.marker.push(true);
+                }
+                r += 1;
+                continue;
+            }
+            if !group.ends_sorted {
+                break;
+            }
+            let (ls, le) = (b.start[r], b.end[r]);
+            let p = if start_inclusive {
+                group.starts.partition_point(|&s| s <= le)
+            } else {
+                group.starts.partition_point(|&s| s < le)
+            };
+            let lo = if end_inclusive {
+                group.ends[..p].partition_point(|&e| e < ls)
+            } else {
+                group.ends[..p].partition_point(|&e| e <= ls)
+            };
+            if p - lo >= batch_size - pending.len() {
+                break;
+            }
+            for &(id, row) in &group.refs[lo..p] {
+                pending.left.push((lid, r));
+                pending.right.push((id + 1, row));
+                pending.marker.push(false);
+            }
+            candidates += p - lo;
+            if always_marker || (left_join && p == lo) {
+                pending.left.push((lid, r));
+                pending.right.push((0, 0));
+                pending.marker.push(true);
+            }
+            r += 1;
+        }
+        self.metrics.candidates.add(candidates);
+        self.left_cursor = (lid, r);
+        r > start_row
+    }
+
     /// Produce the next output batch, or `None` at the end.
     async fn next_batch(&mut self, wait: &mut Duration) -> Result<Option<RecordBatch>> {
         loop {
@@ -629,6 +760,15 @@ impl PitJoinStream {
                 continue;
             }
 
+            // An inner join cannot produce anything once the right side is
+            // exhausted: stop without reading the rest of the left input.
+            if self.join_type == PitJoinType::Inner && self.right_state == RightState::Exhausted {
+                if let Some(b) = self.flush()? {
+                    return Ok(Some(b));
+                }
+                return Ok(None);
+            }
+
             // 2. Make sure a left row is available.
             let (lid, lrow) = self.left_cursor;
             let has_row = self.left.get(lid).is_some_and(|b| lrow < b.len());
@@ -655,6 +795,12 @@ impl PitJoinStream {
                     return Ok(None);
                 }
                 self.track_memory()?;
+                continue;
+            }
+
+            // Fast path: rows that need no right input and whose candidates
+            // fit in the output batch are handled in a tight loop.
+            if self.sweep_run() {
                 continue;
             }
 
@@ -721,6 +867,19 @@ impl PitJoinStream {
                 } else {
                     g.ends[..p].partition_point(|&e| e <= ls)
                 };
+                // Common case: all candidates (and a possible marker) fit in
+                // the current output batch; emit them without a work item.
+                if p - lo < self.batch_size - self.pending.len() {
+                    let n = p - lo;
+                    self.metrics.candidates.add(n);
+                    for &(id, row) in &g.refs[lo..p] {
+                        self.pending.left.push((lid, lrow));
+                        self.pending.right.push((id + 1, row));
+                        self.pending.marker.push(false);
+                    }
+                    self.finish_row((lid, lrow), n > 0);
+                    continue;
+                }
                 Work {
                     left: (lid, lrow),
                     next: lo,
@@ -751,8 +910,6 @@ impl PitJoinStream {
         }
         let t = Instant::now();
         let n = self.pending.len();
-        let mut columns = Vec::with_capacity(self.join_schema.fields().len());
-
         let lbase = self.left.base;
         let left_idx: Vec<(usize, usize)> = self
             .pending
@@ -760,16 +917,6 @@ impl PitJoinStream {
             .iter()
             .map(|&(id, row)| (id - lbase, row))
             .collect();
-        let n_left = self.left.input.schema().fields().len();
-        for c in 0..n_left {
-            let arrays: Vec<&dyn Array> = self
-                .left
-                .batches
-                .iter()
-                .map(|b| b.batch.column(c).as_ref())
-                .collect();
-            columns.push(interleave(&arrays, &left_idx)?);
-        }
         let rbase = self.right.base;
         let right_idx: Vec<(usize, usize)> = self
             .pending
@@ -783,18 +930,27 @@ impl PitJoinStream {
                 }
             })
             .collect();
-        for (c, null) in self.right_nulls.iter().enumerate() {
-            let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.right.batches.len() + 1);
-            arrays.push(null.as_ref());
-            arrays.extend(
-                self.right
-                    .batches
-                    .iter()
-                    .map(|b| b.batch.column(c).as_ref()),
-            );
-            columns.push(interleave(&arrays, &right_idx)?);
-        }
+        let n_left = self.left.input.schema().fields().len();
         let options = RecordBatchOptions::new().with_row_count(Some(n));
+
+        // Fast path: no filter and no intersection, so only the projected
+        // columns need gathering.
+        if self.filter.is_none()
+            && !self.intersection
+            && let Some(projection) = &self.projection
+        {
+            let columns = projection
+                .iter()
+                .map(|&c| self.gather(c, n_left, &left_idx, &right_idx))
+                .collect::<Result<Vec<_>>>()?;
+            let batch =
+                RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
+            return self.finish_flush(batch, t);
+        }
+
+        let columns = (0..self.join_schema.fields().len())
+            .map(|c| self.gather(c, n_left, &left_idx, &right_idx))
+            .collect::<Result<Vec<_>>>()?;
         let mut batch =
             RecordBatch::try_new_with_options(Arc::clone(&self.join_schema), columns, &options)?;
 
@@ -821,9 +977,54 @@ impl PitJoinStream {
         if self.intersection {
             batch = self.append_intersection(batch, n_left)?;
         }
+        if let Some(projection) = &self.projection {
+            batch = batch.project(projection)?;
+        }
+        self.finish_flush(batch, t)
+    }
+
+    /// Gather join-schema column `c` for the pending rows.
+    fn gather(
+        &self,
+        c: usize,
+        n_left: usize,
+        left_idx: &[(usize, usize)],
+        right_idx: &[(usize, usize)],
+    ) -> Result<ArrayRef> {
+        if c < n_left {
+            let arrays: Vec<&dyn Array> = self
+                .left
+                .batches
+                .iter()
+                .map(|b| b.batch.column(c).as_ref())
+                .collect();
+            return Ok(interleave(&arrays, left_idx)?);
+        }
+        let c = c - n_left;
+        let null = self
+            .right_nulls
+            .get(c)
+            .ok_or_else(|| DataFusionError::Internal(format!("PitJoin: no right column {c}")))?;
+        let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.right.batches.len() + 1);
+        arrays.push(null.as_ref());
+        arrays.extend(
+            self.right
+                .batches
+                .iter()
+                .map(|b| b.batch.column(c).as_ref()),
+        );
+        Ok(interleave(&arrays, right_idx)?)
+    }
+
+    /// Clear pending output, release batches, account time and memory.
+    fn finish_flush(
+        &mut self,
+        batch: RecordBatch,
+        started: Instant,
+    ) -> Result<Option<RecordBatch>> {
         self.pending.clear();
         self.release();
-        let spent = t.elapsed();
+        let spent = started.elapsed();
         self.metrics.output_time.add_duration(spent);
         self.flush_time += spent;
         self.track_memory()?;
@@ -849,7 +1050,7 @@ impl PitJoinStream {
         columns.push(to);
         let options = RecordBatchOptions::new().with_row_count(Some(n));
         Ok(RecordBatch::try_new_with_options(
-            Arc::clone(&self.schema),
+            Arc::clone(&self.full_schema),
             columns,
             &options,
         )?)
@@ -903,6 +1104,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn unsorted_groups_are_sorted_by_start_then_end() {
+        let g = group(&[5, 0, 5, 2], &[9, 3, 6, 4]);
+        assert_eq!(g.starts, [0, 2, 5, 5]);
+        assert_eq!(g.ends, [3, 4, 6, 9]);
+        assert_eq!(g.refs, [(0, 1), (0, 3), (0, 2), (0, 0)]);
+        assert!(g.ends_sorted);
     }
 
     #[test]
