@@ -98,12 +98,11 @@ pub async fn run_models(
     let mut results = Vec::new();
     let mut failure: Option<Error> = None;
     loop {
-        if failure.is_none() {
-            if let Some(l) = lock
-                && let Err(e) = l.check()
-            {
-                failure = Some(e);
-            }
+        if failure.is_none()
+            && let Some(l) = lock
+            && let Err(e) = l.check()
+        {
+            failure = Some(e);
         }
         if failure.is_none() {
             let ready: Vec<usize> = waiting

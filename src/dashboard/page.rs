@@ -117,7 +117,10 @@ main{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:12px;padding
 .card h2{font-size:15px;margin:0 0 6px 0}
 .value{font-size:26px;font-weight:600;margin:0}
 .limits{font-size:12px;color:#555;margin:4px 0}
+.marker{font-size:13px;font-weight:600;vertical-align:middle;padding:2px 6px;border-radius:10px;color:#fff}
 .hot .value{color:rgb(190,120,80)}
+.hot .marker{background:rgb(190,120,80)}
+.cold .marker{background:rgb(100,170,90)}
 .cold .value{color:rgb(100,170,90)}
 summary{font-size:12px;color:#555;cursor:pointer}
 svg{width:100%;height:auto}
@@ -222,10 +225,8 @@ fn render_card(h: &mut String, s: &MetricSeries) {
     match point {
         Some(p) => {
             let marker = match p.signal {
-                Signal::Upper => " <span class=\"marker\" title=\"above UCL\">&#x1F525;</span>",
-                Signal::Lower => {
-                    " <span class=\"marker\" title=\"below LCL\">&#x2744;&#xFE0F;</span>"
-                }
+                Signal::Upper => " <span class=\"marker\" title=\"above UCL\">&#x25B2; hot</span>",
+                Signal::Lower => " <span class=\"marker\" title=\"below LCL\">&#x25BC; cold</span>",
                 Signal::InControl => "",
             };
             let _ = write!(
