@@ -880,4 +880,33 @@ mod tests {
         assert_eq!(args.page_size, Some(250));
         assert!(args.config.is_none());
     }
+
+    #[test]
+    fn dashboard_binds_loopback_by_default() {
+        let cli = Cli::try_parse_from(["lakehouse", "dashboard"]).expect("parses");
+        let Command::Dashboard { port, host, open } = cli.command else {
+            panic!("expected dashboard");
+        };
+        assert_eq!(port, 8501);
+        assert_eq!(host, std::net::IpAddr::from([127, 0, 0, 1]));
+        assert!(!open);
+        let cli = Cli::try_parse_from([
+            "lakehouse",
+            "dashboard",
+            "--port",
+            "9000",
+            "--host",
+            "0.0.0.0",
+            "--open",
+        ])
+        .expect("parses");
+        let Command::Dashboard { port, host, open } = cli.command else {
+            panic!("expected dashboard");
+        };
+        assert_eq!(
+            (port, host.to_string().as_str(), open),
+            (9000, "0.0.0.0", true)
+        );
+        assert!(Cli::try_parse_from(["lakehouse", "dashboard", "--host", "x' OR 1"]).is_err());
+    }
 }
