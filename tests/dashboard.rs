@@ -635,6 +635,19 @@ async fn api_matches_sql_and_slices_are_consistent() {
         assert_eq!(status, 400, "{q}: {body}");
         assert!(body.contains(message), "{q}: {body}");
     }
+    // The page forbids loading anything from elsewhere.
+    let r = reqwest::get(format!("{base}/")).await.expect("page");
+    assert_eq!(r.status().as_u16(), 200);
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let html = r.text().await.expect("page body");
+    assert!(html.contains("<main data-cards=\"7\">"));
+
     let again = get_json(&base, "/api/metrics").await;
     assert_eq!(again, all);
 

@@ -21,7 +21,8 @@
 //! query plan as literals, never as SQL text.
 //!
 //! Safe defaults: the CLI binds `127.0.0.1` unless told otherwise; the page
-//! loads nothing from the network (charts are SVG rendered in Rust).
+//! loads nothing from the network (charts are SVG rendered in Rust), and
+//! every response says so in its `Content-Security-Policy`.
 
 pub mod data;
 pub mod page;
@@ -134,7 +135,28 @@ pub fn router(data: Arc<DashboardData>) -> Router {
         .route("/api/slices", get(slices_handler))
         .route("/api/values", get(values_handler))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(data)
+}
+
+/// The page may load nothing but itself: inline styles and SVG only.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// An error answered as a status and a message (JSON for the API, HTML for
