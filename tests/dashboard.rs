@@ -648,6 +648,20 @@ async fn api_matches_sql_and_slices_are_consistent() {
     let html = r.text().await.expect("page body");
     assert!(html.contains("<main data-cards=\"7\">"));
 
+    // The form's first step: a dimension without value shows the whole
+    // and offers that dimension's values.
+    let (status, html) = get(
+        &base,
+        "/?slice=adventure_works__sales_territories.sales_territory__name&value=",
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<option value=\"Northwest\">"));
+    assert!(html.contains(
+        "<option value=\"adventure_works__sales_territories.sales_territory__name\" selected>"
+    ));
+    assert!(html.contains("<main data-cards=\"7\">"));
+
     let again = get_json(&base, "/api/metrics").await;
     assert_eq!(again, all);
 
@@ -708,7 +722,7 @@ fn run_chromium(bin: &str, profile: &Path, extra: &[String], url: &str) -> Strin
 }
 
 /// `(data-metric, data-value, data-status)` of every card, in page order.
-fn cards(dom: &str) -> Vec<(String, String, String)> {
+fn parse_cards(dom: &str) -> Vec<(String, String, String)> {
     let attr = |tag: &str, name: &str| -> String {
         let key = format!("{name}=\"");
         tag.split_once(&key)
@@ -746,7 +760,7 @@ async fn chromium_renders_one_card_per_metric() {
         .await
         .expect("chromium task")
     };
-    let cards = cards(&dom);
+    let cards = parse_cards(&dom);
     assert_eq!(cards.len(), 7, "cards in {dom:.2000}");
     assert!(dom.contains("data-cards=\"7\""));
     assert!(dom.contains("2012-07-01 to 2013-06-30"));
@@ -774,6 +788,44 @@ async fn chromium_renders_one_card_per_metric() {
     for external in ["<script", "<link", "src=", "@import", "url("] {
         assert!(!dom.contains(external), "page references `{external}`");
     }
+
+    // The page sliced by territory: the order card equals the same slice
+    // in SQL, and differs from the whole.
+    let sliced_url = format!(
+        "{url}?slice=adventure_works__sales_territories.sales_territory__name&value=Canada"
+    );
+    let sliced_dom = {
+        let (bin, profile) = (bin.clone(), profile.clone());
+        tokio::task::spawn_blocking(move || {
+            run_chromium(&bin, &profile, &["--dump-dom".to_string()], &sliced_url)
+        })
+        .await
+        .expect("chromium task")
+    };
+    let sliced = parse_cards(&sliced_dom);
+    assert_eq!(sliced.len(), 7);
+    let canada = sliced
+        .iter()
+        .find(|c| c.0 == "metric__sales_order_header__order")
+        .expect("order card");
+    let sql = lakehouse_query(
+        tmp.path(),
+        &format!(
+            "SELECT SUM(CAST(b.event__sales_order_header__order AS DOUBLE)) FROM dar._bridge__as_of b \
+             JOIN dar.calendar c ON b._hook__epoch__date = c._hook__epoch__date \
+             JOIN dar.adventure_works__sales_territories t ON b.{TERRITORY_HOOK} = t.{TERRITORY_HOOK} \
+             WHERE b.bridge__is_current_record AND c.date = '2013-06-30' \
+             AND t.sales_territory__name = 'Canada'"
+        ),
+    );
+    let want: f64 = sql[0][0].parse().expect("SQL value");
+    close(
+        canada.1.parse().expect("data-value"),
+        want,
+        "Canada orders card",
+    );
+    assert_ne!(canada.1, order.1);
+    assert!(sliced_dom.contains("sales_territory__name = Canada"));
 
     let dir = artifacts_dir();
     std::fs::create_dir_all(&dir).expect("create artifacts dir");

@@ -13,7 +13,9 @@
 //! Parameters of `/` and `/api/metrics`: `from`, `to` (`YYYY-MM-DD`,
 //! inclusive; default: the 52 weeks ending on the last day with data),
 //! `slice` (a key listed by `/api/slices`) with `value` (a value of that
-//! column). Empty values count as absent (what an HTML form sends). Any
+//! column). Empty values count as absent (what an HTML form sends); the
+//! page (not the API) accepts a `slice` without `value` and then shows the
+//! unsliced metrics with that slice's values offered in the form. Any
 //! other parameter, a repeated parameter, a malformed date, an unknown slice
 //! or a value that does not occur in the slice's column is refused with
 //! `400 Bad Request` and a message saying what is wrong; nothing is queried
@@ -274,23 +276,35 @@ async fn page_handler(
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, Failure> {
     let fail = |error| Failure { error, html: true };
-    let params = parse_params(raw.as_deref(), METRIC_PARAMS).map_err(fail)?;
+    let mut params = parse_params(raw.as_deref(), METRIC_PARAMS).map_err(fail)?;
+    // The form sends a dimension before its value is chosen: show the
+    // whole, with that dimension's values to choose from.
+    let pending = if params.contains_key("slice") && !params.contains_key("value") {
+        params.remove("slice")
+    } else {
+        None
+    };
+    if let Some(key) = &pending
+        && !data.slices().contains_key(key)
+    {
+        return Err(fail(Error::invalid(format!("unknown slice `{key}`"))));
+    }
     let query = metric_query(&data, &params).map_err(fail)?;
     let series = match &query {
         Some(q) => data.metrics(q).await.map_err(fail)?,
         None => Vec::new(),
     };
-    let slice_values = match query.as_ref().and_then(|q| q.slice.as_ref()) {
-        Some((key, _)) => data.slice_values(key).await.map_err(fail)?,
+    let active = query.as_ref().and_then(|q| q.slice.as_ref());
+    let selected = active.map(|(k, _)| k).or(pending.as_ref());
+    let slice_values = match selected {
+        Some(key) => data.slice_values(key).await.map_err(fail)?,
         None => Vec::new(),
     };
     let view = page::PageView {
         window: query.as_ref().map(|q| (q.from, q.to)),
         data_range: data.data_range(),
-        slice: query
-            .as_ref()
-            .and_then(|q| q.slice.as_ref())
-            .map(|(k, v)| (k.as_str(), v.as_str())),
+        selected_slice: selected.map(String::as_str),
+        slice: active.map(|(k, v)| (k.as_str(), v.as_str())),
         slices: data.slices().values().collect(),
         slice_values: &slice_values,
         series: &series,

@@ -94,11 +94,13 @@ pub struct PageView<'a> {
     pub window: Option<(NaiveDate, NaiveDate)>,
     /// First and last day with data in the warehouse.
     pub data_range: Option<(NaiveDate, NaiveDate)>,
+    /// The slice dimension selected in the form (active or pending).
+    pub selected_slice: Option<&'a str>,
     /// The active slice, `(key, value)`.
     pub slice: Option<(&'a str, &'a str)>,
     /// Every slice dimension.
     pub slices: Vec<&'a Slice>,
-    /// Known values of the active slice (for the input's suggestions).
+    /// Known values of the selected slice (for the input's suggestions).
     pub slice_values: &'a [String],
     /// The metrics, in any order (the page sorts them).
     pub series: &'a [MetricSeries],
@@ -182,7 +184,7 @@ fn render_form(h: &mut String, view: &PageView<'_>) {
          <label>To<input type=\"date\" name=\"to\" value=\"{to}\"{min}{max}></label>"
     );
     h.push_str("<label>Slice by<select name=\"slice\"><option value=\"\">(none)</option>");
-    let active = view.slice.map(|(k, _)| k);
+    let active = view.selected_slice;
     for s in &view.slices {
         let selected = if Some(s.key.as_str()) == active {
             " selected"
@@ -452,6 +454,7 @@ mod tests {
         let html = render(&PageView {
             window: s[0].dates.last().copied().zip(s[0].dates.first().copied()),
             data_range: None,
+            selected_slice: Some("p.c"),
             slice: Some(("p.c", "\"><script>")),
             slices: vec![],
             slice_values: &[],
