@@ -857,3 +857,60 @@ async fn chromium_renders_one_card_per_metric() {
 
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_dar_tables_give_an_empty_dashboard_and_missing_ones_an_error() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let wh = Warehouse::open(tmp.path().to_str().expect("utf-8 temp path")).expect("open");
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
+    let missing = dashboard::serve(&wh, addr)
+        .await
+        .err()
+        .expect("no DAR tables");
+    assert!(
+        missing.message().contains("dar._bridge__as_of is missing"),
+        "{missing}"
+    );
+
+    let empty = |name: &'static str, t: arrow::datatypes::DataType| -> (&'static str, ArrayRef) {
+        (name, arrow::array::new_empty_array(&t))
+    };
+    use arrow::datatypes::DataType as T;
+    write(
+        &wh,
+        "_bridge__as_of",
+        vec![
+            empty("_hook__epoch__date", T::Utf8),
+            empty("event__x__order", T::Boolean),
+            empty("bridge__is_current_record", T::Boolean),
+        ],
+    )
+    .await;
+    write(
+        &wh,
+        "calendar",
+        vec![empty("_hook__epoch__date", T::Utf8), empty("date", T::Utf8)],
+    )
+    .await;
+    let server = dashboard::serve(&wh, addr).await.expect("serve");
+    let base = server.base_url().to_string();
+    let doc = get_json(&base, "/api/metrics").await;
+    assert_eq!(doc["metrics"], serde_json::json!([]));
+    assert_eq!(doc["from"], Value::Null);
+    let (status, html) = get(&base, "/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("No current rows in dar._bridge__as_of"));
+    assert!(html.contains("<main data-cards=\"0\">"));
+    // An explicit window over no data: one zero per day.
+    let doc = get_json(&base, "/api/metrics?from=2013-01-01&to=2013-01-03").await;
+    let order = metric(&doc, "metric__x__order");
+    assert_eq!(
+        points(order),
+        vec![
+            ("2013-01-03".to_string(), 0.0),
+            ("2013-01-02".to_string(), 0.0),
+            ("2013-01-01".to_string(), 0.0)
+        ]
+    );
+    server.shutdown().await.expect("shutdown");
+}
