@@ -132,6 +132,18 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Serve the dashboard (process-control cards over the DAR tables) until Ctrl-C.
+    Dashboard {
+        /// TCP port (0 picks a free one).
+        #[arg(long, default_value_t = 8501)]
+        port: u16,
+        /// Address to bind; the default serves this machine only.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Open the page in the default browser once listening.
+        #[arg(long)]
+        open: bool,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -406,10 +418,33 @@ async fn warehouse_context(cli: &Cli) -> Result<datafusion::prelude::SessionCont
     Ok(ctx)
 }
 
+/// Serve the dashboard until Ctrl-C.
+async fn dashboard(cli: &Cli, host: std::net::IpAddr, port: u16, open: bool) -> Result<()> {
+    let wh = cli.open_warehouse()?;
+    let server = crate::dashboard::serve(&wh, std::net::SocketAddr::new(host, port)).await?;
+    let url = format!("{}/", server.base_url());
+    eprintln!("dashboard on {url} (Ctrl-C to stop)");
+    if open {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        if let Err(e) = std::process::Command::new(opener).arg(&url).spawn() {
+            eprintln!("could not open a browser with {opener}: {e}; open {url} yourself");
+        }
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| crate::error::Error::internal("cannot wait for Ctrl-C").with_source(e))?;
+    server.shutdown().await
+}
+
 /// Run the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::DemoSource(args) => demo_source(args).await?,
+        Command::Dashboard { port, host, open } => dashboard(&cli, *host, *port, *open).await?,
         Command::Extract(args) => extract(&cli, args).await?,
         Command::Query { sql, format, as_of } => {
             let format: OutputFormat = format.parse()?;
@@ -880,5 +915,34 @@ mod tests {
         assert_eq!(args.seed, 9);
         assert_eq!(args.page_size, Some(250));
         assert!(args.config.is_none());
+    }
+
+    #[test]
+    fn dashboard_binds_loopback_by_default() {
+        let cli = Cli::try_parse_from(["lakehouse", "dashboard"]).expect("parses");
+        let Command::Dashboard { port, host, open } = cli.command else {
+            panic!("expected dashboard");
+        };
+        assert_eq!(port, 8501);
+        assert_eq!(host, std::net::IpAddr::from([127, 0, 0, 1]));
+        assert!(!open);
+        let cli = Cli::try_parse_from([
+            "lakehouse",
+            "dashboard",
+            "--port",
+            "9000",
+            "--host",
+            "0.0.0.0",
+            "--open",
+        ])
+        .expect("parses");
+        let Command::Dashboard { port, host, open } = cli.command else {
+            panic!("expected dashboard");
+        };
+        assert_eq!(
+            (port, host.to_string().as_str(), open),
+            (9000, "0.0.0.0", true)
+        );
+        assert!(Cli::try_parse_from(["lakehouse", "dashboard", "--host", "x' OR 1"]).is_err());
     }
 }

@@ -5,12 +5,13 @@
 //!    operator), [`error`];
 //! 2. domain: source, extract, model, query;
 //! 3. orchestration: the model DAG;
-//! 4. face: [`cli`].
+//! 4. face: [`cli`] and the [`dashboard`].
 
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dag;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod join;
