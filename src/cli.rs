@@ -90,8 +90,9 @@ pub enum Command {
     },
     /// Build models from the layer below.
     Transform {
-        /// The layer to build.
-        #[arg(long, default_value = "dab", value_parser = ["dab"])]
+        /// The layer to build: dab (frames), dar (Unified Star Schema, always
+        /// in full) or all (dab, then dar).
+        #[arg(long, default_value = "dab", value_parser = ["dab", "dar", "all"])]
         layer: String,
         /// Only models matching this glob (e.g. 'frame__adventure_works__sales_*').
         #[arg(long)]
@@ -281,14 +282,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Render { model, write, dir } => render(model.as_deref(), *write, dir)?,
         Command::Transform {
-            layer: _,
+            layer,
             models,
             full,
         } => {
             use std::io::IsTerminal;
 
             use crate::model::Project;
-            use crate::model::build::{BuildMode, build_frames};
+            use crate::model::build::{BuildMode, build_dar, build_frames};
             let wh = cli.open_warehouse()?;
             let project = Project::adventure_works()?;
             let mode = if *full {
@@ -297,14 +298,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                 BuildMode::Incremental
             };
             let t0 = std::time::Instant::now();
-            let reports = build_frames(
-                &wh,
-                &project,
-                models.as_deref(),
-                mode,
-                std::io::stderr().is_terminal(),
-            )
-            .await?;
+            let progress = std::io::stderr().is_terminal();
+            let mut reports = Vec::new();
+            if layer == "dab" || layer == "all" {
+                reports.extend(
+                    build_frames(&wh, &project, models.as_deref(), mode, progress).await?,
+                );
+            }
+            if layer == "dar" || layer == "all" {
+                reports.extend(build_dar(&wh, &project, models.as_deref(), progress).await?);
+            }
             let batch = record_batch(vec![
                 (
                     "model",

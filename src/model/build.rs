@@ -9,6 +9,9 @@
 //!   `record_valid_from`, so PIT hooks are stable and the result equals a
 //!   full build.
 //!
+//! DAR models ([`build_dar`]) are always built in full (overwrite), in the
+//! stage order of [`Dar::stages`].
+//!
 //! The watermark (the latest DAS load time the frame has seen) and the DAS
 //! snapshot it was built from are snapshot properties of the frame's commit,
 //! so they can never disagree with the frame's rows.
@@ -21,7 +24,10 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::TableReference;
 
+use std::collections::HashMap;
+
 use super::config::Frame;
+use super::dar::{Dar, DarModel};
 use super::das;
 use super::frame::{frame_plan, prefixed};
 use crate::error::{Error, Result};
@@ -134,6 +140,117 @@ pub async fn build_frame(
         rows,
         commit,
     })
+}
+
+/// Build one DAR model in full (overwrite) from the current tables it reads.
+pub async fn build_dar_model(
+    wh: &Warehouse,
+    ctx: &SessionContext,
+    dar: &Dar<'_>,
+    model: &DarModel,
+) -> Result<BuildReport> {
+    let mut inputs = HashMap::new();
+    for (ns, name) in &model.inputs {
+        let t = TableName::new(ns.clone(), name.clone())?;
+        let (plan, _) = scan_plan(wh, &t, AsOf::Latest)
+            .await
+            .map_err(|e| e.context(format!("reading input {t}")))?;
+        inputs.insert(t.to_string(), plan);
+    }
+    let plan = dar.plan(model, &inputs)?;
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let batches: Vec<RecordBatch> = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let target = TableName::new(model.namespace.clone(), model.name.clone())?;
+    let commit = wh
+        .write(&target, schema, batches, Write::overwrite())
+        .await?;
+    Ok(BuildReport {
+        model: target.to_string(),
+        mode: BuildMode::Full,
+        rows,
+        commit: Some(commit),
+    })
+}
+
+/// Build the DAR layer (models matching `pattern`, all when `None`) in
+/// full, stage by stage ([`Dar::stages`]), the models of a stage several at
+/// a time. A model's inputs must exist (frames, and earlier stages' models).
+pub async fn build_dar(
+    wh: &Warehouse,
+    project: &super::Project,
+    pattern: Option<&str>,
+    progress: bool,
+) -> Result<Vec<BuildReport>> {
+    use futures::StreamExt;
+    let dar = Dar::new(project)?;
+    let mut stages = Vec::new();
+    for stage in dar.stages()? {
+        let mut kept = Vec::new();
+        for m in stage {
+            if pattern
+                .map(|p| matches_pattern(p, &m.namespace, &m.name))
+                .transpose()?
+                .unwrap_or(true)
+            {
+                kept.push(m);
+            }
+        }
+        if !kept.is_empty() {
+            stages.push(kept);
+        }
+    }
+    let total: usize = stages.iter().map(Vec::len).sum();
+    if total == 0 {
+        return Err(Error::invalid(format!(
+            "no DAR model matches '{}'",
+            pattern.unwrap_or_default()
+        )));
+    }
+    let bar = progress_bar(progress, total as u64, "dar")?;
+    let ctx = crate::query::session_context();
+    let parallel = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let mut reports = Vec::new();
+    for stage in &stages {
+        let results: Vec<Result<BuildReport>> = futures::stream::iter(stage)
+            .map(|model| {
+                let (ctx, dar, bar) = (&ctx, &dar, bar.clone());
+                async move {
+                    let r = build_dar_model(wh, ctx, dar, model)
+                        .await
+                        .map_err(|e| e.context(format!("building {}", model.qualified())));
+                    bar.inc(1);
+                    bar.set_message(model.name.clone());
+                    r
+                }
+            })
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
+        for r in results {
+            reports.push(r?);
+        }
+    }
+    bar.finish_and_clear();
+    reports.sort_by(|a, b| a.model.cmp(&b.model));
+    Ok(reports)
+}
+
+fn progress_bar(progress: bool, len: u64, layer: &str) -> Result<indicatif::ProgressBar> {
+    if !progress {
+        return Ok(indicatif::ProgressBar::hidden());
+    }
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} transform {layer} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"
+        ))
+        .map_err(|e| Error::internal(e.to_string()))?
+        .progress_chars("=> "),
+    );
+    Ok(b)
 }
 
 /// Whether `name` matches a glob `pattern` (`*` = any run of characters),
