@@ -301,9 +301,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let progress = std::io::stderr().is_terminal();
             let mut reports = Vec::new();
             if layer == "dab" || layer == "all" {
-                reports.extend(
-                    build_frames(&wh, &project, models.as_deref(), mode, progress).await?,
-                );
+                reports
+                    .extend(build_frames(&wh, &project, models.as_deref(), mode, progress).await?);
             }
             if layer == "dar" || layer == "all" {
                 reports.extend(build_dar(&wh, &project, models.as_deref(), progress).await?);

@@ -113,13 +113,21 @@ async fn bridge_rows_of_one_order_line_are_exact() {
 
     // Day 1: everything; day 2: the category changes; day 3: the product
     // changes; day 4: the order line changes.
-    let category = |name: &str| json!({"product_category_id": 1, "name": name, "modified_date": "2013-04-05"});
+    let category =
+        |name: &str| json!({"product_category_id": 1, "name": name, "modified_date": "2013-04-05"});
     let line = |qty: i64| {
         json!({"sales_order_id": 1000, "sales_order_detail_id": 5000, "order_qty": qty,
                "product_id": 100, "line_total": 10.5 * qty as f64, "modified_date": "2014-01-02"})
     };
     let product = |color: &str| json!({"product_id": 100, "name": "Bike", "color": color, "product_subcategory_id": 10, "modified_date": "2013-04-05"});
-    land(&wh, &project, "product_categories", 1, vec![category("Bikes")]).await;
+    land(
+        &wh,
+        &project,
+        "product_categories",
+        1,
+        vec![category("Bikes")],
+    )
+    .await;
     land(
         &wh,
         &project,
@@ -134,8 +142,13 @@ async fn bridge_rows_of_one_order_line_are_exact() {
         &project,
         "sales_order_headers",
         1,
-        vec![json!({"sales_order_id": 1000, "order_date": "2014-01-01", "due_date": "2014-01-10",
-                    "ship_date": "2014-01-05", "modified_date": "2014-01-01", "customer_id": 7})],
+        vec![
+            json!({"sales_order_id": 1000, "order_date": "2014-01-01", "due_date": "2014-01-10",
+                   "ship_date": "2014-01-05", "modified_date": "2014-01-01", "customer_id": 7}),
+            // The same customer's second order.
+            json!({"sales_order_id": 1001, "order_date": "2014-02-01", "modified_date": "2014-02-01",
+                   "customer_id": 7}),
+        ],
     )
     .await;
     // Line 5001 has no product: its product PIT hooks stay NULL.
@@ -151,7 +164,14 @@ async fn bridge_rows_of_one_order_line_are_exact() {
         ],
     )
     .await;
-    land(&wh, &project, "product_categories", 2, vec![category("Cycles")]).await;
+    land(
+        &wh,
+        &project,
+        "product_categories",
+        2,
+        vec![category("Cycles")],
+    )
+    .await;
     land(&wh, &project, "products", 3, vec![product("Blue")]).await;
     land(&wh, &project, "sales_order_details", 4, vec![line(2)]).await;
 
@@ -169,7 +189,12 @@ async fn bridge_rows_of_one_order_line_are_exact() {
     );
     let _ = t1;
     let max = "9999-12-31T23:59:59Z";
-    let bridge = rows(&wh, "dar__staging", "bridge__adventure_works__sales_order_details").await;
+    let bridge = rows(
+        &wh,
+        "dar__staging",
+        "bridge__adventure_works__sales_order_details",
+    )
+    .await;
     let mut line_rows: Vec<_> = bridge
         .iter()
         .filter(|r| r["_hook__order_line__sales"] == "order_line__sales__adventure_works|5000")
@@ -211,9 +236,18 @@ async fn bridge_rows_of_one_order_line_are_exact() {
         assert!(!r.contains_key("_pit_hook__reference__product_model"));
     }
     // The latest load among the combined versions.
-    assert_eq!(line_rows[1]["bridge__record_loaded_at"], "2026-01-02T00:00:00Z");
-    assert_eq!(line_rows[3]["bridge__record_loaded_at"], "2026-01-04T00:00:00Z");
-    assert_eq!(line_rows[0]["bridge__record_updated_at"], "2026-01-02T00:00:00Z");
+    assert_eq!(
+        line_rows[1]["bridge__record_loaded_at"],
+        "2026-01-02T00:00:00Z"
+    );
+    assert_eq!(
+        line_rows[3]["bridge__record_loaded_at"],
+        "2026-01-04T00:00:00Z"
+    );
+    assert_eq!(
+        line_rows[0]["bridge__record_updated_at"],
+        "2026-01-02T00:00:00Z"
+    );
 
     // Left join: the line without a product has one row, product hooks NULL.
     let other: Vec<_> = bridge
@@ -227,7 +261,12 @@ async fn bridge_rows_of_one_order_line_are_exact() {
 
     // Events of the current bridge row of line 5000: its own modified date
     // plus the header's order, due and ship dates carrying the measures.
-    let events = rows(&wh, "dar__staging", "event__adventure_works__sales_order_details").await;
+    let events = rows(
+        &wh,
+        "dar__staging",
+        "event__adventure_works__sales_order_details",
+    )
+    .await;
     let current_key = &line_rows[3]["_pit_hook__bridge"];
     let mut mine: Vec<_> = events
         .iter()
@@ -250,15 +289,87 @@ async fn bridge_rows_of_one_order_line_are_exact() {
     assert_eq!(
         got,
         vec![
-            ("epoch__date|2014-01-01", "false", "21.0", "NULL", "NULL", "2"),
-            ("epoch__date|2014-01-02", "true", "NULL", "NULL", "NULL", "NULL"),
-            ("epoch__date|2014-01-05", "false", "NULL", "21.0", "NULL", "NULL"),
-            ("epoch__date|2014-01-10", "false", "NULL", "NULL", "2", "NULL"),
+            (
+                "epoch__date|2014-01-01",
+                "false",
+                "21.0",
+                "NULL",
+                "NULL",
+                "2"
+            ),
+            (
+                "epoch__date|2014-01-02",
+                "true",
+                "NULL",
+                "NULL",
+                "NULL",
+                "NULL"
+            ),
+            (
+                "epoch__date|2014-01-05",
+                "false",
+                "NULL",
+                "21.0",
+                "NULL",
+                "NULL"
+            ),
+            (
+                "epoch__date|2014-01-10",
+                "false",
+                "NULL",
+                "NULL",
+                "2",
+                "NULL"
+            ),
         ]
     );
     assert_eq!(
         mine[0]["_pit_hook__bridge"],
         format!("{current_key}~epoch__date|2014-01-01")
+    );
+
+    // Orders from new and returning customers, on the order date.
+    let headers = rows(
+        &wh,
+        "dar__staging",
+        "event__adventure_works__sales_order_headers",
+    )
+    .await;
+    let mut customer: Vec<(&str, &str, &str, &str)> = headers
+        .iter()
+        .filter(|r| r["event__sales_order_header__order"] == "true")
+        .map(|r| {
+            (
+                r["_hook__order__sales"].as_str(),
+                r["_hook__epoch__date"].as_str(),
+                r["measure__sales_order_headers_from_new_customers"].as_str(),
+                r["measure__sales_order_headers_from_returning_customers"].as_str(),
+            )
+        })
+        .collect();
+    customer.sort();
+    assert_eq!(
+        customer,
+        vec![
+            (
+                "order__sales__adventure_works|1000",
+                "epoch__date|2014-01-01",
+                "1",
+                "NULL"
+            ),
+            (
+                "order__sales__adventure_works|1001",
+                "epoch__date|2014-02-01",
+                "NULL",
+                "1"
+            ),
+        ]
+    );
+    assert!(
+        headers
+            .iter()
+            .filter(|r| r["event__sales_order_header__order"] != "true")
+            .all(|r| r["measure__sales_order_headers_from_new_customers"] == "NULL")
     );
 
     // Peripherals: all versions plus one ghost record.
@@ -301,10 +412,7 @@ async fn bridge_rows_of_one_order_line_are_exact() {
     // Calendar: 2013-01-01 .. 2014-12-31, with the documented columns.
     let calendar = rows(&wh, "dar", "calendar").await;
     assert_eq!(calendar.len(), 365 * 2);
-    let day = calendar
-        .iter()
-        .find(|r| r["date"] == "2013-04-05")
-        .unwrap();
+    let day = calendar.iter().find(|r| r["date"] == "2013-04-05").unwrap();
     let expect = [
         ("_hook__epoch__date", "epoch__date|2013-04-05"),
         ("year", "2013"),

@@ -298,20 +298,35 @@ async fn a_new_source_field_becomes_a_new_column() {
     let server = start(&full, 500).await;
     // A config that does not know `GroupName` of departments: the field is new to it.
     let mut config = full.clone();
-    config.resources.retain(|r| r.table == "raw__adventure_works__departments");
-    config.resources[0].columns.retain(|c| c.name != "group_name");
+    config
+        .resources
+        .retain(|r| r.table == "raw__adventure_works__departments");
+    config.resources[0]
+        .columns
+        .retain(|c| c.name != "group_name");
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
     let client = ODataClient::new(server.base_url(), quick_retries()).unwrap();
-    let report = extract(&wh, &config, &client, &ExtractOptions::default()).await.unwrap();
+    let report = extract(&wh, &config, &client, &ExtractOptions::default())
+        .await
+        .unwrap();
     assert!(report.failures().is_empty(), "{:?}", report.failures());
-    let t = wh.load_table(&TableName::new("das", "raw__adventure_works__departments").unwrap()).await.unwrap();
+    let t = wh
+        .load_table(&TableName::new("das", "raw__adventure_works__departments").unwrap())
+        .await
+        .unwrap();
     let schema = t.metadata().current_schema();
-    let field = schema.field_by_name("group_name").expect("the new field is kept as a column");
+    let field = schema
+        .field_by_name("group_name")
+        .expect("the new field is kept as a column");
     assert!(!field.required);
     let rows = das_rows(&wh, &full, "raw__adventure_works__departments").await;
     let expected = server.with_generator(|g| g.row_counts())["raw__adventure_works__departments"];
     assert_eq!(rows.len(), expected);
-    assert!(rows.iter().all(|r| !r.contains("|NULL|")), "group_name values landed: {:?}", &rows[..2]);
+    assert!(
+        rows.iter().all(|r| !r.contains("|NULL|")),
+        "group_name values landed: {:?}",
+        &rows[..2]
+    );
     server.shutdown().await.unwrap();
 }

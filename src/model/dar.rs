@@ -114,9 +114,8 @@ impl<'a> Dar<'a> {
     /// The model reading frame `i` of the given kind.
     pub fn model(&self, kind: DarKind) -> Result<DarModel> {
         let frame_input = |i: usize| (DAB.to_string(), self.frame(i).name.clone());
-        let bridge_name = |i: usize| -> Result<String> {
-            Ok(format!("bridge__{}", entity(self.frame(i))?))
-        };
+        let bridge_name =
+            |i: usize| -> Result<String> { Ok(format!("bridge__{}", entity(self.frame(i))?)) };
         Ok(match kind {
             DarKind::Bridge(i) => {
                 let mut inputs = vec![frame_input(i)];
@@ -131,10 +130,7 @@ impl<'a> Dar<'a> {
                 }
             }
             DarKind::Event(i) => {
-                let mut inputs = vec![
-                    (DAR_STAGING.to_string(), bridge_name(i)?),
-                    frame_input(i),
-                ];
+                let mut inputs = vec![(DAR_STAGING.to_string(), bridge_name(i)?), frame_input(i)];
                 for p in self.related(i) {
                     inputs.push(frame_input(p));
                 }

@@ -22,14 +22,16 @@
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::functions::expr_fn::coalesce;
+use datafusion::functions_nested::expr_fn::make_array;
+use datafusion::functions_window::expr_fn::dense_rank;
 use datafusion::logical_expr::{
-    Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, cast, col, lit, when,
+    Expr, ExprFunctionExt, ExprSchemable, LogicalPlan, LogicalPlanBuilder, cast, col, lit, when,
 };
 
 use super::bridge::{PIT_BRIDGE, bridge_column, concat};
 use super::config::Frame;
 use super::frame::prefixed;
-use super::measures::Measure;
+use super::measures::{CountIf, Measure};
 use crate::error::{Error, Result};
 use crate::join::{PitJoinType, RangeSpec, pit_join_plan};
 
@@ -64,6 +66,14 @@ pub struct EventInputs<'a> {
     pub related: Vec<Related<'a>>,
 }
 
+/// The internal column holding a measure's number.
+fn value_column(m: &Measure) -> String {
+    match &m.value {
+        Some(v) => format!("__value__{v}"),
+        None => format!("__value__{}", m.name),
+    }
+}
+
 fn null_of(e: &Expr, plan: &LogicalPlan) -> Result<Expr> {
     let t = e.get_type(plan.schema().as_ref())?;
     Ok(lit(ScalarValue::try_from(&t)?))
@@ -86,14 +96,55 @@ pub fn event_plan(inputs: EventInputs<'_>) -> Result<LogicalPlan> {
     for d in &inputs.date_columns {
         f.push(col(prefixed(frame, d)).alias(format!("__date__{d}")));
     }
-    let mut values: Vec<&str> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    let mut frame_scan = inputs.frame_scan;
+    let mut ranks: Vec<String> = Vec::new();
     for m in &inputs.measures {
-        if !values.contains(&m.value.as_str()) {
-            values.push(&m.value);
-            f.push(col(prefixed(frame, &m.value)).alias(format!("__value__{}", m.value)));
+        let column = value_column(m);
+        if values.contains(&column) {
+            continue;
         }
+        let value = match (&m.value, m.count_if, &m.per) {
+            (Some(v), _, _) => col(prefixed(frame, v)),
+            (None, Some(kind), Some(per)) => {
+                // Rank entities within their group by (date, primary hook);
+                // versions of one entity share a rank. One window per
+                // (group, date), shared by the measures using it.
+                let rank_column = format!("__rank__{per}__{}", m.date);
+                if !ranks.contains(&rank_column) {
+                    let primary = col(frame.primary().name.as_str());
+                    let rank = dense_rank()
+                        .partition_by(vec![col(prefixed(frame, per))])
+                        .order_by(vec![
+                            col(prefixed(frame, &m.date)).sort(true, false),
+                            primary.sort(true, false),
+                        ])
+                        .build()?
+                        .alias(rank_column.as_str());
+                    frame_scan = LogicalPlanBuilder::from(frame_scan)
+                        .window(vec![rank])?
+                        .build()?;
+                    ranks.push(rank_column.clone());
+                }
+                let first = col(rank_column).eq(lit(1u64));
+                let hit = match kind {
+                    CountIf::First => first,
+                    CountIf::Repeat => !first,
+                };
+                when(col(prefixed(frame, per)).is_not_null().and(hit), lit(1i64))
+                    .otherwise(lit(ScalarValue::Int64(None)))?
+            }
+            _ => {
+                return Err(ctx(Error::invalid(format!(
+                    "measure {}: give either `value`, or `count_if` with `per`",
+                    m.name
+                ))));
+            }
+        };
+        f.push(value.alias(column.as_str()));
+        values.push(column);
     }
-    let f = LogicalPlanBuilder::from(inputs.frame_scan)
+    let f = LogicalPlanBuilder::from(frame_scan)
         .project(f)
         .map_err(|e| ctx(e.into()))?
         .build()?;
@@ -203,61 +254,71 @@ pub fn event_plan(inputs: EventInputs<'_>) -> Result<LogicalPlan> {
         .iter()
         .map(|d| event_flag(frame, d))
         .collect();
-    let mut branches: Vec<LogicalPlan> = Vec::new();
-    for s in &sources {
-        let mut e = bridge_exprs.clone();
-        e.push(s.clone().alias("__event_date"));
-        for (d, flag) in inputs.date_columns.iter().zip(&flags) {
-            e.push(
-                coalesce(vec![col(format!("__date__{d}")).eq(s.clone()), lit(false)])
-                    .alias(flag.as_str()),
-            );
+    // One row per (bridge row, date source), sources unnested from an
+    // array so the joins above run once; rows without any date keep one
+    // NULL-date row.
+    let has_date = sources
+        .iter()
+        .map(|s| s.clone().is_not_null())
+        .reduce(Expr::or)
+        .unwrap_or(lit(false));
+    let mut pre: Vec<Expr> = bridge_exprs.clone();
+    for d in &inputs.date_columns {
+        pre.push(col(format!("__date__{d}")));
+    }
+    for v in &values {
+        pre.push(col(v.as_str()));
+    }
+    for (j, d) in &measure_dates {
+        if let Some(j) = j {
+            pre.push(col(format!("__r{j}__{d}")));
         }
-        for m in &inputs.measures {
-            let v = col(format!("__value__{}", m.value));
-            let null = null_of(&v, &plan)?;
-            e.push(
-                when(date_expr(m)?.eq(s.clone()), v)
-                    .otherwise(null)?
-                    .alias(m.name.as_str()),
-            );
-        }
-        branches.push(
-            LogicalPlanBuilder::from(plan.clone())
-                .filter(s.clone().is_not_null())?
-                .project(e)?
-                .build()?,
+    }
+    pre.push(has_date.alias("__has_date"));
+    let dates = if sources.is_empty() {
+        vec![lit(ScalarValue::Date32(None))]
+    } else {
+        sources.clone()
+    };
+    pre.push(make_array(dates).alias("__event_date"));
+    let unnested = LogicalPlanBuilder::from(plan)
+        .project(pre)?
+        .unnest_column("__event_date")?
+        .filter(
+            col("__event_date")
+                .is_not_null()
+                .or(col("__has_date").is_false()),
+        )?
+        .build()?;
+    let event_date = cast(col("__event_date"), DataType::Date32);
+    let mut e = bridge_exprs.clone();
+    e.push(event_date.clone().alias("__event_date"));
+    for (d, flag) in inputs.date_columns.iter().zip(&flags) {
+        e.push(
+            when(
+                event_date.clone().is_null(),
+                lit(ScalarValue::Boolean(None)),
+            )
+            .otherwise(coalesce(vec![
+                col(format!("__date__{d}")).eq(event_date.clone()),
+                lit(false),
+            ]))?
+            .alias(flag.as_str()),
         );
     }
-    let mut e = bridge_exprs.clone();
-    e.push(lit(ScalarValue::Date32(None)).alias("__event_date"));
-    for flag in &flags {
-        e.push(lit(ScalarValue::Boolean(None)).alias(flag.as_str()));
-    }
     for m in &inputs.measures {
-        let v = col(format!("__value__{}", m.value));
-        e.push(null_of(&v, &plan)?.alias(m.name.as_str()));
+        let v = col(value_column(m));
+        let null = null_of(&v, &unnested)?;
+        e.push(
+            when(date_expr(m)?.eq(event_date.clone()), v)
+                .otherwise(null)?
+                .alias(m.name.as_str()),
+        );
     }
-    let no_date = sources
-        .iter()
-        .map(|s| s.clone().is_null())
-        .reduce(Expr::and)
-        .unwrap_or(lit(true));
-    branches.push(
-        LogicalPlanBuilder::from(plan)
-            .filter(no_date)?
-            .project(e)?
-            .build()?,
-    );
-    let mut it = branches.into_iter();
-    let first = it
-        .next()
-        .ok_or_else(|| ctx(Error::internal("no event branch")))?;
-    let mut builder = LogicalPlanBuilder::from(first);
-    for b in it {
-        builder = builder.union(b)?;
-    }
-    let unioned = builder.distinct()?.build()?;
+    let unioned = LogicalPlanBuilder::from(unnested)
+        .project(e)?
+        .distinct()?
+        .build()?;
 
     let date_text = cast(col("__event_date"), DataType::Utf8);
     let mut out: Vec<Expr> = Vec::new();

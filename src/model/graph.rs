@@ -135,7 +135,7 @@ impl DependencyGraph {
                         distance: pc.distance + 1,
                     };
                     match columns.iter_mut().find(|c| c.name == pc.name) {
-                        Some(c) if c.distance == 0 => {}
+                        Some(c) if c.candidates.is_empty() => {}
                         Some(c) => c.candidates.push(candidate),
                         None => columns.push(PitColumn {
                             name: pc.name.clone(),
@@ -146,8 +146,7 @@ impl DependencyGraph {
                 }
             }
             for c in columns.iter_mut().skip(1) {
-                c.candidates
-                    .sort_by_key(|k| (k.distance, k.dependency));
+                c.candidates.sort_by_key(|k| (k.distance, k.dependency));
                 c.distance = c.candidates.first().map(|k| k.distance).unwrap_or(0);
             }
             nodes[i] = Some(Node {

@@ -1,10 +1,16 @@
 //! Measures carried by event bridges (`config/models/measures.yaml`).
 //!
-//! A measure is a numeric column of a frame, placed on an event date: the
-//! event row of that date carries the value, every other event row of the
-//! same bridge row carries NULL. The date is a `date` column of the frame
-//! itself, or, with `via`, of the frame that provides one of its foreign
-//! hooks (e.g. an order line's total on its order header's order date).
+//! A measure is a number placed on an event date: the event row of that
+//! date carries the value, every other event row of the same bridge row
+//! carries NULL. The date is a `date` column of the frame itself, or, with
+//! `via`, of the frame that provides one of its foreign hooks (e.g. an order
+//! line's total on its order header's order date). The number is either
+//! - `value`: a numeric source column of the frame, or
+//! - `count_if: first` / `count_if: repeat` with `per: <column>`: 1 when the
+//!   frame's entity is (is not) the first of its `per` group, ordered by
+//!   `date` then by primary hook (e.g. an order from a new or a returning
+//!   customer), NULL otherwise and when `per` is NULL. All versions of an
+//!   entity share the answer as long as its date does not change.
 //!
 //! Invariants after [`MeasureConfig::validate`]: every frame is known; each
 //! measure name starts with `measure__`, is snake_case and is unique across
@@ -24,6 +30,16 @@ use crate::error::{Error, ErrorKind, Result, ResultExt};
 /// The measures file compiled into the binary.
 pub const MEASURES_YAML: &str = include_str!("../../config/models/measures.yaml");
 
+/// Which entities a `count_if` measure counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountIf {
+    /// The first entity of its group.
+    First,
+    /// Every later entity of its group.
+    Repeat,
+}
+
 /// One measure.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,7 +47,14 @@ pub struct Measure {
     /// Output column, `measure__...`.
     pub name: String,
     /// The frame's source column holding the value.
-    pub value: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Count entities instead (with `per`).
+    #[serde(default)]
+    pub count_if: Option<CountIf>,
+    /// The grouping column of `count_if`.
+    #[serde(default)]
+    pub per: Option<String>,
     /// The `date` column the value is placed on.
     pub date: String,
     /// A foreign hook of the frame: `date` is then a column of the frame
@@ -120,7 +143,12 @@ impl MeasureConfig {
                     .map(|c| c.data_type)
             };
             for m in &fm.measures {
-                let at = |field: &str| format!("{o}: frame {}, measure {}, field `{field}`", fm.frame, m.name);
+                let at = |field: &str| {
+                    format!(
+                        "{o}: frame {}, measure {}, field `{field}`",
+                        fm.frame, m.name
+                    )
+                };
                 let snake = m
                     .name
                     .chars()
@@ -138,21 +166,42 @@ impl MeasureConfig {
                         m.name
                     )));
                 }
-                match column_type(&frame.source_table, &m.value) {
-                    Some(ColumnType::Bigint | ColumnType::Double) => {}
-                    Some(t) => {
-                        return Err(Error::invalid(format!(
-                            "{}: column {} is {t}, not numeric",
-                            at("value"),
-                            m.value
-                        )));
+                match (&m.value, m.count_if, &m.per) {
+                    (Some(value), None, None) => match column_type(&frame.source_table, value) {
+                        Some(ColumnType::Bigint | ColumnType::Double) => {}
+                        Some(t) => {
+                            return Err(Error::invalid(format!(
+                                "{}: column {value} is {t}, not numeric",
+                                at("value")
+                            )));
+                        }
+                        None => {
+                            return Err(Error::invalid(format!(
+                                "{}: {} has no column {value}",
+                                at("value"),
+                                frame.source_table
+                            )));
+                        }
+                    },
+                    (None, Some(_), Some(per)) => {
+                        if column_type(&frame.source_table, per).is_none() {
+                            return Err(Error::invalid(format!(
+                                "{}: {} has no column {per}",
+                                at("per"),
+                                frame.source_table
+                            )));
+                        }
+                        if m.via.is_some() {
+                            return Err(Error::invalid(format!(
+                                "{}: a count_if measure uses a date of its own frame",
+                                at("via")
+                            )));
+                        }
                     }
-                    None => {
+                    _ => {
                         return Err(Error::invalid(format!(
-                            "{}: {} has no column {}",
-                            at("value"),
-                            frame.source_table,
-                            m.value
+                            "{}: give either `value`, or `count_if` with `per`",
+                            at("value")
                         )));
                     }
                 }

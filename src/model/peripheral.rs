@@ -63,8 +63,13 @@ pub fn peripheral_plan(
         };
         ghost.push(value.alias(name.as_str()));
     }
-    if !rows.iter().any(|e| matches!(e, Expr::Column(c) if c.name == pit)) {
-        return Err(ctx(Error::invalid(format!("the frame has no column {pit}"))));
+    if !rows
+        .iter()
+        .any(|e| matches!(e, Expr::Column(c) if c.name == pit))
+    {
+        return Err(ctx(Error::invalid(format!(
+            "the frame has no column {pit}"
+        ))));
     }
     let ghost = LogicalPlanBuilder::empty(true).project(ghost)?.build()?;
     Ok(LogicalPlanBuilder::from(frame_scan)

@@ -15,7 +15,7 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::TableReference;
 
 use super::build::DAB;
-use super::dar::{DAR, DAR_STAGING, Dar, DarKind};
+use super::dar::{DAR, DAR_STAGING, Dar, DarKind, DarModel};
 use super::project::Project;
 use crate::error::{ErrorKind, Result, ResultExt};
 
@@ -95,8 +95,10 @@ fn stand_in(namespace: &str, name: &str, plan: &LogicalPlan) -> Result<LogicalPl
     .build()?)
 }
 
-/// Render the DAR models over empty stand-ins of their inputs.
-fn render_dar(project: &Project, out: &mut Vec<RenderedModel>) -> Result<()> {
+/// Every DAR model with its plan over empty stand-ins of its inputs (frames
+/// as their config defines them, earlier DAR models as their plans' output),
+/// in build-stage order.
+pub fn dar_plans(project: &Project) -> Result<Vec<(DarModel, LogicalPlan)>> {
     let dar = Dar::new(project)?;
     let mut tables: HashMap<String, LogicalPlan> = HashMap::new();
     for frame in &project.model.frames {
@@ -106,37 +108,48 @@ fn render_dar(project: &Project, out: &mut Vec<RenderedModel>) -> Result<()> {
             stand_in(DAB, &frame.name, &plan)?,
         );
     }
+    let mut out = Vec::new();
     for stage in dar.stages()? {
         for model in stage {
-            let plan = dar.plan(&model, &tables)?;
-            let kind = match model.kind {
-                DarKind::Bridge(_) => "bridge (Puppini)",
-                DarKind::Event(_) => "event bridge",
-                DarKind::Peripheral(_) => "peripheral",
-                DarKind::Unified => "unified bridge",
-                DarKind::Calendar => "calendar",
-            };
-            let reads: Vec<String> = model
-                .inputs
-                .iter()
-                .map(|(ns, n)| format!("{ns}.{n}"))
-                .collect();
-            let mut text = format!(
-                "-- model: {}\n-- kind: {kind}, reads: {}\n",
-                model.qualified(),
-                reads.join(", ")
-            );
-            describe(&plan, &mut text);
+            let plan = dar
+                .plan(&model, &tables)
+                .map_err(|e| e.context(format!("model {}", model.qualified())))?;
             tables.insert(
                 model.qualified(),
                 stand_in(&model.namespace, &model.name, &plan)?,
             );
-            out.push(RenderedModel {
-                namespace: model.namespace.clone(),
-                name: model.name.clone(),
-                text,
-            });
+            out.push((model, plan));
         }
+    }
+    Ok(out)
+}
+
+/// Render the DAR models.
+fn render_dar(project: &Project, out: &mut Vec<RenderedModel>) -> Result<()> {
+    for (model, plan) in dar_plans(project)? {
+        let kind = match model.kind {
+            DarKind::Bridge(_) => "bridge (Puppini)",
+            DarKind::Event(_) => "event bridge",
+            DarKind::Peripheral(_) => "peripheral",
+            DarKind::Unified => "unified bridge",
+            DarKind::Calendar => "calendar",
+        };
+        let reads: Vec<String> = model
+            .inputs
+            .iter()
+            .map(|(ns, n)| format!("{ns}.{n}"))
+            .collect();
+        let mut text = format!(
+            "-- model: {}\n-- kind: {kind}, reads: {}\n",
+            model.qualified(),
+            reads.join(", ")
+        );
+        describe(&plan, &mut text);
+        out.push(RenderedModel {
+            namespace: model.namespace.clone(),
+            name: model.name.clone(),
+            text,
+        });
     }
     Ok(())
 }
