@@ -163,7 +163,10 @@ fn adventure_works_graph_shape_and_precedence() {
 
 const CONCEPTS: &str = "concepts:\n  - { name: thing, keysets: [a__src, b__src, c__src] }\n";
 
-fn frames_yaml(hooks: &[(&str, &[(&str, &str, bool)])]) -> String {
+/// A hook: (name, keyset, primary).
+type HookSpec<'a> = (&'a str, &'a str, bool);
+
+fn frames_yaml(hooks: &[(&str, &[HookSpec])]) -> String {
     let mut s = String::from("frames:\n");
     for (name, hs) in hooks {
         s.push_str(&format!(
