@@ -113,6 +113,23 @@ pub enum Command {
 pub enum BenchCommand {
     /// Our PIT join vs DataFusion's built-in plan on generated SCD2 data.
     PitJoin(PitJoinBenchArgs),
+    /// The pipeline on generated data (temporary warehouse): extract, frames,
+    /// DAR, with the DAR build time and the share spent in PIT joins.
+    Transform(TransformBenchArgs),
+}
+
+/// Arguments of `bench transform`.
+#[derive(Debug, clap::Args)]
+pub struct TransformBenchArgs {
+    /// Generator scale (1 = the real Adventure Works sizes).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Simulated days extracted before the transform.
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
 }
 
 /// Arguments of `bench pit-join`.
@@ -351,6 +368,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             bench: BenchCommand::PitJoin(args),
         } => {
             let report = run_comparison(&args.config()).await?;
+            out!("{}", report.render().trim_end());
+        }
+        Command::Bench {
+            bench: BenchCommand::Transform(args),
+        } => {
+            use crate::bench::transform::{TransformBenchConfig, run_transform_bench};
+            let report = run_transform_bench(&TransformBenchConfig {
+                scale: args.scale,
+                seed: args.seed,
+                days: args.days,
+            })
+            .await?;
             out!("{}", report.render().trim_end());
         }
         Command::Tables => {

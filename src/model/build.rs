@@ -25,12 +25,16 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::TableReference;
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use datafusion::physical_plan::ExecutionPlan;
 
 use super::config::Frame;
 use super::dar::{Dar, DarModel};
 use super::das;
 use super::frame::{frame_plan, prefixed};
 use crate::error::{Error, Result};
+use crate::join::PitJoinExec;
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
 
 /// Snapshot property: latest DAS load time (micros, UTC) reflected in the table.
@@ -56,6 +60,13 @@ pub struct BuildReport {
     /// Rows the plan produced (all rows for full, changed rows for incremental).
     pub rows: u64,
     pub commit: Option<CommitOutcome>,
+    /// Wall time of the build (plan, execute, commit).
+    pub elapsed: Duration,
+    /// Compute time of the plan's operators, summed over operators and
+    /// partitions, and the part of it spent in PIT joins (DAR models only;
+    /// zero for frames).
+    pub compute: Duration,
+    pub pit_join_compute: Duration,
 }
 
 /// A scan of a warehouse table as a logical plan named `<ns>.<table>`.
@@ -84,6 +95,7 @@ pub async fn build_frame(
     true_key: &[String],
     mode: BuildMode,
 ) -> Result<BuildReport> {
+    let started = Instant::now();
     let das_name = TableName::new(das::NAMESPACE, frame.source_table.clone())?;
     let target = TableName::new(DAB, frame.name.clone())?;
     let existing = wh.try_load_table(&target).await?;
@@ -139,6 +151,9 @@ pub async fn build_frame(
         mode,
         rows,
         commit,
+        elapsed: started.elapsed(),
+        compute: Duration::ZERO,
+        pit_join_compute: Duration::ZERO,
     })
 }
 
@@ -149,6 +164,7 @@ pub async fn build_dar_model(
     dar: &Dar<'_>,
     model: &DarModel,
 ) -> Result<BuildReport> {
+    let started = Instant::now();
     let mut inputs = HashMap::new();
     for (ns, name) in &model.inputs {
         let t = TableName::new(ns.clone(), name.clone())?;
@@ -159,7 +175,10 @@ pub async fn build_dar_model(
     }
     let plan = dar.plan(model, &inputs)?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
-    let batches: Vec<RecordBatch> = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let physical = ctx.state().create_physical_plan(&plan).await?;
+    let batches: Vec<RecordBatch> =
+        datafusion::physical_plan::collect(Arc::clone(&physical), ctx.task_ctx()).await?;
+    let (compute, pit_join_compute) = compute_times(&physical);
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let target = TableName::new(model.namespace.clone(), model.name.clone())?;
     let commit = wh
@@ -170,7 +189,27 @@ pub async fn build_dar_model(
         mode: BuildMode::Full,
         rows,
         commit: Some(commit),
+        elapsed: started.elapsed(),
+        compute,
+        pit_join_compute,
     })
+}
+
+/// (all operators, PIT joins only) `elapsed_compute` of an executed plan.
+fn compute_times(plan: &Arc<dyn ExecutionPlan>) -> (Duration, Duration) {
+    let own = plan
+        .metrics()
+        .and_then(|m| m.elapsed_compute())
+        .map(|n| Duration::from_nanos(n as u64))
+        .unwrap_or_default();
+    let is_pit = plan.as_any().downcast_ref::<PitJoinExec>().is_some();
+    let (mut all, mut pit) = (own, if is_pit { own } else { Duration::ZERO });
+    for child in plan.children() {
+        let (a, p) = compute_times(child);
+        all += a;
+        pit += p;
+    }
+    (all, pit)
 }
 
 /// Build the DAR layer (models matching `pattern`, all when `None`) in
