@@ -109,17 +109,14 @@ async fn demo_dar_is_temporally_exact() {
         loads[0] - 86_400_000_000,
         loads[loads.len() - 1] + 86_400_000_000,
     );
-    let mut instants: Vec<i64> = (0..20)
-        .map(|i| {
-            if i % 4 == 0 {
-                loads[rng.random_range(0..loads.len())]
-            } else {
-                rng.random_range(lo..hi)
-            }
-        })
-        .collect();
+    // Every load time (version boundaries), then random instants up to 20.
+    let mut instants: Vec<i64> = loads.clone();
+    while instants.len() < 20 {
+        instants.push(rng.random_range(lo..hi));
+    }
     instants.sort_unstable();
     instants.dedup();
+    assert_eq!(instants.len(), 20);
     let values = instants
         .iter()
         .map(|t| format!("(to_timestamp_micros({t}))"))

@@ -268,3 +268,72 @@ fn measure_config_errors_name_the_field() {
     let err = bad("frames:\n  - frame: frame__nope\n    measures: []\n");
     assert!(err.contains("unknown frame frame__nope"), "{err}");
 }
+
+#[tokio::test]
+async fn calendar_ignores_rows_without_a_date() {
+    use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::{MemTable, provider_as_source};
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    use lakehouse::model::calendar::calendar_plan;
+
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "_hook__epoch__date",
+        DataType::Utf8,
+        true,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![
+            Some("ghost_record"),
+            Some("epoch__date|2016-02-29"),
+            None,
+        ]))],
+    )
+    .unwrap();
+    let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+    let scan = LogicalPlanBuilder::scan("u", provider_as_source(Arc::new(table)), None)
+        .unwrap()
+        .build()
+        .unwrap();
+    let ctx = lakehouse::query::session_context();
+    let batches = ctx
+        .execute_logical_plan(calendar_plan(scan).unwrap())
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 366, "the whole leap year 2016");
+    let mut leap_day = None;
+    for b in &batches {
+        let dates = b
+            .column_by_name("date")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let leap = b
+            .column_by_name("is_leap_year")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .unwrap();
+        for i in 0..b.num_rows() {
+            assert!(leap.value(i) && !leap.is_null(i));
+            if dates.value(i) == "2016-02-29" {
+                leap_day = Some(
+                    b.column_by_name("ordinal_date")
+                        .unwrap()
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .unwrap()
+                        .value(i)
+                        .to_string(),
+                );
+            }
+        }
+    }
+    assert_eq!(leap_day.as_deref(), Some("2016-060"));
+}

@@ -86,7 +86,7 @@ impl TransformBenchReport {
 
 /// Run the benchmark (see module docs).
 pub async fn run_transform_bench(config: &TransformBenchConfig) -> Result<TransformBenchReport> {
-    if config.days == 0 || !(config.scale > 0.0) {
+    if config.days == 0 || config.scale.is_nan() || config.scale <= 0.0 {
         return Err(Error::invalid(
             "bench transform: --days must be at least 1 and --scale positive",
         ));
@@ -150,7 +150,7 @@ async fn run_in(
     server.shutdown().await?;
     let mut slowest: Vec<(String, Duration)> =
         dar.iter().map(|r| (r.model.clone(), r.elapsed)).collect();
-    slowest.sort_by(|a, b| b.1.cmp(&a.1));
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.1));
     slowest.truncate(5);
     Ok(TransformBenchReport {
         config: config.clone(),

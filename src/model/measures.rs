@@ -12,11 +12,13 @@
 //!   customer), NULL otherwise and when `per` is NULL. All versions of an
 //!   entity share the answer as long as its date does not change.
 //!
-//! Invariants after [`MeasureConfig::validate`]: every frame is known; each
-//! measure name starts with `measure__`, is snake_case and is unique across
-//! the file; `value` is a numeric source column of the frame; `via`, when
-//! given, is a non-primary hook of the frame that another frame provides;
-//! `date` is a `date`-typed source column of the frame that holds it.
+//! Invariants after [`MeasureConfig::validate`]: every frame is known and
+//! listed once; each measure name starts with `measure__`, is snake_case and
+//! is unique across the file; a measure has either `value` (a numeric source
+//! column of the frame) or `count_if` with `per` (a source column of the
+//! frame, and no `via`); `via`, when given, is a foreign hook of the frame
+//! that another frame provides; `date` is a `date`-typed source column of
+//! the frame that holds it.
 
 use std::collections::BTreeSet;
 
