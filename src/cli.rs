@@ -676,4 +676,26 @@ mod tests {
         assert_eq!(args.page_size, Some(250));
         assert!(args.config.is_none());
     }
+
+    #[test]
+    fn transform_layers_and_bench_transform() {
+        for layer in ["dab", "dar", "all"] {
+            let cli =
+                Cli::try_parse_from(["lakehouse", "transform", "--layer", layer]).expect("parses");
+            let Command::Transform { layer: got, .. } = cli.command else {
+                panic!("expected transform");
+            };
+            assert_eq!(got, layer);
+        }
+        assert!(Cli::try_parse_from(["lakehouse", "transform", "--layer", "gold"]).is_err());
+        let cli = Cli::try_parse_from(["lakehouse", "bench", "transform", "--scale", "1"])
+            .expect("parses");
+        let Command::Bench {
+            bench: BenchCommand::Transform(args),
+        } = cli.command
+        else {
+            panic!("expected bench transform");
+        };
+        assert_eq!((args.scale, args.seed, args.days), (1.0, 42, 3));
+    }
 }
