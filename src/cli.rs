@@ -122,8 +122,9 @@ pub enum Command {
     },
     /// Build models from the layer below.
     Transform {
-        /// The layer to build.
-        #[arg(long, default_value = "dab", value_parser = ["dab"])]
+        /// The layer to build: dab (frames), dar (Unified Star Schema, always
+        /// in full) or all (dab, then dar).
+        #[arg(long, default_value = "dab", value_parser = ["dab", "dar", "all"])]
         layer: String,
         /// Only models matching this glob (e.g. 'frame__adventure_works__sales_*').
         #[arg(long)]
@@ -156,6 +157,23 @@ pub enum Command {
 pub enum BenchCommand {
     /// Our PIT join vs DataFusion's built-in plan on generated SCD2 data.
     PitJoin(PitJoinBenchArgs),
+    /// The pipeline on generated data (temporary warehouse): extract, frames,
+    /// DAR, with the DAR build time and the share spent in PIT joins.
+    Transform(TransformBenchArgs),
+}
+
+/// Arguments of `bench transform`.
+#[derive(Debug, clap::Args)]
+pub struct TransformBenchArgs {
+    /// Generator scale (1 = the real Adventure Works sizes).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Simulated days extracted before the transform.
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
 }
 
 /// Arguments of `bench pit-join`.
@@ -539,14 +557,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Transform {
-            layer: _,
+            layer,
             models,
             full,
         } => {
             use std::io::IsTerminal;
 
             use crate::model::Project;
-            use crate::model::build::{BuildMode, build_frames};
+            use crate::model::build::{BuildMode, build_dar, build_frames};
             let wh = cli.open_warehouse()?;
             let project = Project::adventure_works()?;
             let mode = if *full {
@@ -555,14 +573,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 BuildMode::Incremental
             };
             let t0 = std::time::Instant::now();
-            let reports = build_frames(
-                &wh,
-                &project,
-                models.as_deref(),
-                mode,
-                std::io::stderr().is_terminal(),
-            )
-            .await?;
+            let progress = std::io::stderr().is_terminal();
+            let mut reports = Vec::new();
+            if layer == "dab" || layer == "all" {
+                reports
+                    .extend(build_frames(&wh, &project, models.as_deref(), mode, progress).await?);
+            }
+            if layer == "dar" || layer == "all" {
+                reports.extend(build_dar(&wh, &project, models.as_deref(), progress).await?);
+            }
             let batch = record_batch(vec![
                 (
                     "model",
@@ -621,6 +640,18 @@ pub async fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
+        }
+        Command::Bench {
+            bench: BenchCommand::Transform(args),
+        } => {
+            use crate::bench::transform::{TransformBenchConfig, run_transform_bench};
+            let report = run_transform_bench(&TransformBenchConfig {
+                scale: args.scale,
+                seed: args.seed,
+                days: args.days,
+            })
+            .await?;
+            out!("{}", report.render().trim_end());
         }
         Command::Tables => {
             let wh = cli.open_warehouse()?;
@@ -944,5 +975,27 @@ mod tests {
             (9000, "0.0.0.0", true)
         );
         assert!(Cli::try_parse_from(["lakehouse", "dashboard", "--host", "x' OR 1"]).is_err());
+    }
+
+    #[test]
+    fn transform_layers_and_bench_transform() {
+        for layer in ["dab", "dar", "all"] {
+            let cli =
+                Cli::try_parse_from(["lakehouse", "transform", "--layer", layer]).expect("parses");
+            let Command::Transform { layer: got, .. } = cli.command else {
+                panic!("expected transform");
+            };
+            assert_eq!(got, layer);
+        }
+        assert!(Cli::try_parse_from(["lakehouse", "transform", "--layer", "gold"]).is_err());
+        let cli = Cli::try_parse_from(["lakehouse", "bench", "transform", "--scale", "1"])
+            .expect("parses");
+        let Command::Bench {
+            bench: BenchCommand::Transform(args),
+        } = cli.command
+        else {
+            panic!("expected bench transform");
+        };
+        assert_eq!((args.scale, args.seed, args.days), (1.0, 42, 3));
     }
 }

@@ -2,3 +2,4 @@
 //! criterion benches.
 
 pub mod pit_join;
+pub mod transform;

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::model::Project;
 use crate::model::build::DAB;
 use crate::model::das;
+use crate::model::dar::{Dar, DarKind};
 use crate::model::render::render_all;
 use crate::storage::TableName;
 
@@ -55,6 +56,9 @@ pub enum ModelKind {
     Raw,
     /// A HOOK frame (`frame` is its config name).
     Frame { frame: String },
+    /// A model of the unified star schema (bridge, event, peripheral,
+    /// unified bridge, calendar).
+    Dar { kind: DarKind },
 }
 
 /// One model of the DAG.
@@ -123,6 +127,36 @@ impl Dag {
                 deps: vec![dep],
                 fingerprint: fingerprint(text),
             });
+        }
+        let dar = Dar::new(project)?;
+        for stage in dar.stages()? {
+            for m in stage {
+                let name = TableName::new(m.namespace.clone(), m.name.clone())?;
+                let layer = Layer::of_namespace(&m.namespace)
+                    .ok_or_else(|| Error::internal(format!("model {name} is in no layer")))?;
+                let deps = m
+                    .inputs
+                    .iter()
+                    .map(|(ns, t)| {
+                        let input = TableName::new(ns.clone(), t.clone())?;
+                        index
+                            .get(&input)
+                            .copied()
+                            .ok_or_else(|| Error::invalid(format!("model {name} reads unknown table {input}")))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let text = rendered
+                    .get(&name.to_string())
+                    .ok_or_else(|| Error::internal(format!("no rendered plan for {name}")))?;
+                index.insert(name.clone(), nodes.len());
+                nodes.push(Node {
+                    name,
+                    layer,
+                    kind: ModelKind::Dar { kind: m.kind },
+                    deps,
+                    fingerprint: fingerprint(text),
+                });
+            }
         }
         let dag = Dag { nodes, index };
         dag.check_order()?;

@@ -31,7 +31,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::extract::land::{ExtractOptions, ExtractReport, extract};
 use crate::extract::{ODataClient, RetryPolicy};
 use crate::model::Project;
-use crate::model::build::{BuildMode, build_frame_with};
+use crate::model::build::{BuildMode, build_dar_model_with, build_frame_with};
+use crate::model::dar::Dar;
 use crate::source::{GeneratorOptions, ServerOptions, serve};
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
 
@@ -188,6 +189,11 @@ async fn build_node(
                 "{} is landed by extract, not built",
                 node.name
             )));
+        }
+        ModelKind::Dar { kind } => {
+            let dar = Dar::new(project)?;
+            let model = dar.model(*kind)?;
+            build_dar_model_with(wh, ctx, &dar, &model, &extra).await?
         }
         ModelKind::Frame { frame } => {
             let frame = project

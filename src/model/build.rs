@@ -9,6 +9,9 @@
 //!   `record_valid_from`, so PIT hooks are stable and the result equals a
 //!   full build.
 //!
+//! DAR models ([`build_dar`]) are always built in full (overwrite), in the
+//! stage order of [`Dar::stages`].
+//!
 //! The watermark (the latest DAS load time the frame has seen) and the DAS
 //! snapshot it was built from are snapshot properties of the frame's commit,
 //! so they can never disagree with the frame's rows.
@@ -22,10 +25,17 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::TableReference;
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use datafusion::physical_plan::ExecutionPlan;
+
 use super::config::Frame;
+use super::dar::{Dar, DarModel};
 use super::das;
 use super::frame::{frame_plan, prefixed};
 use crate::error::{Error, Result};
+use crate::join::PitJoinExec;
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
 
 /// Snapshot property: latest DAS load time (micros, UTC) reflected in the table.
@@ -51,6 +61,13 @@ pub struct BuildReport {
     /// Rows the plan produced (all rows for full, changed rows for incremental).
     pub rows: u64,
     pub commit: Option<CommitOutcome>,
+    /// Wall time of the build (plan, execute, commit).
+    pub elapsed: Duration,
+    /// Compute time of the plan's operators, summed over operators and
+    /// partitions, and the part of it spent in PIT joins (DAR models only;
+    /// zero for frames).
+    pub compute: Duration,
+    pub pit_join_compute: Duration,
 }
 
 /// A scan of a warehouse table as a logical plan named `<ns>.<table>`.
@@ -103,6 +120,7 @@ pub async fn build_frame_with(
     das_as_of: AsOf,
     extra: &BTreeMap<String, String>,
 ) -> Result<BuildReport> {
+    let started = Instant::now();
     let das_name = TableName::new(das::NAMESPACE, frame.source_table.clone())?;
     let target = TableName::new(DAB, frame.name.clone())?;
     let existing = wh.try_load_table(&target).await?;
@@ -175,7 +193,158 @@ pub async fn build_frame_with(
         mode,
         rows,
         commit,
+        elapsed: started.elapsed(),
+        compute: Duration::ZERO,
+        pit_join_compute: Duration::ZERO,
     })
+}
+
+/// Build one DAR model in full (overwrite) from the current tables it reads.
+pub async fn build_dar_model(
+    wh: &Warehouse,
+    ctx: &SessionContext,
+    dar: &Dar<'_>,
+    model: &DarModel,
+) -> Result<BuildReport> {
+    build_dar_model_with(wh, ctx, dar, model, &BTreeMap::new()).await
+}
+
+/// [`build_dar_model`], committing `extra` snapshot properties with the rows.
+pub async fn build_dar_model_with(
+    wh: &Warehouse,
+    ctx: &SessionContext,
+    dar: &Dar<'_>,
+    model: &DarModel,
+    extra: &BTreeMap<String, String>,
+) -> Result<BuildReport> {
+    let started = Instant::now();
+    let mut inputs = HashMap::new();
+    for (ns, name) in &model.inputs {
+        let t = TableName::new(ns.clone(), name.clone())?;
+        let (plan, _) = scan_plan(wh, &t, AsOf::Latest)
+            .await
+            .map_err(|e| e.context(format!("reading input {t}")))?;
+        inputs.insert(t.to_string(), plan);
+    }
+    let plan = dar.plan(model, &inputs)?;
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let physical = ctx.state().create_physical_plan(&plan).await?;
+    let batches: Vec<RecordBatch> =
+        datafusion::physical_plan::collect(Arc::clone(&physical), ctx.task_ctx()).await?;
+    let (compute, pit_join_compute) = compute_times(&physical);
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let target = TableName::new(model.namespace.clone(), model.name.clone())?;
+    let mut write = Write::overwrite();
+    for (k, v) in extra {
+        write = write.property(k.clone(), v.clone());
+    }
+    let commit = wh.write(&target, schema, batches, write).await?;
+    Ok(BuildReport {
+        model: target.to_string(),
+        mode: BuildMode::Full,
+        rows,
+        commit: Some(commit),
+        elapsed: started.elapsed(),
+        compute,
+        pit_join_compute,
+    })
+}
+
+/// (all operators, PIT joins only) `elapsed_compute` of an executed plan.
+fn compute_times(plan: &Arc<dyn ExecutionPlan>) -> (Duration, Duration) {
+    let own = plan
+        .metrics()
+        .and_then(|m| m.elapsed_compute())
+        .map(|n| Duration::from_nanos(n as u64))
+        .unwrap_or_default();
+    let is_pit = plan.as_any().downcast_ref::<PitJoinExec>().is_some();
+    let (mut all, mut pit) = (own, if is_pit { own } else { Duration::ZERO });
+    for child in plan.children() {
+        let (a, p) = compute_times(child);
+        all += a;
+        pit += p;
+    }
+    (all, pit)
+}
+
+/// Build the DAR layer (models matching `pattern`, all when `None`) in
+/// full, stage by stage ([`Dar::stages`]), the models of a stage several at
+/// a time. A model's inputs must exist (frames, and earlier stages' models).
+pub async fn build_dar(
+    wh: &Warehouse,
+    project: &super::Project,
+    pattern: Option<&str>,
+    progress: bool,
+) -> Result<Vec<BuildReport>> {
+    use futures::StreamExt;
+    let dar = Dar::new(project)?;
+    let mut stages = Vec::new();
+    for stage in dar.stages()? {
+        let mut kept = Vec::new();
+        for m in stage {
+            if pattern
+                .map(|p| matches_pattern(p, &m.namespace, &m.name))
+                .transpose()?
+                .unwrap_or(true)
+            {
+                kept.push(m);
+            }
+        }
+        if !kept.is_empty() {
+            stages.push(kept);
+        }
+    }
+    let total: usize = stages.iter().map(Vec::len).sum();
+    if total == 0 {
+        return Err(Error::invalid(format!(
+            "no DAR model matches '{}'",
+            pattern.unwrap_or_default()
+        )));
+    }
+    let bar = progress_bar(progress, total as u64, "dar")?;
+    let ctx = crate::query::session_context();
+    let parallel = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let mut reports = Vec::new();
+    for stage in &stages {
+        let results: Vec<Result<BuildReport>> = futures::stream::iter(stage)
+            .map(|model| {
+                let (ctx, dar, bar) = (&ctx, &dar, bar.clone());
+                async move {
+                    let r = build_dar_model(wh, ctx, dar, model)
+                        .await
+                        .map_err(|e| e.context(format!("building {}", model.qualified())));
+                    bar.inc(1);
+                    bar.set_message(model.name.clone());
+                    r
+                }
+            })
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
+        for r in results {
+            reports.push(r?);
+        }
+    }
+    bar.finish_and_clear();
+    reports.sort_by(|a, b| a.model.cmp(&b.model));
+    Ok(reports)
+}
+
+fn progress_bar(progress: bool, len: u64, layer: &str) -> Result<indicatif::ProgressBar> {
+    if !progress {
+        return Ok(indicatif::ProgressBar::hidden());
+    }
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} transform {layer} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"
+        ))
+        .map_err(|e| Error::internal(e.to_string()))?
+        .progress_chars("=> "),
+    );
+    Ok(b)
 }
 
 /// Whether `name` matches a glob `pattern` (`*` = any run of characters),

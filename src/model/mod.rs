@@ -3,17 +3,29 @@
 //! - [`config`]: concepts, keysets and frames, parsed and validated once;
 //! - [`das`]: the layout of the raw layer the models read;
 //! - [`frame`]: HOOK frames (DAB layer);
+//! - [`graph`]: the dependency graph between frames (via hooks);
+//! - [`measures`]: measures of the event bridges;
+//! - [`bridge`], [`event`], [`peripheral`], [`unified`], [`calendar`]: the
+//!   DAR layer's plans, put together by [`dar`];
 //! - [`build`]: materialising models (full or incremental);
 //! - [`project`]: source + model config validated together;
 //! - [`render`]: the readable plans under `plans/`.
 //!
 //! Nothing here names Adventure Works: a second source system is new YAML.
 
+pub mod bridge;
 pub mod build;
+pub mod calendar;
 pub mod config;
+pub mod dar;
 pub mod das;
+pub mod event;
 pub mod frame;
+pub mod graph;
+pub mod measures;
+pub mod peripheral;
 pub mod project;
 pub mod render;
+pub mod unified;
 
 pub use project::Project;

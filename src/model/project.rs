@@ -11,6 +11,8 @@ use datafusion::sql::TableReference;
 use super::config::{Frame, ModelConfig};
 use super::das::{LOAD_ID, LOAD_SEQUENCE, LOADED_AT, NAMESPACE};
 use super::frame::frame_plan;
+use super::graph::DependencyGraph;
+use super::measures::MeasureConfig;
 use crate::config::{ResourceConfig, SourceConfig};
 use crate::error::{Error, Result};
 use crate::extract::schema::resource_schema;
@@ -20,6 +22,8 @@ use crate::extract::schema::resource_schema;
 pub struct Project {
     pub source: SourceConfig,
     pub model: ModelConfig,
+    /// Measures of the event bridges (empty unless given).
+    pub measures: MeasureConfig,
 }
 
 impl Project {
@@ -28,7 +32,17 @@ impl Project {
         Self::new(
             SourceConfig::adventure_works()?,
             ModelConfig::adventure_works()?,
-        )
+        )?
+        .with_measures(MeasureConfig::adventure_works()?)
+    }
+
+    /// Add measures, validated against the frames, their dependency graph
+    /// and the source tables.
+    pub fn with_measures(mut self, measures: MeasureConfig) -> Result<Self> {
+        let graph = DependencyGraph::new(&self.model)?;
+        measures.validate(&self.model, &graph, &self.source)?;
+        self.measures = measures;
+        Ok(self)
     }
 
     /// Validate `model` against `source`.
@@ -38,7 +52,11 @@ impl Project {
                 .resource_by_table(table)
                 .map(|r| r.columns.iter().map(|c| c.name.clone()).collect())
         })?;
-        Ok(Self { source, model })
+        Ok(Self {
+            source,
+            model,
+            measures: MeasureConfig::default(),
+        })
     }
 
     /// The source resource a frame reads.

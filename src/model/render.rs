@@ -7,7 +7,15 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::datasource::{empty::EmptyTable, provider_as_source};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::sql::TableReference;
+
 use super::build::DAB;
+use super::dar::{DAR, DAR_STAGING, Dar, DarKind, DarModel};
 use super::project::Project;
 use crate::error::{ErrorKind, Result, ResultExt};
 
@@ -66,23 +74,97 @@ pub fn render_all(project: &Project) -> Result<Vec<RenderedModel>> {
             "-- model: {DAB}.{}\n-- kind: frame (HOOK), source: das.{}\n",
             frame.name, frame.source_table
         );
-        text.push_str("-- output columns:\n");
-        for f in plan.schema().fields() {
-            text.push_str(&format!(
-                "--   {} {}{}\n",
-                f.name(),
-                f.data_type(),
-                if f.is_nullable() { "" } else { " NOT NULL" }
-            ));
-        }
-        pretty(&plan, 0, &mut text);
+        describe(&plan, &mut text);
         out.push(RenderedModel {
             namespace: DAB.to_string(),
             name: frame.name.clone(),
             text,
         });
     }
+    render_dar(project, &mut out)?;
     Ok(out)
+}
+
+fn stand_in(namespace: &str, name: &str, plan: &LogicalPlan) -> Result<LogicalPlan> {
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    Ok(LogicalPlanBuilder::scan(
+        TableReference::partial(namespace, name),
+        provider_as_source(Arc::new(EmptyTable::new(schema))),
+        None,
+    )?
+    .build()?)
+}
+
+/// Every DAR model with its plan over empty stand-ins of its inputs (frames
+/// as their config defines them, earlier DAR models as their plans' output),
+/// in build-stage order.
+pub fn dar_plans(project: &Project) -> Result<Vec<(DarModel, LogicalPlan)>> {
+    let dar = Dar::new(project)?;
+    let mut tables: HashMap<String, LogicalPlan> = HashMap::new();
+    for frame in &project.model.frames {
+        let plan = project.frame_plan_from_config(frame)?;
+        tables.insert(
+            format!("{DAB}.{}", frame.name),
+            stand_in(DAB, &frame.name, &plan)?,
+        );
+    }
+    let mut out = Vec::new();
+    for stage in dar.stages()? {
+        for model in stage {
+            let plan = dar
+                .plan(&model, &tables)
+                .map_err(|e| e.context(format!("model {}", model.qualified())))?;
+            tables.insert(
+                model.qualified(),
+                stand_in(&model.namespace, &model.name, &plan)?,
+            );
+            out.push((model, plan));
+        }
+    }
+    Ok(out)
+}
+
+/// Render the DAR models.
+fn render_dar(project: &Project, out: &mut Vec<RenderedModel>) -> Result<()> {
+    for (model, plan) in dar_plans(project)? {
+        let kind = match model.kind {
+            DarKind::Bridge(_) => "bridge (Puppini)",
+            DarKind::Event(_) => "event bridge",
+            DarKind::Peripheral(_) => "peripheral",
+            DarKind::Unified => "unified bridge",
+            DarKind::Calendar => "calendar",
+        };
+        let reads: Vec<String> = model
+            .inputs
+            .iter()
+            .map(|(ns, n)| format!("{ns}.{n}"))
+            .collect();
+        let mut text = format!(
+            "-- model: {}\n-- kind: {kind}, reads: {}\n",
+            model.qualified(),
+            reads.join(", ")
+        );
+        describe(&plan, &mut text);
+        out.push(RenderedModel {
+            namespace: model.namespace.clone(),
+            name: model.name.clone(),
+            text,
+        });
+    }
+    Ok(())
+}
+
+fn describe(plan: &LogicalPlan, text: &mut String) {
+    text.push_str("-- output columns:\n");
+    for f in plan.schema().fields() {
+        text.push_str(&format!(
+            "--   {} {}{}\n",
+            f.name(),
+            f.data_type(),
+            if f.is_nullable() { "" } else { " NOT NULL" }
+        ));
+    }
+    pretty(plan, 0, text);
 }
 
 /// Write every rendered model under `plans_dir`, removing stale files of
@@ -92,7 +174,7 @@ pub fn write_plans(project: &Project, plans_dir: &Path) -> Result<Vec<PathBuf>> 
     let mut written = Vec::new();
     let keep: std::collections::HashSet<PathBuf> =
         models.iter().map(|m| m.path(plans_dir)).collect();
-    for ns in [DAB] {
+    for ns in [DAB, DAR_STAGING, DAR] {
         let dir = plans_dir.join(ns);
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
@@ -133,10 +215,12 @@ pub fn stale_plans(project: &Project, plans_dir: &Path) -> Result<Vec<PathBuf>> 
     }
     let keep: std::collections::HashSet<PathBuf> =
         models.iter().map(|m| m.path(plans_dir)).collect();
-    if let Ok(entries) = std::fs::read_dir(plans_dir.join(DAB)) {
-        for e in entries.flatten() {
-            if !keep.contains(&e.path()) {
-                stale.push(e.path());
+    for ns in [DAB, DAR_STAGING, DAR] {
+        if let Ok(entries) = std::fs::read_dir(plans_dir.join(ns)) {
+            for e in entries.flatten() {
+                if !keep.contains(&e.path()) {
+                    stale.push(e.path());
+                }
             }
         }
     }

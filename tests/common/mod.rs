@@ -1,10 +1,13 @@
 //! Shared test harness: warehouses on local disk and on a real S3-compatible
 //! server (moto) on loopback.
 //!
-//! The S3 server is started once per test binary on a free port, as
-//! `python3 -m moto.server` (`pip install "moto[server]"`; `$LAKEHOUSE_PYTHON`
-//! names another interpreter). If it is missing the S3 variants of the tests fail with instructions,
-//! unless `LAKEHOUSE_SKIP_S3=1` says to skip them (never set in CI).
+//! The S3 server is started once per test binary on a free port: moto's S3
+//! app, served by `tests/py/moto_serial.py` with one request processed at a
+//! time (`pip install "moto[server]"`; `$LAKEHOUSE_PYTHON` names another
+//! interpreter). moto's own threaded server does not make conditional puts
+//! atomic; S3 does, and so does one request at a time. If moto is missing
+//! the S3 variants of the tests fail with instructions, unless
+//! `LAKEHOUSE_SKIP_S3=1` says to skip them (never set in CI).
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -50,10 +53,11 @@ fn start_moto() -> Result<Moto, String> {
     // A watchdog shell stops the server when this test process exits (statics
     // are never dropped, so the guard alone would leak it).
     let script = format!(
-        "{bin} -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        "{bin} {server} 127.0.0.1 {port} >/dev/null 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; \
          kill $m 2>/dev/null; wait $m; exit 1",
-        parent = std::process::id()
+        parent = std::process::id(),
+        server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/moto_serial.py"),
     );
     let child = Command::new("sh")
         .args(["-c", &script])
@@ -71,7 +75,7 @@ fn start_moto() -> Result<Moto, String> {
         let exited = matches!(guard.0.try_wait(), Ok(Some(_)));
         if exited || Instant::now() > deadline {
             return Err(format!(
-                "'{bin} -m moto.server' did not start on port {port}: install it with pip install \"moto[server]\""
+                "'{bin} tests/py/moto_serial.py' (moto) did not start on port {port}: install it with pip install \"moto[server]\""
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
