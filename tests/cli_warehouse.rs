@@ -89,7 +89,7 @@ fn warehouse_verbs_end_to_end() {
 
     let (ok, out, _) = lakehouse(wh, &["plan"]);
     assert!(ok);
-    assert!(out.contains("0 of 58 models would be built"), "{out}");
+    assert!(out.contains("0 of 234 models would be built"), "{out}");
 
     let (ok, out, _) = lakehouse(wh, &["lineage", "--level", "layer"]);
     assert!(ok);

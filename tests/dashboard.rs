@@ -15,8 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
@@ -25,6 +24,10 @@ use chrono::{Datelike, Duration, NaiveDate};
 use lakehouse::dashboard::{self, DashboardServer, xmr::xmr};
 use lakehouse::storage::{TableName, Warehouse, Write};
 use serde_json::Value;
+
+mod browser;
+
+use browser::{artifacts_dir, chromium, lakehouse_query, parse_cards, run_chromium};
 
 const TERRITORY_HOOK: &str = "_pit_hook__territory__sales";
 const CATEGORY_HOOK: &str = "_pit_hook__product_category__adventure_works";
@@ -346,26 +349,6 @@ async fn get_json(base: &str, path_and_query: &str) -> Value {
 }
 
 /// `lakehouse --warehouse dir query sql --format csv`, as rows of fields.
-fn lakehouse_query(dir: &Path, sql: &str) -> Vec<Vec<String>> {
-    let out = Command::new(env!("CARGO_BIN_EXE_lakehouse"))
-        .arg("--warehouse")
-        .arg(dir)
-        .args(["query", sql, "--format", "csv"])
-        .output()
-        .expect("run lakehouse query");
-    assert!(
-        out.status.success(),
-        "lakehouse query failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split(',').map(|f| f.trim().to_string()).collect())
-        .collect()
-}
-
 /// `(date, value)` of a metric per day from SQL, optional territory slice.
 fn sql_series(dir: &Path, column: &str, territory: Option<&str>) -> BTreeMap<String, f64> {
     let (join, filter) = match territory {
@@ -666,82 +649,6 @@ async fn api_matches_sql_and_slices_are_consistent() {
     assert_eq!(again, all);
 
     server.shutdown().await.expect("shutdown");
-}
-
-fn artifacts_dir() -> PathBuf {
-    match std::env::var_os("LAKEHOUSE_ARTIFACTS") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target")
-            .join("artifacts"),
-    }
-}
-
-fn chromium() -> String {
-    let candidates = ["chromium", "chromium-browser", "google-chrome"];
-    let found = std::env::var("LAKEHOUSE_CHROMIUM")
-        .ok()
-        .into_iter()
-        .chain(candidates.iter().map(|s| s.to_string()))
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-        });
-    found.unwrap_or_else(|| {
-        panic!(
-            "headless Chromium is required for this test and was not found: \
-             install it with `apt-get update && apt-get install -y chromium` \
-             (or name the binary in LAKEHOUSE_CHROMIUM)"
-        )
-    })
-}
-
-fn run_chromium(bin: &str, profile: &Path, extra: &[String], url: &str) -> String {
-    let out = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("run chromium");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `(data-metric, data-value, data-status)` of every card, in page order.
-fn parse_cards(dom: &str) -> Vec<(String, String, String)> {
-    let attr = |tag: &str, name: &str| -> String {
-        let key = format!("{name}=\"");
-        tag.split_once(&key)
-            .and_then(|(_, rest)| rest.split_once('"'))
-            .map(|(v, _)| v.to_string())
-            .unwrap_or_default()
-    };
-    dom.split("<article ")
-        .skip(1)
-        .map(|s| s.split_once('>').map(|(tag, _)| tag).unwrap_or(s))
-        .filter(|tag| tag.contains("class=\"card"))
-        .map(|tag| {
-            (
-                attr(tag, "data-metric"),
-                attr(tag, "data-value"),
-                attr(tag, "data-status"),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

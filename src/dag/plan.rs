@@ -7,7 +7,7 @@
 //! - **changed**: the fingerprint differs, or an upstream model is being
 //!   rebuilt in full -> full build (the model and all its descendants);
 //! - **stale**: an input's current snapshot differs from the recorded one
-//!   -> incremental build;
+//!   -> incremental build; so is every descendant of a model being built;
 //! - **up to date**: nothing to do.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,13 +116,28 @@ pub async fn plan(wh: &Warehouse, dag: &Dag, force_full: bool) -> Result<Vec<Pla
             reason: status.1,
         });
     }
-    // Descendants of a full rebuild are rebuilt in full too.
+    // Descendants of a full rebuild are rebuilt in full too; descendants of
+    // any other build are at least stale (their input will change).
     for d in dag.descendants(&full_roots) {
         if let Some(p) = planned[d].as_mut()
             && !p.full()
         {
             p.status = Status::Changed;
             p.reason = "an upstream model is rebuilt in full".to_string();
+        }
+    }
+    let building: BTreeSet<usize> = planned
+        .iter()
+        .flatten()
+        .filter(|p| p.status != Status::UpToDate)
+        .map(|p| p.node)
+        .collect();
+    for d in dag.descendants(&building) {
+        if let Some(p) = planned[d].as_mut()
+            && p.status == Status::UpToDate
+        {
+            p.status = Status::Stale;
+            p.reason = "an upstream model is rebuilt".to_string();
         }
     }
     Ok(planned.into_iter().flatten().collect())

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::model::Project;
 use crate::model::build::DAB;
-use crate::model::das;
 use crate::model::dar::{Dar, DarKind};
+use crate::model::das;
 use crate::model::render::render_all;
 use crate::storage::TableName;
 
@@ -139,10 +139,9 @@ impl Dag {
                     .iter()
                     .map(|(ns, t)| {
                         let input = TableName::new(ns.clone(), t.clone())?;
-                        index
-                            .get(&input)
-                            .copied()
-                            .ok_or_else(|| Error::invalid(format!("model {name} reads unknown table {input}")))
+                        index.get(&input).copied().ok_or_else(|| {
+                            Error::invalid(format!("model {name} reads unknown table {input}"))
+                        })
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let text = rendered
