@@ -43,6 +43,10 @@ async fn dashboard_on_demo_data_in_headless_chromium() {
         .json()
         .await
         .unwrap();
+    // The default window ends on the source's last modification day (day 1 =
+    // 2014-07-01), not on later scheduled dates such as offer end dates.
+    assert_eq!(api["to"], "2014-07-01");
+    assert_eq!(api["from"], "2013-07-02");
     let metrics = api["metrics"].as_array().unwrap();
     assert!(
         metrics.len() >= 10,

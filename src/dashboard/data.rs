@@ -130,6 +130,10 @@ pub struct DashboardData {
     percentages: Vec<Percentage>,
     slices: BTreeMap<String, Slice>,
     data_range: Option<(NaiveDate, NaiveDate)>,
+    /// The newest day on which the source modified anything (`event__*_modified`):
+    /// the source's "today". Later event dates are scheduled, not observed
+    /// (e.g. an offer's end date), so the default window ends here.
+    source_today: Option<NaiveDate>,
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -302,8 +306,10 @@ impl DashboardData {
             percentages,
             slices,
             data_range: None,
+            source_today: None,
         };
         data.data_range = data.compute_data_range().await?;
+        data.source_today = data.compute_source_today(&bridge_columns).await?;
         Ok(data)
     }
 
@@ -341,10 +347,41 @@ impl DashboardData {
         self.data_range
     }
 
-    /// The default window: the 52 weeks ending on the last day with data.
+    /// The default window: the 52 weeks ending on the last day with data,
+    /// or on the source's last modification day if that is earlier (days
+    /// after it only hold scheduled dates).
     pub fn default_window(&self) -> Option<(NaiveDate, NaiveDate)> {
         let (_, last) = self.data_range?;
-        Some((last - Duration::days(DEFAULT_WINDOW_DAYS), last))
+        let end = self.source_today.map_or(last, |t| t.min(last));
+        Some((end - Duration::days(DEFAULT_WINDOW_DAYS), end))
+    }
+
+    async fn compute_source_today(&self, bridge_columns: &[String]) -> Result<Option<NaiveDate>> {
+        let modified: Vec<&String> = bridge_columns
+            .iter()
+            .filter(|c| c.starts_with("event__") && c.ends_with("_modified"))
+            .collect();
+        let Some(any) = modified
+            .iter()
+            .map(|c| ident(c.as_str()).is_true())
+            .reduce(|a, b| a.or(b))
+        else {
+            return Ok(None);
+        };
+        let batches = self
+            .dated_rows()
+            .await?
+            .filter(any)?
+            .aggregate(vec![], vec![max(ident(DAY)).alias("today")])?
+            .collect()
+            .await?;
+        let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(None);
+        };
+        match batch.column(0).as_primitive_opt::<Date32Type>() {
+            Some(d) if d.is_valid(0) => Ok(Some(days_to_date(d.value(0))?)),
+            _ => Ok(None),
+        }
     }
 
     /// Current bridge rows joined to the calendar, with the day as `DAY`.
