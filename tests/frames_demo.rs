@@ -2,16 +2,15 @@
 //! current row per true key, and incremental after a simulated day equals a
 //! full rebuild on every frame.
 
-use std::collections::BTreeSet;
+mod common;
 
 use arrow::array::Int64Array;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use lakehouse::extract::land::{ExtractOptions, extract};
 use lakehouse::extract::{ODataClient, RetryPolicy};
 use lakehouse::model::Project;
 use lakehouse::model::build::{BuildMode, build_frames};
 use lakehouse::source::{GeneratorOptions, ServerOptions, serve};
-use lakehouse::storage::{AsOf, TableName, Warehouse};
+use lakehouse::storage::{TableName, Warehouse};
 
 async fn scalar(ctx: &datafusion::prelude::SessionContext, sql: &str) -> i64 {
     let b = ctx.sql(sql).await.unwrap().collect().await.unwrap();
@@ -20,27 +19,6 @@ async fn scalar(ctx: &datafusion::prelude::SessionContext, sql: &str) -> i64 {
         .downcast_ref::<Int64Array>()
         .unwrap()
         .value(0)
-}
-
-async fn rows_as_text(wh: &Warehouse, t: &TableName) -> BTreeSet<String> {
-    let opts = FormatOptions::default().with_null("NULL");
-    let mut out = BTreeSet::new();
-    for b in wh.scan(t, AsOf::Latest).await.unwrap() {
-        let f: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
-            .collect();
-        for i in 0..b.num_rows() {
-            out.insert(
-                f.iter()
-                    .map(|x| x.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            );
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,13 +98,13 @@ async fn demo_frames_build_and_incremental_equals_full() {
     let mut incremental = Vec::new();
     for frame in &project.model.frames {
         let t = TableName::new("dab", frame.name.clone()).unwrap();
-        incremental.push((t.clone(), rows_as_text(&wh, &t).await));
+        incremental.push((t.clone(), common::rows_as_text(&wh, &t).await));
     }
     build_frames(&wh, &project, None, BuildMode::Full, false)
         .await
         .unwrap();
     for (t, inc_rows) in incremental {
-        let full_rows = rows_as_text(&wh, &t).await;
+        let full_rows = common::rows_as_text(&wh, &t).await;
         assert_eq!(inc_rows.len(), full_rows.len(), "{t}: row count");
         assert!(inc_rows == full_rows, "{t}: incremental differs from full");
     }

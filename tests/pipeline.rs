@@ -8,14 +8,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use lakehouse::dag::Dag;
 use lakehouse::dag::lineage::{Level, mermaid};
 use lakehouse::dag::lock::RunLock;
 use lakehouse::dag::plan::{Status, plan};
 use lakehouse::dag::run::{PipelineOptions, RunOptions, SourceSpec, elt, init, run_models};
 use lakehouse::model::Project;
-use lakehouse::storage::{AsOf, TableName, Warehouse};
+use lakehouse::storage::{TableName, Warehouse};
 
 fn options(day: Option<u32>) -> PipelineOptions {
     PipelineOptions {
@@ -28,33 +27,12 @@ fn options(day: Option<u32>) -> PipelineOptions {
     }
 }
 
-async fn rows_as_text(wh: &Warehouse, t: &TableName) -> BTreeSet<String> {
-    let opts = FormatOptions::default().with_null("NULL");
-    let mut out = BTreeSet::new();
-    for b in wh.scan(t, AsOf::Latest).await.unwrap() {
-        let f: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
-            .collect();
-        for i in 0..b.num_rows() {
-            out.insert(
-                f.iter()
-                    .map(|x| x.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            );
-        }
-    }
-    out
-}
-
 /// Every model table (not DAS, not the run log) as sets of rows.
 async fn model_tables(wh: &Warehouse) -> BTreeMap<String, BTreeSet<String>> {
     let mut out = BTreeMap::new();
     for t in wh.list_all_tables().await.unwrap() {
         if t.namespace != "das" && t.namespace != "lakehouse" {
-            out.insert(t.to_string(), rows_as_text(wh, &t).await);
+            out.insert(t.to_string(), common::rows_as_text(wh, &t).await);
         }
     }
     out

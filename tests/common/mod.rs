@@ -192,3 +192,29 @@ macro_rules! on_every_backend {
         }
     };
 }
+
+/// Every row of a table rendered as text (`|`-joined, NULL as `NULL`), as a set:
+/// two tables are equal as sets of rows when these are equal.
+pub async fn rows_as_text(
+    wh: &Warehouse,
+    t: &lakehouse::storage::TableName,
+) -> std::collections::BTreeSet<String> {
+    let opts = arrow::util::display::FormatOptions::default().with_null("NULL");
+    let mut out = std::collections::BTreeSet::new();
+    for b in wh.scan(t, lakehouse::storage::AsOf::Latest).await.unwrap() {
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
+        for i in 0..b.num_rows() {
+            out.insert(
+                f.iter()
+                    .map(|x| x.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
