@@ -394,7 +394,7 @@ async fn pipeline(
         report.seconds
     );
     out!(
-        "next: `lakehouse tables`, `lakehouse query \"SELECT ...\"`, `lakehouse elt` for the next day of changes"
+        "next: `lakehouse dashboard --open` (http://127.0.0.1:8501/), `lakehouse query \"SELECT ...\"`, `lakehouse elt` for the next day of changes"
     );
     Ok(())
 }
