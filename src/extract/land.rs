@@ -29,7 +29,7 @@ use arrow::array::{
     new_null_array,
 };
 use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use chrono::{DateTime, Utc};
 use datafusion::logical_expr::col;
@@ -40,7 +40,7 @@ use super::odata::{Cursor, ODataClient};
 use super::schema::resource_schema;
 use crate::config::{ResourceConfig, SourceConfig};
 use crate::error::{Error, Result};
-use crate::model::das::{LOAD_ID, LOAD_SEQUENCE, LOADED_AT, NAMESPACE};
+use crate::model::das::NAMESPACE;
 use crate::model::frame::ts_lit;
 use crate::storage::{AsOf, SchemaPolicy, TableName, Warehouse, Write};
 
@@ -337,15 +337,7 @@ async fn land_resource(
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    fields.extend([
-        Field::new(LOAD_ID, DataType::Utf8, false),
-        Field::new(
-            LOADED_AT,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new(LOAD_SEQUENCE, DataType::Int64, false),
-    ]);
+    fields.extend(crate::model::das::load_fields());
     let mut columns = batch.columns().to_vec();
     columns.push(Arc::new(StringArray::from(vec![load_id; n])));
     columns.push(Arc::new(

@@ -19,6 +19,20 @@ pub const LOAD_SEQUENCE: &str = "_load_sequence";
 /// The DAS namespace.
 pub const NAMESPACE: &str = "das";
 
+/// The three load columns, in landing order, as Arrow fields.
+pub fn load_fields() -> [arrow::datatypes::Field; 3] {
+    use arrow::datatypes::{DataType, Field, TimeUnit};
+    [
+        Field::new(LOAD_ID, DataType::Utf8, false),
+        Field::new(
+            LOADED_AT,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new(LOAD_SEQUENCE, DataType::Int64, false),
+    ]
+}
+
 /// Whether `column` is one of the load columns.
 pub fn is_load_column(column: &str) -> bool {
     matches!(column, LOAD_ID | LOADED_AT | LOAD_SEQUENCE)

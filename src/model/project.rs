@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::datasource::{empty::EmptyTable, provider_as_source};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::TableReference;
 
 use super::config::{Frame, ModelConfig};
-use super::das::{LOAD_ID, LOAD_SEQUENCE, LOADED_AT, NAMESPACE};
+use super::das::NAMESPACE;
 use super::frame::frame_plan;
 use super::graph::DependencyGraph;
 use super::measures::MeasureConfig;
@@ -79,15 +79,7 @@ impl Project {
             .iter()
             .map(|f| Field::new(f.name(), f.data_type().clone(), true))
             .collect();
-        fields.extend([
-            Field::new(LOAD_ID, DataType::Utf8, false),
-            Field::new(
-                LOADED_AT,
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                false,
-            ),
-            Field::new(LOAD_SEQUENCE, DataType::Int64, false),
-        ]);
+        fields.extend(super::das::load_fields());
         Arc::new(Schema::new(fields))
     }
 

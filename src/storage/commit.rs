@@ -488,16 +488,7 @@ async fn stage_snapshot(
                     let mut w = new_writer(next_manifest_path(), ManifestContentType::Data)?;
                     for e in live {
                         removed_rows += e.record_count();
-                        summary.remove_file(
-                            e.data_file(),
-                            Arc::new(schema.clone()),
-                            base.default_partition_spec().clone(),
-                        );
-                        w.add_delete_file(
-                            e.data_file.clone(),
-                            seq_of(&e)?,
-                            e.file_sequence_number,
-                        )?;
+                        mark_deleted(&mut w, &mut summary, &e, schema, base)?;
                     }
                     manifests.push(w.write_manifest_file().await?);
                 }
@@ -534,16 +525,7 @@ async fn stage_snapshot(
                         let remaining_count: u64 =
                             remaining.iter().map(|b| b.num_rows() as u64).sum();
                         removed_rows += e.record_count() - remaining_count;
-                        summary.remove_file(
-                            e.data_file(),
-                            Arc::new(schema.clone()),
-                            base.default_partition_spec().clone(),
-                        );
-                        w.add_delete_file(
-                            e.data_file.clone(),
-                            seq_of(&e)?,
-                            e.file_sequence_number,
-                        )?;
+                        mark_deleted(&mut w, &mut summary, &e, schema, base)?;
                         if remaining_count > 0 {
                             rewritten_rows += remaining_count;
                             rewritten.extend(
@@ -652,6 +634,23 @@ async fn stage_snapshot(
         removed_rows,
         rewritten_rows,
     })
+}
+
+/// Record a live entry as deleted in manifest `w` and in the summary.
+fn mark_deleted(
+    w: &mut iceberg::spec::ManifestWriter,
+    summary: &mut SnapshotSummaryCollector,
+    e: &iceberg::spec::ManifestEntry,
+    schema: &Schema,
+    base: &TableMetadata,
+) -> Result<()> {
+    summary.remove_file(
+        e.data_file(),
+        Arc::new(schema.clone()),
+        base.default_partition_spec().clone(),
+    );
+    w.add_delete_file(e.data_file.clone(), seq_of(e)?, e.file_sequence_number)?;
+    Ok(())
 }
 
 fn seq_of(e: &iceberg::spec::ManifestEntry) -> Result<i64> {
