@@ -163,3 +163,53 @@ async fn pyiceberg_reads_identical_rows() {
         json!("2024-03-01T12:00:00.123456+00:00")
     );
 }
+
+/// pyiceberg applies our position deletes (merge-on-read replace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyiceberg_applies_position_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    let t = TableName::parse("dar.products").unwrap();
+    wh.write(
+        &t,
+        schema(),
+        vec![batch(&[
+            (1, Some("bike"), 1.0, true, 0, 0, b""),
+            (2, Some("helmet"), 2.0, true, 0, 0, b""),
+            (3, Some("chain"), 3.0, true, 0, 0, b""),
+        ])],
+        Write::append(),
+    )
+    .await
+    .unwrap();
+    wh.write(
+        &t,
+        schema(),
+        vec![batch(&[(2, Some("helmet pro"), 25.0, false, 0, 0, b"")])],
+        Write::merge(["id"]),
+    )
+    .await
+    .unwrap();
+    let latest = wh.load_table(&t).await.unwrap();
+    assert_eq!(latest.current_properties()["total-position-deletes"], "1");
+    let got = pyiceberg(&wh.metadata_location(&t, latest.version), None);
+    let names: Vec<(i64, String)> = got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_i64().unwrap(),
+                r["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (1, "bike".to_string()),
+            (2, "helmet pro".to_string()),
+            (3, "chain".to_string())
+        ]
+    );
+}

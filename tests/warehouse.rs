@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use lakehouse::ErrorKind;
-use lakehouse::storage::commit::{FailPoint, live_data_files};
+use lakehouse::storage::commit::{FailPoint, KeyMatch, live_data_files};
 use lakehouse::storage::{AsOf, TableName, Warehouse, Write};
 
 fn schema() -> SchemaRef {
@@ -541,6 +541,157 @@ async fn catalog_listing_and_drop(wh: Warehouse) {
     assert_eq!(n, 1);
 }
 
+/// Merge-on-read: replaced rows get position deletes, data files are never
+/// rewritten, and every reader (ours, time travel) sees the live rows.
+async fn merge_on_read_replace(wh: Warehouse) {
+    let t = TableName::parse("dar.items").unwrap();
+    let first = [
+        (1, Some("a"), 1.0),
+        (2, Some("b"), 2.0),
+        (3, Some("c"), 3.0),
+        (4, None, 4.0),
+    ];
+    wh.write(&t, schema(), vec![batch(&first)], Write::append())
+        .await
+        .unwrap();
+    let files_before: BTreeSet<String> = live_data_files(&wh.load_table(&t).await.unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.file_path().to_string())
+        .collect();
+
+    // merge: keys of the new rows (2 and 9) replace the old rows.
+    let o = wh
+        .write(
+            &t,
+            schema(),
+            vec![batch(&[(2, Some("b2"), 20.0), (9, Some("z"), 9.0)])],
+            Write::merge(["id"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!((o.added_rows, o.removed_rows), (2, 1));
+    let after_merge = [
+        (1, Some("a"), 1.0),
+        (2, Some("b2"), 20.0),
+        (3, Some("c"), 3.0),
+        (4, None, 4.0),
+        (9, Some("z"), 9.0),
+    ];
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await, owned(&after_merge));
+    let loaded = wh.load_table(&t).await.unwrap();
+    assert_eq!(loaded.row_count(), 5);
+    let props = loaded.current_properties();
+    assert_eq!(props["total-records"], "6");
+    assert_eq!(props["total-position-deletes"], "1");
+    assert_eq!(props["total-delete-files"], "1");
+    let files_after: BTreeSet<String> = live_data_files(&loaded)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|f| f.content_type() == iceberg::spec::DataContentType::Data)
+        .map(|f| f.file_path().to_string())
+        .collect();
+    assert!(
+        files_before.is_subset(&files_after),
+        "no data file was rewritten"
+    );
+
+    // replace by explicit key tuples: delete names "a" and "b2" (and "b",
+    // already deleted: not counted again), insert one row.
+    let names = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)])),
+        vec![Arc::new(StringArray::from(vec![
+            Some("a"),
+            Some("b2"),
+            Some("b"),
+            None,
+        ]))],
+    )
+    .unwrap();
+    let o = wh
+        .write(
+            &t,
+            schema(),
+            vec![batch(&[(7, Some("new"), 7.0)])],
+            Write::replace(vec![KeyMatch::Values(names)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!((o.added_rows, o.removed_rows), (1, 2), "NULL never matches");
+    let after_replace = [
+        (3, Some("c"), 3.0),
+        (4, None, 4.0),
+        (7, Some("new"), 7.0),
+        (9, Some("z"), 9.0),
+    ];
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await, owned(&after_replace));
+    let loaded = wh.load_table(&t).await.unwrap();
+    assert_eq!(loaded.row_count(), 4);
+    let history = loaded.history();
+    assert_eq!(
+        history.iter().map(|h| h.total_records).collect::<Vec<_>>(),
+        [Some(4), Some(5), Some(4)]
+    );
+    // Time travel sees the deletes of its own snapshot only.
+    assert_eq!(
+        rows(&wh, &t, AsOf::Snapshot(history[1].snapshot_id)).await,
+        owned(&after_merge)
+    );
+
+    // Copy-on-write upsert refuses a table with position deletes, naming it.
+    let err = wh
+        .write(
+            &t,
+            schema(),
+            vec![batch(&[(3, None, 0.0)])],
+            Write::upsert(["id"]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("position deletes"), "{err}");
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await, owned(&after_replace));
+
+    // A key column missing from the batch is refused before anything is written.
+    let err = wh
+        .write(
+            &t,
+            schema(),
+            vec![batch(&[(5, None, 0.0)])],
+            Write::merge(["nope"]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("'nope'"), "{err}");
+
+    // Overwrite drops data and delete files alike.
+    let o = wh
+        .write(
+            &t,
+            schema(),
+            vec![batch(&[(1, Some("x"), 1.0)])],
+            Write::overwrite(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.removed_rows, 4, "the live rows");
+    let loaded = wh.load_table(&t).await.unwrap();
+    let props = loaded.current_properties();
+    assert_eq!(
+        (
+            props["total-records"].as_str(),
+            props["total-delete-files"].as_str(),
+            props["total-position-deletes"].as_str()
+        ),
+        ("1", "0", "0")
+    );
+    assert_eq!(
+        rows(&wh, &t, AsOf::Latest).await,
+        owned(&[(1, Some("x"), 1.0)])
+    );
+}
+
 on_every_backend! {
     append_overwrite_upsert => super::append_overwrite_upsert_round_trip,
     snapshot_properties => super::snapshot_properties_commit_with_rows,
@@ -550,4 +701,5 @@ on_every_backend! {
     corrupt_metadata => super::corrupt_metadata_names_the_file,
     catalog => super::catalog_listing_and_drop,
     create_only_put => super::create_only_put_refuses_the_second_writer,
+    merge_on_read => super::merge_on_read_replace,
 }

@@ -13,11 +13,23 @@
 //!    - **upsert(keys)**: copy-on-write. Each live base file holding a row
 //!      whose key appears in the new rows is marked deleted and its other rows
 //!      are rewritten to a new file; manifests without such files are kept
-//!      untouched; then the new rows are added.
+//!      untouched; then the new rows are added;
+//!    - **replace(matches)**: merge-on-read. Live rows matching any
+//!      [`KeyMatch`] (key tuples given explicitly, or the keys of the new
+//!      rows) get one Iceberg v2 *position delete* file; no data file is
+//!      rewritten and every base manifest is kept; then the new rows are
+//!      added. Only the matching key columns of the base files are read.
+//!      Positions already deleted are not deleted again, so
+//!      `total-records - total-position-deletes` is the live row count.
 //! 4. Write the manifest list and the next metadata file with a create-only
 //!    put. If another writer won that version, reload and redo step 3 (the
 //!    data files of step 2 are reused; nothing a loser wrote is ever
 //!    referenced).
+//!
+//! Copy-on-write upsert refuses tables that already hold position deletes
+//! (use replace or overwrite there); overwrite drops delete files with the
+//! data files. Snapshot totals are the base snapshot's totals plus what the
+//! commit added minus what it removed.
 //!
 //! Sequence numbers follow the spec: added entries inherit the new snapshot's
 //! sequence number; existing and deleted entries keep theirs. Caller-supplied
@@ -33,8 +45,8 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef as ArrowSchemaRef;
 use arrow::row::{RowConverter, SortField};
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, MAIN_BRANCH, ManifestContentType, ManifestFile,
-    ManifestListWriter, ManifestWriterBuilder, Operation, Schema, Snapshot,
+    DataContentType, DataFile, DataFileBuilder, DataFileFormat, MAIN_BRANCH, ManifestContentType,
+    ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Schema, Snapshot,
     SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuilder,
 };
 use iceberg::table::Table;
@@ -45,7 +57,8 @@ use iceberg::writer::file_writer::location_generator::{
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -57,7 +70,7 @@ use super::schema::{arrow_schema, conform_batch, iceberg_schema_from_arrow, proj
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 
 /// What a write does to the rows already in the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WriteMode {
     /// Add the rows.
     Append,
@@ -66,6 +79,35 @@ pub enum WriteMode {
     /// Replace the rows whose key (these columns) appears in the new rows;
     /// keep every other row untouched.
     Upsert { keys: Vec<String> },
+    /// Merge-on-read: delete (with position deletes) the rows matching any
+    /// of `matches`, then add the new rows.
+    Replace { matches: Vec<KeyMatch> },
+}
+
+/// Which existing rows a [`WriteMode::Replace`] deletes: rows whose values
+/// in the key columns equal one of the key tuples. NULL never equals
+/// anything, and a base file lacking a key column has no matching row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyMatch {
+    /// The tuples of these columns found in the new rows (an upsert).
+    NewRows(Vec<String>),
+    /// These tuples: the batch's columns name the key columns, each row is
+    /// one tuple.
+    Values(RecordBatch),
+}
+
+impl KeyMatch {
+    fn columns(&self) -> Vec<String> {
+        match self {
+            KeyMatch::NewRows(c) => c.clone(),
+            KeyMatch::Values(b) => b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        }
+    }
 }
 
 impl WriteMode {
@@ -74,6 +116,7 @@ impl WriteMode {
             WriteMode::Append => "append",
             WriteMode::Overwrite => "overwrite",
             WriteMode::Upsert { .. } => "upsert",
+            WriteMode::Replace { .. } => "replace",
         }
     }
 }
@@ -121,6 +164,19 @@ impl Write {
         Self::new(WriteMode::Upsert {
             keys: keys.into_iter().map(Into::into).collect(),
         })
+    }
+    /// Merge-on-read upsert: the rows whose `keys` appear in the new rows are
+    /// deleted with position deletes, then the new rows are added.
+    pub fn merge<S: Into<String>>(keys: impl IntoIterator<Item = S>) -> Self {
+        Self::new(WriteMode::Replace {
+            matches: vec![KeyMatch::NewRows(
+                keys.into_iter().map(Into::into).collect(),
+            )],
+        })
+    }
+    /// Merge-on-read: delete the rows matching any of `matches`, add the new rows.
+    pub fn replace(matches: Vec<KeyMatch>) -> Self {
+        Self::new(WriteMode::Replace { matches })
     }
     /// Add a snapshot-summary property.
     pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -177,8 +233,19 @@ impl Warehouse {
             Some(f) => f(at),
             None => Ok(()),
         };
-        if let WriteMode::Upsert { keys } = &write.mode {
-            if keys.is_empty() {
+        let key_lists: Vec<&Vec<String>> = match &write.mode {
+            WriteMode::Upsert { keys } => vec![keys],
+            WriteMode::Replace { matches } => matches
+                .iter()
+                .filter_map(|m| match m {
+                    KeyMatch::NewRows(k) => Some(k),
+                    KeyMatch::Values(_) => None,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        for keys in key_lists {
+            if keys.is_empty() && matches!(write.mode, WriteMode::Upsert { .. }) {
                 return Err(Error::invalid(format!(
                     "upsert into {name} needs at least one key column"
                 )));
@@ -187,8 +254,20 @@ impl Warehouse {
                 if schema.index_of(k).is_err() {
                     return Err(Error::new(
                         ErrorKind::SchemaMismatch,
-                        format!("upsert key column '{k}' is not in the batch for table {name}"),
+                        format!(
+                            "{} key column '{k}' is not in the batch for table {name}",
+                            write.mode.name()
+                        ),
                     ));
+                }
+            }
+        }
+        if let WriteMode::Replace { matches } = &write.mode {
+            for m in matches {
+                if m.columns().is_empty() {
+                    return Err(Error::invalid(format!(
+                        "replace into {name} needs at least one key column per match"
+                    )));
                 }
             }
         }
@@ -243,7 +322,7 @@ impl Warehouse {
                 &table,
                 &target_schema,
                 files.clone(),
-                &batches_keys(&write, &batches)?,
+                &matchers(&write, &batches)?,
                 &write,
                 commit_id,
                 attempt,
@@ -331,53 +410,96 @@ fn fill_missing_optional(batch: &RecordBatch, target: &ArrowSchemaRef) -> Record
         .unwrap_or_else(|_| batch.clone())
 }
 
-/// Encoded upsert keys of the new rows (empty for other modes).
-struct KeySet {
+/// Encoded key tuples that base rows are matched against (upsert and
+/// replace). Tuples with a NULL part are never stored, and base rows with a
+/// NULL key part never match.
+struct Matcher {
     columns: Vec<String>,
-    converter: Option<RowConverter>,
+    types: Vec<arrow::datatypes::DataType>,
+    converter: RowConverter,
     keys: HashSet<Box<[u8]>>,
 }
 
-fn batches_keys(write: &Write, batches: &[RecordBatch]) -> Result<KeySet> {
-    let WriteMode::Upsert { keys } = &write.mode else {
-        return Ok(KeySet {
-            columns: vec![],
-            converter: None,
-            keys: HashSet::new(),
-        });
-    };
-    let Some(first) = batches.first() else {
-        return Ok(KeySet {
-            columns: keys.clone(),
-            converter: None,
-            keys: HashSet::new(),
-        });
-    };
-    let fields = keys
-        .iter()
-        .map(|k| {
-            Ok(SortField::new(
-                first.schema_ref().field_with_name(k)?.data_type().clone(),
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let converter = RowConverter::new(fields)?;
-    let mut set = HashSet::new();
-    for b in batches {
-        let cols = keys
+impl Matcher {
+    /// Build from the key columns of `batches` (all of one schema).
+    fn from_batches(columns: &[String], batches: &[RecordBatch]) -> Result<Option<Self>> {
+        let Some(first) = batches.first() else {
+            return Ok(None);
+        };
+        let types = columns
             .iter()
-            .map(|k| Ok(b.column(b.schema_ref().index_of(k)?).clone()))
+            .map(|k| Ok(first.schema_ref().field_with_name(k)?.data_type().clone()))
             .collect::<Result<Vec<_>>>()?;
-        let rows = converter.convert_columns(&cols)?;
-        for r in rows.iter() {
-            set.insert(r.as_ref().into());
+        let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())?;
+        let mut m = Matcher {
+            columns: columns.to_vec(),
+            types,
+            converter,
+            keys: HashSet::new(),
+        };
+        for b in batches {
+            let cols = columns
+                .iter()
+                .map(|k| Ok(b.column(b.schema_ref().index_of(k)?).clone()))
+                .collect::<Result<Vec<_>>>()?;
+            let valid = all_valid(&cols, b.num_rows());
+            let rows = m.converter.convert_columns(&cols)?;
+            for (i, r) in rows.iter().enumerate() {
+                if valid.value(i) {
+                    m.keys.insert(r.as_ref().into());
+                }
+            }
         }
+        Ok((!m.keys.is_empty()).then_some(m))
     }
-    Ok(KeySet {
-        columns: keys.clone(),
-        converter: Some(converter),
-        keys: set,
-    })
+
+    /// Which rows of `batch` hold one of the tuples (all false when the
+    /// batch lacks a key column).
+    fn matches(&self, batch: &RecordBatch) -> Result<BooleanArray> {
+        let mut cols = Vec::with_capacity(self.columns.len());
+        for (c, t) in self.columns.iter().zip(&self.types) {
+            let Ok(i) = batch.schema_ref().index_of(c) else {
+                return Ok(BooleanArray::from(vec![false; batch.num_rows()]));
+            };
+            cols.push(arrow::compute::cast(batch.column(i), t)?);
+        }
+        let valid = all_valid(&cols, batch.num_rows());
+        let rows = self.converter.convert_columns(&cols)?;
+        Ok(rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Some(valid.value(i) && self.keys.contains(r.as_ref())))
+            .collect())
+    }
+}
+
+/// Rows where none of `cols` is NULL.
+fn all_valid(cols: &[arrow::array::ArrayRef], rows: usize) -> BooleanArray {
+    (0..rows)
+        .map(|i| Some(cols.iter().all(|c| c.is_valid(i))))
+        .collect()
+}
+
+/// The matchers of a write: the upsert keys of the new rows, or each of a
+/// replace's [`KeyMatch`]es (empty ones dropped).
+fn matchers(write: &Write, batches: &[RecordBatch]) -> Result<Vec<Matcher>> {
+    let mut out = Vec::new();
+    match &write.mode {
+        WriteMode::Upsert { keys } => out.extend(Matcher::from_batches(keys, batches)?),
+        WriteMode::Replace { matches } => {
+            for m in matches {
+                let found = match m {
+                    KeyMatch::NewRows(keys) => Matcher::from_batches(keys, batches)?,
+                    KeyMatch::Values(values) => {
+                        Matcher::from_batches(&m.columns(), std::slice::from_ref(values))?
+                    }
+                };
+                out.extend(found);
+            }
+        }
+        WriteMode::Append | WriteMode::Overwrite => {}
+    }
+    Ok(out)
 }
 
 /// Write conformed batches as Parquet data files of `table`.
@@ -419,13 +541,58 @@ struct Staged {
     rewritten_rows: u64,
 }
 
+/// Running totals of a snapshot's live files (see the module docs).
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    records: i64,
+    data_files: i64,
+    bytes: i64,
+    delete_files: i64,
+    position_deletes: i64,
+}
+
+impl Totals {
+    fn of(summary: Option<&HashMap<String, String>>) -> Self {
+        let get = |k: &str| {
+            summary
+                .and_then(|s| s.get(k))
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        Totals {
+            records: get("total-records"),
+            data_files: get("total-data-files"),
+            bytes: get("total-files-size"),
+            delete_files: get("total-delete-files"),
+            position_deletes: get("total-position-deletes"),
+        }
+    }
+
+    /// Count a file in (`sign` 1) or out (`sign` -1).
+    fn count(&mut self, f: &DataFile, sign: i64) {
+        let records = f.record_count() as i64 * sign;
+        self.bytes += f.file_size_in_bytes() as i64 * sign;
+        match f.content_type() {
+            DataContentType::Data => {
+                self.records += records;
+                self.data_files += sign;
+            }
+            DataContentType::PositionDeletes => {
+                self.position_deletes += records;
+                self.delete_files += sign;
+            }
+            DataContentType::EqualityDeletes => self.delete_files += sign,
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn stage_snapshot(
     wh: &Warehouse,
     table: &LoadedTable,
     schema: &Schema,
     added: Vec<DataFile>,
-    keys: &KeySet,
+    matchers: &[Matcher],
     write: &Write,
     commit_id: Uuid,
     attempt: usize,
@@ -456,22 +623,51 @@ async fn stage_snapshot(
 
     let mut summary = SnapshotSummaryCollector::default();
     let mut manifests: Vec<ManifestFile> = Vec::new();
+    let mut totals = match write.mode {
+        WriteMode::Overwrite => Totals::default(),
+        _ => Totals::of(
+            base.current_snapshot()
+                .map(|s| &s.summary().additional_properties),
+        ),
+    };
     let mut removed_rows = 0u64;
+    // Position deletes dropped by an overwrite (they hid removed rows).
+    let mut removed_deletes = 0u64;
     let mut rewritten: Vec<DataFile> = Vec::new();
     let mut rewritten_rows = 0u64;
+    let mut position_deletes: Vec<(String, Vec<i64>)> = Vec::new();
 
     if let Some(current) = base.current_snapshot() {
         let list = t.manifest_list_reader(current).load().await?;
-        for mf in list.entries() {
-            if mf.content != ManifestContentType::Data {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    format!(
-                        "table has delete files ({}); only copy-on-write tables are supported",
-                        mf.manifest_path
-                    ),
-                ));
+        let entries = list.entries();
+        if matches!(write.mode, WriteMode::Upsert { .. })
+            && let Some(d) = entries.iter().find(|mf| {
+                mf.content == ManifestContentType::Deletes
+                    && (mf.has_added_files() || mf.has_existing_files())
+            })
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "copy-on-write upsert: the table has position deletes ({}); use a replace (merge-on-read) or an overwrite",
+                    d.manifest_path
+                ),
+            ));
+        }
+        // Replace: positions already deleted, per data file.
+        let mut deleted: HashMap<String, HashSet<i64>> = HashMap::new();
+        if matches!(write.mode, WriteMode::Replace { .. }) && !matchers.is_empty() {
+            for mf in entries
+                .iter()
+                .filter(|mf| mf.content == ManifestContentType::Deletes)
+            {
+                let m = mf.load_manifest(file_io).await?;
+                for e in m.entries().iter().filter(|e| e.is_alive()) {
+                    read_position_deletes(wh, e.data_file(), &mut deleted).await?;
+                }
             }
+        }
+        for mf in entries {
             match &write.mode {
                 WriteMode::Append => manifests.push(mf.clone()),
                 WriteMode::Overwrite => {
@@ -485,14 +681,41 @@ async fn stage_snapshot(
                     if live.is_empty() {
                         continue;
                     }
-                    let mut w = new_writer(next_manifest_path(), ManifestContentType::Data)?;
+                    let mut w = new_writer(next_manifest_path(), mf.content)?;
                     for e in live {
-                        removed_rows += e.record_count();
+                        match e.content_type() {
+                            DataContentType::Data => removed_rows += e.record_count(),
+                            _ => removed_deletes += e.record_count(),
+                        }
                         mark_deleted(&mut w, &mut summary, &e, schema, base)?;
                     }
                     manifests.push(w.write_manifest_file().await?);
                 }
+                WriteMode::Replace { .. } => {
+                    manifests.push(mf.clone());
+                    if mf.content != ManifestContentType::Data || matchers.is_empty() {
+                        continue;
+                    }
+                    let manifest = mf.load_manifest(file_io).await?;
+                    for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                        let path = e.file_path().to_string();
+                        let already = deleted.get(&path);
+                        let hits = matching_positions(wh, e.data_file(), schema, matchers).await?;
+                        let fresh: Vec<i64> = hits
+                            .into_iter()
+                            .filter(|p| already.is_none_or(|d| !d.contains(p)))
+                            .collect();
+                        if !fresh.is_empty() {
+                            removed_rows += fresh.len() as u64;
+                            position_deletes.push((path, fresh));
+                        }
+                    }
+                }
                 WriteMode::Upsert { .. } => {
+                    if mf.content != ManifestContentType::Data {
+                        manifests.push(mf.clone());
+                        continue;
+                    }
                     let manifest = mf.load_manifest(file_io).await?;
                     let live: Vec<_> = manifest
                         .entries()
@@ -503,7 +726,8 @@ async fn stage_snapshot(
                     let mut affected = Vec::new();
                     let mut kept = Vec::new();
                     for e in live {
-                        match rows_without_keys(wh, e.data_file(), schema, keys).await? {
+                        match rows_without_keys(wh, e.data_file(), schema, matchers.first()).await?
+                        {
                             None => kept.push(e),
                             Some(remaining) => affected.push((e, remaining)),
                         }
@@ -525,6 +749,7 @@ async fn stage_snapshot(
                         let remaining_count: u64 =
                             remaining.iter().map(|b| b.num_rows() as u64).sum();
                         removed_rows += e.record_count() - remaining_count;
+                        totals.count(e.data_file(), -1);
                         mark_deleted(&mut w, &mut summary, &e, schema, base)?;
                         if remaining_count > 0 {
                             rewritten_rows += remaining_count;
@@ -546,6 +771,7 @@ async fn stage_snapshot(
         }
     }
 
+    let removed_rows = removed_rows.saturating_sub(removed_deletes);
     let all_added: Vec<DataFile> = added.into_iter().chain(rewritten).collect();
     for f in &all_added {
         summary.add_file(
@@ -553,6 +779,7 @@ async fn stage_snapshot(
             Arc::new(schema.clone()),
             base.default_partition_spec().clone(),
         );
+        totals.count(f, 1);
     }
     if !all_added.is_empty() {
         let mut w = new_writer(next_manifest_path(), ManifestContentType::Data)?;
@@ -561,18 +788,23 @@ async fn stage_snapshot(
         }
         manifests.insert(0, w.write_manifest_file().await?);
     }
-
-    // Totals over the live files of the new snapshot.
-    let mut totals = (0u64, 0u64, 0u64); // records, files, bytes
-    for mf in &manifests {
-        let m = mf.load_manifest(file_io).await?;
-        for e in m.entries().iter().filter(|e| e.is_alive()) {
-            if e.content_type() == DataContentType::Data {
-                totals.0 += e.record_count();
-                totals.1 += 1;
-                totals.2 += e.file_size_in_bytes();
-            }
-        }
+    if !position_deletes.is_empty() {
+        let f = write_position_deletes(
+            wh,
+            base,
+            position_deletes,
+            &format!("{commit_id}-a{attempt}"),
+        )
+        .await?;
+        summary.add_file(
+            &f,
+            Arc::new(schema.clone()),
+            base.default_partition_spec().clone(),
+        );
+        totals.count(&f, 1);
+        let mut w = new_writer(next_manifest_path(), ManifestContentType::Deletes)?;
+        w.add_file(f, -1)?;
+        manifests.insert(0, w.write_manifest_file().await?);
     }
 
     let list_path = format!("{location}/metadata/snap-{snapshot_id}-{attempt}-{commit_id}.avro");
@@ -587,11 +819,14 @@ async fn stage_snapshot(
 
     let mut props: HashMap<String, String> = write.properties.clone().into_iter().collect();
     props.extend(summary.build());
-    props.insert("total-records".into(), totals.0.to_string());
-    props.insert("total-data-files".into(), totals.1.to_string());
-    props.insert("total-files-size".into(), totals.2.to_string());
-    props.insert("total-delete-files".into(), "0".into());
-    props.insert("total-position-deletes".into(), "0".into());
+    props.insert("total-records".into(), totals.records.to_string());
+    props.insert("total-data-files".into(), totals.data_files.to_string());
+    props.insert("total-files-size".into(), totals.bytes.to_string());
+    props.insert("total-delete-files".into(), totals.delete_files.to_string());
+    props.insert(
+        "total-position-deletes".into(),
+        totals.position_deletes.to_string(),
+    );
     props.insert("total-equality-deletes".into(), "0".into());
     props.insert("lakehouse.write-mode".into(), write.mode.name().into());
     let operation = match write.mode {
@@ -672,66 +907,250 @@ fn unique_snapshot_id(base: &TableMetadata) -> i64 {
     }
 }
 
-/// For upsert: `None` if the file has no row whose key is in `keys`;
+/// The bytes of a Parquet file of the table.
+async fn read_parquet_bytes(wh: &Warehouse, file: &DataFile) -> Result<bytes::Bytes> {
+    if file.file_format() != DataFileFormat::Parquet {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("file {} is not Parquet", file.file_path()),
+        ));
+    }
+    let path = wh.url().location_to_path(file.file_path())?;
+    let cannot = |e: object_store::Error| {
+        Error::from(e).context(format!("cannot read file {}", file.file_path()))
+    };
+    wh.store()
+        .get(&path)
+        .await
+        .map_err(cannot)?
+        .bytes()
+        .await
+        .map_err(cannot)
+}
+
+/// Decode a Parquet file, only the top-level `columns` when given.
+fn decode_parquet(
+    bytes: bytes::Bytes,
+    columns: Option<&[String]>,
+    location: &str,
+) -> Result<Vec<RecordBatch>> {
+    let corrupt = || format!("file {location} is not valid Parquet");
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).ctx(ErrorKind::Corrupt, corrupt)?;
+    let builder = match columns {
+        None => builder,
+        Some(columns) => {
+            let roots: Vec<usize> = builder
+                .parquet_schema()
+                .root_schema()
+                .get_fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| columns.iter().any(|c| c == f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+            builder.with_projection(mask)
+        }
+    };
+    let reader = builder.build().ctx(ErrorKind::Corrupt, corrupt)?;
+    reader
+        .map(|b| {
+            b.ctx(ErrorKind::Corrupt, || {
+                format!("cannot decode file {location}")
+            })
+        })
+        .collect()
+}
+
+/// For upsert: `None` if the file has no row whose key `matcher` holds;
 /// otherwise the file's other rows (projected onto `schema`).
 async fn rows_without_keys(
     wh: &Warehouse,
     file: &DataFile,
     schema: &Schema,
-    keys: &KeySet,
+    matcher: Option<&Matcher>,
 ) -> Result<Option<Vec<RecordBatch>>> {
-    let Some(converter) = &keys.converter else {
+    let Some(matcher) = matcher else {
         return Ok(None);
     };
-    if file.file_format() != DataFileFormat::Parquet {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!("data file {} is not Parquet", file.file_path()),
-        ));
-    }
-    let path = wh.url().location_to_path(file.file_path())?;
-    let bytes = wh
-        .store()
-        .get(&path)
-        .await
-        .map_err(|e| Error::from(e).context(format!("cannot read data file {}", file.file_path())))?
-        .bytes()
-        .await
-        .map_err(|e| {
-            Error::from(e).context(format!("cannot read data file {}", file.file_path()))
-        })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .ctx(ErrorKind::Corrupt, || {
-            format!("data file {} is not valid Parquet", file.file_path())
-        })?
-        .build()
-        .ctx(ErrorKind::Corrupt, || {
-            format!("data file {} is not valid Parquet", file.file_path())
-        })?;
+    let bytes = read_parquet_bytes(wh, file).await?;
     let target = arrow_schema(schema)?;
     let mut out = Vec::new();
     let mut any_hit = false;
-    for batch in reader {
-        let batch = batch.ctx(ErrorKind::Corrupt, || {
-            format!("cannot decode data file {}", file.file_path())
-        })?;
+    for batch in decode_parquet(bytes, None, file.file_path())? {
         let batch = project_by_name(&batch, &target)?;
-        let cols = keys
-            .columns
-            .iter()
-            .map(|k| Ok(batch.column(batch.schema_ref().index_of(k)?).clone()))
-            .collect::<Result<Vec<_>>>()?;
-        let rows = converter.convert_columns(&cols)?;
-        let keep: BooleanArray = rows
-            .iter()
-            .map(|r| Some(!keys.keys.contains(r.as_ref())))
-            .collect();
-        if keep.false_count() > 0 {
+        let hit = matcher.matches(&batch)?;
+        if hit.true_count() > 0 {
             any_hit = true;
         }
-        out.push(filter_record_batch(&batch, &keep)?);
+        out.push(filter_record_batch(&batch, &arrow::compute::not(&hit)?)?);
     }
     Ok(any_hit.then_some(out))
+}
+
+/// For replace: the positions (0-based, in file order) of the file's rows
+/// that any matcher holds. Only the key columns are read.
+async fn matching_positions(
+    wh: &Warehouse,
+    file: &DataFile,
+    schema: &Schema,
+    matchers: &[Matcher],
+) -> Result<Vec<i64>> {
+    let mut columns: Vec<String> = matchers.iter().flat_map(|m| m.columns.clone()).collect();
+    columns.sort();
+    columns.dedup();
+    let bytes = read_parquet_bytes(wh, file).await?;
+    let target = arrow_schema(schema)?;
+    let wanted = Arc::new(arrow::datatypes::Schema::new(
+        target
+            .fields()
+            .iter()
+            .filter(|f| columns.contains(f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
+    let mut out = Vec::new();
+    let mut offset = 0i64;
+    for batch in decode_parquet(bytes, Some(&columns), file.file_path())? {
+        let batch = project_by_name(&batch, &wanted)?;
+        let mut hit = BooleanArray::from(vec![false; batch.num_rows()]);
+        for m in matchers {
+            hit = arrow::compute::or(&hit, &m.matches(&batch)?)?;
+        }
+        out.extend(
+            hit.iter()
+                .enumerate()
+                .filter(|(_, h)| *h == Some(true))
+                .map(|(i, _)| offset + i as i64),
+        );
+        offset += batch.num_rows() as i64;
+    }
+    Ok(out)
+}
+
+/// Field ids and names of position delete files (Iceberg spec).
+const DELETE_FILE_PATH: (&str, i32) = ("file_path", 2_147_483_546);
+const DELETE_POS: (&str, i32) = ("pos", 2_147_483_545);
+
+fn position_delete_schema() -> ArrowSchemaRef {
+    use arrow::datatypes::{DataType, Field};
+    let field = |(name, id): (&str, i32), t: DataType| {
+        Field::new(name, t, false).with_metadata(HashMap::from([(
+            parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
+            id.to_string(),
+        )]))
+    };
+    Arc::new(arrow::datatypes::Schema::new(vec![
+        field(DELETE_FILE_PATH, DataType::Utf8),
+        field(DELETE_POS, DataType::Int64),
+    ]))
+}
+
+/// Add the positions of a live position delete file to `deleted`.
+async fn read_position_deletes(
+    wh: &Warehouse,
+    file: &DataFile,
+    deleted: &mut HashMap<String, HashSet<i64>>,
+) -> Result<()> {
+    if file.content_type() != DataContentType::PositionDeletes {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} is an equality delete file; only position deletes are supported",
+                file.file_path()
+            ),
+        ));
+    }
+    let bytes = read_parquet_bytes(wh, file).await?;
+    for b in decode_parquet(bytes, None, file.file_path())? {
+        let bad = || {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "position delete file {} lacks string file_path / long pos columns",
+                    file.file_path()
+                ),
+            )
+        };
+        let paths = b
+            .column_by_name(DELETE_FILE_PATH.0)
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+            .ok_or_else(bad)?;
+        let pos = b
+            .column_by_name(DELETE_POS.0)
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+            .ok_or_else(bad)?;
+        for (p, n) in paths.iter().zip(pos.iter()) {
+            if let (Some(p), Some(n)) = (p, n) {
+                deleted.entry(p.to_string()).or_default().insert(n);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write one position delete file for `deletes` (data file, positions) and
+/// describe it as a `DataFile` of content `PositionDeletes`.
+async fn write_position_deletes(
+    wh: &Warehouse,
+    base: &TableMetadata,
+    mut deletes: Vec<(String, Vec<i64>)>,
+    tag: &str,
+) -> Result<DataFile> {
+    deletes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut paths = Vec::new();
+    let mut positions = Vec::new();
+    for (p, mut pos) in deletes.iter().cloned() {
+        pos.sort_unstable();
+        for n in pos {
+            paths.push(p.clone());
+            positions.push(n);
+        }
+    }
+    let rows = positions.len() as u64;
+    let schema = position_delete_schema();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(arrow::array::StringArray::from(paths)),
+            Arc::new(arrow::array::Int64Array::from(positions)),
+        ],
+    )?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(|e| Error::internal(e.to_string()))?,
+        ))
+        .build();
+    let mut buf = Vec::new();
+    let encode = |e: parquet::errors::ParquetError| {
+        Error::internal(format!("cannot encode a position delete file: {e}"))
+    };
+    {
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut buf, schema, Some(props)).map_err(encode)?;
+        w.write(&batch).map_err(encode)?;
+        w.close().map_err(encode)?;
+    }
+    let size = buf.len() as u64;
+    let location = format!("{}/data/{tag}-deletes.parquet", base.location());
+    let path = wh.url().location_to_path(&location)?;
+    wh.store()
+        .put(&path, PutPayload::from(buf))
+        .await
+        .map_err(|e| Error::from(e).context(format!("cannot write {location}")))?;
+    let mut b = DataFileBuilder::default();
+    b.content(DataContentType::PositionDeletes)
+        .file_path(location)
+        .file_format(DataFileFormat::Parquet)
+        .record_count(rows)
+        .file_size_in_bytes(size)
+        .partition_spec_id(base.default_partition_spec_id());
+    if let [(only, _)] = deletes.as_slice() {
+        b.referenced_data_file(Some(only.clone()));
+    }
+    b.build()
+        .map_err(|e| Error::internal(format!("position delete file entry: {e}")))
 }
 
 /// Files of the current snapshot (live entries), for inspection and tests.

@@ -92,10 +92,7 @@ impl LoadedTable {
 
     /// Rows in the current snapshot.
     pub fn row_count(&self) -> u64 {
-        self.current_properties()
-            .get("total-records")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        live_records(&self.current_properties()).unwrap_or(0)
     }
 
     /// The snapshots reachable from the current one, oldest first.
@@ -112,7 +109,7 @@ impl LoadedTable {
                 sequence_number: s.sequence_number(),
                 committed_at: DateTime::from_timestamp_millis(s.timestamp_ms()).unwrap_or_default(),
                 operation: s.summary().operation.as_str().to_string(),
-                total_records: summary.get("total-records").and_then(|v| v.parse().ok()),
+                total_records: live_records(&summary),
                 summary,
             });
             next = s.parent_snapshot_id();
@@ -134,6 +131,14 @@ impl LoadedTable {
         };
         Ok(Arc::new(provider))
     }
+}
+
+/// Live rows of a snapshot from its summary: `total-records` minus
+/// `total-position-deletes` (our commits never delete a position twice).
+pub fn live_records(summary: &HashMap<String, String>) -> Option<u64> {
+    let get = |k: &str| summary.get(k).and_then(|v| v.parse::<u64>().ok());
+    let records = get("total-records")?;
+    Some(records.saturating_sub(get("total-position-deletes").unwrap_or(0)))
 }
 
 impl Warehouse {
