@@ -237,6 +237,9 @@ pub struct PipelineSourceArgs {
     /// Embedded source: generator seed (init: 42; elt: as the last run).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Models built at the same time (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
 }
 
 impl PipelineSourceArgs {
@@ -328,6 +331,7 @@ async fn pipeline(
         source: source.spec(),
         run: RunOptions {
             progress: std::io::stderr().is_terminal(),
+            concurrency: source.jobs,
             ..RunOptions::default()
         },
         force,
@@ -359,10 +363,7 @@ async fn pipeline(
                     |r| match &r.commit {
                         Some(c) => format!(
                             "{} v{} +{} -{}",
-                            if r.full { "overwrite" } else { "upsert" },
-                            c.version,
-                            c.added_rows,
-                            c.removed_rows
+                            c.mode, c.version, c.added_rows, c.removed_rows
                         ),
                         None => "nothing to do".into(),
                     },
@@ -384,12 +385,13 @@ async fn pipeline(
         out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
     }
     out!(
-        "{command}{}: {} source rows landed, {} models built in {:.1}s",
+        "{command}{}: {} source rows landed ({:.1}s), {} models built, {:.1}s in all",
         report
             .day
             .map(|d| format!(" (embedded source, day {d})"))
             .unwrap_or_default(),
         report.extract.landed(),
+        report.extract_seconds,
         m.len(),
         report.seconds
     );

@@ -92,12 +92,22 @@ async fn three_days_of_elt_equal_a_fresh_full_build() {
         "only affected models: {}",
         r1.models.len()
     );
+    let full_in_elt: Vec<&str> = r1
+        .models
+        .iter()
+        .filter(|m| m.full)
+        .map(|m| m.model.as_str())
+        .collect();
+    assert!(
+        full_in_elt.is_empty(),
+        "elt builds every model incrementally: {full_in_elt:?}"
+    );
     assert!(
         r1.models
             .iter()
-            .filter(|m| m.model.starts_with("dab."))
-            .all(|m| !m.full),
-        "elt builds frames incrementally (DAR models are always rebuilt in full)"
+            .filter(|m| m.model.starts_with("dar"))
+            .any(|m| m.commit.as_ref().is_some_and(|c| c.removed_rows > 0)),
+        "some DAR rows are replaced, not only appended"
     );
     let r2 = elt(&wh, &project, &PipelineOptions::default())
         .await

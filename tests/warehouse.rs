@@ -692,6 +692,63 @@ async fn merge_on_read_replace(wh: Warehouse) {
     );
 }
 
+/// Replace with a constant key part skips row groups by their statistics
+/// and still finds every match (300,000 rows: three row groups).
+async fn replace_prunes_row_groups_and_finds_every_match(wh: Warehouse) {
+    let t = TableName::parse("dar.clustered").unwrap();
+    let n = 300_000i64;
+    let label = |i: i64| format!("g{}", i / 100_000);
+    let ids: Vec<i64> = (0..n).collect();
+    let names: Vec<String> = ids.iter().map(|&i| label(i)).collect();
+    let prices: Vec<f64> = ids.iter().map(|&i| i as f64).collect();
+    let all = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(names)),
+            Arc::new(Float64Array::from(prices)),
+        ],
+    )
+    .unwrap();
+    wh.write(&t, schema(), vec![all], Write::append())
+        .await
+        .unwrap();
+    // (name, id) tuples: two in g2 (rows in the 2nd and 3rd row groups),
+    // one in g1, and one whose id exists only under another name.
+    let tuples = |names: Vec<&str>, ids: Vec<i64>| {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("id", DataType::Int64, false),
+            ])),
+            vec![
+                Arc::new(StringArray::from(names)),
+                Arc::new(Int64Array::from(ids)),
+            ],
+        )
+        .unwrap()
+    };
+    let keys = tuples(vec!["g2", "g2", "g2"], vec![200_001, 299_999, 5]);
+    let g1 = tuples(vec!["g1"], vec![150_000]);
+    let o = wh
+        .write(
+            &t,
+            schema(),
+            vec![],
+            Write::replace(vec![KeyMatch::Values(keys), KeyMatch::Values(g1)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.removed_rows, 3);
+    let left = rows(&wh, &t, AsOf::Latest).await;
+    assert_eq!(left.len() as i64, n - 3);
+    let gone: Vec<i64> = [5i64, 150_000, 200_001, 299_999]
+        .into_iter()
+        .filter(|id| left.binary_search_by(|r| r.0.cmp(id)).is_err())
+        .collect();
+    assert_eq!(gone, [150_000, 200_001, 299_999]);
+}
+
 on_every_backend! {
     append_overwrite_upsert => super::append_overwrite_upsert_round_trip,
     snapshot_properties => super::snapshot_properties_commit_with_rows,
@@ -702,4 +759,5 @@ on_every_backend! {
     catalog => super::catalog_listing_and_drop,
     create_only_put => super::create_only_put_refuses_the_second_writer,
     merge_on_read => super::merge_on_read_replace,
+    replace_row_groups => super::replace_prunes_row_groups_and_finds_every_match,
 }

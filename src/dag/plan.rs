@@ -1,11 +1,15 @@
 //! What a run would do: compare each model's recorded state (snapshot
 //! properties of its table) with the DAG.
 //!
-//! Every model commit records `lakehouse.fingerprint` (its plan's hash) and
-//! `lakehouse.dep.<ns.table>` (the snapshot of each input it read). Then:
+//! Every model commit records `lakehouse.fingerprint` (its plan's hash),
+//! `lakehouse.dep.<ns.table>` (the snapshot of each input it read) and
+//! `lakehouse.dep-epoch.<ns.table>` (each input's epoch, which changes on
+//! every full build of that input). Then:
 //! - **new**: the table does not exist -> full build;
-//! - **changed**: the fingerprint differs, or an upstream model is being
-//!   rebuilt in full -> full build (the model and all its descendants);
+//! - **changed**: the fingerprint differs, an input was rebuilt in full
+//!   since the model was built (its epoch moved: e.g. a run that rebuilt it
+//!   failed before this model), or an upstream model is being rebuilt in
+//!   full -> full build (the model and all its descendants);
 //! - **stale**: an input's current snapshot differs from the recorded one
 //!   -> incremental build; so is every descendant of a model being built;
 //! - **up to date**: nothing to do.
@@ -15,12 +19,16 @@ use std::fmt;
 
 use super::registry::{Dag, ModelKind};
 use crate::error::Result;
+use crate::model::build::EPOCH;
 use crate::storage::Warehouse;
 
 /// Snapshot property: the model's fingerprint.
 pub const FINGERPRINT: &str = "lakehouse.fingerprint";
 /// Snapshot property prefix: `lakehouse.dep.<ns.table>` = snapshot id read.
 pub const DEP_PREFIX: &str = "lakehouse.dep.";
+/// Snapshot property prefix: `lakehouse.dep-epoch.<ns.table>` = the input's
+/// epoch ([`crate::model::build::EPOCH`]) when read; empty if it had none.
+pub const DEP_EPOCH_PREFIX: &str = "lakehouse.dep-epoch.";
 
 /// Why a model is (or is not) built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,19 +66,38 @@ impl Planned {
     }
 }
 
-/// Current snapshot ids of every table in the warehouse (`None`: no snapshot).
-pub async fn current_snapshots(wh: &Warehouse) -> Result<BTreeMap<String, Option<i64>>> {
+/// The current state of a table, as models record it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableState {
+    /// Current snapshot id (`None`: no snapshot).
+    pub snapshot: Option<i64>,
+    /// Its epoch property (empty when it has none, e.g. DAS tables).
+    pub epoch: String,
+}
+
+/// The current state of every table in the warehouse.
+pub async fn current_states(wh: &Warehouse) -> Result<BTreeMap<String, TableState>> {
     let mut out = BTreeMap::new();
     for t in wh.list_all_tables().await? {
         let loaded = wh.load_table(&t).await?;
-        out.insert(t.to_string(), loaded.metadata().current_snapshot_id());
+        out.insert(
+            t.to_string(),
+            TableState {
+                snapshot: loaded.metadata().current_snapshot_id(),
+                epoch: loaded
+                    .current_properties()
+                    .get(EPOCH)
+                    .cloned()
+                    .unwrap_or_default(),
+            },
+        );
     }
     Ok(out)
 }
 
 /// Plan every non-raw model. `force_full` plans every model as changed.
 pub async fn plan(wh: &Warehouse, dag: &Dag, force_full: bool) -> Result<Vec<Planned>> {
-    let snapshots = current_snapshots(wh).await?;
+    let states = current_states(wh).await?;
     let mut planned: Vec<Option<Planned>> = vec![None; dag.nodes.len()];
     let mut full_roots = BTreeSet::new();
     for (i, node) in dag.nodes.iter().enumerate() {
@@ -83,21 +110,39 @@ pub async fn plan(wh: &Warehouse, dag: &Dag, force_full: bool) -> Result<Vec<Pla
             Some(_) if force_full => (Status::Changed, "full rebuild requested".to_string()),
             Some(t) => {
                 let props = t.current_properties();
+                let deps: Vec<(String, TableState)> = node
+                    .deps
+                    .iter()
+                    .map(|&d| {
+                        let dep = dag.nodes[d].name.to_string();
+                        let state = states.get(&dep).cloned().unwrap_or_default();
+                        (dep, state)
+                    })
+                    .collect();
+                let rebuilt: Vec<&str> = deps
+                    .iter()
+                    .filter(|(dep, state)| {
+                        props.get(&format!("{DEP_EPOCH_PREFIX}{dep}")) != Some(&state.epoch)
+                    })
+                    .map(|(dep, _)| dep.as_str())
+                    .collect();
                 if props.get(FINGERPRINT) != Some(&node.fingerprint) {
                     (Status::Changed, "its plan or config changed".to_string())
+                } else if !rebuilt.is_empty() {
+                    (
+                        Status::Changed,
+                        format!("rebuilt in full since: {}", rebuilt.join(", ")),
+                    )
                 } else {
-                    let moved: Vec<String> = node
-                        .deps
+                    let moved: Vec<&str> = deps
                         .iter()
-                        .map(|&d| &dag.nodes[d].name)
-                        .filter(|dep| {
-                            let now = snapshots.get(&dep.to_string()).copied().flatten();
+                        .filter(|(dep, state)| {
                             let seen = props
                                 .get(&format!("{DEP_PREFIX}{dep}"))
                                 .and_then(|v| v.parse::<i64>().ok());
-                            now != seen
+                            state.snapshot != seen
                         })
-                        .map(|d| d.to_string())
+                        .map(|(dep, _)| dep.as_str())
                         .collect();
                     if moved.is_empty() {
                         (Status::UpToDate, String::new())

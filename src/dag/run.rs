@@ -24,14 +24,14 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::lock::RunLock;
-use super::plan::{DEP_PREFIX, FINGERPRINT, Planned, Status, plan};
+use super::plan::{DEP_EPOCH_PREFIX, DEP_PREFIX, FINGERPRINT, Planned, Status, plan};
 use super::registry::{Dag, ModelKind};
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::extract::land::{ExtractOptions, ExtractReport, extract};
 use crate::extract::{ODataClient, RetryPolicy};
 use crate::model::Project;
-use crate::model::build::{BuildMode, build_dar_model_with, build_frame_with};
+use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
 use crate::model::dar::Dar;
 use crate::source::{GeneratorOptions, ServerOptions, serve};
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
@@ -171,10 +171,19 @@ async fn build_node(
     let mut pins = Vec::new();
     for &d in &node.deps {
         let dep = &dag.nodes[d].name;
-        let snap = wh.load_table(dep).await?.metadata().current_snapshot_id();
+        let loaded = wh.load_table(dep).await?;
+        let snap = loaded.metadata().current_snapshot_id();
         extra.insert(
             format!("{DEP_PREFIX}{dep}"),
             snap.map(|s| s.to_string()).unwrap_or_default(),
+        );
+        extra.insert(
+            format!("{DEP_EPOCH_PREFIX}{dep}"),
+            loaded
+                .current_properties()
+                .get(EPOCH)
+                .cloned()
+                .unwrap_or_default(),
         );
         pins.push(snap);
     }
@@ -193,7 +202,7 @@ async fn build_node(
         ModelKind::Dar { kind } => {
             let dar = Dar::new(project)?;
             let model = dar.model(*kind)?;
-            build_dar_model_with(wh, ctx, &dar, &model, &extra).await?
+            build_dar_model_with(wh, ctx, &dar, &model, mode, &extra).await?
         }
         ModelKind::Frame { frame } => {
             let frame = project
@@ -267,7 +276,9 @@ pub struct PipelineReport {
     pub day: Option<u32>,
     pub extract: ExtractReport,
     pub models: Vec<ModelRun>,
+    /// Wall time of the whole run, and of its extraction.
     pub seconds: f64,
+    pub extract_seconds: f64,
 }
 
 /// The run log table.
@@ -500,6 +511,7 @@ async fn pipeline(
         source_url.as_deref(),
     )
     .await?;
+    let t_extract = Instant::now();
     let extract_report = extract_from(
         wh,
         &project.source,
@@ -524,6 +536,7 @@ async fn pipeline(
             ),
         ));
     }
+    let extract_seconds = t_extract.elapsed().as_secs_f64();
     lock.check()?;
     let dag = Dag::build(project)?;
     let planned = plan(wh, &dag, full).await?;
@@ -545,6 +558,7 @@ async fn pipeline(
         extract: extract_report,
         models,
         seconds: t0.elapsed().as_secs_f64(),
+        extract_seconds,
     })
 }
 

@@ -9,12 +9,22 @@
 //!   `record_valid_from`, so PIT hooks are stable and the result equals a
 //!   full build.
 //!
-//! DAR models ([`build_dar`]) are always built in full (overwrite), in the
-//! stage order of [`Dar::stages`].
+//! An incremental frame build first narrows the DAS table to the true keys
+//! with loads after the watermark (all their rows, so each key's versions are
+//! recomputed whole) and commits merge-on-read (position deletes), so no
+//! data file is rewritten.
 //!
-//! The watermark (the latest DAS load time the frame has seen) and the DAS
-//! snapshot it was built from are snapshot properties of the frame's commit,
-//! so they can never disagree with the frame's rows.
+//! DAR models are built in full (overwrite), or incrementally: only the
+//! versions affected by input changes after the model's watermark are
+//! recomputed and replaced ([`super::incremental`]). [`build_dar`] (the
+//! `transform` verb) builds in full, in the stage order of [`Dar::stages`].
+//!
+//! Every model commit carries, as snapshot properties in the same commit as
+//! its rows: the watermark (frames: the latest DAS load time seen; DAR: the
+//! largest watermark of its inputs), the DAS snapshot read (frames), and an
+//! epoch that changes on every full build, so downstream models can tell an
+//! input that was rebuilt (and may have rewritten history) from one that
+//! only grew.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,17 +41,22 @@ use std::time::{Duration, Instant};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::config::Frame;
-use super::dar::{Dar, DarModel};
+use super::dar::{Dar, DarKind, DarModel};
 use super::das;
 use super::frame::{frame_plan, prefixed};
+use super::incremental;
 use crate::error::{Error, Result};
 use crate::join::PitJoinExec;
-use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
+use crate::storage::{AsOf, CommitOutcome, LoadedTable, TableName, Warehouse, Write};
 
 /// Snapshot property: latest DAS load time (micros, UTC) reflected in the table.
 pub const WATERMARK: &str = "lakehouse.watermark";
 /// Snapshot property: the DAS snapshot the build read.
 pub const SOURCE_SNAPSHOT: &str = "lakehouse.source-snapshot";
+
+/// Snapshot property: changes (a new UUID) on every full build; kept by
+/// incremental builds.
+pub const EPOCH: &str = "lakehouse.epoch";
 
 /// The DAB namespace.
 pub const DAB: &str = "dab";
@@ -77,10 +92,15 @@ pub async fn scan_plan(
     as_of: AsOf,
 ) -> Result<(LogicalPlan, Option<i64>)> {
     let t = wh.load_table(name).await?;
+    loaded_scan_plan(&t, as_of).await
+}
+
+/// [`scan_plan`] of a table already loaded.
+pub async fn loaded_scan_plan(t: &LoadedTable, as_of: AsOf) -> Result<(LogicalPlan, Option<i64>)> {
     let snapshot = t.resolve(as_of)?;
     let provider = t.provider(as_of).await?;
     let plan = LogicalPlanBuilder::scan(
-        TableReference::partial(name.namespace.clone(), name.name.clone()),
+        TableReference::partial(t.name.namespace.clone(), t.name.name.clone()),
         provider_as_source(provider),
         None,
     )?
@@ -125,15 +145,7 @@ pub async fn build_frame_with(
     let target = TableName::new(DAB, frame.name.clone())?;
     let existing = wh.try_load_table(&target).await?;
     let watermark = match (mode, &existing) {
-        (BuildMode::Incremental, Some(t)) => t
-            .current_properties()
-            .get(WATERMARK)
-            .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    Error::invalid(format!("table {target}: bad {WATERMARK} property '{v}'"))
-                })
-            })
-            .transpose()?,
+        (BuildMode::Incremental, Some(t)) => watermark_of(t)?,
         _ => None,
     };
     // No watermark means nothing reliable to increment from: build in full.
@@ -143,6 +155,10 @@ pub async fn build_frame_with(
         mode
     };
     let (das_plan, das_snapshot) = scan_plan(wh, &das_name, das_as_of).await?;
+    let das_plan = match watermark {
+        Some(since) => keys_loaded_since(das_plan, true_key, since)?,
+        None => das_plan,
+    };
     let plan = frame_plan(frame, true_key, das_plan, watermark)?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let batches: Vec<RecordBatch> = ctx.execute_logical_plan(plan).await?.collect().await?;
@@ -160,13 +176,17 @@ pub async fn build_frame_with(
     }
     let write = match mode {
         BuildMode::Full => Write::overwrite(),
-        BuildMode::Incremental => Write::upsert([frame.primary().pit_name()]),
+        BuildMode::Incremental => Write::merge([frame.primary().pit_name()]),
     };
+    let epoch = epoch_for(existing.as_ref(), mode);
     let properties = |w: Write| {
-        let mut w = w.property(WATERMARK, new_mark.to_string()).property(
-            SOURCE_SNAPSHOT,
-            das_snapshot.map(|s| s.to_string()).unwrap_or_default(),
-        );
+        let mut w = w
+            .property(WATERMARK, new_mark.to_string())
+            .property(
+                SOURCE_SNAPSHOT,
+                das_snapshot.map(|s| s.to_string()).unwrap_or_default(),
+            )
+            .property(EPOCH, epoch.clone());
         for (k, v) in extra {
             w = w.property(k.clone(), v.clone());
         }
@@ -199,6 +219,40 @@ pub async fn build_frame_with(
     })
 }
 
+/// The DAS rows of the true keys with a load after `since` (all loads of
+/// those keys, so their versions are recomputed whole). NULL key parts
+/// match each other, as they share a window partition in the frame.
+fn keys_loaded_since(das: LogicalPlan, true_key: &[String], since: i64) -> Result<LogicalPlan> {
+    use datafusion::common::{Column, NullEquality};
+    use datafusion::logical_expr::{JoinType, col};
+    let renamed = |k: &String| format!("__changed__{k}");
+    let keys = LogicalPlanBuilder::from(das.clone())
+        .filter(col(das::LOADED_AT).gt(super::frame::ts_lit(since)))?
+        .project(
+            true_key
+                .iter()
+                .map(|k| col(k.as_str()).alias(renamed(k)))
+                .collect::<Vec<_>>(),
+        )?
+        .distinct()?
+        .build()?;
+    Ok(LogicalPlanBuilder::from(das)
+        .join_detailed(
+            keys,
+            JoinType::LeftSemi,
+            (
+                true_key.iter().map(Column::from_name).collect::<Vec<_>>(),
+                true_key
+                    .iter()
+                    .map(|k| Column::from_name(renamed(k)))
+                    .collect::<Vec<_>>(),
+            ),
+            None,
+            NullEquality::NullEqualsNull,
+        )?
+        .build()?)
+}
+
 /// Build one DAR model in full (overwrite) from the current tables it reads.
 pub async fn build_dar_model(
     wh: &Warehouse,
@@ -206,42 +260,154 @@ pub async fn build_dar_model(
     dar: &Dar<'_>,
     model: &DarModel,
 ) -> Result<BuildReport> {
-    build_dar_model_with(wh, ctx, dar, model, &BTreeMap::new()).await
+    build_dar_model_with(wh, ctx, dar, model, BuildMode::Full, &BTreeMap::new()).await
 }
 
-/// [`build_dar_model`], committing `extra` snapshot properties with the rows.
+/// The watermark property of a table's current snapshot.
+fn watermark_of(t: &LoadedTable) -> Result<Option<i64>> {
+    t.current_properties()
+        .get(WATERMARK)
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                Error::invalid(format!("table {}: bad {WATERMARK} property '{v}'", t.name))
+            })
+        })
+        .transpose()
+}
+
+/// The epoch a build commits: kept by incremental builds, fresh otherwise.
+fn epoch_for(existing: Option<&LoadedTable>, mode: BuildMode) -> String {
+    match (
+        mode,
+        existing.and_then(|t| t.current_properties().get(EPOCH).cloned()),
+    ) {
+        (BuildMode::Incremental, Some(e)) => e,
+        _ => uuid::Uuid::now_v7().to_string(),
+    }
+}
+
+/// [`build_dar_model`] in `mode`, committing `extra` snapshot properties
+/// with the rows. An incremental build falls back to a full one when the
+/// model or an input has no watermark yet.
 pub async fn build_dar_model_with(
     wh: &Warehouse,
     ctx: &SessionContext,
     dar: &Dar<'_>,
     model: &DarModel,
+    mode: BuildMode,
     extra: &BTreeMap<String, String>,
 ) -> Result<BuildReport> {
     let started = Instant::now();
+    let target = TableName::new(model.namespace.clone(), model.name.clone())?;
     let mut inputs = HashMap::new();
+    let mut input_mark: Option<i64> = Some(i64::MIN);
     for (ns, name) in &model.inputs {
         let t = TableName::new(ns.clone(), name.clone())?;
-        let (plan, _) = scan_plan(wh, &t, AsOf::Latest)
+        let loaded = wh
+            .load_table(&t)
+            .await
+            .map_err(|e| e.context(format!("reading input {t}")))?;
+        input_mark = match (input_mark, watermark_of(&loaded)?) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+        let (plan, _) = loaded_scan_plan(&loaded, AsOf::Latest)
             .await
             .map_err(|e| e.context(format!("reading input {t}")))?;
         inputs.insert(t.to_string(), plan);
     }
-    let plan = dar.plan(model, &inputs)?;
+    let existing = wh.try_load_table(&target).await?;
+    let previous = match &existing {
+        Some(t) => watermark_of(t)?,
+        None => None,
+    };
+    let since = match (mode, previous, input_mark) {
+        (BuildMode::Incremental, Some(p), Some(_)) => Some(p),
+        _ => None,
+    };
+    let mode = if since.is_some() {
+        BuildMode::Incremental
+    } else {
+        BuildMode::Full
+    };
+    let mut write_props = extra.clone();
+    write_props.insert(EPOCH.to_string(), epoch_for(existing.as_ref(), mode));
+    if let Some(m) = input_mark {
+        write_props.insert(WATERMARK.to_string(), m.to_string());
+    }
+    let with_props = |mut w: Write| {
+        for (k, v) in &write_props {
+            w = w.property(k.clone(), v.clone());
+        }
+        w
+    };
+
+    // What to compute and how to commit it.
+    let full_plan = |inputs: &HashMap<String, LogicalPlan>| dar.plan(model, inputs);
+    let (plan, write) = match since {
+        None => (full_plan(&inputs)?, with_props(Write::overwrite())),
+        Some(since) => {
+            let own = match (&existing, model.kind) {
+                (Some(t), DarKind::Calendar) => Some(loaded_scan_plan(t, AsOf::Latest).await?.0),
+                _ => None,
+            };
+            let t = Instant::now();
+            let recompute = incremental::affected(ctx, dar, model, &inputs, since, own).await?;
+            tracing::debug!(model = %target, ms = t.elapsed().as_millis() as u64, "affected versions found");
+            if recompute.is_empty() {
+                // Nothing to recompute: record what was read.
+                let schema = match &existing {
+                    Some(t) => crate::storage::schema::arrow_schema(t.metadata().current_schema())?,
+                    None => return Err(Error::internal(format!("{target} has no table"))),
+                };
+                let commit = wh
+                    .write(&target, schema, vec![], with_props(Write::append()))
+                    .await?;
+                return Ok(BuildReport {
+                    model: target.to_string(),
+                    mode,
+                    rows: 0,
+                    commit: Some(commit),
+                    elapsed: started.elapsed(),
+                    compute: Duration::ZERO,
+                    pit_join_compute: Duration::ZERO,
+                });
+            }
+            if let incremental::Recompute::Calendar { .. } = recompute {
+                (full_plan(&inputs)?, with_props(Write::overwrite()))
+            } else {
+                let restricted = incremental::restricted_inputs(dar, model, inputs, &recompute)?;
+                let mut plan = dar.plan(model, &restricted)?;
+                if let (DarKind::Peripheral(_), incremental::Recompute::Versions(a)) =
+                    (model.kind, &recompute)
+                {
+                    plan = incremental::without_ghost(plan, &a.pit_column)?;
+                }
+                let matches = incremental::key_matches(&recompute)?;
+                (plan, with_props(Write::replace(matches)))
+            }
+        }
+    };
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let physical = ctx.state().create_physical_plan(&plan).await?;
+    // Partition by partition: a union's partitions keep its inputs apart, so
+    // the unified bridge is written clustered by peripheral (row groups that
+    // a replace of one peripheral's rows can skip) without a sort.
     let batches: Vec<RecordBatch> =
-        datafusion::physical_plan::collect(Arc::clone(&physical), ctx.task_ctx()).await?;
+        datafusion::physical_plan::collect_partitioned(Arc::clone(&physical), ctx.task_ctx())
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
     let (compute, pit_join_compute) = compute_times(&physical);
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let target = TableName::new(model.namespace.clone(), model.name.clone())?;
-    let mut write = Write::overwrite();
-    for (k, v) in extra {
-        write = write.property(k.clone(), v.clone());
-    }
+    tracing::debug!(model = %target, rows, ms = started.elapsed().as_millis() as u64, "rows computed");
+    let t = Instant::now();
     let commit = wh.write(&target, schema, batches, write).await?;
+    tracing::debug!(model = %target, ms = t.elapsed().as_millis() as u64, "committed");
     Ok(BuildReport {
         model: target.to_string(),
-        mode: BuildMode::Full,
+        mode,
         rows,
         commit: Some(commit),
         elapsed: started.elapsed(),

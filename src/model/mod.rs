@@ -22,6 +22,7 @@ pub mod das;
 pub mod event;
 pub mod frame;
 pub mod graph;
+pub mod incremental;
 pub mod measures;
 pub mod peripheral;
 pub mod project;

@@ -40,7 +40,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef as ArrowSchemaRef;
 use arrow::row::{RowConverter, SortField};
@@ -200,6 +200,8 @@ pub struct CommitOutcome {
     pub removed_rows: u64,
     /// Attempts made (1 = no conflict).
     pub attempts: usize,
+    /// The write mode: `append`, `overwrite`, `upsert` or `replace`.
+    pub mode: &'static str,
 }
 
 /// Test hook: called at named points of a commit; returning an error aborts
@@ -315,6 +317,7 @@ impl Warehouse {
                     added_rows: 0,
                     removed_rows: 0,
                     attempts: attempt,
+                    mode: write.mode.name(),
                 });
             }
             let staged = stage_snapshot(
@@ -342,6 +345,7 @@ impl Warehouse {
                         added_rows: *rows + staged.rewritten_rows,
                         removed_rows: staged.removed_rows,
                         attempts: attempt,
+                        mode: write.mode.name(),
                     });
                 }
                 Err(e) if e.kind() == ErrorKind::CommitConflict && attempt < write.max_attempts => {
@@ -412,10 +416,14 @@ fn fill_missing_optional(batch: &RecordBatch, target: &ArrowSchemaRef) -> Record
 
 /// Encoded key tuples that base rows are matched against (upsert and
 /// replace). Tuples with a NULL part are never stored, and base rows with a
-/// NULL key part never match.
+/// NULL key part never match. A key column holding one value in every tuple
+/// (e.g. the peripheral of a unified-bridge replace) is compared first with
+/// a vectorised equality, so only candidate rows are encoded.
 struct Matcher {
     columns: Vec<String>,
     types: Vec<arrow::datatypes::DataType>,
+    /// Per column: its only value, when all tuples share it.
+    constants: Vec<Option<arrow::array::ArrayRef>>,
     converter: RowConverter,
     keys: HashSet<Box<[u8]>>,
 }
@@ -423,7 +431,7 @@ struct Matcher {
 impl Matcher {
     /// Build from the key columns of `batches` (all of one schema).
     fn from_batches(columns: &[String], batches: &[RecordBatch]) -> Result<Option<Self>> {
-        let Some(first) = batches.first() else {
+        let Some(first) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Ok(None);
         };
         let types = columns
@@ -431,45 +439,135 @@ impl Matcher {
             .map(|k| Ok(first.schema_ref().field_with_name(k)?.data_type().clone()))
             .collect::<Result<Vec<_>>>()?;
         let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())?;
-        let mut m = Matcher {
-            columns: columns.to_vec(),
-            types,
-            converter,
-            keys: HashSet::new(),
-        };
+        let mut constants: Vec<Option<arrow::array::ArrayRef>> = columns
+            .iter()
+            .map(|k| {
+                Ok(Some(
+                    first.column(first.schema_ref().index_of(k)?).slice(0, 1),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut keys = HashSet::new();
         for b in batches {
             let cols = columns
                 .iter()
                 .map(|k| Ok(b.column(b.schema_ref().index_of(k)?).clone()))
                 .collect::<Result<Vec<_>>>()?;
+            for (c, k) in cols.iter().zip(constants.iter_mut()) {
+                if let Some(v) = k {
+                    let same =
+                        arrow::compute::kernels::cmp::eq(c, &arrow::array::Scalar::new(v.clone()))?;
+                    if same.null_count() > 0 || same.false_count() > 0 {
+                        *k = None;
+                    }
+                }
+            }
             let valid = all_valid(&cols, b.num_rows());
-            let rows = m.converter.convert_columns(&cols)?;
+            let rows = converter.convert_columns(&cols)?;
             for (i, r) in rows.iter().enumerate() {
                 if valid.value(i) {
-                    m.keys.insert(r.as_ref().into());
+                    keys.insert(r.as_ref().into());
                 }
             }
         }
-        Ok((!m.keys.is_empty()).then_some(m))
+        Ok((!keys.is_empty()).then_some(Matcher {
+            columns: columns.to_vec(),
+            types,
+            constants,
+            converter,
+            keys,
+        }))
+    }
+
+    /// Whether a Parquet row group may hold a tuple: false only when a
+    /// constant text part lies outside the group's min/max statistics.
+    fn may_match(&self, group: &parquet::file::metadata::RowGroupMetaData) -> bool {
+        use parquet::file::statistics::Statistics;
+        for (name, constant) in self.columns.iter().zip(&self.constants) {
+            let Some(value) = constant
+                .as_ref()
+                .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+                .filter(|c| c.len() == 1 && c.is_valid(0))
+                .map(|c| c.value(0).as_bytes())
+            else {
+                continue;
+            };
+            let Some(chunk) = group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().parts() == [name.as_str()])
+            else {
+                continue;
+            };
+            if let Some(Statistics::ByteArray(s)) = chunk.statistics()
+                && let (Some(min), Some(max)) = (s.min_bytes_opt(), s.max_bytes_opt())
+                && s.min_is_exact()
+                && s.max_is_exact()
+                && (value < min || value > max)
+            {
+                return false;
+            }
+        }
+        true
     }
 
     /// Which rows of `batch` hold one of the tuples (all false when the
     /// batch lacks a key column).
     fn matches(&self, batch: &RecordBatch) -> Result<BooleanArray> {
+        let n = batch.num_rows();
+        let none = || BooleanArray::from(vec![false; n]);
         let mut cols = Vec::with_capacity(self.columns.len());
         for (c, t) in self.columns.iter().zip(&self.types) {
             let Ok(i) = batch.schema_ref().index_of(c) else {
-                return Ok(BooleanArray::from(vec![false; batch.num_rows()]));
+                return Ok(none());
             };
             cols.push(arrow::compute::cast(batch.column(i), t)?);
         }
-        let valid = all_valid(&cols, batch.num_rows());
+        // Constant parts narrow the candidates (NULL compares as no match).
+        let mut mask: Option<BooleanArray> = None;
+        for (c, k) in cols.iter().zip(&self.constants) {
+            if let Some(v) = k {
+                let eq =
+                    arrow::compute::kernels::cmp::eq(c, &arrow::array::Scalar::new(v.clone()))?;
+                mask = Some(match mask {
+                    None => eq,
+                    Some(m) => arrow::compute::and(&m, &eq)?,
+                });
+            }
+        }
+        let candidates: Option<arrow::array::UInt32Array> = match &mask {
+            None => None,
+            Some(m) => {
+                let idx: arrow::array::UInt32Array = m
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| *v == Some(true))
+                    .map(|(i, _)| Some(i as u32))
+                    .collect();
+                if idx.is_empty() {
+                    return Ok(none());
+                }
+                Some(idx)
+            }
+        };
+        let cols = match &candidates {
+            None => cols,
+            Some(idx) => cols
+                .iter()
+                .map(|c| arrow::compute::take(c.as_ref(), idx, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+        };
+        let rows_n = cols.first().map(|c| c.len()).unwrap_or(0);
+        let valid = all_valid(&cols, rows_n);
         let rows = self.converter.convert_columns(&cols)?;
-        Ok(rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Some(valid.value(i) && self.keys.contains(r.as_ref())))
-            .collect())
+        let mut out = vec![false; n];
+        for (j, r) in rows.iter().enumerate() {
+            if valid.value(j) && self.keys.contains(r.as_ref()) {
+                let at = candidates.as_ref().map_or(j, |idx| idx.value(j) as usize);
+                out[at] = true;
+            }
+        }
+        Ok(BooleanArray::from(out))
     }
 }
 
@@ -517,6 +615,8 @@ async fn write_data_files(
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).map_err(|e| Error::internal(e.to_string()))?,
         ))
+        // Row groups small enough for min/max pruning of merge-on-read key lookups.
+        .set_max_row_group_row_count(Some(128 * 1024))
         .build();
     let parquet = ParquetWriterBuilder::new(props, Arc::new(schema.clone()));
     let rolling = RollingFileWriterBuilder::new_with_default_file_size(
@@ -940,15 +1040,7 @@ fn decode_parquet(
     let builder = match columns {
         None => builder,
         Some(columns) => {
-            let roots: Vec<usize> = builder
-                .parquet_schema()
-                .root_schema()
-                .get_fields()
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| columns.iter().any(|c| c == f.name()))
-                .map(|(i, _)| i)
-                .collect();
+            let roots = root_indices(builder.parquet_schema(), columns);
             let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
             builder.with_projection(mask)
         }
@@ -990,43 +1082,86 @@ async fn rows_without_keys(
 }
 
 /// For replace: the positions (0-based, in file order) of the file's rows
-/// that any matcher holds. Only the key columns are read.
+/// that any matcher holds. Row groups are read one at a time, each with
+/// only the key columns of the matchers that may match there: a matcher
+/// whose constant text part lies outside the row group's min/max statistics
+/// is skipped (data clustered on such a column, like the unified bridge on
+/// `peripheral`, is then mostly never decoded).
 async fn matching_positions(
     wh: &Warehouse,
     file: &DataFile,
     schema: &Schema,
     matchers: &[Matcher],
 ) -> Result<Vec<i64>> {
-    let mut columns: Vec<String> = matchers.iter().flat_map(|m| m.columns.clone()).collect();
-    columns.sort();
-    columns.dedup();
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    let location = file.file_path();
+    let corrupt = || format!("file {location} is not valid Parquet");
     let bytes = read_parquet_bytes(wh, file).await?;
+    let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::default())
+        .ctx(ErrorKind::Corrupt, corrupt)?;
     let target = arrow_schema(schema)?;
-    let wanted = Arc::new(arrow::datatypes::Schema::new(
-        target
-            .fields()
-            .iter()
-            .filter(|f| columns.contains(f.name()))
-            .cloned()
-            .collect::<Vec<_>>(),
-    ));
     let mut out = Vec::new();
     let mut offset = 0i64;
-    for batch in decode_parquet(bytes, Some(&columns), file.file_path())? {
-        let batch = project_by_name(&batch, &wanted)?;
-        let mut hit = BooleanArray::from(vec![false; batch.num_rows()]);
-        for m in matchers {
-            hit = arrow::compute::or(&hit, &m.matches(&batch)?)?;
+    for (index, group) in meta.metadata().row_groups().iter().enumerate() {
+        let active: Vec<&Matcher> = matchers.iter().filter(|m| m.may_match(group)).collect();
+        if !active.is_empty() {
+            let mut columns: Vec<String> = active.iter().flat_map(|m| m.columns.clone()).collect();
+            columns.sort();
+            columns.dedup();
+            let wanted = Arc::new(arrow::datatypes::Schema::new(
+                target
+                    .fields()
+                    .iter()
+                    .filter(|f| columns.contains(f.name()))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ));
+            let builder =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
+                    .with_row_groups(vec![index]);
+            let roots = root_indices(builder.parquet_schema(), &columns);
+            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+            let reader = builder
+                .with_projection(mask)
+                .build()
+                .ctx(ErrorKind::Corrupt, corrupt)?;
+            let mut at = offset;
+            for batch in reader {
+                let batch = batch.ctx(ErrorKind::Corrupt, || {
+                    format!("cannot decode file {location}")
+                })?;
+                let batch = project_by_name(&batch, &wanted)?;
+                let mut hit = BooleanArray::from(vec![false; batch.num_rows()]);
+                for m in &active {
+                    hit = arrow::compute::or(&hit, &m.matches(&batch)?)?;
+                }
+                out.extend(
+                    hit.iter()
+                        .enumerate()
+                        .filter(|(_, h)| *h == Some(true))
+                        .map(|(i, _)| at + i as i64),
+                );
+                at += batch.num_rows() as i64;
+            }
         }
-        out.extend(
-            hit.iter()
-                .enumerate()
-                .filter(|(_, h)| *h == Some(true))
-                .map(|(i, _)| offset + i as i64),
-        );
-        offset += batch.num_rows() as i64;
+        offset += group.num_rows();
     }
     Ok(out)
+}
+
+/// Indices of the top-level Parquet fields named in `columns`.
+fn root_indices(
+    schema: &parquet::schema::types::SchemaDescriptor,
+    columns: &[String],
+) -> Vec<usize> {
+    schema
+        .root_schema()
+        .get_fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| columns.iter().any(|c| c == f.name()))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Field ids and names of position delete files (Iceberg spec).

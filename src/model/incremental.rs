@@ -1,0 +1,431 @@
+//! Incremental DAR builds: which rows of a DAR model an `elt` must
+//! recompute, and the plans that recompute only those.
+//!
+//! # Change detection
+//!
+//! Every frame, bridge, event bridge and unified-bridge row carries a load
+//! time (`record_loaded_at`: the latest DAS load of the versions it combines)
+//! and an update time (`record_updated_at`: the load time while current,
+//! else the time it stopped being valid, which is a later load time). A
+//! model records, with its rows, the watermark `W` = the largest watermark of
+//! its inputs when it was built. Loads are serialised by the run lock and
+//! stamped with a monotone clock, so an input row that appeared or changed
+//! since that build has `loaded_at > W` or `updated_at > W`: a new version is
+//! loaded after `W`, a closed version's `updated_at` is the later load that
+//! closed it, and a row combining such a version inherits its load time.
+//!
+//! # Affected rows
+//!
+//! DAR rows are recomputed per *version* (the frame's PIT hook, `own PIT`),
+//! and all rows of an affected version are replaced (merge-on-read: the old
+//! ones get position deletes):
+//! - **bridge**: versions whose frame row changed, plus versions whose
+//!   foreign hook names a parent key with a changed parent-bridge row (the
+//!   parent's timeline, or an ancestor's, moved);
+//! - **event bridge**: versions with a changed bridge row (a frame version,
+//!   a parent or a related frame providing measure dates always changes some
+//!   bridge row of the versions using it); with `count_if` measures, also
+//!   every version in the same `per` group as a changed frame row, since
+//!   first/repeat ranks are computed over the whole group;
+//! - **peripheral**: versions whose frame row changed;
+//! - **unified bridge**: per event bridge, the versions with a changed event
+//!   row, matched on (`peripheral`, own PIT hook);
+//! - **calendar**: rebuilt only when a changed unified row has a date outside
+//!   the calendar's years (dates never disappear: versions are never
+//!   removed, only closed).
+//!
+//! The recomputation reads the full parent tables (the PIT joins find the
+//! overlapping versions) and only the affected versions of the model's own
+//! frame or bridge, so its result equals the full build's rows for those
+//! versions. Incremental equals full (decision D6) is tested end to end in
+//! `tests/pipeline.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::Column;
+use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::logical_expr::{JoinType, LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::prelude::SessionContext;
+
+use super::bridge::{PERIPHERAL, bridge_column};
+use super::build::DAB;
+use super::config::Frame;
+use super::dar::{Dar, DarKind, DarModel, entity};
+use super::frame::{prefixed, ts_lit};
+use super::measures::Measure;
+use super::peripheral::GHOST_RECORD;
+use crate::error::{Error, Result};
+use crate::storage::commit::KeyMatch;
+
+/// The column holding affected PIT hooks in the key tables.
+const AFFECTED: &str = "__affected_pit";
+
+/// Rows of `plan` that appeared or changed after `since` (see module docs).
+fn changed(
+    plan: LogicalPlan,
+    loaded: &str,
+    updated: &str,
+    since: i64,
+) -> Result<LogicalPlanBuilder> {
+    Ok(LogicalPlanBuilder::from(plan).filter(
+        col(loaded)
+            .gt(ts_lit(since))
+            .or(col(updated).gt(ts_lit(since))),
+    )?)
+}
+
+fn changed_frame_rows(frame: &Frame, scan: LogicalPlan, since: i64) -> Result<LogicalPlanBuilder> {
+    changed(
+        scan,
+        &prefixed(frame, "record_loaded_at"),
+        &prefixed(frame, "record_updated_at"),
+        since,
+    )
+}
+
+fn changed_bridge_rows(scan: LogicalPlan, since: i64) -> Result<LogicalPlanBuilder> {
+    changed(
+        scan,
+        &bridge_column("record_loaded_at"),
+        &bridge_column("record_updated_at"),
+        since,
+    )
+}
+
+/// `plan` restricted to rows whose `column` value is among `values`' column.
+fn semi_join(
+    plan: LogicalPlan,
+    column: &str,
+    values: LogicalPlan,
+    value_column: &str,
+) -> Result<LogicalPlan> {
+    Ok(LogicalPlanBuilder::from(plan)
+        .join(
+            values,
+            JoinType::LeftSemi,
+            (
+                vec![Column::from_name(column)],
+                vec![Column::from_name(value_column)],
+            ),
+            None,
+        )?
+        .build()?)
+}
+
+/// Run a plan of one text column and return its distinct non-NULL values.
+async fn collect_texts(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<String>> {
+    let plan = LogicalPlanBuilder::from(plan).distinct()?.build()?;
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let mut out = Vec::new();
+    for b in batches {
+        let c = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let c = c
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::internal("affected keys are not text"))?;
+        out.extend(c.iter().flatten().map(str::to_string));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// A one-column in-memory table of `values` named `column`.
+fn values_plan(values: &[String], column: &str) -> Result<LogicalPlan> {
+    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(values.to_vec())) as ArrayRef],
+    )?;
+    let table = MemTable::try_new(schema, vec![vec![batch]])?;
+    Ok(LogicalPlanBuilder::scan(column, provider_as_source(Arc::new(table)), None)?.build()?)
+}
+
+/// The affected versions of one frame and the plan restricting a table to them.
+#[derive(Debug, Clone)]
+pub struct Affected {
+    /// The own PIT hook column (frame `i`'s primary PIT hook).
+    pub pit_column: String,
+    /// The affected PIT hook values, sorted.
+    pub pits: Vec<String>,
+}
+
+impl Affected {
+    /// `plan` restricted to the affected versions.
+    pub fn restrict(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        if self.pits.is_empty() {
+            return Ok(LogicalPlanBuilder::from(plan).filter(lit(false))?.build()?);
+        }
+        semi_join(
+            plan,
+            &self.pit_column,
+            values_plan(&self.pits, AFFECTED)?,
+            AFFECTED,
+        )
+    }
+
+    /// The replace condition: rows whose own PIT hook is affected, and with
+    /// `peripheral` also the given peripheral (unified bridge).
+    pub fn key_match(&self, peripheral: Option<&str>) -> Result<KeyMatch> {
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        if let Some(p) = peripheral {
+            fields.push(Field::new(PERIPHERAL, DataType::Utf8, false));
+            columns.push(Arc::new(StringArray::from(vec![p; self.pits.len()])));
+        }
+        fields.push(Field::new(&self.pit_column, DataType::Utf8, false));
+        columns.push(Arc::new(StringArray::from(self.pits.clone())));
+        Ok(KeyMatch::Values(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?))
+    }
+}
+
+/// What an incremental build of one DAR model recomputes.
+#[derive(Debug, Clone)]
+pub enum Recompute {
+    /// Recompute the affected versions of one frame's model.
+    Versions(Affected),
+    /// Unified bridge: per event bridge (its peripheral name), the affected versions.
+    Unified(Vec<(String, Affected)>),
+    /// Calendar: whether the year range must grow.
+    Calendar { rebuild: bool },
+}
+
+impl Recompute {
+    /// Whether nothing needs recomputing.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Recompute::Versions(a) => a.pits.is_empty(),
+            Recompute::Unified(v) => v.iter().all(|(_, a)| a.pits.is_empty()),
+            Recompute::Calendar { rebuild } => !rebuild,
+        }
+    }
+}
+
+/// Find what `model` must recompute for input changes after `since`.
+/// `inputs` maps each of `model.inputs` (`<ns>.<name>`) to a scan of it;
+/// `calendar` is the model's own current table (for the calendar's range).
+pub async fn affected(
+    ctx: &SessionContext,
+    dar: &Dar<'_>,
+    model: &DarModel,
+    inputs: &HashMap<String, LogicalPlan>,
+    since: i64,
+    own: Option<LogicalPlan>,
+) -> Result<Recompute> {
+    let get = |ns: &str, name: &str| -> Result<LogicalPlan> {
+        inputs.get(&format!("{ns}.{name}")).cloned().ok_or_else(|| {
+            Error::internal(format!(
+                "model {}: input {ns}.{name} not provided",
+                model.qualified()
+            ))
+        })
+    };
+    let frames = &dar.project.model.frames;
+    let frame_scan = |i: usize| get(DAB, &frames[i].name);
+    Ok(match model.kind {
+        DarKind::Bridge(i) => {
+            let frame = &frames[i];
+            let pit = frame.primary().pit_name();
+            let mut union = changed_frame_rows(frame, frame_scan(i)?, since)?
+                .project(vec![col(pit.as_str()).alias(AFFECTED)])?;
+            for (d, (ns, name)) in dar.graph.nodes[i]
+                .dependencies
+                .iter()
+                .zip(model.inputs.iter().skip(1))
+            {
+                let keys = changed_bridge_rows(get(ns, name)?, since)?
+                    .project(vec![col(d.hook.as_str()).alias("__key")])?
+                    .distinct()?
+                    .build()?;
+                let children = semi_join(frame_scan(i)?, &d.hook, keys, "__key")?;
+                let children = LogicalPlanBuilder::from(children)
+                    .project(vec![col(pit.as_str()).alias(AFFECTED)])?
+                    .build()?;
+                union = union.union(children)?;
+            }
+            Recompute::Versions(Affected {
+                pits: collect_texts(ctx, union.build()?).await?,
+                pit_column: pit,
+            })
+        }
+        DarKind::Event(i) => {
+            let frame = &frames[i];
+            let pit = frame.primary().pit_name();
+            let (ns, name) = &model.inputs[0];
+            let mut union = changed_bridge_rows(get(ns, name)?, since)?
+                .project(vec![col(pit.as_str()).alias(AFFECTED)])?;
+            for per in rank_groups(dar.project.measures.of(&frame.name)) {
+                let per = prefixed(frame, &per);
+                let groups = changed_frame_rows(frame, frame_scan(i)?, since)?
+                    .project(vec![col(per.as_str()).alias("__group")])?
+                    .distinct()?
+                    .build()?;
+                let members = semi_join(frame_scan(i)?, &per, groups, "__group")?;
+                union = union.union(
+                    LogicalPlanBuilder::from(members)
+                        .project(vec![col(pit.as_str()).alias(AFFECTED)])?
+                        .build()?,
+                )?;
+            }
+            Recompute::Versions(Affected {
+                pits: collect_texts(ctx, union.build()?).await?,
+                pit_column: pit,
+            })
+        }
+        DarKind::Peripheral(i) => {
+            let frame = &frames[i];
+            let pit = frame.primary().pit_name();
+            let plan = changed_frame_rows(frame, frame_scan(i)?, since)?
+                .project(vec![col(pit.as_str())])?
+                .build()?;
+            Recompute::Versions(Affected {
+                pits: collect_texts(ctx, plan).await?,
+                pit_column: pit,
+            })
+        }
+        DarKind::Unified => {
+            let mut queries = Vec::new();
+            for (f, (ns, name)) in frames.iter().zip(&model.inputs) {
+                let pit = f.primary().pit_name();
+                let plan = changed_bridge_rows(get(ns, name)?, since)?
+                    .project(vec![col(pit.as_str())])?
+                    .build()?;
+                let peripheral = entity(f)?.to_string();
+                queries.push(async move {
+                    Ok::<_, Error>((
+                        peripheral,
+                        Affected {
+                            pits: collect_texts(ctx, plan).await?,
+                            pit_column: pit,
+                        },
+                    ))
+                });
+            }
+            // Independent scans of the event bridges: a few at a time.
+            use futures::StreamExt;
+            let out: Vec<Result<(String, Affected)>> =
+                futures::stream::iter(queries).buffered(4).collect().await;
+            Recompute::Unified(out.into_iter().collect::<Result<_>>()?)
+        }
+        DarKind::Calendar => {
+            let (ns, name) = &model.inputs[0];
+            let rebuild = match own {
+                None => true,
+                Some(calendar) => calendar_must_grow(ctx, get(ns, name)?, calendar, since).await?,
+            };
+            Recompute::Calendar { rebuild }
+        }
+    })
+}
+
+/// The `per` columns of a frame's `count_if` measures.
+fn rank_groups(measures: &[Measure]) -> Vec<String> {
+    let mut out: Vec<String> = measures
+        .iter()
+        .filter(|m| m.count_if.is_some())
+        .filter_map(|m| m.per.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether changed unified rows hold a date hook outside the calendar.
+async fn calendar_must_grow(
+    ctx: &SessionContext,
+    unified: LogicalPlan,
+    calendar: LogicalPlan,
+    since: i64,
+) -> Result<bool> {
+    use super::event::EPOCH_DATE;
+    let dates = changed_bridge_rows(unified, since)?
+        .filter(col(EPOCH_DATE).like(lit("epoch__date|%")))?
+        .project(vec![col(EPOCH_DATE)])?
+        .build()?;
+    let missing = LogicalPlanBuilder::from(dates)
+        .join(
+            LogicalPlanBuilder::from(calendar)
+                .project(vec![col(EPOCH_DATE).alias("__day")])?
+                .build()?,
+            JoinType::LeftAnti,
+            (
+                vec![Column::from_name(EPOCH_DATE)],
+                vec![Column::from_name("__day")],
+            ),
+            None,
+        )?
+        .limit(0, Some(1))?
+        .build()?;
+    let batches = ctx.execute_logical_plan(missing).await?.collect().await?;
+    Ok(batches.iter().any(|b| b.num_rows() > 0))
+}
+
+/// The input plans of an incremental build: each of `inputs`, with the
+/// model's own frame or bridge restricted to the affected versions.
+pub fn restricted_inputs(
+    dar: &Dar<'_>,
+    model: &DarModel,
+    mut inputs: HashMap<String, LogicalPlan>,
+    recompute: &Recompute,
+) -> Result<HashMap<String, LogicalPlan>> {
+    let key = |(ns, name): &(String, String)| format!("{ns}.{name}");
+    let mut restrict = |k: String, a: &Affected| -> Result<()> {
+        let plan = inputs
+            .remove(&k)
+            .ok_or_else(|| Error::internal(format!("input {k} not provided")))?;
+        inputs.insert(k, a.restrict(plan)?);
+        Ok(())
+    };
+    match (model.kind, recompute) {
+        (DarKind::Bridge(_) | DarKind::Peripheral(_), Recompute::Versions(a)) => {
+            restrict(key(&model.inputs[0]), a)?;
+        }
+        (DarKind::Event(i), Recompute::Versions(a)) => {
+            restrict(key(&model.inputs[0]), a)?;
+            // The frame is scanned whole when ranks are computed over it.
+            let frame = &dar.project.model.frames[i];
+            if rank_groups(dar.project.measures.of(&frame.name)).is_empty() {
+                restrict(key(&model.inputs[1]), a)?;
+            }
+        }
+        (DarKind::Unified, Recompute::Unified(per_event)) => {
+            for (input, (_, a)) in model.inputs.iter().zip(per_event) {
+                restrict(key(input), a)?;
+            }
+        }
+        (DarKind::Calendar, Recompute::Calendar { .. }) => {}
+        _ => {
+            return Err(Error::internal(format!(
+                "model {}: recompute set of another kind",
+                model.qualified()
+            )));
+        }
+    }
+    Ok(inputs)
+}
+
+/// Drop the ghost record from a recomputed peripheral (it never changes).
+pub fn without_ghost(plan: LogicalPlan, pit_column: &str) -> Result<LogicalPlan> {
+    Ok(LogicalPlanBuilder::from(plan)
+        .filter(col(pit_column).not_eq(lit(GHOST_RECORD)))?
+        .build()?)
+}
+
+/// The replace conditions of an incremental commit.
+pub fn key_matches(recompute: &Recompute) -> Result<Vec<KeyMatch>> {
+    Ok(match recompute {
+        Recompute::Versions(a) if !a.pits.is_empty() => vec![a.key_match(None)?],
+        Recompute::Unified(v) => v
+            .iter()
+            .filter(|(_, a)| !a.pits.is_empty())
+            .map(|(p, a)| a.key_match(Some(p)))
+            .collect::<Result<_>>()?,
+        _ => vec![],
+    })
+}
