@@ -224,6 +224,54 @@ async fn editing_one_frame_plans_exactly_that_frame_and_its_descendants() {
             .filter(|p| p.status != Status::UpToDate)
             .all(|p| p.full())
     );
+
+    // Same config, but the frame alone is rebuilt in full (as by a run that
+    // failed right after it): its new epoch forces its consumers to rebuild
+    // in full too, although their inputs' snapshots merely moved.
+    let dag = Dag::build(&project).unwrap();
+    let root = dag
+        .index_of(&TableName::parse("dab.frame__adventure_works__products").unwrap())
+        .unwrap();
+    let only_frame: Vec<_> = plan(&wh, &dag, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.node == root)
+        .collect();
+    run_models(
+        &wh,
+        &project,
+        &dag,
+        &only_frame,
+        &RunOptions::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    let planned = plan(&wh, &dag, false).await.unwrap();
+    let bridge = dag
+        .index_of(&TableName::parse("dar__staging.bridge__adventure_works__products").unwrap())
+        .unwrap();
+    let status = |i: usize| planned.iter().find(|p| p.node == i).unwrap();
+    assert_eq!(status(root).status, Status::UpToDate);
+    assert_eq!(status(bridge).status, Status::Changed);
+    assert!(
+        status(bridge).reason.contains("rebuilt in full since"),
+        "{}",
+        status(bridge).reason
+    );
+    let rebuilt: BTreeSet<usize> = planned
+        .iter()
+        .filter(|p| p.status != Status::UpToDate)
+        .map(|p| p.node)
+        .collect();
+    assert_eq!(rebuilt, dag.descendants(&BTreeSet::from([root])));
+    assert!(
+        planned
+            .iter()
+            .filter(|p| rebuilt.contains(&p.node))
+            .all(|p| p.full())
+    );
 }
 
 #[test]
