@@ -31,7 +31,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::extract::land::{ExtractOptions, ExtractReport, extract};
 use crate::extract::{ODataClient, RetryPolicy};
 use crate::model::Project;
-use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
+use crate::model::build::{BuildMode, EPOCH, build_dar_model_pinned, build_frame_with};
 use crate::model::dar::Dar;
 use crate::source::{GeneratorOptions, ServerOptions, serve};
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
@@ -93,6 +93,16 @@ pub async fn run_models(
         indicatif::ProgressBar::hidden()
     };
     let ctx = crate::query::session_context();
+    // The DAR layer is derived once per run (only DAR models need it).
+    let needs_dar = todo
+        .keys()
+        .any(|i| matches!(dag.nodes[*i].kind, ModelKind::Dar { .. }));
+    let dar_layer = if needs_dar {
+        Some(Dar::new(project)?)
+    } else {
+        None
+    };
+    let dar = dar_layer.as_ref();
     let mut waiting: BTreeSet<usize> = todo.keys().copied().collect();
     let mut done: BTreeSet<usize> = BTreeSet::new();
     let mut running = FuturesUnordered::new();
@@ -121,8 +131,9 @@ pub async fn run_models(
                 waiting.remove(&i);
                 let p = todo[&i];
                 let ctx = &ctx;
-                running
-                    .push(async move { (i, build_node(wh, project, dag, p, ctx, options).await) });
+                running.push(async move {
+                    (i, build_node(wh, project, dar, dag, p, ctx, options).await)
+                });
             }
         }
         let Some((i, r)) = running.next().await else {
@@ -153,6 +164,7 @@ pub async fn run_models(
 async fn build_node(
     wh: &Warehouse,
     project: &Project,
+    dar: Option<&Dar<'_>>,
     dag: &Dag,
     planned: &Planned,
     ctx: &datafusion::prelude::SessionContext,
@@ -169,6 +181,7 @@ async fn build_node(
     // Pin every input at its current snapshot and record what was read.
     let mut extra = BTreeMap::from([(FINGERPRINT.to_string(), node.fingerprint.clone())]);
     let mut pins = Vec::new();
+    let mut pinned = std::collections::HashMap::new();
     for &d in &node.deps {
         let dep = &dag.nodes[d].name;
         let loaded = wh.load_table(dep).await?;
@@ -186,6 +199,7 @@ async fn build_node(
                 .unwrap_or_default(),
         );
         pins.push(snap);
+        pinned.insert(dep.to_string(), loaded);
     }
     let mode = if planned.full() {
         BuildMode::Full
@@ -200,9 +214,9 @@ async fn build_node(
             )));
         }
         ModelKind::Dar { kind } => {
-            let dar = Dar::new(project)?;
+            let dar = dar.ok_or_else(|| Error::internal("no DAR layer"))?;
             let model = dar.model(*kind)?;
-            build_dar_model_with(wh, ctx, &dar, &model, mode, &extra).await?
+            build_dar_model_pinned(wh, ctx, dar, &model, mode, &extra, &pinned).await?
         }
         ModelKind::Frame { frame } => {
             let frame = project

@@ -297,16 +297,33 @@ pub async fn build_dar_model_with(
     mode: BuildMode,
     extra: &BTreeMap<String, String>,
 ) -> Result<BuildReport> {
+    build_dar_model_pinned(wh, ctx, dar, model, mode, extra, &HashMap::new()).await
+}
+
+/// [`build_dar_model_with`] reading the inputs in `pinned` (by
+/// `<ns>.<name>`) at the loaded versions; other inputs are loaded now.
+pub async fn build_dar_model_pinned(
+    wh: &Warehouse,
+    ctx: &SessionContext,
+    dar: &Dar<'_>,
+    model: &DarModel,
+    mode: BuildMode,
+    extra: &BTreeMap<String, String>,
+    pinned: &HashMap<String, LoadedTable>,
+) -> Result<BuildReport> {
     let started = Instant::now();
     let target = TableName::new(model.namespace.clone(), model.name.clone())?;
     let mut inputs = HashMap::new();
     let mut input_mark: Option<i64> = Some(i64::MIN);
     for (ns, name) in &model.inputs {
         let t = TableName::new(ns.clone(), name.clone())?;
-        let loaded = wh
-            .load_table(&t)
-            .await
-            .map_err(|e| e.context(format!("reading input {t}")))?;
+        let loaded = match pinned.get(&t.to_string()) {
+            Some(l) => l.clone(),
+            None => wh
+                .load_table(&t)
+                .await
+                .map_err(|e| e.context(format!("reading input {t}")))?,
+        };
         input_mark = match (input_mark, watermark_of(&loaded)?) {
             (Some(a), Some(b)) => Some(a.max(b)),
             _ => None,

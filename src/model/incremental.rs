@@ -46,6 +46,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Column;
+use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{JoinType, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 
@@ -132,6 +133,17 @@ async fn collect_texts(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<St
     Ok(out)
 }
 
+/// A one-column in-memory table of `values` named `column`.
+fn values_plan(values: &[String], column: &str) -> Result<LogicalPlan> {
+    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(values.to_vec())) as ArrayRef],
+    )?;
+    let table = MemTable::try_new(schema, vec![vec![batch]])?;
+    Ok(LogicalPlanBuilder::scan(column, provider_as_source(Arc::new(table)), None)?.build()?)
+}
+
 /// The affected versions of one frame and the plan restricting a table to them.
 #[derive(Debug, Clone)]
 pub struct Affected {
@@ -142,16 +154,19 @@ pub struct Affected {
 }
 
 impl Affected {
-    /// `plan` restricted to the affected versions. An `IN` list rather than
-    /// a join, so the Iceberg scan below applies it while decoding (row
-    /// filter: the other columns are only decoded for matching rows).
+    /// `plan` restricted to the affected versions, by a semi join with an
+    /// in-memory table of them (an `IN` list would reach the Iceberg row
+    /// filter, which tests each value separately).
     pub fn restrict(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
-        let keep = if self.pits.is_empty() {
-            lit(false)
-        } else {
-            col(self.pit_column.as_str()).in_list(self.pits.iter().map(lit).collect(), false)
-        };
-        Ok(LogicalPlanBuilder::from(plan).filter(keep)?.build()?)
+        if self.pits.is_empty() {
+            return Ok(LogicalPlanBuilder::from(plan).filter(lit(false))?.build()?);
+        }
+        semi_join(
+            plan,
+            &self.pit_column,
+            values_plan(&self.pits, AFFECTED)?,
+            AFFECTED,
+        )
     }
 
     /// The replace condition: rows whose own PIT hook is affected, and with
