@@ -1,13 +1,15 @@
 //! Criterion benches: our PIT join vs DataFusion's built-in plan of the same
 //! query (`BENCH_SQL`: left join, count and sum), on a skewed shape (few keys,
 //! many versions per key) and a uniform shape (many keys, few versions).
-//! Sizes are small so the suite finishes quickly; `lakehouse bench pit-join`
-//! runs the large comparisons.
+//! Our operator runs with each strategy (`hash`, `partitioned_hash`,
+//! `sort`). Sizes are small so the suite finishes quickly;
+//! `lakehouse bench pit-join` runs the large comparisons.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lakehouse::bench::pit_join::{
     PitBenchConfig, builtin_context, generate, pit_context, run_query,
 };
+use lakehouse::join::PitJoinStrategy;
 
 fn shapes() -> Vec<(&'static str, PitBenchConfig)> {
     let base = PitBenchConfig {
@@ -55,15 +57,18 @@ fn bench_pit_join(c: &mut Criterion) {
     group.sample_size(10);
     for (name, config) in shapes() {
         let data = generate(&config).expect("generate data");
-        let pit = pit_context(&data, &config).expect("pit context");
         let builtin = builtin_context(&data, &config).expect("builtin context");
         group.throughput(Throughput::Elements(
             (config.left_rows + config.right_rows()) as u64,
         ));
-        group.bench_with_input(BenchmarkId::new("pit", name), &pit, |b, ctx| {
-            b.to_async(&runtime)
-                .iter(|| async { run_query(ctx).await.expect("pit run") })
-        });
+        for strategy in PitJoinStrategy::ALL {
+            let pit = pit_context(&data, &config, strategy).expect("pit context");
+            let id = BenchmarkId::new(format!("pit_{strategy}"), name);
+            group.bench_with_input(id, &pit, |b, ctx| {
+                b.to_async(&runtime)
+                    .iter(|| async { run_query(ctx).await.expect("pit run") })
+            });
+        }
         group.bench_with_input(BenchmarkId::new("builtin", name), &builtin, |b, ctx| {
             b.to_async(&runtime)
                 .iter(|| async { run_query(ctx).await.expect("builtin run") })

@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 use crate::bench::pit_join::{
     BENCH_SQL, PitBenchConfig, builtin_context, generate, pit_context, run_comparison,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::join::PitJoinStrategy;
 use crate::query::{OutputFormat, explain_sql, format_batches, run_sql, session_context};
 
 /// `println!` that ends the process quietly when stdout is closed (e.g. `| head`).
@@ -200,15 +201,32 @@ pub struct PitJoinBenchArgs {
     /// RNG seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Strategies of our operator to run, comma-separated: hash,
+    /// partitioned_hash, sort, or all (each compared with the same built-in run).
+    #[arg(long, default_value = "sort")]
+    pub strategy: String,
     /// Also print `EXPLAIN ANALYZE` of both plans (one extra run each).
     #[arg(long)]
     pub explain: bool,
 }
 
+/// `--strategy`: one or several comma-separated strategies, or `all`.
+fn parse_strategies(s: &str) -> Result<Vec<PitJoinStrategy>> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(PitJoinStrategy::ALL.to_vec());
+    }
+    s.split(',')
+        .map(|part| {
+            part.parse::<PitJoinStrategy>()
+                .map_err(|e| Error::invalid(format!("--strategy: {e}")))
+        })
+        .collect()
+}
+
 impl PitJoinBenchArgs {
-    fn config(&self) -> PitBenchConfig {
+    fn config(&self) -> Result<PitBenchConfig> {
         let defaults = PitBenchConfig::default();
-        PitBenchConfig {
+        Ok(PitBenchConfig {
             left_rows: self.left,
             keys: self.keys,
             versions: self
@@ -218,7 +236,8 @@ impl PitJoinBenchArgs {
             seed: self.seed,
             threads: self.threads.unwrap_or(defaults.threads),
             batch_size: defaults.batch_size,
-        }
+            strategies: parse_strategies(&self.strategy)?,
+        })
     }
 }
 
@@ -627,15 +646,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             bench: BenchCommand::PitJoin(args),
         } => {
-            let config = args.config();
+            let config = args.config()?;
             let report = run_comparison(&config).await?;
             out!("{}", report.render().trim_end());
             if args.explain {
                 let data = generate(&config)?;
-                for (name, ctx) in [
-                    ("pit_join", pit_context(&data, &config)?),
-                    ("builtin", builtin_context(&data, &config)?),
-                ] {
+                let mut contexts = Vec::new();
+                for &strategy in &config.strategies {
+                    contexts.push((
+                        format!("pit_join strategy={strategy}"),
+                        pit_context(&data, &config, strategy)?,
+                    ));
+                }
+                contexts.push(("builtin".to_string(), builtin_context(&data, &config)?));
+                for (name, ctx) in contexts {
                     out!(
                         "\n== {name} ==\n{}",
                         explain_sql(&ctx, BENCH_SQL, true).await?

@@ -17,12 +17,13 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 
 use crate::error::{Error, ErrorKind, Result, ResultExt};
-use crate::join::with_pit_join;
+use crate::join::{with_pit_join, with_pit_join_options};
 
 /// A session state builder with DataFusion's defaults and the PIT join; add
 /// catalogs or tables before `build()`.
 pub fn session_state_builder() -> SessionStateBuilder {
     with_pit_join(SessionStateBuilder::new().with_default_features())
+        .with_config(with_pit_join_options(SessionConfig::new()))
 }
 
 /// A context with DataFusion's defaults and the PIT join.
@@ -32,7 +33,11 @@ pub fn session_context() -> SessionContext {
 
 /// A context with the PIT join and the given configuration.
 pub fn session_context_with_config(config: SessionConfig) -> SessionContext {
-    SessionContext::new_with_state(session_state_builder().with_config(config).build())
+    SessionContext::new_with_state(
+        session_state_builder()
+            .with_config(with_pit_join_options(config))
+            .build(),
+    )
 }
 
 /// Split a script into statements with DataFusion's parser.

@@ -79,12 +79,39 @@ fn bench_pit_join_compares_both_plans() {
         "0.2",
         "--seed",
         "3",
+        "--strategy",
+        "all",
     ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("20 keys x 100 versions"), "{stdout}");
-    assert!(stdout.contains("pit_join"), "{stdout}");
+    for strategy in ["hash", "partitioned_hash", "sort"] {
+        assert!(
+            stdout.contains(&format!("pit_join strategy={strategy} ")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("speedup (builtin / pit, strategy={strategy}): ")),
+            "{stdout}"
+        );
+    }
     assert!(stdout.contains("builtin"), "{stdout}");
-    assert!(stdout.contains("speedup (builtin / pit)"), "{stdout}");
+    let (ok, _, stderr) = lakehouse(&[
+        "bench",
+        "pit-join",
+        "--left",
+        "10",
+        "--right",
+        "10",
+        "--keys",
+        "2",
+        "--strategy",
+        "hash,merge",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("unknown PIT join strategy 'merge'"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = lakehouse(&[
         "bench", "pit-join", "--left", "10", "--right", "10", "--keys", "0",
     ]);

@@ -2,11 +2,14 @@
 //! touching, inverted and open-ended intervals, SCD2-like and arbitrary
 //! right sides, tiny batches, several partitions) the PIT join returns
 //! exactly the multiset of rows DataFusion's built-in plan returns, for
-//! inner and left joins and both predicate shapes.
+//! inner and left joins, both predicate shapes and every execution strategy
+//! (each case runs with each strategy against one built-in result).
 
 mod pit;
 
-use pit::{Row, contexts, register, run};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use lakehouse::join::PitJoinStrategy;
+use pit::{Row, pit_context, register, run};
 use proptest::prelude::*;
 
 const FAR: i64 = 253_402_214_400;
@@ -176,18 +179,37 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
+/// One context with DataFusion's built-in plan and one with our operator per
+/// strategy.
+fn all_contexts(
+    partitions: usize,
+    batch_size: usize,
+) -> (SessionContext, Vec<(PitJoinStrategy, SessionContext)>) {
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_batch_size(batch_size);
+    let ours = PitJoinStrategy::ALL
+        .iter()
+        .map(|&s| (s, pit_context(s, config.clone())))
+        .collect();
+    (SessionContext::new_with_config(config), ours)
+}
+
 fn check(case: &Case) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let (pit, builtin) = contexts(case.partitions, case.batch_size);
-        for ctx in [&pit, &builtin] {
+        let (builtin, ours) = all_contexts(case.partitions, case.batch_size);
+        let ctxs: Vec<&SessionContext> = std::iter::once(&builtin)
+            .chain(ours.iter().map(|(_, c)| c))
+            .collect();
+        for ctx in &ctxs {
             register(ctx, "l", &case.left, case.chunk, case.partitions);
             register(ctx, "r", &case.right, case.chunk, case.partitions);
         }
         let ty = BOUND_TYPES[case.bound_type];
-        for ctx in [&pit, &builtin] {
+        for ctx in &ctxs {
             for (view, table) in [("lv", "l"), ("rv", "r")] {
                 let ddl = format!(
                     "CREATE VIEW {view} AS SELECT k, id, {} AS vf, {} AS vt, x FROM {table}",
@@ -202,14 +224,20 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             "SELECT l.id, r.id FROM lv AS l {join} rv AS r ON {}",
             PREDICATES[case.predicate]
         );
-        let (plan, ours) = run(&pit, &sql).await;
-        prop_assert!(
-            plan.contains("PitJoinExec"),
-            "rule did not fire for {sql}:\n{plan}"
-        );
         let (plan, theirs) = run(&builtin, &sql).await;
         prop_assert!(!plan.contains("PitJoinExec"));
-        prop_assert_eq!(ours, theirs, "{}", sql);
+        for (strategy, ctx) in &ours {
+            let (plan, rows) = run(ctx, &sql).await;
+            let expected = format!("PitJoinExec: strategy={strategy},");
+            prop_assert!(
+                plan.contains(&expected),
+                "rule did not fire with strategy {} for {}:\n{}",
+                strategy,
+                sql,
+                plan
+            );
+            prop_assert_eq!(&rows, &theirs, "strategy={} {}", strategy, sql);
+        }
         Ok(())
     })
 }
@@ -262,39 +290,11 @@ fn check_api(
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let (pit, builtin) = contexts(2, batch_size);
-        for ctx in [&pit, &builtin] {
-            register(ctx, "l", left, 3, 2);
-            register(ctx, "r", right, 3, 2);
-        }
-        let left_end = if point { "vf" } else { "vt" };
-        let range = if point {
-            RangeSpec::point(col("l.vf"), col("r.vf"), col("r.vt"))
-        } else {
-            RangeSpec::overlap(col("l.vf"), col("l.vt"), col("r.vf"), col("r.vt"))
-        }
-        .with_inclusive(start_inclusive, end_inclusive);
-        let plan = pit_join_plan(
-            pit.table("l").await.expect("l").into_unoptimized_plan(),
-            pit.table("r").await.expect("r").into_unoptimized_plan(),
-            vec![(col("l.k"), col("r.k"))],
-            range,
-            residual.then(|| col("l.x").not_eq(col("r.x"))),
-            if left_join {
-                PitJoinType::Left
-            } else {
-                PitJoinType::Inner
-            },
-            Some(("i_from".into(), "i_to".into())),
-        )
-        .expect("pit plan");
-        let ours = DataFrame::new(pit.state(), plan)
-            .select(vec![col("l.id"), col("r.id"), col("i_from"), col("i_to")])
-            .expect("select")
-            .collect()
-            .await
-            .expect("run pit");
+        let (builtin, ours) = all_contexts(2, batch_size);
+        register(&builtin, "l", left, 3, 2);
+        register(&builtin, "r", right, 3, 2);
         let op = |inclusive: bool| if inclusive { "<=" } else { "<" };
+        let left_end = if point { "vf" } else { "vt" };
         let sql = format!(
             "SELECT l.id, r.id, \
                CASE WHEN r.id IS NULL THEN NULL ELSE greatest(l.vf, r.vf) END, \
@@ -307,7 +307,43 @@ fn check_api(
         );
         let (plan, theirs) = run(&builtin, &sql).await;
         prop_assert!(!plan.contains("PitJoinExec"));
-        prop_assert_eq!(pit::render(&ours), theirs, "{}", sql);
+        for (strategy, pit) in &ours {
+            register(pit, "l", left, 3, 2);
+            register(pit, "r", right, 3, 2);
+            let range = if point {
+                RangeSpec::point(col("l.vf"), col("r.vf"), col("r.vt"))
+            } else {
+                RangeSpec::overlap(col("l.vf"), col("l.vt"), col("r.vf"), col("r.vt"))
+            }
+            .with_inclusive(start_inclusive, end_inclusive);
+            let plan = pit_join_plan(
+                pit.table("l").await.expect("l").into_unoptimized_plan(),
+                pit.table("r").await.expect("r").into_unoptimized_plan(),
+                vec![(col("l.k"), col("r.k"))],
+                range,
+                residual.then(|| col("l.x").not_eq(col("r.x"))),
+                if left_join {
+                    PitJoinType::Left
+                } else {
+                    PitJoinType::Inner
+                },
+                Some(("i_from".into(), "i_to".into())),
+            )
+            .expect("pit plan");
+            let ours = DataFrame::new(pit.state(), plan)
+                .select(vec![col("l.id"), col("r.id"), col("i_from"), col("i_to")])
+                .expect("select")
+                .collect()
+                .await
+                .expect("run pit");
+            prop_assert_eq!(
+                pit::render(&ours),
+                theirs.clone(),
+                "strategy={} {}",
+                strategy,
+                sql
+            );
+        }
         Ok(())
     })
 }

@@ -225,3 +225,67 @@ async fn fires_for_plans_built_with_the_logical_plan_builder() {
         .to_string();
     assert!(text.contains("PitJoinExec"), "{text}");
 }
+
+/// The physical plan around the operator depends on the strategy: `hash`
+/// needs neither sorts nor a hash repartition of the left side (the right
+/// side is coalesced into the one shared table), `partitioned_hash` hash-
+/// partitions both sides without sorting, `sort` also sorts both by key.
+#[tokio::test]
+async fn each_strategy_plans_its_own_input_contract() {
+    use lakehouse::join::PitJoinStrategy;
+    use lakehouse::query::run_sql;
+
+    let sql = "SELECT l.id, r.id FROM l LEFT JOIN r ON l.k = r.k AND l.vf < r.vt AND l.vt > r.vf";
+    let rows = vec![
+        (Some(1), 1, Some(0), Some(10), Some(1)),
+        (Some(1), 2, Some(10), Some(FAR), Some(2)),
+        (Some(2), 3, Some(0), Some(5), None),
+        (Some(3), 4, Some(0), Some(5), None),
+    ];
+    for strategy in PitJoinStrategy::ALL {
+        let (ctx, _) = contexts(2, 64);
+        run_sql(
+            &ctx,
+            &format!("SET lakehouse.pit_join.strategy = '{strategy}'"),
+        )
+        .await
+        .expect("set strategy");
+        register(&ctx, "l", &rows, 1, 2);
+        register(&ctx, "r", &rows, 1, 2);
+        let plan = physical_plan(&ctx, sql).await;
+        assert!(
+            plan.contains(&format!("PitJoinExec: strategy={strategy}, join_type=Left")),
+            "{plan}"
+        );
+        let sorts = plan.matches("SortExec").count();
+        let hash_repartitions = plan.matches("RepartitionExec: partitioning=Hash").count();
+        match strategy {
+            PitJoinStrategy::Hash => {
+                assert_eq!((sorts, hash_repartitions), (0, 0), "{plan}");
+                assert!(plan.contains("CoalescePartitionsExec"), "{plan}");
+            }
+            PitJoinStrategy::PartitionedHash => {
+                assert_eq!((sorts, hash_repartitions), (0, 2), "{plan}");
+            }
+            PitJoinStrategy::Sort => {
+                assert_eq!((sorts, hash_repartitions), (2, 2), "{plan}");
+            }
+        }
+    }
+    // The default is `sort`; unknown strategies are rejected by SET.
+    let (ctx, _) = contexts(2, 64);
+    register(&ctx, "l", &rows, 1, 2);
+    register(&ctx, "r", &rows, 1, 2);
+    assert!(
+        physical_plan(&ctx, sql)
+            .await
+            .contains("PitJoinExec: strategy=sort,")
+    );
+    let err = run_sql(&ctx, "SET lakehouse.pit_join.strategy = 'merge'")
+        .await
+        .expect_err("unknown strategy");
+    assert!(
+        format!("{err:?}").contains("unknown PIT join strategy 'merge'"),
+        "{err:?}"
+    );
+}

@@ -1,11 +1,14 @@
 //! A tiny runner for the golden files under `tests/slt/` (format described
-//! at the top of each file).
+//! at the top of each file). Every file runs once per PIT join strategy
+//! (set with `SET lakehouse.pit_join.strategy`); `{strategy}` in a plan
+//! check stands for the strategy of the run.
 
 mod pit;
 
 use std::path::Path;
 
 use datafusion::prelude::SessionContext;
+use lakehouse::join::PitJoinStrategy;
 use lakehouse::query::{run_sql, session_context};
 use pit::{physical_plan, render};
 
@@ -67,9 +70,15 @@ fn parse(source: &str) -> Vec<Record> {
     records
 }
 
-async fn run_file(path: &Path) {
+async fn run_file(path: &Path, strategy: PitJoinStrategy) {
     let source = std::fs::read_to_string(path).expect("read slt file");
     let pit = session_context();
+    run_sql(
+        &pit,
+        &format!("SET lakehouse.pit_join.strategy = '{strategy}'"),
+    )
+    .await
+    .expect("set strategy");
     let builtin = SessionContext::new();
     let mut checked = 0;
     for record in parse(&source) {
@@ -89,7 +98,12 @@ async fn run_file(path: &Path) {
                     .await
                     .unwrap_or_else(|e| panic!("{sql}: {e}"));
                 let ours = render(&ours[0].1);
-                assert_eq!(ours, expected, "{}: {sql}", path.display());
+                assert_eq!(
+                    ours,
+                    expected,
+                    "{} (strategy={strategy}): {sql}",
+                    path.display()
+                );
                 assert_eq!(
                     render(&theirs[0].1),
                     expected,
@@ -98,11 +112,12 @@ async fn run_file(path: &Path) {
                 checked += 1;
             }
             Record::Plan { sql, text, present } => {
+                let text = text.replace("{strategy}", strategy.as_str());
                 let plan = physical_plan(&pit, &sql).await;
                 assert_eq!(
                     plan.contains(&text),
                     present,
-                    "`{text}` in plan of {sql}:\n{plan}"
+                    "`{text}` in plan of {sql} (strategy={strategy}):\n{plan}"
                 );
                 checked += 1;
             }
@@ -122,6 +137,8 @@ async fn golden_files() {
     files.sort();
     assert!(!files.is_empty());
     for f in files {
-        run_file(&f).await;
+        for strategy in PitJoinStrategy::ALL {
+            run_file(&f, strategy).await;
+        }
     }
 }

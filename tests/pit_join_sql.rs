@@ -9,7 +9,7 @@ use datafusion::prelude::{DataFrame, SessionConfig};
 use lakehouse::bench::pit_join::{
     BENCH_SQL, PitBenchConfig, generate, pit_context, run_comparison,
 };
-use lakehouse::join::{PitJoinType, RangeSpec, pit_join_plan};
+use lakehouse::join::{PitJoinOptions, PitJoinStrategy, PitJoinType, RangeSpec, pit_join_plan};
 use lakehouse::query::{
     OutputFormat, explain_sql, format_batches, run_sql, session_context,
     session_context_with_config,
@@ -178,26 +178,59 @@ async fn parquet_scripts_with_external_tables() {
     .await
     .expect("explain");
     assert!(plan.contains("PitJoin: type=Left"), "{plan}");
-    assert!(plan.contains("PitJoinExec"), "{plan}");
+    // The default strategy sorts both sides and sweeps.
+    assert!(plan.contains("PitJoinExec: strategy=sort"), "{plan}");
     assert!(plan.contains("SortExec"), "{plan}");
-
-    let analyzed = explain_sql(
-        &ctx,
-        "SELECT lp.id, rp.id FROM lp LEFT JOIN rp ON lp.k = rp.k AND lp.vf < rp.vt AND lp.vt > rp.vf",
-        true,
-    )
-    .await
-    .expect("explain analyze");
+    let join = "SELECT lp.id, rp.id FROM lp LEFT JOIN rp \
+                ON lp.k = rp.k AND lp.vf < rp.vt AND lp.vt > rp.vf";
+    let analyzed = explain_sql(&ctx, join, true)
+        .await
+        .expect("explain analyze");
     for metric in [
         "output_rows=5",
         "left_input_rows=3",
         "right_input_rows=3",
         "candidate_pairs=4",
         "sweep_time=",
+        "build_output_time=",
         "peak_mem_used=",
     ] {
         assert!(analyzed.contains(metric), "missing {metric} in\n{analyzed}");
     }
+
+    // A hash strategy, chosen in SQL, needs no sort; each partition builds a
+    // table of its right rows (3 in all).
+    run_sql(&ctx, "SET lakehouse.pit_join.strategy = 'partitioned_hash'")
+        .await
+        .expect("set");
+    let plan = explain_sql(&ctx, join, false).await.expect("explain");
+    assert!(
+        plan.contains("PitJoinExec: strategy=partitioned_hash"),
+        "{plan}"
+    );
+    assert!(!plan.contains("SortExec"), "{plan}");
+    let analyzed = explain_sql(&ctx, join, true)
+        .await
+        .expect("explain analyze");
+    for metric in [
+        "output_rows=5",
+        "left_input_rows=3",
+        "right_input_rows=3",
+        "candidate_pairs=4",
+        "build_time=",
+        "probe_time=",
+        "build_output_time=",
+        "peak_mem_used=",
+    ] {
+        assert!(analyzed.contains(metric), "missing {metric} in\n{analyzed}");
+    }
+    let out = run_sql(&ctx, &format!("{join} ORDER BY 1, 2"))
+        .await
+        .expect("partitioned_hash strategy run");
+    assert_eq!(
+        render(&out[0].1),
+        ["1|10", "2|10", "2|11", "2|12", "3|NULL"]
+    );
 }
 
 #[tokio::test]
@@ -258,26 +291,40 @@ async fn bench_comparison_is_parallel_and_agrees_with_builtin() {
         seed: 7,
         threads: 3,
         batch_size: 1024,
+        strategies: PitJoinStrategy::ALL.to_vec(),
     };
     let report = run_comparison(&config).await.expect("bench");
-    assert!(report.pit.used_pit_join);
+    assert_eq!(report.pit.len(), 3);
     assert!(!report.builtin.used_pit_join);
-    assert_eq!(report.pit.count, report.builtin.count);
-    assert_eq!(report.pit.sum, report.builtin.sum);
+    for (strategy, run) in &report.pit {
+        assert!(run.used_pit_join, "{strategy}");
+        assert_eq!(run.count, report.builtin.count, "{strategy}");
+        assert_eq!(run.sum, report.builtin.sum, "{strategy}");
+    }
     assert!(
-        report.pit.count >= 20_000,
+        report.builtin.count >= 20_000,
         "a left join keeps every left row"
     );
     assert!(report.render().contains("speedup"));
 
+    // Every strategy runs on all 3 partitions: the left side keeps the
+    // table's partitions (hash) or is hash-partitioned (the others).
     let data = generate(&config).expect("data");
-    let ctx = pit_context(&data, &config).expect("ctx");
-    let plan = explain_sql(&ctx, BENCH_SQL, false).await.expect("explain");
-    assert!(
-        plan.contains("RepartitionExec: partitioning=Hash"),
-        "{plan}"
-    );
-    assert!(plan.contains("PitJoinExec"), "{plan}");
+    for strategy in PitJoinStrategy::ALL {
+        let ctx = pit_context(&data, &config, strategy).expect("ctx");
+        let plan = explain_sql(&ctx, BENCH_SQL, false).await.expect("explain");
+        assert!(
+            plan.contains(&format!("PitJoinExec: strategy={strategy}")),
+            "{plan}"
+        );
+        let partitioned = plan.contains("RepartitionExec: partitioning=Hash");
+        assert_eq!(
+            partitioned,
+            strategy != PitJoinStrategy::Hash,
+            "{strategy}: {plan}"
+        );
+        assert!(plan.contains("partitions=3"), "{strategy}: {plan}");
+    }
 }
 
 #[tokio::test]
@@ -309,7 +356,7 @@ async fn output_formats() {
 }
 
 #[tokio::test]
-async fn completes_under_a_small_memory_limit_by_spilling_sorts() {
+async fn sort_strategy_completes_under_a_small_memory_limit_by_spilling_sorts() {
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use datafusion::prelude::SessionContext;
     use lakehouse::bench::pit_join::{builtin_context, register, run_query};
@@ -323,6 +370,7 @@ async fn completes_under_a_small_memory_limit_by_spilling_sorts() {
         seed: 11,
         threads: 2,
         batch_size: 1024,
+        strategies: vec![PitJoinStrategy::Sort],
     };
     let data = generate(&config).expect("data");
     let runtime = RuntimeEnvBuilder::new()
@@ -331,7 +379,8 @@ async fn completes_under_a_small_memory_limit_by_spilling_sorts() {
         .expect("runtime");
     let mut session_config = SessionConfig::new()
         .with_target_partitions(2)
-        .with_batch_size(1024);
+        .with_batch_size(1024)
+        .with_option_extension(PitJoinOptions::with_strategy(PitJoinStrategy::Sort));
     session_config
         .options_mut()
         .execution
@@ -358,4 +407,60 @@ async fn completes_under_a_small_memory_limit_by_spilling_sorts() {
             .any(|l| l.contains("SortExec") && !l.contains("spill_count=0")),
         "expected the key sorts to spill:\n{analyzed}"
     );
+}
+
+/// The hash strategies hold the right side in memory: under a limit too
+/// small for it the query fails with a resources error that names the sort
+/// strategy, and does not fail (nor leak the reservation) when it fits.
+#[tokio::test]
+async fn hash_strategy_fails_clearly_when_the_right_side_does_not_fit() {
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use datafusion::prelude::SessionContext;
+    use lakehouse::bench::pit_join::{register, run_query};
+    use lakehouse::query::session_state_builder;
+
+    let config = PitBenchConfig {
+        left_rows: 20_000,
+        keys: 2_000,
+        versions: 50,
+        threads: 2,
+        batch_size: 1024,
+        ..PitBenchConfig::default()
+    };
+    let data = generate(&config).expect("data");
+    for strategy in [PitJoinStrategy::Hash, PitJoinStrategy::PartitionedHash] {
+        let context = |limit: usize| {
+            let runtime = RuntimeEnvBuilder::new()
+                .with_memory_limit(limit, 1.0)
+                .build_arc()
+                .expect("runtime");
+            let session_config = SessionConfig::new()
+                .with_target_partitions(2)
+                .with_batch_size(1024)
+                .with_option_extension(PitJoinOptions::with_strategy(strategy));
+            let ctx = SessionContext::new_with_state(
+                session_state_builder()
+                    .with_config(session_config)
+                    .with_runtime_env(runtime)
+                    .build(),
+            );
+            register(&ctx, &data, 2).expect("register");
+            ctx
+        };
+        // 100,000 right rows of 4 Int64 columns need more than 3 MB.
+        let err = run_query(&context(1024 * 1024))
+            .await
+            .expect_err("the right side cannot fit in 1 MB");
+        let text = format!("{err:?}");
+        assert!(text.contains("Resources exhausted"), "{strategy}: {text}");
+        assert!(
+            text.contains("lakehouse.pit_join.strategy = 'sort'"),
+            "{strategy}: {text}"
+        );
+        let ok = run_query(&context(256 * 1024 * 1024))
+            .await
+            .expect("fits in 256 MB");
+        assert!(ok.used_pit_join);
+        assert!(ok.count >= 20_000);
+    }
 }

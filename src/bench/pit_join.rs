@@ -13,7 +13,9 @@
 //!   (`[1, 2*STEP]`), so each left row overlaps about two versions.
 //!
 //! Both contexts use the same `target_partitions` (`threads`) and batch
-//! size; the built-in one lacks only our rule and planner.
+//! size; the built-in one lacks only our rule and planner. Our operator runs
+//! once per requested strategy (`lakehouse.pit_join.strategy`), each
+//! compared with the one built-in run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
+use crate::join::{PitJoinOptions, PitJoinStrategy};
 use crate::query::session_context_with_config;
 
 /// Nominal version length in seconds (one day).
@@ -54,6 +57,8 @@ pub struct PitBenchConfig {
     pub threads: usize,
     /// Rows per generated batch and session batch size.
     pub batch_size: usize,
+    /// Strategies of our operator to run (at least one), in this order.
+    pub strategies: Vec<PitJoinStrategy>,
 }
 
 impl Default for PitBenchConfig {
@@ -66,6 +71,7 @@ impl Default for PitBenchConfig {
             seed: 42,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             batch_size: 8192,
+            strategies: vec![PitJoinStrategy::default()],
         }
     }
 }
@@ -83,6 +89,9 @@ impl PitBenchConfig {
             return Err(Error::invalid(
                 "--threads and batch size must be at least 1",
             ));
+        }
+        if self.strategies.is_empty() {
+            return Err(Error::invalid("at least one --strategy is needed"));
         }
         Ok(())
     }
@@ -224,9 +233,17 @@ pub fn register(ctx: &SessionContext, data: &PitBenchData, threads: usize) -> Re
     Ok(())
 }
 
-/// Context with our operator and the tables registered.
-pub fn pit_context(data: &PitBenchData, config: &PitBenchConfig) -> Result<SessionContext> {
-    let ctx = session_context_with_config(config_for(config.threads, config.batch_size));
+/// Context with our operator (executed with `strategy`) and the tables
+/// registered.
+pub fn pit_context(
+    data: &PitBenchData,
+    config: &PitBenchConfig,
+    strategy: PitJoinStrategy,
+) -> Result<SessionContext> {
+    let ctx = session_context_with_config(
+        config_for(config.threads, config.batch_size)
+            .with_option_extension(PitJoinOptions::with_strategy(strategy)),
+    );
     register(&ctx, data, config.threads)?;
     Ok(ctx)
 }
@@ -289,16 +306,23 @@ pub async fn run_query(ctx: &SessionContext) -> Result<PitRun> {
 pub struct PitBenchReport {
     /// The configuration.
     pub config: PitBenchConfig,
-    /// Our operator.
-    pub pit: PitRun,
+    /// Our operator, once per strategy of the configuration.
+    pub pit: Vec<(PitJoinStrategy, PitRun)>,
     /// DataFusion's plan.
     pub builtin: PitRun,
 }
 
 impl PitBenchReport {
-    /// `builtin time / our time`.
+    /// `builtin time / our time` of a run of ours.
+    pub fn speedup_of(&self, run: &PitRun) -> f64 {
+        self.builtin.elapsed.as_secs_f64() / run.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// `builtin time / our time` of the first strategy.
     pub fn speedup(&self) -> f64 {
-        self.builtin.elapsed.as_secs_f64() / self.pit.elapsed.as_secs_f64().max(1e-9)
+        self.pit
+            .first()
+            .map_or(0.0, |(_, run)| self.speedup_of(run))
     }
 
     /// Human-readable summary.
@@ -307,7 +331,7 @@ impl PitBenchReport {
         let line = |name: &str, r: &PitRun| {
             let secs = r.elapsed.as_secs_f64().max(1e-9);
             format!(
-                "{name:<10} {:>10.3} s  {:>14.0} input rows/s  {:>14.0} result rows/s  count={} sum={}",
+                "{name:<26} {:>10.3} s  {:>14.0} input rows/s  {:>14.0} result rows/s  count={} sum={}",
                 secs,
                 input / secs,
                 r.count as f64 / secs,
@@ -315,8 +339,8 @@ impl PitBenchReport {
                 r.sum
             )
         };
-        format!(
-            "PIT join benchmark: left={} right={} ({} keys x {} versions) hot-share={} threads={} seed={}\n{}\n{}\nspeedup (builtin / pit): {:.2}x\n",
+        let mut out = format!(
+            "PIT join benchmark: left={} right={} ({} keys x {} versions) hot-share={} threads={} seed={}\n",
             self.config.left_rows,
             self.config.right_rows(),
             self.config.keys,
@@ -324,31 +348,47 @@ impl PitBenchReport {
             self.config.hot_share,
             self.config.threads,
             self.config.seed,
-            line("pit_join", &self.pit),
-            line("builtin", &self.builtin),
-            self.speedup()
-        )
+        );
+        for (strategy, run) in &self.pit {
+            out.push_str(&line(&format!("pit_join strategy={strategy}"), run));
+            out.push('\n');
+        }
+        out.push_str(&line("builtin", &self.builtin));
+        out.push('\n');
+        for (strategy, run) in &self.pit {
+            out.push_str(&format!(
+                "speedup (builtin / pit, strategy={strategy}): {:.2}x\n",
+                self.speedup_of(run)
+            ));
+        }
+        out
     }
 }
 
-/// Generate data, run our operator and the built-in plan in the same
-/// process, and check they agree.
+/// Generate data, run our operator (each strategy) and the built-in plan in
+/// the same process, and check they agree.
 pub async fn run_comparison(config: &PitBenchConfig) -> Result<PitBenchReport> {
     let data = generate(config)?;
-    let pit_ctx = pit_context(&data, config)?;
     let builtin_ctx = builtin_context(&data, config)?;
-    let pit = run_query(&pit_ctx).await?;
-    if !pit.used_pit_join {
-        return Err(Error::internal(
-            "the PIT join rule did not fire on the benchmark query",
-        ));
+    let mut pit = Vec::with_capacity(config.strategies.len());
+    for &strategy in &config.strategies {
+        let ctx = pit_context(&data, config, strategy)?;
+        let run = run_query(&ctx).await?;
+        if !run.used_pit_join {
+            return Err(Error::internal(
+                "the PIT join rule did not fire on the benchmark query",
+            ));
+        }
+        pit.push((strategy, run));
     }
     let builtin = run_query(&builtin_ctx).await?;
-    if (pit.count, pit.sum) != (builtin.count, builtin.sum) {
-        return Err(Error::internal(format!(
-            "results differ: pit count={} sum={}, builtin count={} sum={}",
-            pit.count, pit.sum, builtin.count, builtin.sum
-        )));
+    for (strategy, run) in &pit {
+        if (run.count, run.sum) != (builtin.count, builtin.sum) {
+            return Err(Error::internal(format!(
+                "results differ: pit (strategy={strategy}) count={} sum={}, builtin count={} sum={}",
+                run.count, run.sum, builtin.count, builtin.sum
+            )));
+        }
     }
     Ok(PitBenchReport {
         config: config.clone(),

@@ -1,20 +1,38 @@
 //! `PitJoinExec`: the physical PIT join.
 //!
-//! # Inputs
+//! # Strategies and input contracts
 //!
-//! * Distribution: both inputs `HashPartitioned` on their key expressions, so
-//!   DataFusion inserts `RepartitionExec`s and all rows of a key meet in the
-//!   same partition index on both sides; partition `i` of the output joins
-//!   partition `i` of each input (the join scales over `target_partitions`).
-//! * Ordering: both sides sorted by `keys ASC NULLS FIRST`. The sweep needs
-//!   the rows grouped by key; it sorts each right key group by
-//!   `(right_start, right_end)` itself (per-key state) and does not need any
-//!   order of the left rows within a key, so the sorts DataFusion inserts are
-//!   plain key sorts (single-column and fast for one-key joins). The key sort
-//!   is DataFusion's: `EnforceSorting` inserts `SortExec`s (which spill under
-//!   memory pressure and report their own sort time in `EXPLAIN ANALYZE`), or
-//!   reuses an existing order; the per-group sort time is part of our
-//!   `sweep_time`.
+//! The strategy is chosen at planning time from the session option
+//! `lakehouse.pit_join.strategy` ([`super::options`]) and shown in `EXPLAIN`
+//! (`strategy=...`). It decides what the operator requires of its inputs,
+//! and so which operators DataFusion's `EnforceDistribution` and
+//! `EnforceSorting` insert below it:
+//!
+//! * `hash`: left input `UnspecifiedDistribution`, no ordering:
+//!   the left side streams in whatever partitioning and order it has
+//!   (DataFusion may round-robin it for parallelism), with no repartition
+//!   and no sort. Right input `SinglePartition` (a `CoalescePartitionsExec`
+//!   when it has several): the first output partition to execute starts the
+//!   build of one hash table of the whole right side, shared by every output
+//!   partition ([`super::hash`]). Output partition `i` probes left partition
+//!   `i`. Needs the right side in memory (checked against the memory pool;
+//!   a clear `ResourcesExhausted` error otherwise).
+//! * `partitioned_hash`: both inputs `HashPartitioned` on their key
+//!   expressions (DataFusion inserts `RepartitionExec`s), no ordering;
+//!   partition `i` builds a table of right partition `i` and probes left
+//!   partition `i` with it. All rows of a key meet in the same partition
+//!   index on both sides. More parallel build and smaller tables, at the cost
+//!   of repartitioning the left side.
+//! * `sort` (default): both inputs `HashPartitioned` on the keys and sorted by
+//!   `keys ASC NULLS FIRST` (`SortExec`s, which spill under memory
+//!   pressure, or an existing order); partition `i` merges partition `i` of
+//!   each side key group by key ([`super::stream`]), holding only one right
+//!   key group in memory. The sweep sorts each right key group by
+//!   `(right_start, right_end)` itself and needs no order of the left rows
+//!   within a key, so the sorts are plain key sorts.
+//!
+//! All strategies return the same rows (the property tests check each
+//! against DataFusion's built-in plan).
 //!
 //! # Output
 //!
@@ -23,19 +41,24 @@
 //! `min(left_end, right_end)`; DataFusion's projection pushdown may embed a
 //! projection of those (`projection=[...]`), and then only the projected
 //! columns are gathered. Output batches have at most the session's
-//! `batch_size` rows. No output ordering is claimed.
+//! `batch_size` rows. No output ordering is claimed. The output has as many
+//! partitions as the left input.
 //!
 //! # Metrics
 //!
-//! `output_rows`, `elapsed_compute`, `left_input_rows`, `right_input_rows`,
-//! `candidate_pairs` (pairs satisfying keys and range, before the residual
-//! filter), `sweep_time` (key merge and range search), `build_output_time`
-//! (gathering columns, residual filter), `peak_mem_used` (bytes buffered by
-//! the sweep, also registered with the memory pool).
+//! All strategies: `output_rows`, `elapsed_compute`, `left_input_rows`,
+//! `right_input_rows`, `candidate_pairs` (pairs satisfying keys and range,
+//! before the residual filter), `build_output_time` (gathering columns,
+//! residual filter), `peak_mem_used` (bytes held by the operator, also
+//! registered with the memory pool; for `hash` the shared table counts once,
+//! on the partition that started its build). Hash strategies add
+//! `build_time` (collecting and indexing the right side, excluding waiting
+//! for it) and `probe_time` (key lookups and range search); `sort` adds
+//! `sweep_time` (key merge and range search, including the per-group sorts).
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -55,9 +78,21 @@ use datafusion::physical_plan::{
     PlanProperties, SendableRecordBatchStream,
 };
 
+use arrow::row::SortField;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
 use super::bounds::is_supported_bound_type;
+use super::hash::{HashProbeStream, HashTable, ProbeSpec, SideExprs, build_table, hash_metrics};
 use super::logical::{PitJoinType, RangeKind};
+use super::options::PitJoinStrategy;
+use super::output::OutputSpec;
 use super::stream::PitJoinStream;
+
+/// The right side's table of `strategy=hash`, built once and shared by all
+/// output partitions.
+type SharedTable =
+    Shared<BoxFuture<'static, std::result::Result<Arc<HashTable>, Arc<DataFusionError>>>>;
 
 /// The range condition with physical expressions; see
 /// [`super::logical::RangeSpec`] for the semantics.
@@ -98,6 +133,9 @@ pub struct PitJoinExec {
     schema: SchemaRef,
     left_sort: LexOrdering,
     right_sort: LexOrdering,
+    strategy: PitJoinStrategy,
+    /// `strategy=hash`: the table, once the first partition executes.
+    shared_table: Mutex<Option<SharedTable>>,
     metrics: ExecutionPlanMetricsSet,
     cache: Arc<PlanProperties>,
 }
@@ -204,9 +242,23 @@ impl PitJoinExec {
             schema,
             left_sort,
             right_sort,
+            strategy: PitJoinStrategy::default(),
+            shared_table: Mutex::new(None),
             metrics: ExecutionPlanMetricsSet::new(),
             cache,
         })
+    }
+
+    /// Execute with `strategy` (default [`PitJoinStrategy::Sort`]); it
+    /// decides the input distribution and ordering the plan requires.
+    pub fn with_strategy(mut self, strategy: PitJoinStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The execution strategy.
+    pub fn strategy(&self) -> PitJoinStrategy {
+        self.strategy
     }
 
     fn compute_properties(
@@ -269,6 +321,8 @@ impl PitJoinExec {
             schema,
             left_sort: self.left_sort.clone(),
             right_sort: self.right_sort.clone(),
+            strategy: self.strategy,
+            shared_table: Mutex::new(None),
             metrics: ExecutionPlanMetricsSet::new(),
         })
     }
@@ -306,6 +360,103 @@ impl PitJoinExec {
     pub fn intersection(&self) -> Option<&(String, String)> {
         self.intersection.as_ref()
     }
+
+    /// Row-format fields of the keys (one type per key pair).
+    fn key_fields(&self) -> Result<Vec<SortField>> {
+        let ls = self.left.schema();
+        self.on
+            .iter()
+            .map(|(l, _)| Ok(SortField::new(l.data_type(&ls)?)))
+            .collect()
+    }
+
+    /// `strategy=hash` and `strategy=partitioned_hash`: probe this left
+    /// partition against the right side's table (shared, or this
+    /// partition's own).
+    fn execute_hash(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let key_fields = self.key_fields()?;
+        let right_exprs = SideExprs {
+            keys: self.on.iter().map(|(_, r)| Arc::clone(r)).collect(),
+            start: Arc::clone(&self.range.right_start),
+            end: Arc::clone(&self.range.right_end),
+        };
+        let left_exprs = SideExprs {
+            keys: self.on.iter().map(|(l, _)| Arc::clone(l)).collect(),
+            start: Arc::clone(&self.range.left_start),
+            end: Arc::clone(&self.range.left_end),
+        };
+        let (build_metrics, baseline, counts, times) = hash_metrics(&self.metrics, partition);
+        let peak_mem = build_metrics.peak_mem.clone();
+        let pool = Arc::clone(context.memory_pool());
+        let table = if self.strategy == PitJoinStrategy::Hash {
+            let mut slot = self.shared_table.lock().map_err(|_| {
+                DataFusionError::Internal("PitJoinExec: shared table lock poisoned".into())
+            })?;
+            let shared = match slot.as_ref() {
+                Some(shared) => shared.clone(),
+                None => {
+                    let right = self.right.execute(0, Arc::clone(&context))?;
+                    let shared = build_table(
+                        right,
+                        right_exprs,
+                        key_fields.clone(),
+                        Arc::clone(&pool),
+                        partition,
+                        build_metrics,
+                    )
+                    .map(|r| r.map(Arc::new).map_err(Arc::new))
+                    .boxed()
+                    .shared();
+                    *slot = Some(shared.clone());
+                    shared
+                }
+            };
+            shared.map(|r| r.map_err(DataFusionError::Shared)).boxed()
+        } else {
+            let right = self.right.execute(partition, Arc::clone(&context))?;
+            build_table(
+                right,
+                right_exprs,
+                key_fields.clone(),
+                Arc::clone(&pool),
+                partition,
+                build_metrics,
+            )
+            .map(|r| r.map(Arc::new))
+            .boxed()
+        };
+        let left = self.left.execute(partition, Arc::clone(&context))?;
+        HashProbeStream::try_new(ProbeSpec {
+            left,
+            table,
+            exprs: left_exprs,
+            key_fields,
+            start_inclusive: self.range.start_inclusive,
+            end_inclusive: self.range.end_inclusive,
+            join_type: self.join_type,
+            output: OutputSpec {
+                range: self.range.clone(),
+                filter: self.filter.clone(),
+                intersection: self.intersection.is_some(),
+                join_schema: Arc::clone(&self.join_schema),
+                full_schema: Arc::clone(&self.full_schema),
+                projection: self.projection.clone(),
+                schema: Arc::clone(&self.schema),
+                n_left: self.left.schema().fields().len(),
+            },
+            batch_size: context.session_config().batch_size(),
+            pool,
+            partition,
+            baseline,
+            counts,
+            times,
+            peak_mem,
+        })
+    }
 }
 
 impl DisplayAs for PitJoinExec {
@@ -322,7 +473,8 @@ impl DisplayAs for PitJoinExec {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
                 write!(
                     f,
-                    "PitJoinExec: join_type={}, on=[{on}], range={:?}(right.{} {} left.{} AND left.{} {} right.{})",
+                    "PitJoinExec: strategy={}, join_type={}, on=[{on}], range={:?}(right.{} {} left.{} AND left.{} {} right.{})",
+                    self.strategy,
                     self.join_type,
                     r.kind,
                     r.right_start,
@@ -354,6 +506,7 @@ impl DisplayAs for PitJoinExec {
                 Ok(())
             }
             DisplayFormatType::TreeRender => {
+                writeln!(f, "strategy={}", self.strategy)?;
                 writeln!(f, "join_type={}", self.join_type)?;
                 writeln!(f, "on={on}")?;
                 write!(f, "range={:?}", r.kind)
@@ -376,6 +529,12 @@ impl ExecutionPlan for PitJoinExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
+        if self.strategy == PitJoinStrategy::Hash {
+            return vec![
+                Distribution::UnspecifiedDistribution,
+                Distribution::SinglePartition,
+            ];
+        }
         let (l, r): (Vec<_>, Vec<_>) = self
             .on
             .iter()
@@ -388,6 +547,9 @@ impl ExecutionPlan for PitJoinExec {
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        if self.strategy != PitJoinStrategy::Sort {
+            return vec![None, None];
+        }
         vec![
             Some(OrderingRequirements::from(self.left_sort.clone())),
             Some(OrderingRequirements::from(self.right_sort.clone())),
@@ -419,7 +581,8 @@ impl ExecutionPlan for PitJoinExec {
                 self.join_type,
                 self.intersection.clone(),
             )?
-            .with_projection(self.projection.clone())?,
+            .with_projection(self.projection.clone())?
+            .with_strategy(self.strategy),
         ))
     }
 
@@ -430,29 +593,38 @@ impl ExecutionPlan for PitJoinExec {
     ) -> Result<SendableRecordBatchStream> {
         let lp = self.left.output_partitioning().partition_count();
         let rp = self.right.output_partitioning().partition_count();
-        if lp != rp {
+        if self.strategy == PitJoinStrategy::Hash {
+            if rp != 1 {
+                return internal_err!(
+                    "PitJoinExec: strategy=hash needs a single right partition, got {rp}"
+                );
+            }
+        } else if lp != rp {
             return internal_err!(
                 "PitJoinExec: partition count mismatch {lp} != {rp}; inputs must be hash-partitioned alike"
             );
         }
-        let left = self.left.execute(partition, Arc::clone(&context))?;
-        let right = self.right.execute(partition, Arc::clone(&context))?;
-        PitJoinStream::try_new(
-            left,
-            right,
-            self.on.clone(),
-            self.range.clone(),
-            self.filter.clone(),
-            self.join_type,
-            self.intersection.is_some(),
-            Arc::clone(&self.join_schema),
-            Arc::clone(&self.full_schema),
-            self.projection.clone(),
-            Arc::clone(&self.schema),
-            &context,
-            partition,
-            &self.metrics,
-        )
+        if self.strategy == PitJoinStrategy::Sort {
+            let left = self.left.execute(partition, Arc::clone(&context))?;
+            let right = self.right.execute(partition, Arc::clone(&context))?;
+            return PitJoinStream::try_new(
+                left,
+                right,
+                self.on.clone(),
+                self.range.clone(),
+                self.filter.clone(),
+                self.join_type,
+                self.intersection.is_some(),
+                Arc::clone(&self.join_schema),
+                Arc::clone(&self.full_schema),
+                self.projection.clone(),
+                Arc::clone(&self.schema),
+                &context,
+                partition,
+                &self.metrics,
+            );
+        }
+        self.execute_hash(partition, context)
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

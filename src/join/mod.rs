@@ -29,17 +29,30 @@
 //!
 //! # Execution
 //!
-//! Both inputs are hash-partitioned on the keys (so the join runs on
-//! `target_partitions` cores) and sorted by the keys by DataFusion (its
-//! `SortExec` spills under memory pressure). Per partition the operator
-//! merges the two key-sorted streams, keeping only the current right key
-//! group in memory (sorted by start there), and finds each left row's matches
-//! by binary search (or a max-segment-tree when right intervals nest), in
-//! O((n + m) log(n + m) + output). Output is gathered with arrow's
-//! `interleave` into batches of the session's batch size; the residual
-//! filter runs on those batches. See [`stream`] for the algorithm and its
-//! correctness argument, [`exec`] for the metrics shown by
-//! `EXPLAIN ANALYZE`.
+//! Three strategies, chosen per session with `lakehouse.pit_join.strategy`
+//! ([`options`]) and shown in `EXPLAIN`:
+//!
+//! * `partitioned_hash`: both sides hash-partitioned on the keys
+//!   (no sort); each partition collects its right rows into a table grouped
+//!   by key (each group's intervals sorted, see [`hash`]) and streams its
+//!   left rows through it unsorted, each row finding its key group by hash
+//!   and its matches by binary search.
+//! * `hash`: the same with one table of the whole right side, built once
+//!   and shared by all output partitions, and the left side neither
+//!   repartitioned nor sorted.
+//! * `sort` (default): both sides hash-partitioned and sorted by key by
+//!   DataFusion (its `SortExec` spills under memory pressure), then a merge
+//!   of the two key-sorted streams keeping only the current right key group
+//!   in memory ([`stream`]). Measured fastest or as fast on every benchmark
+//!   shape (README): consecutive left rows hit the same cached key group,
+//!   where each hash probe pays cache misses; and it spills.
+//!
+//! Within a key group every strategy finds a left row's matches by binary
+//! search over the intervals sorted by start (or a max-segment-tree when
+//! they nest), in O(log m + matches). Output is gathered with arrow's
+//! `take`/`interleave` into batches of the session's batch size; the
+//! residual filter runs on those batches. See [`exec`] for each strategy's
+//! input contract and the metrics shown by `EXPLAIN ANALYZE`.
 //!
 //! # Limitations
 //!
@@ -56,16 +69,24 @@
 //!   in `LogicalPlan::Join` (from SQL or `LogicalPlanBuilder`);
 //! * [`PitJoinPlanner`] / [`PitQueryPlanner`] ([`planner`]): physical
 //!   planning;
-//! * [`PitJoinExec`] ([`exec`]) and its sweep stream ([`stream`]).
+//! * [`PitJoinExec`] ([`exec`]) with its hash build and probe ([`hash`]) and
+//!   its sort-merge sweep ([`stream`]); shared pieces: the range search
+//!   within a key group (`search`) and output assembly (`output`);
+//! * [`PitJoinOptions`] ([`options`]): the session option choosing the
+//!   strategy.
 //!
 //! Register everything on a session with [`with_pit_join`]. This module only
 //! depends on DataFusion/arrow and `crate::error`.
 
 pub mod bounds;
 pub mod exec;
+pub mod hash;
 pub mod logical;
+pub mod options;
+mod output;
 pub mod planner;
 pub mod rule;
+mod search;
 pub mod stream;
 
 use std::sync::Arc;
@@ -77,6 +98,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub use exec::{PhysicalRange, PitJoinExec};
 pub use logical::{PitJoin, PitJoinType, RangeKind, RangeSpec};
+pub use options::{PitJoinOptions, PitJoinStrategy, with_pit_join_options};
 pub use planner::{PitJoinPlanner, PitQueryPlanner};
 pub use rule::PitJoinRule;
 

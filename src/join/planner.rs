@@ -1,5 +1,6 @@
 //! Physical planning of [`PitJoin`] into [`PitJoinExec`], and a
-//! `QueryPlanner` that knows about it.
+//! `QueryPlanner` that knows about it. The execution strategy comes from the
+//! session's `lakehouse.pit_join.strategy` ([`super::options`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 
 use super::exec::{PhysicalRange, PitJoinExec};
 use super::logical::PitJoin;
+use super::options::PitJoinOptions;
 
 /// Plans `PitJoin` extension nodes; returns `None` for any other node so it
 /// can share a planner list with other extensions.
@@ -70,15 +72,19 @@ impl ExtensionPlanner for PitJoinPlanner {
             .as_ref()
             .map(|f| planner.create_physical_expr(f, join.join_schema(), session_state))
             .transpose()?;
-        Ok(Some(Arc::new(PitJoinExec::try_new(
-            Arc::clone(left),
-            Arc::clone(right),
-            on,
-            range,
-            filter,
-            join.join_type,
-            join.intersection.clone(),
-        )?)))
+        let strategy = PitJoinOptions::from_config(session_state.config()).strategy;
+        Ok(Some(Arc::new(
+            PitJoinExec::try_new(
+                Arc::clone(left),
+                Arc::clone(right),
+                on,
+                range,
+                filter,
+                join.join_type,
+                join.intersection.clone(),
+            )?
+            .with_strategy(strategy),
+        )))
     }
 }
 

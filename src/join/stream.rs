@@ -1,4 +1,5 @@
-//! The per-partition merge sweep of [`super::exec::PitJoinExec`].
+//! The per-partition merge sweep of [`super::exec::PitJoinExec`]
+//! (`strategy=sort`).
 //!
 //! # Input contract
 //!
@@ -23,38 +24,23 @@
 //! key order, when that stops the current group holds exactly the right rows
 //! with the row's key, or (group key larger, or right side exhausted) no right
 //! row has that key. A left row whose key or bound is NULL, or whose key has
-//! no right group, has no candidates. For a left row `(ls, le)` and a right
-//! group with starts `s_0 <= s_1 <= ...` and ends `e_j`:
-//!
-//! 1. `p` = number of `j` with `s_j <(=) le` (binary search). Because starts
-//!    are sorted, the `j` satisfying the start comparison are exactly
-//!    `0..p`.
-//! 2. Among `0..p`, the matches are the `j` with `ls <(=) e_j`.
-//!    * If the ends are non-decreasing in start order (always true for SCD2
-//!      histories, checked per group), the `j` failing this form a prefix, so
-//!      matches are exactly `lo..p` with `lo` found by binary search.
-//!    * Otherwise a max-segment-tree over `e` is descended, pruning every
-//!      subtree whose maximum fails the comparison and every subtree outside
-//!      `0..p`; each reported leaf satisfies both comparisons, each matching
-//!      leaf is reached because no ancestor of it is pruned.
-//!
-//! Hence exactly the pairs satisfying key equality and both range
-//! comparisons are produced, each once, with no assumption that intervals
-//! are well formed (empty, zero-length or inverted intervals are simply
-//! compared). Cost per partition: the key sort (done upstream), O(m log m)
-//! to sort a right group of m rows (O(m) when already sorted),
-//! O(log m + matches) per left row (O((1 + matches) log m) on the tree
-//! path): O((n + m) log(n + m) + output) overall.
+//! no right group, has no candidates. Within the group the candidates are
+//! found by the binary searches (or the max-segment-tree descent, when the
+//! group's ends are not monotone) of [`super::search`], which also gives the
+//! correctness argument: exactly the pairs satisfying key equality and both
+//! range comparisons are produced, each once, with no assumption that
+//! intervals are well formed. Cost per partition: the key sort (done
+//! upstream), O(m log m) to sort a right group of m rows (O(m) when already
+//! sorted), O(log m + matches) per left row (O((1 + matches) log m) on the
+//! tree path): O((n + m) log(n + m) + output) overall.
 //!
 //! # Output and residual filter
 //!
 //! Candidate pairs are collected as (batch, row) references and gathered with
-//! arrow's `interleave` kernel into batches of at most `batch_size` rows; the
-//! residual filter is evaluated on those gathered batches. For a left join,
-//! each left row ends with a *marker* (a NULL-padded row) when a residual
-//! filter exists or when it had no candidates; at output time a marker is
-//! kept iff no candidate of its row passed the filter (tracked across output
-//! batches), so every left row appears at least once.
+//! arrow's `interleave` kernel into batches of at most `batch_size` rows;
+//! [`super::output`] applies the residual filter, the left-join markers
+//! (every left row appears at least once, see there), intersection columns
+//! and the projection.
 //!
 //! # Memory
 //!
@@ -66,17 +52,11 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, make_array,
-    new_null_array,
-};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
-use arrow::compute::kernels::cmp::{gt, lt};
-use arrow::compute::kernels::zip::zip;
-use arrow::compute::{SortOptions, filter_record_batch, interleave};
+use arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
+use arrow::buffer::NullBuffer;
+use arrow::compute::{SortOptions, interleave};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{DataFusionError, Result};
@@ -87,12 +67,14 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, Gauge, MetricBuilder, Time,
 };
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 
 use super::bounds::encode_bounds;
 use super::exec::PhysicalRange;
 use super::logical::PitJoinType;
+use super::output::{JoinState, OutputBuilder, OutputSpec, into_stream};
+use super::search::{end_lower, is_monotone, max_tree_query, push_max_tree, start_prefix};
 
 /// Flush pending output early when more input batches than this are pinned
 /// by it on one side.
@@ -267,16 +249,10 @@ impl RightGroup {
                 .extend(self.order.iter().map(|&i| self.refs[i as usize]));
             std::mem::swap(&mut self.refs, &mut self.tmp_refs);
         }
-        self.ends_sorted = self.ends.windows(2).all(|w| w[0] <= w[1]);
+        self.ends_sorted = is_monotone(&self.ends);
         if !self.ends_sorted {
-            let size = self.ends.len().next_power_of_two();
             self.tree.clear();
-            self.tree.resize(2 * size, i64::MIN);
-            self.tree[size..size + self.ends.len()].copy_from_slice(&self.ends);
-            for i in (1..size).rev() {
-                self.tree[i] = self.tree[2 * i].max(self.tree[2 * i + 1]);
-            }
-            self.tree_size = size;
+            self.tree_size = push_max_tree(&self.ends, &mut self.tree);
         }
     }
 
@@ -301,28 +277,7 @@ impl RightGroup {
         stack: &mut Vec<(usize, usize, usize)>,
         out: &mut Vec<u32>,
     ) {
-        if p == 0 {
-            return;
-        }
-        stack.clear();
-        stack.push((1, 0, self.tree_size));
-        while let Some((node, lo, hi)) = stack.pop() {
-            if lo >= p {
-                continue;
-            }
-            let m = self.tree[node];
-            let ok = if inclusive { ls <= m } else { ls < m };
-            if !ok {
-                continue;
-            }
-            if hi - lo == 1 {
-                out.push(lo as u32);
-                continue;
-            }
-            let mid = (lo + hi) / 2;
-            stack.push((2 * node + 1, mid, hi));
-            stack.push((2 * node, lo, mid));
-        }
+        max_tree_query(&self.tree, self.tree_size, p, ls, inclusive, stack, out);
     }
 }
 
@@ -376,18 +331,39 @@ impl Pending {
     }
 }
 
+impl JoinState for PitJoinStream {
+    fn next_batch<'a>(
+        &'a mut self,
+        wait: &'a mut Duration,
+    ) -> BoxFuture<'a, Result<Option<RecordBatch>>> {
+        Box::pin(self.produce(wait))
+    }
+
+    fn timing(
+        &mut self,
+    ) -> (
+        &BaselineMetrics,
+        &Time,
+        &mut Duration,
+        &mut MemoryReservation,
+    ) {
+        (
+            &self.metrics.baseline,
+            &self.metrics.sweep_time,
+            &mut self.flush_time,
+            &mut self.reservation,
+        )
+    }
+}
+
 /// State of one output partition.
 pub(crate) struct PitJoinStream {
     left: Side,
     right: Side,
     range: PhysicalRange,
-    filter: Option<PhysicalExprRef>,
+    has_filter: bool,
     join_type: PitJoinType,
-    intersection: bool,
-    join_schema: SchemaRef,
-    full_schema: SchemaRef,
-    projection: Option<Vec<usize>>,
-    schema: SchemaRef,
+    output: OutputBuilder,
     batch_size: usize,
     /// Next left row to process.
     left_cursor: (usize, usize),
@@ -399,8 +375,7 @@ pub(crate) struct PitJoinStream {
     scratch: Vec<u32>,
     stack: Vec<(usize, usize, usize)>,
     pending: Pending,
-    /// Some candidate of the currently open left row passed the filter.
-    row_matched: bool,
+    /// One-row NULL arrays of the right columns (interleave slot 0).
     right_nulls: Vec<ArrayRef>,
     reservation: MemoryReservation,
     metrics: Metrics,
@@ -484,14 +459,19 @@ impl PitJoinStream {
         let state = PitJoinStream {
             left: left_side,
             right: right_side,
+            has_filter: filter.is_some(),
+            output: OutputBuilder::new(OutputSpec {
+                range: range.clone(),
+                filter,
+                intersection,
+                join_schema,
+                full_schema,
+                projection,
+                schema: Arc::clone(&schema),
+                n_left: left_schema.fields().len(),
+            }),
             range,
-            filter,
             join_type,
-            intersection,
-            join_schema,
-            full_schema,
-            projection,
-            schema: Arc::clone(&schema),
             batch_size: context.session_config().batch_size().max(1),
             left_cursor: (0, 0),
             right_cursor: (0, 0),
@@ -501,40 +481,12 @@ impl PitJoinStream {
             scratch: Vec::new(),
             stack: Vec::new(),
             pending: Pending::default(),
-            row_matched: false,
             right_nulls,
             reservation,
             metrics: m,
             flush_time: Duration::ZERO,
         };
-        let stream = futures::stream::try_unfold(state, |mut s| async move {
-            let t = Instant::now();
-            let mut wait = Duration::ZERO;
-            s.flush_time = Duration::ZERO;
-            let out = s.next_batch(&mut wait).await;
-            let compute = t.elapsed().saturating_sub(wait);
-            s.metrics.baseline.elapsed_compute().add_duration(compute);
-            s.metrics
-                .sweep_time
-                .add_duration(compute.saturating_sub(s.flush_time));
-            match out? {
-                Some(batch) => {
-                    // Records output rows, batches and bytes.
-                    match s.metrics.baseline.record_poll(Poll::Ready(Some(Ok(batch)))) {
-                        Poll::Ready(Some(Ok(batch))) => Ok(Some((batch, s))),
-                        _ => Err(DataFusionError::Internal(
-                            "PitJoin: lost an output batch".into(),
-                        )),
-                    }
-                }
-                None => {
-                    s.metrics.baseline.done();
-                    s.reservation.free();
-                    Ok(None)
-                }
-            }
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        Ok(into_stream(schema, state))
     }
 
     fn track_memory(&mut self) -> Result<()> {
@@ -638,7 +590,7 @@ impl PitJoinStream {
 
     /// All candidates of the left row were emitted.
     fn finish_row(&mut self, left: (usize, usize), had_candidates: bool) {
-        if self.join_type == PitJoinType::Left && (self.filter.is_some() || !had_candidates) {
+        if self.join_type == PitJoinType::Left && (self.has_filter || !had_candidates) {
             self.pending.left.push(left);
             self.pending.right.push((0, 0));
             self.pending.marker.push(true);
@@ -657,7 +609,7 @@ impl PitJoinStream {
         let group = &self.group;
         let pending = &mut self.pending;
         let left_join = self.join_type == PitJoinType::Left;
-        let always_marker = left_join && self.filter.is_some();
+        let always_marker = left_join && self.has_filter;
         let (start_inclusive, end_inclusive) =
             (self.range.start_inclusive, self.range.end_inclusive);
         let batch_size = self.batch_size;
@@ -691,16 +643,8 @@ impl PitJoinStream {
                 break;
             }
             let (ls, le) = (b.start[r], b.end[r]);
-            let p = if start_inclusive {
-                group.starts.partition_point(|&s| s <= le)
-            } else {
-                group.starts.partition_point(|&s| s < le)
-            };
-            let lo = if end_inclusive {
-                group.ends[..p].partition_point(|&e| e < ls)
-            } else {
-                group.ends[..p].partition_point(|&e| e <= ls)
-            };
+            let p = start_prefix(&group.starts, le, start_inclusive);
+            let lo = end_lower(&group.ends[..p], ls, end_inclusive);
             if p - lo >= batch_size - pending.len() {
                 break;
             }
@@ -723,7 +667,7 @@ impl PitJoinStream {
     }
 
     /// Produce the next output batch, or `None` at the end.
-    async fn next_batch(&mut self, wait: &mut Duration) -> Result<Option<RecordBatch>> {
+    async fn produce(&mut self, wait: &mut Duration) -> Result<Option<RecordBatch>> {
         loop {
             // 0. Keep output batches at most `batch_size` rows: every step
             // below pushes at most the remaining room.
@@ -855,18 +799,10 @@ impl PitJoinStream {
                 }
             };
             let g = &self.group;
-            let p = if self.range.start_inclusive {
-                g.starts.partition_point(|&s| s <= le)
-            } else {
-                g.starts.partition_point(|&s| s < le)
-            };
+            let p = start_prefix(&g.starts, le, self.range.start_inclusive);
             let inclusive = self.range.end_inclusive;
             let work = if g.ends_sorted {
-                let lo = if inclusive {
-                    g.ends[..p].partition_point(|&e| e < ls)
-                } else {
-                    g.ends[..p].partition_point(|&e| e <= ls)
-                };
+                let lo = end_lower(&g.ends[..p], ls, inclusive);
                 // Common case: all candidates (and a possible marker) fit in
                 // the current output batch; emit them without a work item.
                 if p - lo < self.batch_size - self.pending.len() {
@@ -930,96 +866,34 @@ impl PitJoinStream {
                 }
             })
             .collect();
-        let n_left = self.left.input.schema().fields().len();
-        let options = RecordBatchOptions::new().with_row_count(Some(n));
-
-        // Fast path: no filter and no intersection, so only the projected
-        // columns need gathering.
-        if self.filter.is_none()
-            && !self.intersection
-            && let Some(projection) = &self.projection
-        {
-            let columns = projection
-                .iter()
-                .map(|&c| self.gather(c, n_left, &left_idx, &right_idx))
-                .collect::<Result<Vec<_>>>()?;
-            let batch =
-                RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
-            return self.finish_flush(batch, t);
-        }
-
-        let columns = (0..self.join_schema.fields().len())
-            .map(|c| self.gather(c, n_left, &left_idx, &right_idx))
-            .collect::<Result<Vec<_>>>()?;
-        let mut batch =
-            RecordBatch::try_new_with_options(Arc::clone(&self.join_schema), columns, &options)?;
-
-        if let Some(filter) = &self.filter {
-            let mask = filter.evaluate(&batch)?.into_array(n)?;
-            let mask = mask.as_boolean_opt().ok_or_else(|| {
-                DataFusionError::Internal("PitJoin: filter did not return booleans".into())
-            })?;
-            let mut keep = Vec::with_capacity(n);
-            for i in 0..n {
-                if self.pending.marker[i] {
-                    keep.push(!self.row_matched);
-                    self.row_matched = false;
-                } else {
-                    let pass = mask.is_valid(i) && mask.value(i);
-                    self.row_matched |= pass;
-                    keep.push(pass);
-                }
+        let output = &mut self.output;
+        let (left, right, right_nulls) = (&self.left, &self.right, &self.right_nulls);
+        let n_left = output.n_left();
+        let batch = output.build(n, &self.pending.marker, |c| {
+            if c < n_left {
+                let arrays: Vec<&dyn Array> = left
+                    .batches
+                    .iter()
+                    .map(|b| b.batch.column(c).as_ref())
+                    .collect();
+                return Ok(interleave(&arrays, &left_idx)?);
             }
-            let keep = BooleanArray::new(BooleanBuffer::from(keep), None);
-            batch = filter_record_batch(&batch, &keep)?;
-        }
-
-        if self.intersection {
-            batch = self.append_intersection(batch, n_left)?;
-        }
-        if let Some(projection) = &self.projection {
-            batch = batch.project(projection)?;
-        }
+            let c = c - n_left;
+            let mut arrays: Vec<&dyn Array> = Vec::with_capacity(right.batches.len() + 1);
+            let null = right_nulls.get(c).ok_or_else(|| {
+                DataFusionError::Internal(format!("PitJoin: no right column {c}"))
+            })?;
+            arrays.push(null.as_ref());
+            arrays.extend(right.batches.iter().map(|b| b.batch.column(c).as_ref()));
+            Ok(interleave(&arrays, &right_idx)?)
+        })?;
         self.finish_flush(batch, t)
-    }
-
-    /// Gather join-schema column `c` for the pending rows.
-    fn gather(
-        &self,
-        c: usize,
-        n_left: usize,
-        left_idx: &[(usize, usize)],
-        right_idx: &[(usize, usize)],
-    ) -> Result<ArrayRef> {
-        if c < n_left {
-            let arrays: Vec<&dyn Array> = self
-                .left
-                .batches
-                .iter()
-                .map(|b| b.batch.column(c).as_ref())
-                .collect();
-            return Ok(interleave(&arrays, left_idx)?);
-        }
-        let c = c - n_left;
-        let null = self
-            .right_nulls
-            .get(c)
-            .ok_or_else(|| DataFusionError::Internal(format!("PitJoin: no right column {c}")))?;
-        let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.right.batches.len() + 1);
-        arrays.push(null.as_ref());
-        arrays.extend(
-            self.right
-                .batches
-                .iter()
-                .map(|b| b.batch.column(c).as_ref()),
-        );
-        Ok(interleave(&arrays, right_idx)?)
     }
 
     /// Clear pending output, release batches, account time and memory.
     fn finish_flush(
         &mut self,
-        batch: RecordBatch,
+        batch: Option<RecordBatch>,
         started: Instant,
     ) -> Result<Option<RecordBatch>> {
         self.pending.clear();
@@ -1028,41 +902,8 @@ impl PitJoinStream {
         self.metrics.output_time.add_duration(spent);
         self.flush_time += spent;
         self.track_memory()?;
-        Ok((batch.num_rows() > 0).then_some(batch))
+        Ok(batch)
     }
-
-    fn append_intersection(&self, batch: RecordBatch, n_left: usize) -> Result<RecordBatch> {
-        let n = batch.num_rows();
-        let n_join = self.join_schema.fields().len();
-        let left_part = batch.project(&(0..n_left).collect::<Vec<_>>())?;
-        let right_part = batch.project(&(n_left..n_join).collect::<Vec<_>>())?;
-        let eval = |e: &PhysicalExprRef, b: &RecordBatch| -> Result<ArrayRef> {
-            e.evaluate(b)?.into_array(n)
-        };
-        let ls = eval(&self.range.left_start, &left_part)?;
-        let le = eval(&self.range.left_end, &left_part)?;
-        let rs = eval(&self.range.right_start, &right_part)?;
-        let re = eval(&self.range.right_end, &right_part)?;
-        let from = pick(&ls, &rs, &gt(&ls, &rs)?)?;
-        let to = pick(&le, &re, &lt(&le, &re)?)?;
-        let mut columns = batch.columns().to_vec();
-        columns.push(from);
-        columns.push(to);
-        let options = RecordBatchOptions::new().with_row_count(Some(n));
-        Ok(RecordBatch::try_new_with_options(
-            Arc::clone(&self.full_schema),
-            columns,
-            &options,
-        )?)
-    }
-}
-
-/// `a` where `mask` else `b`; NULL where either input is NULL.
-fn pick(a: &ArrayRef, b: &ArrayRef, mask: &BooleanArray) -> Result<ArrayRef> {
-    let chosen = zip(mask, a, b)?;
-    let nulls = NullBuffer::union(a.logical_nulls().as_ref(), b.logical_nulls().as_ref());
-    let data = chosen.to_data().into_builder().nulls(nulls).build()?;
-    Ok(make_array(data))
 }
 
 #[cfg(test)]
@@ -1076,34 +917,6 @@ mod tests {
         g.refs.extend((0..starts.len()).map(|i| (0, i)));
         g.finish();
         g
-    }
-
-    #[test]
-    fn tree_query_reports_exactly_the_matches_in_order() {
-        let starts = [0, 1, 2, 3, 4, 5, 6];
-        let ends = [10, 2, 8, 1, 9, 3, 7];
-        let g = group(&starts, &ends);
-        assert!(!g.ends_sorted);
-        let mut stack = Vec::new();
-        for p in 0..=starts.len() {
-            for ls in -1..12 {
-                for inclusive in [false, true] {
-                    let mut out = Vec::new();
-                    g.tree_query(p, ls, inclusive, &mut stack, &mut out);
-                    let expected: Vec<u32> = (0..p)
-                        .filter(|&j| {
-                            if inclusive {
-                                ls <= ends[j]
-                            } else {
-                                ls < ends[j]
-                            }
-                        })
-                        .map(|j| j as u32)
-                        .collect();
-                    assert_eq!(out, expected, "p={p} ls={ls} inclusive={inclusive}");
-                }
-            }
-        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::physical_plan::{collect, displayable};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use lakehouse::join::{PitJoinOptions, PitJoinStrategy};
 use lakehouse::query::session_context_with_config;
 
 /// One row of a test table: key, id, valid_from, valid_to, extra column.
@@ -50,12 +51,28 @@ pub fn register(ctx: &SessionContext, name: &str, rows: &[Row], chunk: usize, pa
 
 /// (context with our operator, context with DataFusion's built-in plan).
 pub fn contexts(target_partitions: usize, batch_size: usize) -> (SessionContext, SessionContext) {
+    contexts_with(PitJoinStrategy::default(), target_partitions, batch_size)
+}
+
+/// [`contexts`] with our operator executing with `strategy`.
+pub fn contexts_with(
+    strategy: PitJoinStrategy,
+    target_partitions: usize,
+    batch_size: usize,
+) -> (SessionContext, SessionContext) {
     let config = SessionConfig::new()
         .with_target_partitions(target_partitions)
         .with_batch_size(batch_size);
     (
-        session_context_with_config(config.clone()),
+        pit_context(strategy, config.clone()),
         SessionContext::new_with_config(config),
+    )
+}
+
+/// A context with our operator executing with `strategy`.
+pub fn pit_context(strategy: PitJoinStrategy, config: SessionConfig) -> SessionContext {
+    session_context_with_config(
+        config.with_option_extension(PitJoinOptions::with_strategy(strategy)),
     )
 }
 
