@@ -24,11 +24,7 @@ use crate::storage::Warehouse;
 
 /// Snapshot property: the model's fingerprint.
 pub const FINGERPRINT: &str = "lakehouse.fingerprint";
-/// Snapshot property prefix: `lakehouse.dep.<ns.table>` = snapshot id read.
-pub const DEP_PREFIX: &str = "lakehouse.dep.";
-/// Snapshot property prefix: `lakehouse.dep-epoch.<ns.table>` = the input's
-/// epoch ([`crate::model::build::EPOCH`]) when read; empty if it had none.
-pub const DEP_EPOCH_PREFIX: &str = "lakehouse.dep-epoch.";
+pub use crate::model::build::{DEP_EPOCH_PREFIX, DEP_PREFIX};
 
 /// Why a model is (or is not) built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -47,6 +47,7 @@ use super::frame::{frame_plan, prefixed};
 use super::incremental;
 use crate::error::{Error, Result};
 use crate::join::PitJoinExec;
+use crate::storage::commit::rows_added_since;
 use crate::storage::{AsOf, CommitOutcome, LoadedTable, TableName, Warehouse, Write};
 
 /// Snapshot property: latest DAS load time (micros, UTC) reflected in the table.
@@ -57,6 +58,13 @@ pub const SOURCE_SNAPSHOT: &str = "lakehouse.source-snapshot";
 /// Snapshot property: changes (a new UUID) on every full build; kept by
 /// incremental builds.
 pub const EPOCH: &str = "lakehouse.epoch";
+
+/// Snapshot property prefix: `lakehouse.dep.<ns.table>` = snapshot id of
+/// an input read by the build (written by the DAG runner).
+pub const DEP_PREFIX: &str = "lakehouse.dep.";
+/// Snapshot property prefix: `lakehouse.dep-epoch.<ns.table>` = the input's
+/// [`EPOCH`] when read; empty if it had none.
+pub const DEP_EPOCH_PREFIX: &str = "lakehouse.dep-epoch.";
 
 /// The DAB namespace.
 pub const DAB: &str = "dab";
@@ -314,6 +322,7 @@ pub async fn build_dar_model_pinned(
     let started = Instant::now();
     let target = TableName::new(model.namespace.clone(), model.name.clone())?;
     let mut inputs = HashMap::new();
+    let mut loaded_inputs: HashMap<String, LoadedTable> = HashMap::new();
     let mut input_mark: Option<i64> = Some(i64::MIN);
     for (ns, name) in &model.inputs {
         let t = TableName::new(ns.clone(), name.clone())?;
@@ -332,6 +341,7 @@ pub async fn build_dar_model_pinned(
             .await
             .map_err(|e| e.context(format!("reading input {t}")))?;
         inputs.insert(t.to_string(), plan);
+        loaded_inputs.insert(t.to_string(), loaded);
     }
     let existing = wh.try_load_table(&target).await?;
     let previous = match &existing {
@@ -393,6 +403,40 @@ pub async fn build_dar_model_pinned(
             if let incremental::Recompute::Calendar { .. } = recompute {
                 (full_plan(&inputs)?, with_props(Write::overwrite()))
             } else {
+                let mut inputs = inputs;
+                if let (Some(t), incremental::Recompute::Unified(per_event)) =
+                    (&existing, &recompute)
+                {
+                    // The event bridges' rows of the affected versions are
+                    // all in the files their last commit added (each event
+                    // build replaces whole versions): read just those.
+                    let props = t.current_properties();
+                    for ((ns, name), (_, a)) in model.inputs.iter().zip(per_event) {
+                        let key = format!("{ns}.{name}");
+                        let read = props
+                            .get(&format!("{DEP_PREFIX}{key}"))
+                            .and_then(|v| v.parse::<i64>().ok());
+                        let (Some(read), Some(loaded), false) =
+                            (read, loaded_inputs.get(&key), a.pits.is_empty())
+                        else {
+                            continue;
+                        };
+                        if let Some(rows) = rows_added_since(wh, loaded, read).await? {
+                            let schema = crate::storage::schema::arrow_schema(
+                                loaded.metadata().current_schema(),
+                            )?;
+                            let table =
+                                datafusion::datasource::MemTable::try_new(schema, vec![rows])?;
+                            let plan = LogicalPlanBuilder::scan(
+                                key.as_str(),
+                                provider_as_source(Arc::new(table)),
+                                None,
+                            )?
+                            .build()?;
+                            inputs.insert(key, plan);
+                        }
+                    }
+                }
                 let restricted = incremental::restricted_inputs(dar, model, inputs, &recompute)?;
                 let mut plan = dar.plan(model, &restricted)?;
                 if let (DarKind::Peripheral(_), incremental::Recompute::Versions(a)) =

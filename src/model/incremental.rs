@@ -34,6 +34,11 @@
 //!   the calendar's years (dates never disappear: versions are never
 //!   removed, only closed).
 //!
+//! The unified bridge reads, of each event bridge, only the files its last
+//! commit added when that commit directly follows the snapshot the unified
+//! bridge last read: an event build replaces whole versions, so every row of
+//! a version changed since then is in those files.
+//!
 //! The recomputation reads the full parent tables (the PIT joins find the
 //! overlapping versions) and only the affected versions of the model's own
 //! frame or bridge, so its result equals the full build's rows for those

@@ -1288,6 +1288,47 @@ async fn write_position_deletes(
         .map_err(|e| Error::internal(format!("position delete file entry: {e}")))
 }
 
+/// The rows a table's current snapshot added, when it is the direct child
+/// of `since` (a snapshot read earlier): then they are exactly the rows that
+/// appeared after `since` and are still live (a commit's position deletes
+/// never point at files it adds). `None` when the current snapshot is not a
+/// child of `since`, or the table has no snapshot: read the table instead.
+/// `Some(empty)` when the current snapshot is `since` itself.
+pub async fn rows_added_since(
+    wh: &Warehouse,
+    table: &LoadedTable,
+    since: i64,
+) -> Result<Option<Vec<RecordBatch>>> {
+    let Some(current) = table.metadata().current_snapshot() else {
+        return Ok(None);
+    };
+    if current.snapshot_id() == since {
+        return Ok(Some(vec![]));
+    }
+    if current.parent_snapshot_id() != Some(since) {
+        return Ok(None);
+    }
+    let target = arrow_schema(table.metadata().current_schema())?;
+    let list = table.table.manifest_list_reader(current).load().await?;
+    let mut out = Vec::new();
+    for mf in list.entries().iter().filter(|mf| {
+        mf.content == ManifestContentType::Data && mf.added_snapshot_id == current.snapshot_id()
+    }) {
+        let m = mf.load_manifest(table.table.file_io()).await?;
+        for e in m
+            .entries()
+            .iter()
+            .filter(|e| e.status() == iceberg::spec::ManifestStatus::Added)
+        {
+            let bytes = read_parquet_bytes(wh, e.data_file()).await?;
+            for b in decode_parquet(bytes, None, e.file_path())? {
+                out.push(project_by_name(&b, &target)?);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Files of the current snapshot (live entries), for inspection and tests.
 pub async fn live_data_files(table: &LoadedTable) -> Result<Vec<DataFile>> {
     let Some(current) = table.metadata().current_snapshot() else {
