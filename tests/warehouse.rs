@@ -664,6 +664,21 @@ async fn merge_on_read_replace(wh: Warehouse) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("'nope'"), "{err}");
+    let unknown = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("nope", DataType::Utf8, false)])),
+        vec![Arc::new(StringArray::from(vec!["a"]))],
+    )
+    .unwrap();
+    let err = wh
+        .write(
+            &t,
+            schema(),
+            vec![],
+            Write::replace(vec![KeyMatch::Values(unknown)]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("'nope' is not a column"), "{err}");
 
     // Overwrite drops data and delete files alike.
     let o = wh

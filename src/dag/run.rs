@@ -31,7 +31,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::extract::land::{ExtractOptions, ExtractReport, extract};
 use crate::extract::{ODataClient, RetryPolicy};
 use crate::model::Project;
-use crate::model::build::{BuildMode, EPOCH, build_dar_model_pinned, build_frame_with};
+use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
 use crate::model::dar::Dar;
 use crate::source::{GeneratorOptions, ServerOptions, serve};
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
@@ -216,7 +216,7 @@ async fn build_node(
         ModelKind::Dar { kind } => {
             let dar = dar.ok_or_else(|| Error::internal("no DAR layer"))?;
             let model = dar.model(*kind)?;
-            build_dar_model_pinned(wh, ctx, dar, &model, mode, &extra, &pinned).await?
+            build_dar_model_with(wh, ctx, dar, &model, mode, &extra, &pinned).await?
         }
         ModelKind::Frame { frame } => {
             let frame = project

@@ -47,7 +47,6 @@ use super::frame::{frame_plan, prefixed};
 use super::incremental;
 use crate::error::{Error, Result};
 use crate::join::PitJoinExec;
-use crate::storage::commit::rows_added_since;
 use crate::storage::{AsOf, CommitOutcome, LoadedTable, TableName, Warehouse, Write};
 
 /// Snapshot property: latest DAS load time (micros, UTC) reflected in the table.
@@ -268,7 +267,16 @@ pub async fn build_dar_model(
     dar: &Dar<'_>,
     model: &DarModel,
 ) -> Result<BuildReport> {
-    build_dar_model_with(wh, ctx, dar, model, BuildMode::Full, &BTreeMap::new()).await
+    build_dar_model_with(
+        wh,
+        ctx,
+        dar,
+        model,
+        BuildMode::Full,
+        &BTreeMap::new(),
+        &HashMap::new(),
+    )
+    .await
 }
 
 /// The watermark property of a table's current snapshot.
@@ -295,22 +303,10 @@ fn epoch_for(existing: Option<&LoadedTable>, mode: BuildMode) -> String {
 }
 
 /// [`build_dar_model`] in `mode`, committing `extra` snapshot properties
-/// with the rows. An incremental build falls back to a full one when the
-/// model or an input has no watermark yet.
+/// with the rows, and reading the inputs in `pinned` (by `<ns>.<name>`) at
+/// the loaded versions (other inputs are loaded now). An incremental build
+/// falls back to a full one when the model or an input has no watermark yet.
 pub async fn build_dar_model_with(
-    wh: &Warehouse,
-    ctx: &SessionContext,
-    dar: &Dar<'_>,
-    model: &DarModel,
-    mode: BuildMode,
-    extra: &BTreeMap<String, String>,
-) -> Result<BuildReport> {
-    build_dar_model_pinned(wh, ctx, dar, model, mode, extra, &HashMap::new()).await
-}
-
-/// [`build_dar_model_with`] reading the inputs in `pinned` (by
-/// `<ns>.<name>`) at the loaded versions; other inputs are loaded now.
-pub async fn build_dar_model_pinned(
     wh: &Warehouse,
     ctx: &SessionContext,
     dar: &Dar<'_>,
@@ -403,48 +399,20 @@ pub async fn build_dar_model_pinned(
             if let incremental::Recompute::Calendar { .. } = recompute {
                 (full_plan(&inputs)?, with_props(Write::overwrite()))
             } else {
-                let mut inputs = inputs;
-                if let (Some(t), incremental::Recompute::Unified(per_event)) =
-                    (&existing, &recompute)
-                {
-                    // The event bridges' rows of the affected versions are
-                    // all in the files their last commit added (each event
-                    // build replaces whole versions): read just those.
-                    let props = t.current_properties();
-                    for ((ns, name), (_, a)) in model.inputs.iter().zip(per_event) {
-                        let key = format!("{ns}.{name}");
-                        let read = props
-                            .get(&format!("{DEP_PREFIX}{key}"))
-                            .and_then(|v| v.parse::<i64>().ok());
-                        let (Some(read), Some(loaded), false) =
-                            (read, loaded_inputs.get(&key), a.pits.is_empty())
-                        else {
-                            continue;
-                        };
-                        if let Some(rows) = rows_added_since(wh, loaded, read).await? {
-                            let schema = crate::storage::schema::arrow_schema(
-                                loaded.metadata().current_schema(),
-                            )?;
-                            let table =
-                                datafusion::datasource::MemTable::try_new(schema, vec![rows])?;
-                            let plan = LogicalPlanBuilder::scan(
-                                key.as_str(),
-                                provider_as_source(Arc::new(table)),
-                                None,
-                            )?
-                            .build()?;
-                            inputs.insert(key, plan);
-                        }
-                    }
-                }
-                let restricted = incremental::restricted_inputs(dar, model, inputs, &recompute)?;
-                let mut plan = dar.plan(model, &restricted)?;
-                if let (DarKind::Peripheral(_), incremental::Recompute::Versions(a)) =
-                    (model.kind, &recompute)
-                {
-                    plan = incremental::without_ghost(plan, &a.pit_column)?;
-                }
-                let matches = incremental::key_matches(&recompute)?;
+                let read = existing
+                    .as_ref()
+                    .map(LoadedTable::current_properties)
+                    .unwrap_or_default();
+                let (plan, matches) = incremental::recompute_plan(
+                    wh,
+                    dar,
+                    model,
+                    inputs,
+                    &loaded_inputs,
+                    &read,
+                    &recompute,
+                )
+                .await?;
                 (plan, with_props(Write::replace(matches)))
             }
         }

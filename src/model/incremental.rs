@@ -49,21 +49,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::Column;
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{JoinType, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 
 use super::bridge::{PERIPHERAL, bridge_column};
-use super::build::DAB;
+use super::build::{DAB, DEP_PREFIX};
 use super::config::Frame;
 use super::dar::{Dar, DarKind, DarModel, entity};
 use super::frame::{prefixed, ts_lit};
 use super::measures::Measure;
 use super::peripheral::GHOST_RECORD;
 use crate::error::{Error, Result};
-use crate::storage::commit::KeyMatch;
+use crate::storage::commit::{KeyMatch, rows_added_since};
+use crate::storage::schema::arrow_schema;
+use crate::storage::{LoadedTable, Warehouse};
 
 /// The column holding affected PIT hooks in the key tables.
 const AFFECTED: &str = "__affected_pit";
@@ -138,6 +140,12 @@ async fn collect_texts(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<St
     Ok(out)
 }
 
+/// A scan named `name` of in-memory `batches` of `schema`.
+fn memory_plan(name: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<LogicalPlan> {
+    let table = MemTable::try_new(schema, vec![batches])?;
+    Ok(LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?.build()?)
+}
+
 /// A one-column in-memory table of `values` named `column`.
 fn values_plan(values: &[String], column: &str) -> Result<LogicalPlan> {
     let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
@@ -145,8 +153,7 @@ fn values_plan(values: &[String], column: &str) -> Result<LogicalPlan> {
         schema.clone(),
         vec![Arc::new(StringArray::from(values.to_vec())) as ArrayRef],
     )?;
-    let table = MemTable::try_new(schema, vec![vec![batch]])?;
-    Ok(LogicalPlanBuilder::scan(column, provider_as_source(Arc::new(table)), None)?.build()?)
+    memory_plan(column, schema, vec![batch])
 }
 
 /// The affected versions of one frame and the plan restricting a table to them.
@@ -375,7 +382,7 @@ async fn calendar_must_grow(
 
 /// The input plans of an incremental build: each of `inputs`, with the
 /// model's own frame or bridge restricted to the affected versions.
-pub fn restricted_inputs(
+fn restricted_inputs(
     dar: &Dar<'_>,
     model: &DarModel,
     mut inputs: HashMap<String, LogicalPlan>,
@@ -418,14 +425,54 @@ pub fn restricted_inputs(
 }
 
 /// Drop the ghost record from a recomputed peripheral (it never changes).
-pub fn without_ghost(plan: LogicalPlan, pit_column: &str) -> Result<LogicalPlan> {
+fn without_ghost(plan: LogicalPlan, pit_column: &str) -> Result<LogicalPlan> {
     Ok(LogicalPlanBuilder::from(plan)
         .filter(col(pit_column).not_eq(lit(GHOST_RECORD)))?
         .build()?)
 }
 
+/// The plan of an incremental build of `model` and the replace conditions
+/// of its commit. `inputs` scan the model's inputs, `loaded` are those
+/// tables, and `read` holds the model's recorded properties (the input
+/// snapshots its last build read).
+pub async fn recompute_plan(
+    wh: &Warehouse,
+    dar: &Dar<'_>,
+    model: &DarModel,
+    mut inputs: HashMap<String, LogicalPlan>,
+    loaded: &HashMap<String, LoadedTable>,
+    read: &HashMap<String, String>,
+    recompute: &Recompute,
+) -> Result<(LogicalPlan, Vec<KeyMatch>)> {
+    if let Recompute::Unified(per_event) = recompute {
+        // The event bridges' rows of the affected versions are all in the
+        // files their last commit added (each event build replaces whole
+        // versions): read just those.
+        for ((ns, name), (_, a)) in model.inputs.iter().zip(per_event) {
+            let key = format!("{ns}.{name}");
+            let since = read
+                .get(&format!("{DEP_PREFIX}{key}"))
+                .and_then(|v| v.parse::<i64>().ok());
+            let (Some(since), Some(table), false) = (since, loaded.get(&key), a.pits.is_empty())
+            else {
+                continue;
+            };
+            if let Some(rows) = rows_added_since(wh, table, since).await? {
+                let schema = arrow_schema(table.metadata().current_schema())?;
+                inputs.insert(key.clone(), memory_plan(&key, schema, rows)?);
+            }
+        }
+    }
+    let restricted = restricted_inputs(dar, model, inputs, recompute)?;
+    let mut plan = dar.plan(model, &restricted)?;
+    if let (DarKind::Peripheral(_), Recompute::Versions(a)) = (model.kind, recompute) {
+        plan = without_ghost(plan, &a.pit_column)?;
+    }
+    Ok((plan, key_matches(recompute)?))
+}
+
 /// The replace conditions of an incremental commit.
-pub fn key_matches(recompute: &Recompute) -> Result<Vec<KeyMatch>> {
+fn key_matches(recompute: &Recompute) -> Result<Vec<KeyMatch>> {
     Ok(match recompute {
         Recompute::Versions(a) if !a.pits.is_empty() => vec![a.key_match(None)?],
         Recompute::Unified(v) => v

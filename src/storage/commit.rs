@@ -235,24 +235,24 @@ impl Warehouse {
             Some(f) => f(at),
             None => Ok(()),
         };
-        let key_lists: Vec<&Vec<String>> = match &write.mode {
-            WriteMode::Upsert { keys } => vec![keys],
+        // Each key list needs a column; keys taken from the new rows must be
+        // batch columns (explicit key tuples are checked against the table).
+        let key_lists: Vec<(Vec<String>, bool)> = match &write.mode {
+            WriteMode::Upsert { keys } => vec![(keys.clone(), true)],
             WriteMode::Replace { matches } => matches
                 .iter()
-                .filter_map(|m| match m {
-                    KeyMatch::NewRows(k) => Some(k),
-                    KeyMatch::Values(_) => None,
-                })
+                .map(|m| (m.columns(), matches!(m, KeyMatch::NewRows(_))))
                 .collect(),
-            _ => vec![],
+            WriteMode::Append | WriteMode::Overwrite => vec![],
         };
-        for keys in key_lists {
-            if keys.is_empty() && matches!(write.mode, WriteMode::Upsert { .. }) {
+        for (keys, from_batch) in &key_lists {
+            if keys.is_empty() {
                 return Err(Error::invalid(format!(
-                    "upsert into {name} needs at least one key column"
+                    "{} into {name} needs at least one key column",
+                    write.mode.name()
                 )));
             }
-            for k in keys {
+            for k in keys.iter().filter(|_| *from_batch) {
                 if schema.index_of(k).is_err() {
                     return Err(Error::new(
                         ErrorKind::SchemaMismatch,
@@ -264,16 +264,22 @@ impl Warehouse {
                 }
             }
         }
+        let mut table = self.load_or_create(name, &schema).await?;
         if let WriteMode::Replace { matches } = &write.mode {
-            for m in matches {
-                if m.columns().is_empty() {
-                    return Err(Error::invalid(format!(
-                        "replace into {name} needs at least one key column per match"
-                    )));
+            let current = table.metadata().current_schema();
+            for m in matches.iter().filter(|m| matches!(m, KeyMatch::Values(_))) {
+                if let Some(c) = m
+                    .columns()
+                    .into_iter()
+                    .find(|c| current.field_by_name(c).is_none())
+                {
+                    return Err(Error::new(
+                        ErrorKind::SchemaMismatch,
+                        format!("replace key column '{c}' is not a column of table {name}"),
+                    ));
                 }
             }
         }
-        let mut table = self.load_or_create(name, &schema).await?;
         let commit_id = Uuid::now_v7();
         // Data files written so far, with the schema they were written under.
         let mut written: Option<(Schema, Vec<DataFile>, u64)> = None;
@@ -600,6 +606,17 @@ fn matchers(write: &Write, batches: &[RecordBatch]) -> Result<Vec<Matcher>> {
     Ok(out)
 }
 
+/// Parquet settings of every file we write (data and position deletes).
+fn writer_properties() -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(|e| Error::internal(e.to_string()))?,
+        ))
+        // Row groups small enough for min/max pruning of merge-on-read key lookups.
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build())
+}
+
 /// Write conformed batches as Parquet data files of `table`.
 async fn write_data_files(
     table: &Table,
@@ -611,13 +628,7 @@ async fn write_data_files(
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(vec![]);
     }
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| Error::internal(e.to_string()))?,
-        ))
-        // Row groups small enough for min/max pruning of merge-on-read key lookups.
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build();
+    let props = writer_properties()?;
     let parquet = ParquetWriterBuilder::new(props, Arc::new(schema.clone()));
     let rolling = RollingFileWriterBuilder::new_with_default_file_size(
         parquet,
@@ -797,10 +808,22 @@ async fn stage_snapshot(
                         continue;
                     }
                     let manifest = mf.load_manifest(file_io).await?;
+                    // Files are independent reads: a few at a time (object
+                    // store latency), results in manifest order.
+                    use futures::StreamExt;
+                    let mut reads = Vec::new();
                     for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                        let path = e.file_path().to_string();
+                        let file = e.data_file().clone();
+                        reads.push(async move {
+                            let hits = matching_positions(wh, &file, schema, matchers).await?;
+                            Ok::<_, Error>((file.file_path().to_string(), hits))
+                        });
+                    }
+                    let found: Vec<Result<(String, Vec<i64>)>> =
+                        futures::stream::iter(reads).buffered(8).collect().await;
+                    for f in found {
+                        let (path, hits) = f?;
                         let already = deleted.get(&path);
-                        let hits = matching_positions(wh, e.data_file(), schema, matchers).await?;
                         let fresh: Vec<i64> = hits
                             .into_iter()
                             .filter(|p| already.is_none_or(|d| !d.contains(p)))
@@ -1252,11 +1275,7 @@ async fn write_position_deletes(
             Arc::new(arrow::array::Int64Array::from(positions)),
         ],
     )?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| Error::internal(e.to_string()))?,
-        ))
-        .build();
+    let props = writer_properties()?;
     let mut buf = Vec::new();
     let encode = |e: parquet::errors::ParquetError| {
         Error::internal(format!("cannot encode a position delete file: {e}"))
