@@ -525,6 +525,12 @@ async fn pipeline(
         source_url.as_deref(),
     )
     .await?;
+    // The DAG (every model's plan rendered and fingerprinted) does not
+    // depend on the extracted data: build it on another thread meanwhile.
+    let dag_build = {
+        let project = project.clone();
+        tokio::task::spawn_blocking(move || Dag::build(&project))
+    };
     let t_extract = Instant::now();
     let extract_report = extract_from(
         wh,
@@ -552,7 +558,9 @@ async fn pipeline(
     }
     let extract_seconds = t_extract.elapsed().as_secs_f64();
     lock.check()?;
-    let dag = Dag::build(project)?;
+    let dag = dag_build
+        .await
+        .map_err(|e| Error::internal(format!("building the model DAG failed: {e}")))??;
     let planned = plan(wh, &dag, full).await?;
     let models = run_models(wh, project, &dag, &planned, &options.run, Some(lock)).await?;
     log_run(

@@ -375,7 +375,13 @@ pub async fn build_dar_model_with(
                 _ => None,
             };
             let t = Instant::now();
-            let recompute = incremental::affected(ctx, dar, model, &inputs, since, own).await?;
+            let read = existing
+                .as_ref()
+                .map(LoadedTable::current_properties)
+                .unwrap_or_default();
+            let changes = incremental::InputChanges::of(wh, model, &loaded_inputs, &read).await?;
+            let recompute =
+                incremental::affected(ctx, dar, model, &inputs, &changes, since, own).await?;
             tracing::debug!(model = %target, ms = t.elapsed().as_millis() as u64, "affected versions found");
             if recompute.is_empty() {
                 // Nothing to recompute: record what was read.
@@ -399,20 +405,14 @@ pub async fn build_dar_model_with(
             if let incremental::Recompute::Calendar { .. } = recompute {
                 (full_plan(&inputs)?, with_props(Write::overwrite()))
             } else {
-                let read = existing
-                    .as_ref()
-                    .map(LoadedTable::current_properties)
-                    .unwrap_or_default();
                 let (plan, matches) = incremental::recompute_plan(
-                    wh,
                     dar,
                     model,
                     inputs,
                     &loaded_inputs,
-                    &read,
+                    &changes,
                     &recompute,
-                )
-                .await?;
+                )?;
                 (plan, with_props(Write::replace(matches)))
             }
         }

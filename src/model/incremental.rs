@@ -221,6 +221,71 @@ impl Recompute {
     }
 }
 
+/// What the model's inputs changed since its last build, as far as it can
+/// be told from snapshots alone.
+#[derive(Debug, Default)]
+pub struct InputChanges {
+    /// Inputs (`<ns>.<name>`) still at the snapshot the last build read:
+    /// they have no changed rows.
+    pub unchanged: std::collections::HashSet<String>,
+    /// Unified bridge only: the rows each changed event bridge's last
+    /// commit added (an event build replaces whole versions, so these are
+    /// all its rows of the versions it recomputed). Missing when the event
+    /// bridge had more than one commit since.
+    pub added: HashMap<String, Vec<RecordBatch>>,
+}
+
+impl InputChanges {
+    /// Compare each of `loaded` (the inputs, at the snapshots this build
+    /// reads) with the snapshot recorded in `read` (the model's last
+    /// commit's properties).
+    pub async fn of(
+        wh: &Warehouse,
+        model: &DarModel,
+        loaded: &HashMap<String, LoadedTable>,
+        read: &HashMap<String, String>,
+    ) -> Result<Self> {
+        let mut out = Self::default();
+        for (key, table) in loaded {
+            let Some(since) = read
+                .get(&format!("{DEP_PREFIX}{key}"))
+                .and_then(|v| v.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if table.metadata().current_snapshot_id() == Some(since) {
+                out.unchanged.insert(key.clone());
+            } else if model.kind == DarKind::Unified
+                && let Some(rows) = rows_added_since(wh, table, since).await?
+            {
+                out.added.insert(key.clone(), rows);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The plan to look for changed rows of input `key` in: nothing for an
+    /// unchanged input, the added rows when known, else the whole `scan`.
+    fn source(&self, key: &str, scan: LogicalPlan) -> Result<LogicalPlan> {
+        if self.unchanged.contains(key) {
+            return Ok(LogicalPlan::EmptyRelation(
+                datafusion::logical_expr::EmptyRelation {
+                    produce_one_row: false,
+                    schema: scan.schema().clone(),
+                },
+            ));
+        }
+        match self.added.get(key) {
+            Some(rows) => memory_plan(
+                key,
+                Arc::new(scan.schema().as_arrow().clone()),
+                rows.clone(),
+            ),
+            None => Ok(scan),
+        }
+    }
+}
+
 /// Find what `model` must recompute for input changes after `since`.
 /// `inputs` maps each of `model.inputs` (`<ns>.<name>`) to a scan of it;
 /// `calendar` is the model's own current table (for the calendar's range).
@@ -229,6 +294,7 @@ pub async fn affected(
     dar: &Dar<'_>,
     model: &DarModel,
     inputs: &HashMap<String, LogicalPlan>,
+    changes: &InputChanges,
     since: i64,
     own: Option<LogicalPlan>,
 ) -> Result<Recompute> {
@@ -240,20 +306,23 @@ pub async fn affected(
             ))
         })
     };
+    // Where changed rows of an input can be (see `InputChanges::source`).
+    let changed_in = |ns: &str, name: &str| changes.source(&format!("{ns}.{name}"), get(ns, name)?);
     let frames = &dar.project.model.frames;
     let frame_scan = |i: usize| get(DAB, &frames[i].name);
+    let frame_changes = |i: usize| changed_in(DAB, &frames[i].name);
     Ok(match model.kind {
         DarKind::Bridge(i) => {
             let frame = &frames[i];
             let pit = frame.primary().pit_name();
-            let mut union = changed_frame_rows(frame, frame_scan(i)?, since)?
+            let mut union = changed_frame_rows(frame, frame_changes(i)?, since)?
                 .project(vec![col(pit.as_str()).alias(AFFECTED)])?;
             for (d, (ns, name)) in dar.graph.nodes[i]
                 .dependencies
                 .iter()
                 .zip(model.inputs.iter().skip(1))
             {
-                let keys = changed_bridge_rows(get(ns, name)?, since)?
+                let keys = changed_bridge_rows(changed_in(ns, name)?, since)?
                     .project(vec![col(d.hook.as_str()).alias("__key")])?
                     .distinct()?
                     .build()?;
@@ -272,11 +341,11 @@ pub async fn affected(
             let frame = &frames[i];
             let pit = frame.primary().pit_name();
             let (ns, name) = &model.inputs[0];
-            let mut union = changed_bridge_rows(get(ns, name)?, since)?
+            let mut union = changed_bridge_rows(changed_in(ns, name)?, since)?
                 .project(vec![col(pit.as_str()).alias(AFFECTED)])?;
             for per in rank_groups(dar.project.measures.of(&frame.name)) {
                 let per = prefixed(frame, &per);
-                let groups = changed_frame_rows(frame, frame_scan(i)?, since)?
+                let groups = changed_frame_rows(frame, frame_changes(i)?, since)?
                     .project(vec![col(per.as_str()).alias("__group")])?
                     .distinct()?
                     .build()?;
@@ -295,7 +364,7 @@ pub async fn affected(
         DarKind::Peripheral(i) => {
             let frame = &frames[i];
             let pit = frame.primary().pit_name();
-            let plan = changed_frame_rows(frame, frame_scan(i)?, since)?
+            let plan = changed_frame_rows(frame, frame_changes(i)?, since)?
                 .project(vec![col(pit.as_str())])?
                 .build()?;
             Recompute::Versions(Affected {
@@ -307,15 +376,25 @@ pub async fn affected(
             let mut queries = Vec::new();
             for (f, (ns, name)) in frames.iter().zip(&model.inputs) {
                 let pit = f.primary().pit_name();
-                let plan = changed_bridge_rows(get(ns, name)?, since)?
-                    .project(vec![col(pit.as_str())])?
-                    .build()?;
                 let peripheral = entity(f)?.to_string();
+                let plan = if changes.unchanged.contains(&format!("{ns}.{name}")) {
+                    None
+                } else {
+                    Some(
+                        changed_bridge_rows(changed_in(ns, name)?, since)?
+                            .project(vec![col(pit.as_str())])?
+                            .build()?,
+                    )
+                };
                 queries.push(async move {
+                    let pits = match plan {
+                        Some(plan) => collect_texts(ctx, plan).await?,
+                        None => vec![],
+                    };
                     Ok::<_, Error>((
                         peripheral,
                         Affected {
-                            pits: collect_texts(ctx, plan).await?,
+                            pits,
                             pit_column: pit,
                         },
                     ))
@@ -433,15 +512,13 @@ fn without_ghost(plan: LogicalPlan, pit_column: &str) -> Result<LogicalPlan> {
 
 /// The plan of an incremental build of `model` and the replace conditions
 /// of its commit. `inputs` scan the model's inputs, `loaded` are those
-/// tables, and `read` holds the model's recorded properties (the input
-/// snapshots its last build read).
-pub async fn recompute_plan(
-    wh: &Warehouse,
+/// tables, and `changes` what they changed since the model's last build.
+pub fn recompute_plan(
     dar: &Dar<'_>,
     model: &DarModel,
     mut inputs: HashMap<String, LogicalPlan>,
     loaded: &HashMap<String, LoadedTable>,
-    read: &HashMap<String, String>,
+    changes: &InputChanges,
     recompute: &Recompute,
 ) -> Result<(LogicalPlan, Vec<KeyMatch>)> {
     if let Recompute::Unified(per_event) = recompute {
@@ -450,17 +527,13 @@ pub async fn recompute_plan(
         // versions): read just those.
         for ((ns, name), (_, a)) in model.inputs.iter().zip(per_event) {
             let key = format!("{ns}.{name}");
-            let since = read
-                .get(&format!("{DEP_PREFIX}{key}"))
-                .and_then(|v| v.parse::<i64>().ok());
-            let (Some(since), Some(table), false) = (since, loaded.get(&key), a.pits.is_empty())
+            let (Some(rows), Some(table), false) =
+                (changes.added.get(&key), loaded.get(&key), a.pits.is_empty())
             else {
                 continue;
             };
-            if let Some(rows) = rows_added_since(wh, table, since).await? {
-                let schema = arrow_schema(table.metadata().current_schema())?;
-                inputs.insert(key.clone(), memory_plan(&key, schema, rows)?);
-            }
+            let schema = arrow_schema(table.metadata().current_schema())?;
+            inputs.insert(key.clone(), memory_plan(&key, schema, rows.clone())?);
         }
     }
     let restricted = restricted_inputs(dar, model, inputs, recompute)?;

@@ -51,8 +51,20 @@ pub fn unified_plan(events: Vec<(String, LogicalPlan)>) -> Result<LogicalPlan> {
             )));
         }
     }
+    // Branches known to be empty (an incremental build restricts unchanged
+    // event bridges to nothing) add no rows, only planning work: 58 wide
+    // projections. They are left out once the columns are known; one is
+    // kept when all are empty, for the schema.
+    let n = events.len();
+    let mut empty = 0;
     let mut builder: Option<LogicalPlanBuilder> = None;
     for (name, plan) in events {
+        if is_empty(&plan) {
+            empty += 1;
+            if builder.is_some() || empty < n {
+                continue;
+            }
+        }
         let has = |c: &str| plan.schema().fields().iter().any(|f| f.name() == c);
         let ghost_or = |c: &str| {
             if has(c) {
@@ -86,4 +98,97 @@ pub fn unified_plan(events: Vec<(String, LogicalPlan)>) -> Result<LogicalPlan> {
     }
     let builder = builder.ok_or_else(|| Error::invalid("unified bridge: no event bridges"))?;
     Ok(builder.build()?)
+}
+
+/// A plan that returns no rows by construction: an empty relation, or a
+/// filter on the literal `false`.
+fn is_empty(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::EmptyRelation(e) => !e.produce_one_row,
+        LogicalPlan::Filter(f) => matches!(
+            &f.predicate,
+            Expr::Literal(ScalarValue::Boolean(Some(false)), _)
+        ),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::logical_expr::table_scan;
+
+    fn event(name: &str, pit: &str, flag: &str) -> LogicalPlan {
+        let mut fields = vec![
+            Field::new(PERIPHERAL, DataType::Utf8, false),
+            Field::new(PIT_BRIDGE, DataType::Utf8, true),
+            Field::new(pit, DataType::Utf8, true),
+            Field::new(flag, DataType::Boolean, true),
+        ];
+        fields.extend(
+            record_columns()
+                .iter()
+                .map(|c| Field::new(c, DataType::Utf8, true)),
+        );
+        table_scan(Some(name), &Schema::new(fields), None)
+            .and_then(|b| b.build())
+            .expect("scan plan")
+    }
+
+    fn events(empty: &[bool]) -> Vec<(String, LogicalPlan)> {
+        ["a", "b", "c"]
+            .iter()
+            .zip(empty)
+            .map(|(n, e)| {
+                let p = event(
+                    n,
+                    &format!("_pit_hook__{n}"),
+                    &format!("event__{n}__modified"),
+                );
+                let p = if *e {
+                    LogicalPlanBuilder::from(p)
+                        .filter(lit(false))
+                        .and_then(|b| b.build())
+                        .expect("filter")
+                } else {
+                    p
+                };
+                (n.to_string(), p)
+            })
+            .collect()
+    }
+
+    fn unions(plan: &LogicalPlan) -> usize {
+        let own = usize::from(matches!(plan, LogicalPlan::Union(_)));
+        own + plan.inputs().into_iter().map(unions).sum::<usize>()
+    }
+
+    #[test]
+    fn known_empty_branches_are_left_out_with_the_same_schema() {
+        let full = unified_plan(events(&[false, false, false])).expect("full");
+        assert_eq!(unions(&full), 2);
+        let names: Vec<String> = full
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            &names[..5],
+            [
+                "peripheral",
+                "_pit_hook__bridge",
+                "_pit_hook__a",
+                "_pit_hook__b",
+                "_pit_hook__c"
+            ]
+        );
+        let one = unified_plan(events(&[true, false, true])).expect("one branch");
+        assert_eq!(unions(&one), 0);
+        assert_eq!(one.schema().as_arrow(), full.schema().as_arrow());
+        let none = unified_plan(events(&[true, true, true])).expect("no branch");
+        assert_eq!(unions(&none), 0);
+        assert_eq!(none.schema().as_arrow(), full.schema().as_arrow());
+    }
 }

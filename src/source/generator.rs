@@ -255,12 +255,22 @@ fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap_or(BASE_START)
 }
 
+/// `YYYY-MM-DD` (what `format("%Y-%m-%d")` gives for years 0..=9999,
+/// without parsing a format string per call: the generator formats millions
+/// of dates).
+fn iso_date(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+}
+
 fn date_v(d: NaiveDate) -> Value {
-    Value::String(d.format("%Y-%m-%d").to_string())
+    Value::String(iso_date(d))
 }
 
 fn ts_v(d: NaiveDate) -> Value {
-    Value::String(d.format("%Y-%m-%dT00:00:00Z").to_string())
+    let mut s = iso_date(d);
+    s.push_str("T00:00:00Z");
+    Value::String(s)
 }
 
 fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
@@ -1291,7 +1301,7 @@ impl Generator {
             format!(
                 "<IndividualSurvey xmlns=\"http://schemas.microsoft.com/sqlserver/2004/07/adventure-works/IndividualSurvey\"><TotalPurchaseYTD>{}</TotalPurchaseYTD><DateFirstPurchase>{}Z</DateFirstPurchase><YearlyIncome>{}</YearlyIncome><NumberCarsOwned>{}</NumberCarsOwned></IndividualSurvey>",
                 rng.random_range(0..5000),
-                md.format("%Y-%m-%d"),
+                iso_date(md),
                 pick(
                     rng,
                     &[
@@ -1806,7 +1816,7 @@ impl Generator {
                         "scheduled_start_date" => date_v(start),
                         "scheduled_end_date" => date_v(add_days(start, duration)),
                         "actual_start_date" => date_v(start),
-                        "actual_end_date" => actual_end.map(|d| d.format("%Y-%m-%d").to_string()),
+                        "actual_end_date" => actual_end.map(iso_date),
                         "actual_resource_hrs" => money(hrs),
                         "planned_cost" => money(planned),
                         "actual_cost" => money(planned * rng.random_range(0.9..1.1)),
@@ -2277,11 +2287,7 @@ impl Generator {
                 ymd(2008, 4, 30)
             };
             let sell_end: Option<String> = if finished && rng.random_bool(0.3) {
-                Some(
-                    add_days(sell_start, rng.random_range(90..400))
-                        .format("%Y-%m-%d")
-                        .to_string(),
-                )
+                Some(iso_date(add_days(sell_start, rng.random_range(90..400))))
             } else {
                 None
             };
@@ -2341,7 +2347,7 @@ impl Generator {
                         row! {
                             "product_id" => id,
                             "start_date" => ts_v(start),
-                            "end_date" => end.map(|d| d.format("%Y-%m-%d").to_string()),
+                            "end_date" => end.map(iso_date),
                             "standard_cost" => money(cost * factor),
                             "modified_date" => date_v(end.unwrap_or(start)),
                         },
@@ -2352,7 +2358,7 @@ impl Generator {
                         row! {
                             "product_id" => id,
                             "start_date" => ts_v(start),
-                            "end_date" => end.map(|d| d.format("%Y-%m-%d").to_string()),
+                            "end_date" => end.map(iso_date),
                             "list_price" => money(price * factor),
                             "modified_date" => date_v(end.unwrap_or(start)),
                         },
@@ -3031,5 +3037,24 @@ impl Generator {
         let t = &self.tables[table];
         let c = t.column_index(column)?;
         t.rows.iter().position(|r| r[c].as_i64() == Some(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_date_matches_chrono_formatting() {
+        let mut d = ymd(1999, 12, 25);
+        for _ in 0..800 {
+            assert_eq!(iso_date(d), d.format("%Y-%m-%d").to_string());
+            assert_eq!(
+                ts_v(d),
+                Value::String(d.format("%Y-%m-%dT00:00:00Z").to_string())
+            );
+            d = add_days(d, 17);
+        }
+        assert_eq!(iso_date(ymd(2014, 6, 3)), "2014-06-03");
     }
 }

@@ -35,6 +35,7 @@ use iceberg::table::Table;
 use iceberg::{NamespaceIdent, TableCreation, TableIdent};
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+use super::cache::FileCache;
 use super::io::ObjectStorage;
 use super::location::WarehouseUrl;
 use super::schema::iceberg_schema_from_arrow;
@@ -120,6 +121,8 @@ pub struct Warehouse {
     url: WarehouseUrl,
     store: Arc<dyn ObjectStore>,
     file_io: FileIO,
+    /// Parsed metadata and manifests, shared by clones.
+    cache: Arc<FileCache>,
 }
 
 const METADATA_DIR: &str = "metadata";
@@ -157,10 +160,16 @@ impl Warehouse {
     pub fn with_store(url: WarehouseUrl, store: Arc<dyn ObjectStore>) -> Self {
         let file_io = ObjectStorage::new(url.clone(), store.clone()).file_io();
         Self {
+            cache: Arc::new(FileCache::new(file_io.clone())),
             url,
             store,
             file_io,
         }
+    }
+
+    /// The caches of parsed metadata and manifests.
+    pub(crate) fn cache(&self) -> &FileCache {
+        &self.cache
     }
 
     /// The warehouse location.
@@ -330,6 +339,13 @@ impl Warehouse {
             .bytes()
             .await
             .map_err(|e| Error::from(e).context(format!("cannot read metadata file {location}")))?;
+        if let Some(table) = self.cache.table(&location, &bytes) {
+            return Ok(LoadedTable {
+                name: name.clone(),
+                version,
+                table,
+            });
+        }
         let metadata: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(
                 ErrorKind::Corrupt,
@@ -339,10 +355,12 @@ impl Warehouse {
         let table = Table::builder()
             .identifier(name.ident())
             .metadata(metadata)
-            .metadata_location(location)
+            .metadata_location(location.clone())
             .file_io(self.file_io.clone())
+            .object_cache(self.cache.objects())
             .runtime(iceberg::Runtime::try_current()?)
             .build()?;
+        self.cache.put_table(location, bytes, table.clone());
         Ok(LoadedTable {
             name: name.clone(),
             version,

@@ -431,7 +431,9 @@ struct Matcher {
     /// Per column: its only value, when all tuples share it.
     constants: Vec<Option<arrow::array::ArrayRef>>,
     converter: RowConverter,
-    keys: HashSet<Box<[u8]>>,
+    /// Encoded key tuples (hashbrown's fast hasher: probed once per
+    /// candidate row of every scanned file).
+    keys: datafusion::common::HashSet<Box<[u8]>>,
 }
 
 impl Matcher {
@@ -453,7 +455,7 @@ impl Matcher {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut keys = HashSet::new();
+        let mut keys = datafusion::common::HashSet::default();
         for b in batches {
             let cols = columns
                 .iter()
@@ -772,7 +774,7 @@ async fn stage_snapshot(
                 .iter()
                 .filter(|mf| mf.content == ManifestContentType::Deletes)
             {
-                let m = mf.load_manifest(file_io).await?;
+                let m = wh.cache().manifest(mf).await?;
                 for e in m.entries().iter().filter(|e| e.is_alive()) {
                     read_position_deletes(wh, e.data_file(), &mut deleted).await?;
                 }
@@ -782,7 +784,7 @@ async fn stage_snapshot(
             match &write.mode {
                 WriteMode::Append => manifests.push(mf.clone()),
                 WriteMode::Overwrite => {
-                    let manifest = mf.load_manifest(file_io).await?;
+                    let manifest = wh.cache().manifest(mf).await?;
                     let live: Vec<_> = manifest
                         .entries()
                         .iter()
@@ -807,7 +809,7 @@ async fn stage_snapshot(
                     if mf.content != ManifestContentType::Data || matchers.is_empty() {
                         continue;
                     }
-                    let manifest = mf.load_manifest(file_io).await?;
+                    let manifest = wh.cache().manifest(mf).await?;
                     // Files are independent reads: a few at a time (object
                     // store latency), results in manifest order.
                     use futures::StreamExt;
@@ -839,7 +841,7 @@ async fn stage_snapshot(
                         manifests.push(mf.clone());
                         continue;
                     }
-                    let manifest = mf.load_manifest(file_io).await?;
+                    let manifest = wh.cache().manifest(mf).await?;
                     let live: Vec<_> = manifest
                         .entries()
                         .iter()
@@ -1333,7 +1335,7 @@ pub async fn rows_added_since(
     for mf in list.entries().iter().filter(|mf| {
         mf.content == ManifestContentType::Data && mf.added_snapshot_id == current.snapshot_id()
     }) {
-        let m = mf.load_manifest(table.table.file_io()).await?;
+        let m = wh.cache().manifest(mf).await?;
         for e in m
             .entries()
             .iter()

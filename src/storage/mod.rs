@@ -1,5 +1,6 @@
 //! The warehouse: Iceberg tables on local disk or S3, with commits we own.
 //!
+//! - [`cache`]: in-process caches of parsed metadata and manifests;
 //! - [`location`]: parsing a warehouse location and building its object store;
 //! - [`io`]: Iceberg file IO over that object store;
 //! - [`catalog`]: the serverless catalog (tables, versions, atomic pointer);
@@ -9,6 +10,7 @@
 //!
 //! This floor knows tables, snapshots and commits, never hooks or models.
 
+pub mod cache;
 pub mod catalog;
 pub mod commit;
 pub mod io;

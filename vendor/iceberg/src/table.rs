@@ -41,6 +41,7 @@ pub struct TableBuilder {
     disable_cache: bool,
     cache_size_bytes: Option<u64>,
     runtime: Option<Runtime>,
+    object_cache: Option<Arc<ObjectCache>>,
 }
 
 impl TableBuilder {
@@ -55,6 +56,7 @@ impl TableBuilder {
             disable_cache: false,
             cache_size_bytes: None,
             runtime: None,
+            object_cache: None,
         }
     }
 
@@ -102,6 +104,14 @@ impl TableBuilder {
         self
     }
 
+    /// lakehouse patch: use `cache` (shared with other tables) instead of a
+    /// cache of the table's own. Ignored when the cache is disabled or the
+    /// table is encrypted.
+    pub fn object_cache(mut self, cache: Arc<ObjectCache>) -> Self {
+        self.object_cache = Some(cache);
+        self
+    }
+
     /// Set the Runtime for this table to use when spawning tasks.
     pub fn runtime(mut self, runtime: Runtime) -> Self {
         self.runtime = Some(runtime);
@@ -130,6 +140,7 @@ impl TableBuilder {
             disable_cache,
             cache_size_bytes,
             runtime,
+            object_cache: shared_cache,
         } = self;
 
         let Some(file_io) = file_io else {
@@ -163,7 +174,11 @@ impl TableBuilder {
         let encryption_manager =
             EncryptionManager::from_table_metadata(kms_client.as_ref(), &metadata)?;
 
-        let object_cache = if disable_cache {
+        let object_cache = if let (false, None, Some(shared)) =
+            (disable_cache, &encryption_manager, shared_cache)
+        {
+            shared
+        } else if disable_cache {
             Arc::new(ObjectCache::with_disabled_cache(
                 file_io.clone(),
                 encryption_manager.clone(),

@@ -56,6 +56,8 @@ pub use file_io::*;
 pub use storage::*;
 
 pub(crate) mod object_cache;
+// lakehouse patch: a cache shared by the tables of one warehouse.
+pub use object_cache::ObjectCache;
 
 pub(crate) fn is_truthy(value: &str) -> bool {
     ["true", "t", "1", "on"].contains(&value.to_lowercase().as_str())

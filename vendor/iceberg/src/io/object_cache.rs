@@ -81,6 +81,15 @@ impl ObjectCache {
         }
     }
 
+    /// lakehouse patch: a cache of `cache_size_bytes` for unencrypted tables,
+    /// to share between [`crate::table::Table`]s (see
+    /// [`crate::table::TableBuilder::object_cache`]). Keys are file paths,
+    /// and manifest and manifest-list files are immutable, so one cache can
+    /// serve every table of a warehouse and every version of each.
+    pub fn shared(file_io: FileIO, cache_size_bytes: u64) -> Self {
+        Self::new_with_capacity(file_io, cache_size_bytes, None)
+    }
+
     /// Creates a new [`ObjectCache`]
     /// with caching disabled
     pub(crate) fn with_disabled_cache(
@@ -97,7 +106,7 @@ impl ObjectCache {
 
     /// Retrieves an Arc [`Manifest`] from the cache
     /// or retrieves one from FileIO and parses it if not present
-    pub(crate) async fn get_manifest(&self, manifest_file: &ManifestFile) -> Result<Arc<Manifest>> {
+    pub async fn get_manifest(&self, manifest_file: &ManifestFile) -> Result<Arc<Manifest>> {
         if self.cache_disabled {
             return manifest_file
                 .load_manifest(&self.file_io)
