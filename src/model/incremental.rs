@@ -156,6 +156,10 @@ fn values_plan(values: &[String], column: &str) -> Result<LogicalPlan> {
     memory_plan(column, schema, vec![batch])
 }
 
+/// Restrictions to at most this many versions are `IN` lists (see
+/// [`Affected::restrict`]).
+const MAX_IN_LIST: usize = 64;
+
 /// The affected versions of one frame and the plan restricting a table to them.
 #[derive(Debug, Clone)]
 pub struct Affected {
@@ -166,12 +170,21 @@ pub struct Affected {
 }
 
 impl Affected {
-    /// `plan` restricted to the affected versions, by a semi join with an
-    /// in-memory table of them (an `IN` list would reach the Iceberg row
-    /// filter, which tests each value separately).
+    /// `plan` restricted to the affected versions. A few versions: an `IN`
+    /// list, which reaches the Iceberg scan as a row filter, so only the
+    /// matching rows of the other (often wide text) columns are decoded.
+    /// More: a semi join with an in-memory table of them (Iceberg's row
+    /// filter tests each value of an `IN` list separately, so a long list
+    /// costs rows x values).
     pub fn restrict(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
         if self.pits.is_empty() {
             return Ok(LogicalPlanBuilder::from(plan).filter(lit(false))?.build()?);
+        }
+        if self.pits.len() <= MAX_IN_LIST {
+            let values = self.pits.iter().map(|p| lit(p.as_str())).collect();
+            return Ok(LogicalPlanBuilder::from(plan)
+                .filter(col(self.pit_column.as_str()).in_list(values, false))?
+                .build()?);
         }
         semi_join(
             plan,
