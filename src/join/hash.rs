@@ -817,11 +817,39 @@ pub(crate) type TableFuture = BoxFuture<'static, Result<Arc<HashTable>>>;
 struct ProbeBatch {
     batch: RecordBatch,
     cols: JoinColumns,
-    /// The candidates of each row looked up so far (a prefix of the batch).
+    /// The order in which rows are looked up and emitted, when it is not
+    /// the batch order: sorted by (group, end) so that rows of one large
+    /// group follow each other and their binary searches share cached
+    /// lines ([`sorts_probe_rows`]).
+    order: Option<Vec<u32>>,
+    /// The group of every row, when `order` is set (found to sort them).
+    groups: Vec<usize>,
+    /// The candidates of the rows looked up so far (a prefix of the batch
+    /// in processing order: `spans[i]` is row `order[i]`, or row `i`).
     spans: Vec<Span>,
-    /// Next row to emit (`<= spans.len()`).
+    /// Next position (in processing order) to emit (`<= spans.len()`).
     next_row: usize,
     mem: usize,
+}
+
+impl ProbeBatch {
+    /// The row at position `i` of the processing order.
+    #[inline]
+    fn row(&self, i: usize) -> usize {
+        self.order.as_ref().map_or(i, |o| o[i] as usize)
+    }
+}
+
+/// Average group size from which the probe sorts each left batch by group
+/// first: then a group's starts span several cache lines, and the sort
+/// (O(n log n) per batch, cached) lets the rows of one group reuse them
+/// instead of each paying its own misses. Below it most rows of a batch
+/// have distinct groups and the sort would buy nothing.
+const SORT_PROBE_MIN_GROUP: usize = 16;
+
+/// Whether probes of `table` sort their left batches by group.
+fn sorts_probe_rows(table: &HashTable) -> bool {
+    table.joinable_rows >= SORT_PROBE_MIN_GROUP * table.groups.max(1)
 }
 
 /// Where a left row's candidates are.
@@ -900,10 +928,11 @@ struct LookupScratch {
 /// records); then binary-search each row's range in its group. Each phase
 /// is a short loop whose iterations are independent, so the cache misses of
 /// many rows overlap (one row at a time would wait for each miss in turn).
-fn lookup_spans(
+fn lookup_spans<I: Iterator<Item = usize> + Clone>(
     table: &HashTable,
     cols: &JoinColumns,
-    rows: std::ops::Range<usize>,
+    rows: I,
+    known_groups: Option<&[usize]>,
     (start_inclusive, end_inclusive): (bool, bool),
     scratch: &mut LookupScratch,
     out: &mut Vec<Span>,
@@ -916,6 +945,66 @@ fn lookup_spans(
         words,
     } = scratch;
     groups.clear();
+    match known_groups {
+        Some(known) => groups.extend(rows.clone().map(|r| known[r])),
+        None => find_groups(table, cols, rows.clone(), hashes, first, words, groups)?,
+    }
+    // Read every group's header first: independent loads whose cache
+    // misses overlap, and they bring in the first starts too.
+    views.clear();
+    views.extend(groups.iter().map(|&group| {
+        if group == NO_GROUP {
+            GroupView {
+                data: 0,
+                len: 0,
+                tree: None,
+            }
+        } else {
+            table.group(group)
+        }
+    }));
+    let arena = &table.arena;
+    out.extend(
+        rows.zip(groups.iter().zip(views.iter()))
+            .map(|(r, (&group, &g))| {
+                if group == NO_GROUP {
+                    return Span {
+                        group,
+                        lo: 0,
+                        hi: 0,
+                    };
+                }
+                let d = g.data;
+                let (ls, le) = (cols.start[r], cols.end[r]);
+                let p = if start_inclusive {
+                    partition_point_by(g.len, |j| arena[d + j] <= le)
+                } else {
+                    partition_point_by(g.len, |j| arena[d + j] < le)
+                };
+                let e = d + g.len;
+                let lo = match g.tree {
+                    None if end_inclusive => gallop_down(p, |j| ls <= arena[e + j]),
+                    None => gallop_down(p, |j| ls < arena[e + j]),
+                    Some(_) => TREE,
+                };
+                Span { group, lo, hi: p }
+            }),
+    );
+    Ok(())
+}
+
+/// Append to `groups` the arena offset of each row's group ([`NO_GROUP`]
+/// for rows that are not joinable or whose key is absent), in phases (see
+/// [`lookup_spans`]).
+fn find_groups<I: Iterator<Item = usize> + Clone>(
+    table: &HashTable,
+    cols: &JoinColumns,
+    rows: I,
+    hashes: &mut Vec<u64>,
+    first: &mut Vec<(usize, u64)>,
+    words: &mut Vec<i64>,
+    groups: &mut Vec<usize>,
+) -> Result<()> {
     match (&table.index, &cols.keys) {
         (KeyIndex::Dense { min, slots }, Keys::Int(values)) => {
             groups.extend(rows.clone().map(|r| {
@@ -965,47 +1054,6 @@ fn lookup_spans(
             }
         }
     }
-    // Read every group's header first: independent loads whose cache
-    // misses overlap, and they bring in the first starts too.
-    views.clear();
-    views.extend(groups.iter().map(|&group| {
-        if group == NO_GROUP {
-            GroupView {
-                data: 0,
-                len: 0,
-                tree: None,
-            }
-        } else {
-            table.group(group)
-        }
-    }));
-    let arena = &table.arena;
-    out.extend(
-        rows.zip(groups.iter().zip(views.iter()))
-            .map(|(r, (&group, &g))| {
-                if group == NO_GROUP {
-                    return Span {
-                        group,
-                        lo: 0,
-                        hi: 0,
-                    };
-                }
-                let d = g.data;
-                let (ls, le) = (cols.start[r], cols.end[r]);
-                let p = if start_inclusive {
-                    partition_point_by(g.len, |j| arena[d + j] <= le)
-                } else {
-                    partition_point_by(g.len, |j| arena[d + j] < le)
-                };
-                let e = d + g.len;
-                let lo = match g.tree {
-                    None if end_inclusive => gallop_down(p, |j| ls <= arena[e + j]),
-                    None => gallop_down(p, |j| ls < arena[e + j]),
-                    Some(_) => TREE,
-                };
-                Span { group, lo, hi: p }
-            }),
-    );
     Ok(())
 }
 
@@ -1268,14 +1316,26 @@ impl HashProbeStream {
                 if from < n {
                     let to = n.min(from + LOOKUP_CHUNK);
                     let inclusive = (self.start_inclusive, self.end_inclusive);
-                    lookup_spans(
-                        &table,
-                        &c.cols,
-                        from..to,
-                        inclusive,
-                        &mut self.lookup,
-                        &mut c.spans,
-                    )?;
+                    match &c.order {
+                        Some(order) => lookup_spans(
+                            &table,
+                            &c.cols,
+                            order[from..to].iter().map(|&r| r as usize),
+                            Some(&c.groups),
+                            inclusive,
+                            &mut self.lookup,
+                            &mut c.spans,
+                        )?,
+                        None => lookup_spans(
+                            &table,
+                            &c.cols,
+                            from..to,
+                            None,
+                            inclusive,
+                            &mut self.lookup,
+                            &mut c.spans,
+                        )?,
+                    }
                     continue;
                 }
             }
@@ -1303,13 +1363,34 @@ impl HashProbeStream {
             }
             self.metrics.left_rows.add(batch.num_rows());
             let cols = JoinColumns::evaluate(&batch, &self.exprs, &self.encoder)?;
-            let spans = Vec::with_capacity(batch.num_rows());
+            let n = batch.num_rows();
+            let spans = Vec::with_capacity(n);
+            let mut groups = Vec::new();
+            let order = if sorts_probe_rows(&table) && u32::try_from(n).is_ok() {
+                let LookupScratch {
+                    hashes,
+                    first,
+                    words,
+                    ..
+                } = &mut self.lookup;
+                groups.reserve(n);
+                find_groups(&table, &cols, 0..n, hashes, first, words, &mut groups)?;
+                let mut order: Vec<u32> = (0..n as u32).collect();
+                order.sort_unstable_by_key(|&r| (groups[r as usize], cols.end[r as usize]));
+                Some(order)
+            } else {
+                None
+            };
             let mem = batch.get_array_memory_size()
                 + cols.mem()
-                + batch.num_rows() * std::mem::size_of::<Span>();
+                + n * std::mem::size_of::<Span>()
+                + groups.capacity() * 8
+                + order.as_ref().map_or(0, |o| o.capacity() * 4);
             self.current = Some(ProbeBatch {
                 batch,
                 cols,
+                order,
+                groups,
                 spans,
                 next_row: 0,
                 mem,
@@ -1333,14 +1414,15 @@ impl HashProbeStream {
         let batch_size = self.batch_size;
         let arena = &table.arena;
         let mut candidates = 0;
-        let mut r = current.next_row;
-        while r < n && pending.len() < batch_size {
-            let span = current.spans[r];
+        let mut i = current.next_row;
+        while i < n && pending.len() < batch_size {
+            let span = current.spans[i];
+            let r = current.row(i);
+            i += 1;
             if span.group == NO_GROUP {
                 if left_join {
                     pending.push_marker(r);
                 }
-                r += 1;
                 continue;
             }
             let g = table.group(span.group);
@@ -1380,7 +1462,6 @@ impl HashProbeStream {
                         list,
                     }
                 });
-                r += 1;
                 break;
             }
             if list {
@@ -1396,9 +1477,8 @@ impl HashProbeStream {
             if always_marker || (left_join && count == 0) {
                 pending.push_marker(r);
             }
-            r += 1;
         }
-        current.next_row = r;
+        current.next_row = i;
         self.metrics.candidates.add(candidates);
     }
 
