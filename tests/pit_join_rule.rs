@@ -273,13 +273,16 @@ async fn each_strategy_plans_its_own_input_contract() {
             PitJoinStrategy::Auto => panic!("ALL lists executable strategies only"),
         }
     }
-    // The default is `auto`: `hash` for this right side, whose statistics
+    // The default is `auto`: `partitioned_hash` for this right side, whose statistics
     // (exact, in memory) show it is tiny...
     let (ctx, _) = contexts(2, 64);
     register(&ctx, "l", &rows, 1, 2);
     register(&ctx, "r", &rows, 1, 2);
     let plan = physical_plan(&ctx, sql).await;
-    assert!(plan.contains("PitJoinExec: strategy=hash,"), "{plan}");
+    assert!(
+        plan.contains("PitJoinExec: strategy=partitioned_hash,"),
+        "{plan}"
+    );
     // ...but `sort` when the memory pool is too small to hold it.
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_limit(1024, 1.0)

@@ -178,9 +178,12 @@ async fn parquet_scripts_with_external_tables() {
     .await
     .expect("explain");
     assert!(plan.contains("PitJoin: type=Left"), "{plan}");
-    // The default, `auto`, takes `hash`: the Parquet statistics show a tiny
-    // right side. No sort.
-    assert!(plan.contains("PitJoinExec: strategy=hash"), "{plan}");
+    // The default, `auto`, takes `partitioned_hash`: the Parquet statistics
+    // show a tiny right side. No sort.
+    assert!(
+        plan.contains("PitJoinExec: strategy=partitioned_hash"),
+        "{plan}"
+    );
     assert!(!plan.contains("SortExec"), "{plan}");
     let join = "SELECT lp.id, rp.id FROM lp LEFT JOIN rp \
                 ON lp.k = rp.k AND lp.vf < rp.vt AND lp.vt > rp.vf";

@@ -4,7 +4,8 @@
 //!
 //! The strategy is chosen at planning time from the session option
 //! `lakehouse.pit_join.strategy` ([`super::options`]; its default `auto`
-//! resolves to `hash` or `sort` from the right input's statistics) and
+//! resolves to `partitioned_hash` or `sort` from the right input's
+//! statistics) and
 //! shown in `EXPLAIN` (`strategy=...`). It decides what the operator requires of its inputs,
 //! and so which operators DataFusion's `EnforceDistribution` and
 //! `EnforceSorting` insert below it:

@@ -30,7 +30,7 @@
 //! # Execution
 //!
 //! Three strategies, chosen per session with `lakehouse.pit_join.strategy`
-//! ([`options`]; the default, `auto`, picks `hash` when the right side's
+//! ([`options`]; the default, `auto`, picks `partitioned_hash` when the right side's
 //! statistics show it fits well in memory and `sort` otherwise) and shown in
 //! `EXPLAIN`:
 //!
@@ -39,11 +39,11 @@
 //!   by key (each group's intervals sorted, see [`hash`]) and streams its
 //!   left rows through it unsorted, each row finding its key group (by hash,
 //!   or directly by value for one dense integer key) and its matches by
-//!   binary search.
+//!   binary search. Fastest on the README's uniform benchmark.
 //! * `hash`: the same with one table of the whole right side, built once
 //!   and shared by all output partitions, and the left side neither
-//!   repartitioned nor sorted. Fastest when the right side fits in memory
-//!   and keys have few versions (README: the uniform benchmark).
+//!   repartitioned nor sorted; but the one table is built by one thread
+//!   while the others wait.
 //! * `sort`: both sides hash-partitioned and sorted by key by
 //!   DataFusion (its `SortExec` spills under memory pressure), then a merge
 //!   of the two key-sorted streams keeping only the current right key group

@@ -8,10 +8,11 @@
 //! when it plans a `PitJoin`; a session without the extension uses the
 //! default, [`PitJoinStrategy::Auto`], which the planner resolves per join
 //! from the right input's statistics ([`PitJoinStrategy::resolve_auto`]):
-//! `hash` when the right side is known to be small enough to hold in memory
-//! (it avoids repartitioning and sorting the left side: the fastest on the
-//! README's uniform benchmark), `sort` otherwise (the only strategy that
-//! spills, and the fastest on skewed keys). The resolved strategy is part of
+//! `partitioned_hash` when the right side is known to be small enough to
+//! hold in memory (no sorts, tables built in parallel: the fastest on the
+//! README's uniform benchmark on a quiet machine, where `hash` waits for its
+//! one-threaded build), `sort` otherwise (the only strategy that spills, and
+//! the fastest on skewed keys). The resolved strategy is part of
 //! the physical plan (`strategy=...` in `EXPLAIN`), so changing the option
 //! only affects plans created afterwards.
 
@@ -40,7 +41,7 @@ pub enum PitJoinStrategy {
     /// `SortExec`), then a merge sweep per partition ([`super::stream`]); the
     /// only strategy that does not need the right input in memory.
     Sort,
-    /// The default: [`Self::Hash`] when the right input's statistics bound
+    /// The default: [`Self::PartitionedHash`] when the right input's statistics bound
     /// its table well within memory, else [`Self::Sort`]; resolved when the
     /// plan is created ([`Self::resolve_auto`]), never executed as such.
     #[default]
@@ -48,7 +49,8 @@ pub enum PitJoinStrategy {
 }
 
 /// Largest estimated right-side table [`PitJoinStrategy::Auto`] builds in
-/// memory (`strategy=hash`); also at most half of a finite memory pool.
+/// memory (`strategy=partitioned_hash`); also at most half of a finite
+/// memory pool.
 pub const AUTO_HASH_MAX_BYTES: usize = 512 * 1024 * 1024;
 
 /// Estimated bytes per right row of a hash table beyond the rows themselves:
@@ -64,7 +66,7 @@ impl PitJoinStrategy {
     /// The strategy to execute: `self`, or for [`Self::Auto`] the choice
     /// from the right input's estimated size (`right_rows`, `right_bytes`
     /// from its statistics, exact or estimated; `None` when unknown) and the
-    /// memory pool's limit (`None` when unbounded or unknown). `hash` when
+    /// memory pool's limit (`None` when unbounded or unknown). `partitioned_hash` when
     /// both are known and the table (the collected rows twice, while they
     /// are concatenated, plus [`TABLE_BYTES_PER_ROW`] per row) fits in
     /// [`AUTO_HASH_MAX_BYTES`] and half the pool; otherwise `sort`, which
@@ -85,7 +87,7 @@ impl PitJoinStrategy {
                 .checked_add(rows.checked_mul(TABLE_BYTES_PER_ROW)?)
         });
         match estimate {
-            Some(bytes) if bytes <= budget => Self::Hash,
+            Some(bytes) if bytes <= budget => Self::PartitionedHash,
             _ => Self::Sort,
         }
     }
@@ -132,7 +134,7 @@ pub struct PitJoinOptions {
 
 /// Full key of the strategy option.
 pub const STRATEGY_KEY: &str = "lakehouse.pit_join.strategy";
-const STRATEGY_DESCRIPTION: &str = "PIT join execution: auto (default: hash when the right \
+const STRATEGY_DESCRIPTION: &str = "PIT join execution: auto (default: partitioned_hash when the right \
      side's statistics show it fits well in memory, else sort), partitioned_hash (both sides \
      hash-partitioned, one table per partition, left streamed unsorted), hash (right side \
      collected once into one shared table, left neither partitioned nor sorted) or sort (both \
@@ -235,10 +237,11 @@ mod tests {
         use PitJoinStrategy::{Auto, Hash, PartitionedHash, Sort};
         let mb = 1024 * 1024;
         // 1M rows of 32 bytes: 2 * 32 MB + 48 MB.
-        assert_eq!(Auto.resolve_auto(Some(mb), Some(32 * mb), None), Hash);
+        let fits = PartitionedHash;
+        assert_eq!(Auto.resolve_auto(Some(mb), Some(32 * mb), None), fits);
         assert_eq!(
             Auto.resolve_auto(Some(mb), Some(32 * mb), Some(224 * mb)),
-            Hash
+            fits
         );
         assert_eq!(
             Auto.resolve_auto(Some(mb), Some(32 * mb), Some(222 * mb)),
