@@ -201,9 +201,10 @@ pub struct PitJoinBenchArgs {
     /// RNG seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Strategies of our operator to run, comma-separated: hash,
+    /// Strategies of our operator to run, comma-separated: auto (the
+    /// default, resolved from the inputs' statistics), hash,
     /// partitioned_hash, sort, or all (each compared with the same built-in run).
-    #[arg(long, default_value = "sort")]
+    #[arg(long, default_value = "auto")]
     pub strategy: String,
     /// Also print `EXPLAIN ANALYZE` of both plans (one extra run each).
     #[arg(long)]

@@ -122,7 +122,22 @@ struct Case {
     chunk: usize,
     /// Index into [`BOUND_TYPES`].
     bound_type: usize,
+    /// Index into [`KEY_TYPES`].
+    key_type: usize,
 }
+
+/// Key columns as the views expose them (`k` is NULL or in 0..6): the hash
+/// strategies index one integer key directly when its values are dense,
+/// hash its value when they are sparse, and use arrow's row format for
+/// other types (and for several keys).
+const KEY_TYPES: &[&str] = &[
+    "k",
+    "arrow_cast(k, 'Int32')",
+    "arrow_cast(k, 'UInt8')",
+    // Sparse: no dense index.
+    "k * 1000000000000 - 3000000000000",
+    "arrow_cast(k, 'Utf8')",
+];
 
 /// Bound types the columns are cast to (values are clamped to [0, 1e6] first
 /// so every type can hold them; the open end then becomes 1e6).
@@ -164,9 +179,10 @@ fn case() -> impl Strategy<Value = Case> {
         ],
         1usize..6,
         0..BOUND_TYPES.len(),
+        0..KEY_TYPES.len(),
     )
         .prop_map(
-            |(left, right, predicate, left_join, partitions, batch_size, chunk, bound_type)| Case {
+            |(
                 left,
                 right,
                 predicate,
@@ -175,6 +191,17 @@ fn case() -> impl Strategy<Value = Case> {
                 batch_size,
                 chunk,
                 bound_type,
+                key_type,
+            )| Case {
+                left,
+                right,
+                predicate,
+                left_join,
+                partitions,
+                batch_size,
+                chunk,
+                bound_type,
+                key_type,
             },
         )
 }
@@ -212,7 +239,8 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         for ctx in &ctxs {
             for (view, table) in [("lv", "l"), ("rv", "r")] {
                 let ddl = format!(
-                    "CREATE VIEW {view} AS SELECT k, id, {} AS vf, {} AS vt, x FROM {table}",
+                    "CREATE VIEW {view} AS SELECT {} AS k, id, {} AS vf, {} AS vt, x FROM {table}",
+                    KEY_TYPES[case.key_type],
                     typed("vf", ty),
                     typed("vt", ty)
                 );
@@ -254,17 +282,21 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases(700)))]
 
-    /// Many versions of few keys (hot keys) and larger left sides.
+    /// Many versions of few keys (hot keys) and larger left sides; right
+    /// sides of up to 150 rows over at most 6 keys also reach the hash
+    /// probe's sorted order (groups of 16 rows and more on average).
     #[test]
     fn pit_join_equals_builtin_plan_hot_keys(
         left in random_rows(80, 0),
-        right in prop_oneof![random_rows(60, 1000), scd2_rows(1000)],
+        right in prop_oneof![random_rows(150, 1000), scd2_rows(1000)],
         predicate in 0..PREDICATES.len(),
         left_join in any::<bool>(),
         batch_size in 1usize..40,
+        key_type in 0..KEY_TYPES.len(),
     ) {
         check(&Case {
             left, right, predicate, left_join, partitions: 2, batch_size, chunk: 7, bound_type: 0,
+            key_type,
         })?;
     }
 }

@@ -270,17 +270,30 @@ async fn each_strategy_plans_its_own_input_contract() {
             PitJoinStrategy::Sort => {
                 assert_eq!((sorts, hash_repartitions), (2, 2), "{plan}");
             }
+            PitJoinStrategy::Auto => panic!("ALL lists executable strategies only"),
         }
     }
-    // The default is `sort`; unknown strategies are rejected by SET.
+    // The default is `auto`: `partitioned_hash` for this right side, whose statistics
+    // (exact, in memory) show it is tiny...
     let (ctx, _) = contexts(2, 64);
     register(&ctx, "l", &rows, 1, 2);
     register(&ctx, "r", &rows, 1, 2);
+    let plan = physical_plan(&ctx, sql).await;
     assert!(
-        physical_plan(&ctx, sql)
-            .await
-            .contains("PitJoinExec: strategy=sort,")
+        plan.contains("PitJoinExec: strategy=partitioned_hash,"),
+        "{plan}"
     );
+    // ...but `sort` when the memory pool is too small to hold it.
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_limit(1024, 1.0)
+        .build_arc()
+        .expect("runtime");
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+        .with_runtime_env(runtime)
+        .build();
+    let small = datafusion::prelude::SessionContext::new_with_state(state);
+    let plan = physical_plan(&small, sql).await;
+    assert!(plan.contains("PitJoinExec: strategy=sort,"), "{plan}");
     let err = run_sql(&ctx, "SET lakehouse.pit_join.strategy = 'merge'")
         .await
         .expect_err("unknown strategy");

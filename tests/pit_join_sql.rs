@@ -178,11 +178,22 @@ async fn parquet_scripts_with_external_tables() {
     .await
     .expect("explain");
     assert!(plan.contains("PitJoin: type=Left"), "{plan}");
-    // The default strategy sorts both sides and sweeps.
-    assert!(plan.contains("PitJoinExec: strategy=sort"), "{plan}");
-    assert!(plan.contains("SortExec"), "{plan}");
+    // The default, `auto`, takes `partitioned_hash`: the Parquet statistics
+    // show a tiny right side. No sort.
+    assert!(
+        plan.contains("PitJoinExec: strategy=partitioned_hash"),
+        "{plan}"
+    );
+    assert!(!plan.contains("SortExec"), "{plan}");
     let join = "SELECT lp.id, rp.id FROM lp LEFT JOIN rp \
                 ON lp.k = rp.k AND lp.vf < rp.vt AND lp.vt > rp.vf";
+    // `sort` sorts both sides and sweeps.
+    run_sql(&ctx, "SET lakehouse.pit_join.strategy = 'sort'")
+        .await
+        .expect("set");
+    let plan = explain_sql(&ctx, join, false).await.expect("explain");
+    assert!(plan.contains("PitJoinExec: strategy=sort"), "{plan}");
+    assert!(plan.contains("SortExec"), "{plan}");
     let analyzed = explain_sql(&ctx, join, true)
         .await
         .expect("explain analyze");

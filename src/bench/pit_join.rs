@@ -266,6 +266,9 @@ pub struct PitRun {
     pub elapsed: Duration,
     /// Whether the physical plan used `PitJoinExec`.
     pub used_pit_join: bool,
+    /// The strategy the plan executes (`auto` resolved), if it used
+    /// `PitJoinExec`.
+    pub executed_strategy: Option<PitJoinStrategy>,
 }
 
 /// Plan and run [`BENCH_SQL`] on `ctx`.
@@ -273,10 +276,13 @@ pub async fn run_query(ctx: &SessionContext) -> Result<PitRun> {
     let started = Instant::now();
     let df = ctx.sql(BENCH_SQL).await?;
     let plan = df.create_physical_plan().await?;
-    let used_pit_join = displayable(plan.as_ref())
-        .indent(false)
-        .to_string()
-        .contains("PitJoinExec");
+    let display = displayable(plan.as_ref()).indent(false).to_string();
+    let used_pit_join = display.contains("PitJoinExec");
+    let executed_strategy = display
+        .split("PitJoinExec: strategy=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|s| s.parse().ok());
     let batches = collect(plan, ctx.task_ctx()).await?;
     let elapsed = started.elapsed();
     let batch = batches
@@ -298,6 +304,7 @@ pub async fn run_query(ctx: &SessionContext) -> Result<PitRun> {
         sum,
         elapsed,
         used_pit_join,
+        executed_strategy,
     })
 }
 
@@ -350,7 +357,11 @@ impl PitBenchReport {
             self.config.seed,
         );
         for (strategy, run) in &self.pit {
-            out.push_str(&line(&format!("pit_join strategy={strategy}"), run));
+            let name = match run.executed_strategy {
+                Some(s) if s != *strategy => format!("pit_join strategy={strategy}({s})"),
+                _ => format!("pit_join strategy={strategy}"),
+            };
+            out.push_str(&line(&name, run));
             out.push('\n');
         }
         out.push_str(&line("builtin", &self.builtin));

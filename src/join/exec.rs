@@ -3,8 +3,10 @@
 //! # Strategies and input contracts
 //!
 //! The strategy is chosen at planning time from the session option
-//! `lakehouse.pit_join.strategy` ([`super::options`]) and shown in `EXPLAIN`
-//! (`strategy=...`). It decides what the operator requires of its inputs,
+//! `lakehouse.pit_join.strategy` ([`super::options`]; its default `auto`
+//! resolves to `partitioned_hash` or `sort` from the right input's
+//! statistics) and
+//! shown in `EXPLAIN` (`strategy=...`). It decides what the operator requires of its inputs,
 //! and so which operators DataFusion's `EnforceDistribution` and
 //! `EnforceSorting` insert below it:
 //!
@@ -23,7 +25,7 @@
 //!   partition `i` with it. All rows of a key meet in the same partition
 //!   index on both sides. More parallel build and smaller tables, at the cost
 //!   of repartitioning the left side.
-//! * `sort` (default): both inputs `HashPartitioned` on the keys and sorted by
+//! * `sort`: both inputs `HashPartitioned` on the keys and sorted by
 //!   `keys ASC NULLS FIRST` (`SortExec`s, which spill under memory
 //!   pressure, or an existing order); partition `i` merges partition `i` of
 //!   each side key group by key ([`super::stream`]), holding only one right
@@ -78,12 +80,13 @@ use datafusion::physical_plan::{
     PlanProperties, SendableRecordBatchStream,
 };
 
-use arrow::row::SortField;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 use super::bounds::is_supported_bound_type;
-use super::hash::{HashProbeStream, HashTable, ProbeSpec, SideExprs, build_table, hash_metrics};
+use super::hash::{
+    HashProbeStream, HashTable, KeyMode, ProbeSpec, SideExprs, build_table, hash_metrics,
+};
 use super::logical::{PitJoinType, RangeKind};
 use super::options::PitJoinStrategy;
 use super::output::OutputSpec;
@@ -138,6 +141,18 @@ pub struct PitJoinExec {
     shared_table: Mutex<Option<SharedTable>>,
     metrics: ExecutionPlanMetricsSet,
     cache: Arc<PlanProperties>,
+}
+
+/// `(rows, bytes)` of a plan's output from its statistics (exact or
+/// estimated), each `None` when unknown.
+pub fn estimated_size(plan: &dyn ExecutionPlan) -> (Option<usize>, Option<usize>) {
+    match plan.partition_statistics(None) {
+        Ok(stats) => (
+            stats.num_rows.get_value().copied(),
+            stats.total_byte_size.get_value().copied(),
+        ),
+        Err(_) => (None, None),
+    }
 }
 
 fn expr_type(expr: &PhysicalExprRef, schema: &Schema) -> Result<DataType> {
@@ -242,17 +257,22 @@ impl PitJoinExec {
             schema,
             left_sort,
             right_sort,
-            strategy: PitJoinStrategy::default(),
+            strategy: PitJoinStrategy::Sort,
             shared_table: Mutex::new(None),
             metrics: ExecutionPlanMetricsSet::new(),
             cache,
         })
     }
 
-    /// Execute with `strategy` (default [`PitJoinStrategy::Sort`]); it
-    /// decides the input distribution and ordering the plan requires.
+    /// Execute with `strategy` (without this call: [`PitJoinStrategy::Sort`]);
+    /// it decides the input distribution and ordering the plan requires.
+    /// [`PitJoinStrategy::Auto`] is resolved here from the right input's
+    /// statistics as if the memory pool were unbounded; the planner resolves
+    /// it with the session's pool limit first
+    /// ([`PitJoinStrategy::resolve_auto`]).
     pub fn with_strategy(mut self, strategy: PitJoinStrategy) -> Self {
-        self.strategy = strategy;
+        let (rows, bytes) = estimated_size(self.right.as_ref());
+        self.strategy = strategy.resolve_auto(rows, bytes, None);
         self
     }
 
@@ -361,13 +381,16 @@ impl PitJoinExec {
         self.intersection.as_ref()
     }
 
-    /// Row-format fields of the keys (one type per key pair).
-    fn key_fields(&self) -> Result<Vec<SortField>> {
+    /// How the hash strategies represent the keys (from their types, one
+    /// per key pair).
+    fn key_mode(&self) -> Result<KeyMode> {
         let ls = self.left.schema();
-        self.on
+        let types = self
+            .on
             .iter()
-            .map(|(l, _)| Ok(SortField::new(l.data_type(&ls)?)))
-            .collect()
+            .map(|(l, _)| l.data_type(&ls))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KeyMode::for_types(types))
     }
 
     /// `strategy=hash` and `strategy=partitioned_hash`: probe this left
@@ -378,7 +401,7 @@ impl PitJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let key_fields = self.key_fields()?;
+        let key_mode = self.key_mode()?;
         let right_exprs = SideExprs {
             keys: self.on.iter().map(|(_, r)| Arc::clone(r)).collect(),
             start: Arc::clone(&self.range.right_start),
@@ -403,7 +426,7 @@ impl PitJoinExec {
                     let shared = build_table(
                         right,
                         right_exprs,
-                        key_fields.clone(),
+                        key_mode.clone(),
                         Arc::clone(&pool),
                         partition,
                         build_metrics,
@@ -421,7 +444,7 @@ impl PitJoinExec {
             build_table(
                 right,
                 right_exprs,
-                key_fields.clone(),
+                key_mode.clone(),
                 Arc::clone(&pool),
                 partition,
                 build_metrics,
@@ -434,7 +457,7 @@ impl PitJoinExec {
             left,
             table,
             exprs: left_exprs,
-            key_fields,
+            key_mode,
             start_inclusive: self.range.start_inclusive,
             end_inclusive: self.range.end_inclusive,
             join_type: self.join_type,

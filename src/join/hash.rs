@@ -10,33 +10,43 @@
 //! strategy, which spills. The batches are concatenated and the join
 //! columns evaluated once:
 //!
-//! * keys as arrow `Rows` (so any number and type of key columns compare as
-//!   bytes; equal keys have equal bytes), hashed with [`hash_key`];
+//! * keys ([`KeyMode`]): one integer key column (`Int8`..`Int64`,
+//!   `UInt8`..`UInt32`) as its `i64` value, with no conversion; any other
+//!   keys as arrow `Rows` (so any number and type of key columns compare as
+//!   bytes; equal keys have equal bytes);
 //! * bounds encoded as order-preserving `i64` ([`super::bounds`]);
 //! * rows with a NULL key or NULL bound are *not joinable* and left out:
 //!   they can never satisfy the equality or the range comparisons.
 //!
-//! Each joinable row gets a *group id* (one per distinct key) from an
-//! open-addressing index ([`Slots`]: linear probing on the key hash; distinct
-//! keys with equal hashes take distinct slots and are told apart by their
-//! bytes). A counting sort by group id then lays the groups out, each as one
-//! contiguous record of an `i64` arena: row count, tree base, key length,
-//! key bytes (packed into words), then the group's starts, ends and right
-//! row numbers sorted by `(start, end)` (the sort is skipped when the group
-//! already is sorted, e.g. SCD2 histories stored in order). Groups whose
+//! Each joinable row gets a *group id* (one per distinct key) from the key
+//! index ([`KeyIndex`]): for one integer key whose joinable values span at
+//! most `4 * rows + 1024` values, a *dense* array indexed by `key - min`
+//! (exact: no hashing, no key comparison, at most 16 bytes per row);
+//! otherwise an open-addressing hash index ([`Slots`]: linear probing on
+//! [`hash_key`] of the key bytes, an integer's being its 8 little-endian
+//! bytes; distinct keys with equal hashes take distinct slots and are told
+//! apart by their bytes). A counting sort by group id then lays the groups
+//! out, each as one contiguous record of an `i64` arena: row count, tree
+//! base, key length, key bytes (packed into words), then the group's starts,
+//! its ends and its right row numbers, each in `(start, end)` order (the
+//! sort is skipped when the group already is sorted, e.g. SCD2 histories
+//! stored in order); the starts right after the header, so a probe's binary
+//! search mostly reads cache lines the header read brought in. Groups whose
 //! ends are not monotone also get a max-segment-tree over their ends
-//! ([`super::search`]). The index then maps each key hash to its group's
-//! arena offset. Cost O(m log g) for m rows and the largest group g; memory:
-//! the right batch, 24 bytes per joinable row plus about 40 per key.
+//! ([`super::search`]). The index then maps each key to its group's arena
+//! offset. Cost O(m log g) for m rows and the largest group g; memory: the
+//! right batch, 24 bytes per joinable row plus about 40 per key (hashed) or
+//! 4 per value of the key range (dense).
 //!
 //! # Probe ([`HashProbeStream`])
 //!
 //! The left input streams batch by batch, in any order and partitioning.
-//! For each batch the keys are looked up in phases over all its rows (hash
-//! every key, read every first slot, confirm every key against its group's
-//! record), so that the cache misses of many rows overlap instead of being
-//! paid one after the other; rows with a NULL key or bound, and keys absent
-//! on the right, get no group. Then, row by row, the candidates in the group
+//! For each batch the keys are looked up in phases over chunks of its rows
+//! (dense: read every row's slot; hashed: hash every key, read every first
+//! slot, confirm every key against its group's record; then read every
+//! group's header), so that the cache misses of many rows overlap instead of
+//! being paid one after the other; rows with a NULL key or bound, and keys
+//! absent on the right, get no group. Then, row by row, the candidates in the group
 //! are exactly the right rows satisfying both range comparisons, found by the
 //! binary searches (or tree descent) of [`super::search`]. Candidate pairs
 //! and left-join markers are collected as (left row, right row) indices, at
@@ -54,10 +64,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::AsArray;
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array, new_null_array};
 use arrow::buffer::{NullBuffer, ScalarBuffer};
-use arrow::compute::{concat_batches, take};
+use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
@@ -227,6 +239,62 @@ impl Slots {
     }
 }
 
+/// Slot of an absent key in [`KeyIndex::Dense`].
+const NO_SLOT: u32 = u32::MAX;
+
+/// Key → group lookup of a [`HashTable`].
+enum KeyIndex {
+    /// Key hash → value, keys confirmed against the group records.
+    Hashed(Slots),
+    /// [`KeyMode::Int`] keys within `min..min + slots.len()`: key `k` →
+    /// `slots[k - min]` ([`NO_SLOT`] when absent). Exact: no hashing and no
+    /// key comparison. Chosen when the keys are dense enough that the array
+    /// takes at most 16 bytes per joinable row (plus 4 KiB), less than the
+    /// hashed index and the arena.
+    Dense { min: i64, slots: Vec<u32> },
+}
+
+impl KeyIndex {
+    fn mem(&self) -> usize {
+        match self {
+            Self::Hashed(slots) => slots.mem(),
+            Self::Dense { slots, .. } => slots.capacity() * 4,
+        }
+    }
+}
+
+/// The dense slot of `key`, if it lies within `min..min + len`.
+#[inline]
+fn dense_slot(key: i64, min: i64, len: usize) -> Option<usize> {
+    // `checked_sub` fails only for differences beyond i64, far out of range.
+    key.checked_sub(min)
+        .and_then(|d| usize::try_from(d).ok())
+        .filter(|&d| d < len)
+}
+
+/// `(min, len)` of a dense index over the joinable keys, if they are dense
+/// enough (see [`KeyIndex::Dense`]); `None` when there are none.
+fn dense_range(cols: &JoinColumns, n: usize) -> Option<(i64, usize)> {
+    let Keys::Int(values) = &cols.keys else {
+        return None;
+    };
+    let (mut min, mut max, mut joinable) = (i64::MAX, i64::MIN, 0usize);
+    for (i, &k) in values.iter().enumerate().take(n) {
+        if cols.joinable(i) {
+            min = min.min(k);
+            max = max.max(k);
+            joinable += 1;
+        }
+    }
+    if joinable == 0 {
+        return None;
+    }
+    let len = usize::try_from(max.checked_sub(min)?)
+        .ok()?
+        .checked_add(1)?;
+    (len <= 4 * joinable + 1024).then_some((min, len))
+}
+
 /// Words before a group's key in the arena: row count, tree base (or -1),
 /// key length in bytes.
 const HEADER: usize = 3;
@@ -234,8 +302,9 @@ const HEADER: usize = 3;
 /// A group's place in the arena.
 #[derive(Debug, Clone, Copy)]
 struct GroupView {
-    /// Arena index of the group's first version: versions are `(start, end,
-    /// right row)` triples, so version `j` is at `data + 3 * j`.
+    /// Arena index of the group's first start: version `j` has its start
+    /// at `data + j`, its end at `data + len + j` and its right row at
+    /// `data + 2 * len + j`.
     data: usize,
     len: usize,
     /// `(base, leaf count)` of the group's max-tree in `trees` when its ends
@@ -246,13 +315,15 @@ struct GroupView {
 /// The right input grouped by key; immutable once built.
 ///
 /// Each group is one record in `arena` (so a lookup touches few cache
-/// lines): `[len, tree base or -1, key bytes, key words..., starts...,
-/// ends..., right rows...]`, with the rows sorted by (start, end).
+/// lines): `[len, tree base or -1, key length in bytes, key words...,
+/// starts..., ends..., right rows...]`, with the rows sorted by (start,
+/// end). The starts follow the header, so the binary search over them
+/// mostly reads the cache lines the header read already brought in.
 pub(crate) struct HashTable {
     /// All right rows (including non-joinable ones, never referenced).
     batch: RecordBatch,
-    /// Key hash → arena offset of the group.
-    index: Slots,
+    /// Key → arena offset of the group.
+    index: KeyIndex,
     arena: Vec<i64>,
     trees: Vec<i64>,
     groups: usize,
@@ -288,9 +359,12 @@ impl HashTable {
     /// packed words); the probe uses the batched [`lookup_groups`].
     #[cfg(test)]
     fn find(&self, hash: u64, len: usize, words: &[i64]) -> Option<usize> {
-        self.index
-            .get(hash, |off| self.key_matches(off as usize, len, words))
-            .map(|off| off as usize)
+        match &self.index {
+            KeyIndex::Hashed(index) => index
+                .get(hash, |off| self.key_matches(off as usize, len, words))
+                .map(|off| off as usize),
+            KeyIndex::Dense { .. } => None,
+        }
     }
 
     #[inline]
@@ -324,9 +398,114 @@ pub(crate) struct SideExprs {
     pub end: PhysicalExprRef,
 }
 
+/// How a table's keys are represented, decided by the key types alone (so
+/// both sides agree: their key types are equal).
+#[derive(Debug, Clone)]
+pub(crate) enum KeyMode {
+    /// Any keys, in arrow's row format.
+    Rows(Vec<SortField>),
+    /// One integer key column that widens to `i64` without loss (`Int8` to
+    /// `Int64`, `UInt8` to `UInt32`): compared as its `i64` value, with no
+    /// row conversion. Its "key bytes" (for hashing and the arena record)
+    /// are the value's 8 little-endian bytes.
+    Int,
+}
+
+impl KeyMode {
+    /// The mode for keys of these types.
+    pub(crate) fn for_types(types: Vec<DataType>) -> Self {
+        match types.as_slice() {
+            [t] if is_int_key(t) => Self::Int,
+            _ => Self::Rows(types.into_iter().map(SortField::new).collect()),
+        }
+    }
+}
+
+/// Whether a key column of this type takes [`KeyMode::Int`].
+fn is_int_key(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+    )
+}
+
+/// Evaluated keys of a batch.
+enum Keys {
+    Rows(Rows),
+    /// [`KeyMode::Int`]: the values (arbitrary under NULL).
+    Int(ScalarBuffer<i64>),
+}
+
+impl Keys {
+    /// Row-format bytes of row `i` ([`KeyMode::Rows`] only).
+    #[inline]
+    fn bytes(rows: &Rows, i: usize) -> &[u8] {
+        rows.row(i).data()
+    }
+
+    /// Hash of row `i`'s key bytes ([`hash_key`]).
+    #[inline]
+    fn hash(&self, i: usize) -> u64 {
+        match self {
+            Self::Rows(rows) => hash_key(Self::bytes(rows, i)),
+            Self::Int(v) => hash_key(&v[i].to_le_bytes()),
+        }
+    }
+
+    /// Whether rows `a` and `b` have equal keys.
+    #[inline]
+    fn eq(&self, a: usize, b: usize) -> bool {
+        match self {
+            Self::Rows(rows) => Self::bytes(rows, a) == Self::bytes(rows, b),
+            Self::Int(v) => v[a] == v[b],
+        }
+    }
+
+    /// Pack row `i`'s key bytes into `out` ([`pack_key`]); returns their
+    /// length.
+    #[inline]
+    fn pack(&self, i: usize, out: &mut Vec<i64>) -> usize {
+        match self {
+            Self::Rows(rows) => {
+                let bytes = Self::bytes(rows, i);
+                pack_key(bytes, out);
+                bytes.len()
+            }
+            Self::Int(v) => {
+                out.clear();
+                out.push(v[i]);
+                8
+            }
+        }
+    }
+
+    /// Length of row `i`'s key bytes.
+    #[inline]
+    fn len_of(&self, i: usize) -> usize {
+        match self {
+            Self::Rows(rows) => Self::bytes(rows, i).len(),
+            Self::Int(_) => 8,
+        }
+    }
+
+    fn mem(&self) -> usize {
+        match self {
+            Self::Rows(rows) => rows.size(),
+            // Zero-copy for Int64 keys; a widened copy otherwise.
+            Self::Int(v) => v.len() * 8,
+        }
+    }
+}
+
 /// Evaluated join columns of a batch.
 struct JoinColumns {
-    keys: Rows,
+    keys: Keys,
     /// Row has non-NULL keys and bounds.
     joinable: Option<NullBuffer>,
     start: Vec<i64>,
@@ -334,7 +513,7 @@ struct JoinColumns {
 }
 
 impl JoinColumns {
-    fn evaluate(batch: &RecordBatch, exprs: &SideExprs, converter: &RowConverter) -> Result<Self> {
+    fn evaluate(batch: &RecordBatch, exprs: &SideExprs, keys: &KeyEncoder) -> Result<Self> {
         let n = batch.num_rows();
         let mut joinable: Option<NullBuffer> = None;
         let mut key_arrays = Vec::with_capacity(exprs.keys.len());
@@ -343,7 +522,22 @@ impl JoinColumns {
             joinable = NullBuffer::union(joinable.as_ref(), a.logical_nulls().as_ref());
             key_arrays.push(a);
         }
-        let keys = converter.convert_columns(&key_arrays)?;
+        let keys = match keys {
+            KeyEncoder::Rows(converter) => Keys::Rows(converter.convert_columns(&key_arrays)?),
+            KeyEncoder::Int => {
+                let [key] = key_arrays.as_slice() else {
+                    return Err(DataFusionError::Internal(
+                        "PitJoin: integer key mode with several keys".into(),
+                    ));
+                };
+                // Lossless for the types of `is_int_key`.
+                let wide = cast(key, &DataType::Int64)?;
+                let values = wide.as_primitive_opt::<Int64Type>().ok_or_else(|| {
+                    DataFusionError::Internal("PitJoin: integer key did not widen".into())
+                })?;
+                Keys::Int(values.values().clone())
+            }
+        };
         let mut start = Vec::new();
         let sn = encode_bounds(&exprs.start.evaluate(batch)?.into_array(n)?, &mut start)?;
         joinable = NullBuffer::union(joinable.as_ref(), sn.as_ref());
@@ -364,7 +558,22 @@ impl JoinColumns {
     }
 
     fn mem(&self) -> usize {
-        self.keys.size() + (self.start.capacity() + self.end.capacity()) * 8
+        self.keys.mem() + (self.start.capacity() + self.end.capacity()) * 8
+    }
+}
+
+/// Evaluates keys in a [`KeyMode`].
+enum KeyEncoder {
+    Rows(RowConverter),
+    Int,
+}
+
+impl KeyEncoder {
+    fn new(mode: &KeyMode) -> Result<Self> {
+        Ok(match mode {
+            KeyMode::Rows(fields) => Self::Rows(RowConverter::new(fields.clone())?),
+            KeyMode::Int => Self::Int,
+        })
     }
 }
 
@@ -400,7 +609,7 @@ fn resize(reservation: &mut MemoryReservation, bytes: usize) -> Result<()> {
 pub(crate) async fn build_table(
     mut input: SendableRecordBatchStream,
     exprs: SideExprs,
-    key_fields: Vec<SortField>,
+    key_mode: KeyMode,
     pool: Arc<dyn MemoryPool>,
     partition: usize,
     metrics: BuildMetrics,
@@ -438,44 +647,70 @@ pub(crate) async fn build_table(
     let batch_mem = batch.get_array_memory_size();
     resize(&mut reservation, batch_mem)?;
 
-    let converter = RowConverter::new(key_fields)?;
-    let cols = JoinColumns::evaluate(&batch, &exprs, &converter)?;
     let n = batch.num_rows();
+    if u32::try_from(n).is_err() {
+        return Err(DataFusionError::ResourcesExhausted(
+            "PIT join (hash strategy): more than 2^32 - 1 right rows in one table".into(),
+        ));
+    }
+    let encoder = KeyEncoder::new(&key_mode)?;
+    let cols = JoinColumns::evaluate(&batch, &exprs, &encoder)?;
     // Transient: the evaluated columns and the group id of every row.
     reserve(&mut reservation, cols.mem() + n * 4)?;
 
+    let mut index = match dense_range(&cols, n) {
+        Some((min, len)) => {
+            reserve(&mut reservation, len * 4)?;
+            KeyIndex::Dense {
+                min,
+                slots: vec![NO_SLOT; len],
+            }
+        }
+        None => KeyIndex::Hashed(Slots::with_capacity(n.min(1024))),
+    };
     // Group ids, in order of first appearance; `reps[g]` is a row of group g.
     let mut group_of = vec![u32::MAX; n];
     let mut counts: Vec<usize> = Vec::new();
     let mut reps: Vec<usize> = Vec::new();
-    let mut index = Slots::with_capacity(n.min(1024));
     let mut prev: Option<(u32, usize)> = None;
+    let keys = &cols.keys;
     for (i, slot) in group_of.iter_mut().enumerate() {
         if !cols.joinable(i) {
             continue;
         }
-        let bytes = cols.keys.row(i);
-        let bytes = bytes.as_ref();
         // Consecutive rows of one key (common: histories are stored by key)
         // skip the lookup.
         let g = match prev {
-            Some((g, p)) if cols.keys.row(p).as_ref() == bytes => g,
+            Some((g, p)) if keys.eq(p, i) => g,
             _ => {
-                let new = counts.len() as u64;
-                let g = index.get_or_insert(
-                    hash_key(bytes),
-                    |g| cols.keys.row(reps[g as usize]).as_ref() == bytes,
-                    new,
-                );
+                // `n < u32::MAX`, so a group id is below `NO_SLOT`.
+                let new = counts.len() as u32;
+                let g = match (&mut index, keys) {
+                    (KeyIndex::Hashed(slots), _) => slots.get_or_insert(
+                        keys.hash(i),
+                        |g| keys.eq(reps[g as usize], i),
+                        u64::from(new),
+                    ) as u32,
+                    (KeyIndex::Dense { min, slots }, Keys::Int(values)) => {
+                        let d = dense_slot(values[i], *min, slots.len()).ok_or_else(|| {
+                            DataFusionError::Internal("PitJoin: key outside its dense index".into())
+                        })?;
+                        if slots[d] == NO_SLOT {
+                            slots[d] = new;
+                        }
+                        slots[d]
+                    }
+                    (KeyIndex::Dense { .. }, Keys::Rows(_)) => {
+                        return Err(DataFusionError::Internal(
+                            "PitJoin: dense index over row-format keys".into(),
+                        ));
+                    }
+                };
                 if g == new {
                     counts.push(0);
                     reps.push(i);
                 }
-                u32::try_from(g).map_err(|_| {
-                    DataFusionError::ResourcesExhausted(
-                        "PIT join (hash strategy): too many distinct keys in one table".into(),
-                    )
-                })?
+                g
             }
         };
         *slot = g;
@@ -503,10 +738,7 @@ pub(crate) async fn build_table(
 
     // One arena record per group: rows sorted by (start, end), a tree when
     // the ends are not monotone.
-    let key_words: usize = reps
-        .iter()
-        .map(|&r| cols.keys.row(r).as_ref().len().div_ceil(8))
-        .sum();
+    let key_words: usize = reps.iter().map(|&r| keys.len_of(r).div_ceil(8)).sum();
     let arena_len = n_groups * HEADER + key_words + 3 * total;
     reserve(&mut reservation, arena_len * 8 + total * 4)?;
     let (start, end) = (&cols.start, &cols.end);
@@ -525,15 +757,14 @@ pub(crate) async fn build_table(
         }
         let off = arena.len();
         offsets.push(off as u64);
-        let key_bytes = cols.keys.row(reps[g]);
-        pack_key(key_bytes.as_ref(), &mut words);
-        arena.extend_from_slice(&[count as i64, -1, key_bytes.as_ref().len() as i64]);
+        let key_len = keys.pack(reps[g], &mut words);
+        arena.extend_from_slice(&[count as i64, -1, key_len as i64]);
         arena.extend_from_slice(&words);
-        for &r in slice.iter() {
-            arena.extend_from_slice(&[start[r as usize], end[r as usize], i64::from(r)]);
-        }
+        arena.extend(slice.iter().map(|&r| start[r as usize]));
         ends.clear();
         ends.extend(slice.iter().map(|&r| end[r as usize]));
+        arena.extend_from_slice(&ends);
+        arena.extend(slice.iter().map(|&r| i64::from(r)));
         if !is_monotone(&ends) {
             let base = trees.len();
             push_max_tree(&ends, &mut trees);
@@ -543,8 +774,22 @@ pub(crate) async fn build_table(
     drop(grouped);
     drop(cols);
     // The index now maps to arena offsets.
-    for slot in index.slots.iter_mut().filter(|s| s.1 != EMPTY) {
-        slot.1 = offsets[slot.1 as usize];
+    match &mut index {
+        KeyIndex::Hashed(slots) => {
+            for slot in slots.slots.iter_mut().filter(|s| s.1 != EMPTY) {
+                slot.1 = offsets[slot.1 as usize];
+            }
+        }
+        KeyIndex::Dense { slots, .. } => {
+            if arena.len() >= NO_SLOT as usize {
+                return Err(DataFusionError::ResourcesExhausted(
+                    "PIT join (hash strategy): right input too large for one table".into(),
+                ));
+            }
+            for slot in slots.iter_mut().filter(|s| **s != NO_SLOT) {
+                *slot = offsets[*slot as usize] as u32;
+            }
+        }
     }
     let mem = batch_mem + index.mem() + (arena.capacity() + trees.capacity()) * 8;
     resize(&mut reservation, mem)?;
@@ -572,11 +817,39 @@ pub(crate) type TableFuture = BoxFuture<'static, Result<Arc<HashTable>>>;
 struct ProbeBatch {
     batch: RecordBatch,
     cols: JoinColumns,
-    /// The candidates of each row looked up so far (a prefix of the batch).
+    /// The order in which rows are looked up and emitted, when it is not
+    /// the batch order: sorted by (group, end) so that rows of one large
+    /// group follow each other and their binary searches share cached
+    /// lines ([`sorts_probe_rows`]).
+    order: Option<Vec<u32>>,
+    /// The group of every row, when `order` is set (found to sort them).
+    groups: Vec<usize>,
+    /// The candidates of the rows looked up so far (a prefix of the batch
+    /// in processing order: `spans[i]` is row `order[i]`, or row `i`).
     spans: Vec<Span>,
-    /// Next row to emit (`<= spans.len()`).
+    /// Next position (in processing order) to emit (`<= spans.len()`).
     next_row: usize,
     mem: usize,
+}
+
+impl ProbeBatch {
+    /// The row at position `i` of the processing order.
+    #[inline]
+    fn row(&self, i: usize) -> usize {
+        self.order.as_ref().map_or(i, |o| o[i] as usize)
+    }
+}
+
+/// Average group size from which the probe sorts each left batch by group
+/// first: then a group's starts span several cache lines, and the sort
+/// (O(n log n) per batch, cached) lets the rows of one group reuse them
+/// instead of each paying its own misses. Below it most rows of a batch
+/// have distinct groups and the sort would buy nothing.
+const SORT_PROBE_MIN_GROUP: usize = 16;
+
+/// Whether probes of `table` sort their left batches by group.
+fn sorts_probe_rows(table: &HashTable) -> bool {
+    table.joinable_rows >= SORT_PROBE_MIN_GROUP * table.groups.max(1)
 }
 
 /// Where a left row's candidates are.
@@ -645,91 +918,149 @@ struct LookupScratch {
     hashes: Vec<u64>,
     first: Vec<(usize, u64)>,
     groups: Vec<usize>,
+    views: Vec<GroupView>,
     words: Vec<i64>,
 }
 
-/// Append to `out` the span of each row in `rows`, in phases: hash all
-/// keys; read each hash's first slot; confirm the keys against the group
-/// records; binary-search each row's range in its group. Each phase is a
-/// short loop whose iterations are independent, so the cache misses of many
-/// rows overlap (one row at a time would wait for each miss in turn).
-fn lookup_spans(
+/// Append to `out` the span of each row in `rows`, in phases: find every
+/// row's group (dense index: one array read; hashed index: hash all keys,
+/// read each hash's first slot, confirm the keys against the group
+/// records); then binary-search each row's range in its group. Each phase
+/// is a short loop whose iterations are independent, so the cache misses of
+/// many rows overlap (one row at a time would wait for each miss in turn).
+fn lookup_spans<I: Iterator<Item = usize> + Clone>(
     table: &HashTable,
     cols: &JoinColumns,
-    rows: std::ops::Range<usize>,
+    rows: I,
+    known_groups: Option<&[usize]>,
     (start_inclusive, end_inclusive): (bool, bool),
     scratch: &mut LookupScratch,
     out: &mut Vec<Span>,
-) {
+) -> Result<()> {
     let LookupScratch {
         hashes,
         first,
         groups,
+        views,
         words,
     } = scratch;
-    hashes.clear();
-    hashes.extend(rows.clone().map(|r| hash_key(cols.keys.row(r).as_ref())));
-    let index = &table.index;
-    first.clear();
-    first.extend(rows.clone().zip(hashes.iter()).map(|(r, &h)| {
-        if cols.joinable(r) {
-            index.first(h)
-        } else {
-            (NO_GROUP, EMPTY)
-        }
-    }));
     groups.clear();
-    for (i, r) in rows.clone().enumerate() {
-        let (slot, off) = first[i];
-        if off == EMPTY {
-            groups.push(NO_GROUP);
-            continue;
-        }
-        let key = cols.keys.row(r);
-        let key = key.as_ref();
-        pack_key(key, words);
-        let found = if table.key_matches(off as usize, key.len(), words) {
-            Some(off as usize)
-        } else {
-            // Another key with the same hash took that slot: probe on.
-            index
-                .get_from(slot + 1, hashes[i], |o| {
-                    table.key_matches(o as usize, key.len(), words)
-                })
-                .map(|o| o as usize)
-        };
-        groups.push(found.unwrap_or(NO_GROUP));
+    match known_groups {
+        Some(known) => groups.extend(rows.clone().map(|r| known[r])),
+        None => find_groups(table, cols, rows.clone(), hashes, first, words, groups)?,
     }
-    let arena = &table.arena;
-    out.extend(rows.zip(groups.iter()).map(|(r, &group)| {
+    // Read every group's header first: independent loads whose cache
+    // misses overlap, and they bring in the first starts too.
+    views.clear();
+    views.extend(groups.iter().map(|&group| {
         if group == NO_GROUP {
-            return Span {
-                group,
-                lo: 0,
-                hi: 0,
-            };
-        }
-        let g = table.group(group);
-        let d = g.data;
-        let (ls, le) = (cols.start[r], cols.end[r]);
-        let p = if start_inclusive {
-            partition_point_by(g.len, |j| arena[d + 3 * j] <= le)
+            GroupView {
+                data: 0,
+                len: 0,
+                tree: None,
+            }
         } else {
-            partition_point_by(g.len, |j| arena[d + 3 * j] < le)
-        };
-        let lo = match g.tree {
-            None if end_inclusive => gallop_down(p, |j| ls <= arena[d + 3 * j + 1]),
-            None => gallop_down(p, |j| ls < arena[d + 3 * j + 1]),
-            Some(_) => TREE,
-        };
-        Span { group, lo, hi: p }
+            table.group(group)
+        }
     }));
+    let arena = &table.arena;
+    out.extend(
+        rows.zip(groups.iter().zip(views.iter()))
+            .map(|(r, (&group, &g))| {
+                if group == NO_GROUP {
+                    return Span {
+                        group,
+                        lo: 0,
+                        hi: 0,
+                    };
+                }
+                let d = g.data;
+                let (ls, le) = (cols.start[r], cols.end[r]);
+                let p = if start_inclusive {
+                    partition_point_by(g.len, |j| arena[d + j] <= le)
+                } else {
+                    partition_point_by(g.len, |j| arena[d + j] < le)
+                };
+                let e = d + g.len;
+                let lo = match g.tree {
+                    None if end_inclusive => gallop_down(p, |j| ls <= arena[e + j]),
+                    None => gallop_down(p, |j| ls < arena[e + j]),
+                    Some(_) => TREE,
+                };
+                Span { group, lo, hi: p }
+            }),
+    );
+    Ok(())
+}
+
+/// Append to `groups` the arena offset of each row's group ([`NO_GROUP`]
+/// for rows that are not joinable or whose key is absent), in phases (see
+/// [`lookup_spans`]).
+fn find_groups<I: Iterator<Item = usize> + Clone>(
+    table: &HashTable,
+    cols: &JoinColumns,
+    rows: I,
+    hashes: &mut Vec<u64>,
+    first: &mut Vec<(usize, u64)>,
+    words: &mut Vec<i64>,
+    groups: &mut Vec<usize>,
+) -> Result<()> {
+    match (&table.index, &cols.keys) {
+        (KeyIndex::Dense { min, slots }, Keys::Int(values)) => {
+            groups.extend(rows.clone().map(|r| {
+                if !cols.joinable(r) {
+                    return NO_GROUP;
+                }
+                match dense_slot(values[r], *min, slots.len()).map(|d| slots[d]) {
+                    Some(off) if off != NO_SLOT => off as usize,
+                    _ => NO_GROUP,
+                }
+            }));
+        }
+        (KeyIndex::Dense { .. }, Keys::Rows(_)) => {
+            return Err(DataFusionError::Internal(
+                "PitJoin: dense index probed with row-format keys".into(),
+            ));
+        }
+        (KeyIndex::Hashed(index), keys) => {
+            hashes.clear();
+            hashes.extend(rows.clone().map(|r| keys.hash(r)));
+            first.clear();
+            first.extend(rows.clone().zip(hashes.iter()).map(|(r, &h)| {
+                if cols.joinable(r) {
+                    index.first(h)
+                } else {
+                    (NO_GROUP, EMPTY)
+                }
+            }));
+            for (i, r) in rows.clone().enumerate() {
+                let (slot, off) = first[i];
+                if off == EMPTY {
+                    groups.push(NO_GROUP);
+                    continue;
+                }
+                let len = keys.pack(r, words);
+                let found = if table.key_matches(off as usize, len, words) {
+                    Some(off as usize)
+                } else {
+                    // Another key with the same hash took that slot: probe on.
+                    index
+                        .get_from(slot + 1, hashes[i], |o| {
+                            table.key_matches(o as usize, len, words)
+                        })
+                        .map(|o| o as usize)
+                };
+                groups.push(found.unwrap_or(NO_GROUP));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Candidates of a left row that did not fit in the current output batch.
 struct Work {
     row: usize,
-    /// Arena index of the group's first version.
+    /// Arena index of the group's right rows.
     rows: usize,
     /// Next candidate: a position in the group (range mode) or an index
     /// into `scratch` (list mode), which holds positions in the group.
@@ -829,7 +1160,7 @@ pub(crate) struct HashProbeStream {
     table: Option<Arc<HashTable>>,
     left: SendableRecordBatchStream,
     exprs: SideExprs,
-    converter: RowConverter,
+    encoder: KeyEncoder,
     start_inclusive: bool,
     end_inclusive: bool,
     join_type: PitJoinType,
@@ -854,7 +1185,7 @@ pub(crate) struct ProbeSpec {
     pub left: SendableRecordBatchStream,
     pub table: TableFuture,
     pub exprs: SideExprs,
-    pub key_fields: Vec<SortField>,
+    pub key_mode: KeyMode,
     pub start_inclusive: bool,
     pub end_inclusive: bool,
     pub join_type: PitJoinType,
@@ -884,7 +1215,7 @@ impl HashProbeStream {
             table: None,
             left: spec.left,
             exprs: spec.exprs,
-            converter: RowConverter::new(spec.key_fields)?,
+            encoder: KeyEncoder::new(&spec.key_mode)?,
             start_inclusive: spec.start_inclusive,
             end_inclusive: spec.end_inclusive,
             join_type: spec.join_type,
@@ -972,8 +1303,7 @@ impl HashProbeStream {
                 self.metrics.candidates.add(n);
                 for k in from..from + n {
                     let pos = if list { self.scratch[k] as usize } else { k };
-                    self.pending
-                        .push(row, table.arena[rows + 3 * pos + 2] as u32);
+                    self.pending.push(row, table.arena[rows + pos] as u32);
                 }
                 continue;
             }
@@ -986,14 +1316,26 @@ impl HashProbeStream {
                 if from < n {
                     let to = n.min(from + LOOKUP_CHUNK);
                     let inclusive = (self.start_inclusive, self.end_inclusive);
-                    lookup_spans(
-                        &table,
-                        &c.cols,
-                        from..to,
-                        inclusive,
-                        &mut self.lookup,
-                        &mut c.spans,
-                    );
+                    match &c.order {
+                        Some(order) => lookup_spans(
+                            &table,
+                            &c.cols,
+                            order[from..to].iter().map(|&r| r as usize),
+                            Some(&c.groups),
+                            inclusive,
+                            &mut self.lookup,
+                            &mut c.spans,
+                        )?,
+                        None => lookup_spans(
+                            &table,
+                            &c.cols,
+                            from..to,
+                            None,
+                            inclusive,
+                            &mut self.lookup,
+                            &mut c.spans,
+                        )?,
+                    }
                     continue;
                 }
             }
@@ -1020,14 +1362,35 @@ impl HashProbeStream {
                 continue;
             }
             self.metrics.left_rows.add(batch.num_rows());
-            let cols = JoinColumns::evaluate(&batch, &self.exprs, &self.converter)?;
-            let spans = Vec::with_capacity(batch.num_rows());
+            let cols = JoinColumns::evaluate(&batch, &self.exprs, &self.encoder)?;
+            let n = batch.num_rows();
+            let spans = Vec::with_capacity(n);
+            let mut groups = Vec::new();
+            let order = if sorts_probe_rows(&table) && u32::try_from(n).is_ok() {
+                let LookupScratch {
+                    hashes,
+                    first,
+                    words,
+                    ..
+                } = &mut self.lookup;
+                groups.reserve(n);
+                find_groups(&table, &cols, 0..n, hashes, first, words, &mut groups)?;
+                let mut order: Vec<u32> = (0..n as u32).collect();
+                order.sort_unstable_by_key(|&r| (groups[r as usize], cols.end[r as usize]));
+                Some(order)
+            } else {
+                None
+            };
             let mem = batch.get_array_memory_size()
                 + cols.mem()
-                + batch.num_rows() * std::mem::size_of::<Span>();
+                + n * std::mem::size_of::<Span>()
+                + groups.capacity() * 8
+                + order.as_ref().map_or(0, |o| o.capacity() * 4);
             self.current = Some(ProbeBatch {
                 batch,
                 cols,
+                order,
+                groups,
                 spans,
                 next_row: 0,
                 mem,
@@ -1051,18 +1414,19 @@ impl HashProbeStream {
         let batch_size = self.batch_size;
         let arena = &table.arena;
         let mut candidates = 0;
-        let mut r = current.next_row;
-        while r < n && pending.len() < batch_size {
-            let span = current.spans[r];
+        let mut i = current.next_row;
+        while i < n && pending.len() < batch_size {
+            let span = current.spans[i];
+            let r = current.row(i);
+            i += 1;
             if span.group == NO_GROUP {
                 if left_join {
                     pending.push_marker(r);
                 }
-                r += 1;
                 continue;
             }
             let g = table.group(span.group);
-            let rows = g.data;
+            let rows = g.data + 2 * g.len;
             let room = batch_size - pending.len();
             let (count, list) = match g.tree {
                 Some((base, size)) if span.lo == TREE => {
@@ -1098,25 +1462,23 @@ impl HashProbeStream {
                         list,
                     }
                 });
-                r += 1;
                 break;
             }
             if list {
                 for &pos in &self.scratch {
-                    pending.push(r, arena[rows + 3 * pos as usize + 2] as u32);
+                    pending.push(r, arena[rows + pos as usize] as u32);
                 }
             } else {
                 for j in span.lo..span.hi {
-                    pending.push(r, arena[rows + 3 * j + 2] as u32);
+                    pending.push(r, arena[rows + j] as u32);
                 }
             }
             candidates += count;
             if always_marker || (left_join && count == 0) {
                 pending.push_marker(r);
             }
-            r += 1;
         }
-        current.next_row = r;
+        current.next_row = i;
         self.metrics.candidates.add(candidates);
     }
 
@@ -1230,7 +1592,15 @@ mod tests {
             Box::pin(RecordBatchStreamAdapter::new(schema(), stream));
         let metrics = ExecutionPlanMetricsSet::new();
         let (build_metrics, ..) = hash_metrics(&metrics, 0);
-        build_table(input, exprs(), fields(), pool, 0, build_metrics).await
+        build_table(
+            input,
+            exprs(),
+            KeyMode::Rows(fields()),
+            pool,
+            0,
+            build_metrics,
+        )
+        .await
     }
 
     /// Many keys over few hash values (2 bits in unit tests): every group
@@ -1284,7 +1654,7 @@ mod tests {
             let got: Vec<(i64, i64, u32)> = (0..m)
                 .map(|j| {
                     let a = &table.arena;
-                    (a[d + 3 * j], a[d + 3 * j + 1], a[d + 3 * j + 2] as u32)
+                    (a[d + j], a[d + m + j], a[d + 2 * m + j] as u32)
                 })
                 .collect();
             want.sort_by_key(|&(vf, vt, _)| (vf, vt));
@@ -1307,6 +1677,63 @@ mod tests {
         assert!(find(1000, "a").is_none());
         assert!(find(1, "zz").is_none());
         assert!(find(1, "a longer string key, longer").is_none());
+    }
+
+    /// One integer key: a dense index when the values are dense (exact
+    /// lookups, no hashing), the hashed index over the values otherwise;
+    /// either way each group holds exactly its key's joinable rows.
+    #[tokio::test]
+    async fn integer_keys_use_a_dense_index_only_when_dense() {
+        for (scale, dense) in [(1i64, true), (1_000_000_007, false)] {
+            let mut rows: Vec<Row> = (0..300i64)
+                .map(|i| (Some((i % 50 - 20) * scale), Some("x"), Some(i), Some(i + 5)))
+                .collect();
+            rows.push((None, Some("x"), Some(0), Some(1)));
+            rows.push((Some(3 * scale), Some("x"), None, Some(1)));
+            let s = schema();
+            let int_exprs = SideExprs {
+                keys: vec![col("k", &s).expect("k")],
+                start: col("vf", &s).expect("vf"),
+                end: col("vt", &s).expect("vt"),
+            };
+            let stream = futures::stream::iter(batches(&rows, 7).into_iter().map(Ok));
+            let input: SendableRecordBatchStream =
+                Box::pin(RecordBatchStreamAdapter::new(schema(), stream));
+            let metrics = ExecutionPlanMetricsSet::new();
+            let (build_metrics, ..) = hash_metrics(&metrics, 0);
+            let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+            let table = build_table(input, int_exprs, KeyMode::Int, pool, 0, build_metrics)
+                .await
+                .expect("build");
+            assert_eq!(
+                matches!(table.index, KeyIndex::Dense { .. }),
+                dense,
+                "scale {scale}"
+            );
+            assert_eq!(table.groups, 50);
+            assert_eq!(table.joinable_rows, 300);
+            let find = |k: i64| match &table.index {
+                KeyIndex::Dense { min, slots } => dense_slot(k, *min, slots.len())
+                    .map(|d| slots[d])
+                    .filter(|&o| o != NO_SLOT)
+                    .map(|o| o as usize),
+                KeyIndex::Hashed(_) => table.find(hash_key(&k.to_le_bytes()), 8, &[k]),
+            };
+            for g in 0..50i64 {
+                let k = (g - 20) * scale;
+                let off = find(k).expect("present key");
+                let view = table.group(off);
+                let mut got: Vec<u32> = (0..view.len)
+                    .map(|j| table.arena[view.data + 2 * view.len + j] as u32)
+                    .collect();
+                got.sort_unstable();
+                let want: Vec<u32> = (0..300u32).filter(|&i| i64::from(i) % 50 == g).collect();
+                assert_eq!(got, want, "key {k}");
+            }
+            for absent in [-21 * scale, 30 * scale, 30 * scale + 7, i64::MIN, i64::MAX] {
+                assert!(find(absent).is_none(), "key {absent}");
+            }
+        }
     }
 
     #[test]

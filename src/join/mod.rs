@@ -30,22 +30,26 @@
 //! # Execution
 //!
 //! Three strategies, chosen per session with `lakehouse.pit_join.strategy`
-//! ([`options`]) and shown in `EXPLAIN`:
+//! ([`options`]; the default, `auto`, picks `partitioned_hash` when the right side's
+//! statistics show it fits well in memory and `sort` otherwise) and shown in
+//! `EXPLAIN`:
 //!
 //! * `partitioned_hash`: both sides hash-partitioned on the keys
 //!   (no sort); each partition collects its right rows into a table grouped
 //!   by key (each group's intervals sorted, see [`hash`]) and streams its
-//!   left rows through it unsorted, each row finding its key group by hash
-//!   and its matches by binary search.
+//!   left rows through it unsorted, each row finding its key group (by hash,
+//!   or directly by value for one dense integer key) and its matches by
+//!   binary search. Fastest on the README's uniform benchmark.
 //! * `hash`: the same with one table of the whole right side, built once
 //!   and shared by all output partitions, and the left side neither
-//!   repartitioned nor sorted.
-//! * `sort` (default): both sides hash-partitioned and sorted by key by
+//!   repartitioned nor sorted; but the one table is built by one thread
+//!   while the others wait.
+//! * `sort`: both sides hash-partitioned and sorted by key by
 //!   DataFusion (its `SortExec` spills under memory pressure), then a merge
 //!   of the two key-sorted streams keeping only the current right key group
-//!   in memory ([`stream`]). Measured fastest or as fast on every benchmark
-//!   shape (README): consecutive left rows hit the same cached key group,
-//!   where each hash probe pays cache misses; and it spills.
+//!   in memory ([`stream`]). Fastest on skewed keys (consecutive left rows
+//!   hit the same cached key group, where each hash probe pays cache
+//!   misses), and the only strategy that spills.
 //!
 //! Within a key group every strategy finds a left row's matches by binary
 //! search over the intervals sorted by start (or a max-segment-tree when

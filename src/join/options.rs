@@ -6,11 +6,15 @@
 //! contexts of [`crate::query`] do this), with
 //! `SET lakehouse.pit_join.strategy = 'sort'` in SQL. The planner reads it
 //! when it plans a `PitJoin`; a session without the extension uses the
-//! default, [`PitJoinStrategy::Sort`]: on the benchmarks of the README it is
-//! the fastest or as fast as the hash strategies on every shape (the hash
-//! probes pay a cache miss per lookup that the key-ordered sweep avoids). The chosen strategy is part of the
-//! physical plan (`strategy=...` in `EXPLAIN`), so changing the option only
-//! affects plans created afterwards.
+//! default, [`PitJoinStrategy::Auto`], which the planner resolves per join
+//! from the right input's statistics ([`PitJoinStrategy::resolve_auto`]):
+//! `partitioned_hash` when the right side is known to be small enough to
+//! hold in memory (no sorts, tables built in parallel: the fastest on the
+//! README's uniform benchmark on a quiet machine, where `hash` waits for its
+//! one-threaded build), `sort` otherwise (the only strategy that spills, and
+//! the fastest on skewed keys). The resolved strategy is part of
+//! the physical plan (`strategy=...` in `EXPLAIN`), so changing the option
+//! only affects plans created afterwards.
 
 use std::any::Any;
 use std::fmt;
@@ -35,15 +39,58 @@ pub enum PitJoinStrategy {
     PartitionedHash,
     /// Both inputs hash-partitioned and sorted by key (DataFusion's spilling
     /// `SortExec`), then a merge sweep per partition ([`super::stream`]); the
-    /// only strategy that does not need the right input in memory. The
-    /// default.
-    #[default]
+    /// only strategy that does not need the right input in memory.
     Sort,
+    /// The default: [`Self::PartitionedHash`] when the right input's statistics bound
+    /// its table well within memory, else [`Self::Sort`]; resolved when the
+    /// plan is created ([`Self::resolve_auto`]), never executed as such.
+    #[default]
+    Auto,
 }
 
+/// Largest estimated right-side table [`PitJoinStrategy::Auto`] builds in
+/// memory (`strategy=partitioned_hash`); also at most half of a finite
+/// memory pool.
+pub const AUTO_HASH_MAX_BYTES: usize = 512 * 1024 * 1024;
+
+/// Estimated bytes per right row of a hash table beyond the rows themselves:
+/// the arena (start, end, row: 24) and the transient evaluated join columns
+/// and group ids (about 24).
+const TABLE_BYTES_PER_ROW: usize = 48;
+
 impl PitJoinStrategy {
-    /// Every strategy, for tests and benchmarks that compare them.
+    /// Every executable strategy, for tests and benchmarks that compare them
+    /// ([`Self::Auto`] resolves to one of them).
     pub const ALL: [PitJoinStrategy; 3] = [Self::Hash, Self::PartitionedHash, Self::Sort];
+
+    /// The strategy to execute: `self`, or for [`Self::Auto`] the choice
+    /// from the right input's estimated size (`right_rows`, `right_bytes`
+    /// from its statistics, exact or estimated; `None` when unknown) and the
+    /// memory pool's limit (`None` when unbounded or unknown). `partitioned_hash` when
+    /// both are known and the table (the collected rows twice, while they
+    /// are concatenated, plus [`TABLE_BYTES_PER_ROW`] per row) fits in
+    /// [`AUTO_HASH_MAX_BYTES`] and half the pool; otherwise `sort`, which
+    /// needs no such bound.
+    pub fn resolve_auto(
+        self,
+        right_rows: Option<usize>,
+        right_bytes: Option<usize>,
+        pool_limit: Option<usize>,
+    ) -> PitJoinStrategy {
+        if self != Self::Auto {
+            return self;
+        }
+        let budget = pool_limit.map_or(AUTO_HASH_MAX_BYTES, |l| (l / 2).min(AUTO_HASH_MAX_BYTES));
+        let estimate = right_rows.zip(right_bytes).and_then(|(rows, bytes)| {
+            bytes
+                .checked_mul(2)?
+                .checked_add(rows.checked_mul(TABLE_BYTES_PER_ROW)?)
+        });
+        match estimate {
+            Some(bytes) if bytes <= budget => Self::PartitionedHash,
+            _ => Self::Sort,
+        }
+    }
 
     /// The option value naming this strategy.
     pub fn as_str(self) -> &'static str {
@@ -51,6 +98,7 @@ impl PitJoinStrategy {
             Self::Hash => "hash",
             Self::PartitionedHash => "partitioned_hash",
             Self::Sort => "sort",
+            Self::Auto => "auto",
         }
     }
 }
@@ -69,8 +117,9 @@ impl FromStr for PitJoinStrategy {
             "hash" => Ok(Self::Hash),
             "partitioned_hash" => Ok(Self::PartitionedHash),
             "sort" => Ok(Self::Sort),
+            "auto" => Ok(Self::Auto),
             other => Err(DataFusionError::Configuration(format!(
-                "unknown PIT join strategy '{other}': expected hash, partitioned_hash or sort"
+                "unknown PIT join strategy '{other}': expected auto, hash, partitioned_hash or sort"
             ))),
         }
     }
@@ -85,10 +134,11 @@ pub struct PitJoinOptions {
 
 /// Full key of the strategy option.
 pub const STRATEGY_KEY: &str = "lakehouse.pit_join.strategy";
-const STRATEGY_DESCRIPTION: &str = "PIT join execution: sort (default), partitioned_hash (both \
-     sides hash-partitioned, one table per partition, left streamed unsorted), hash (right side \
-     collected once into one shared table, left neither partitioned nor sorted) or sort (both sides partitioned and sorted by key, merge sweep; right side not \
-     held in memory)";
+const STRATEGY_DESCRIPTION: &str = "PIT join execution: auto (default: partitioned_hash when the right \
+     side's statistics show it fits well in memory, else sort), partitioned_hash (both sides \
+     hash-partitioned, one table per partition, left streamed unsorted), hash (right side \
+     collected once into one shared table, left neither partitioned nor sorted) or sort (both \
+     sides partitioned and sorted by key, merge sweep; right side not held in memory)";
 
 impl PitJoinOptions {
     /// Options with the given strategy.
@@ -169,7 +219,10 @@ mod tests {
 
     #[test]
     fn strategy_names_round_trip() {
-        for s in PitJoinStrategy::ALL {
+        for s in PitJoinStrategy::ALL
+            .into_iter()
+            .chain([PitJoinStrategy::Auto])
+        {
             assert_eq!(s.as_str().parse::<PitJoinStrategy>().ok(), Some(s));
         }
         assert_eq!(
@@ -180,11 +233,37 @@ mod tests {
     }
 
     #[test]
+    fn auto_picks_hash_only_for_a_right_side_known_to_fit() {
+        use PitJoinStrategy::{Auto, Hash, PartitionedHash, Sort};
+        let mb = 1024 * 1024;
+        // 1M rows of 32 bytes: 2 * 32 MB + 48 MB.
+        let fits = PartitionedHash;
+        assert_eq!(Auto.resolve_auto(Some(mb), Some(32 * mb), None), fits);
+        assert_eq!(
+            Auto.resolve_auto(Some(mb), Some(32 * mb), Some(224 * mb)),
+            fits
+        );
+        assert_eq!(
+            Auto.resolve_auto(Some(mb), Some(32 * mb), Some(222 * mb)),
+            Sort
+        );
+        assert_eq!(Auto.resolve_auto(Some(20 * mb), Some(640 * mb), None), Sort);
+        // Unknown size, or an overflowing estimate: the spilling sort.
+        assert_eq!(Auto.resolve_auto(None, Some(mb), None), Sort);
+        assert_eq!(Auto.resolve_auto(Some(10), None, None), Sort);
+        assert_eq!(Auto.resolve_auto(Some(usize::MAX), Some(1), None), Sort);
+        // Explicit strategies are kept.
+        for s in [Hash, PartitionedHash, Sort] {
+            assert_eq!(s.resolve_auto(None, None, Some(0)), s);
+        }
+    }
+
+    #[test]
     fn options_are_set_through_the_session_config() {
         let mut config = with_pit_join_options(SessionConfig::new());
         assert_eq!(
             PitJoinOptions::from_config(&config).strategy,
-            PitJoinStrategy::Sort
+            PitJoinStrategy::Auto
         );
         config
             .options_mut()

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::context::{QueryPlanner, SessionState};
+use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
-use super::exec::{PhysicalRange, PitJoinExec};
+use super::exec::{PhysicalRange, PitJoinExec, estimated_size};
 use super::logical::PitJoin;
 use super::options::PitJoinOptions;
 
@@ -72,7 +73,14 @@ impl ExtensionPlanner for PitJoinPlanner {
             .as_ref()
             .map(|f| planner.create_physical_expr(f, join.join_schema(), session_state))
             .transpose()?;
-        let strategy = PitJoinOptions::from_config(session_state.config()).strategy;
+        let (right_rows, right_bytes) = estimated_size(right.as_ref());
+        let pool_limit = match session_state.runtime_env().memory_pool.memory_limit() {
+            MemoryLimit::Finite(limit) => Some(limit),
+            MemoryLimit::Infinite | MemoryLimit::Unknown => None,
+        };
+        let strategy = PitJoinOptions::from_config(session_state.config())
+            .strategy
+            .resolve_auto(right_rows, right_bytes, pool_limit);
         Ok(Some(Arc::new(
             PitJoinExec::try_new(
                 Arc::clone(left),
