@@ -206,6 +206,11 @@ pub struct PitJoinBenchArgs {
     /// partitioned_hash, sort, or all (each compared with the same built-in run).
     #[arg(long, default_value = "auto")]
     pub strategy: String,
+    /// Timed runs of each plan; with more than one, plans run in
+    /// interleaved rounds after an untimed warm-up round and each plan's
+    /// median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
     /// Also print `EXPLAIN ANALYZE` of both plans (one extra run each).
     #[arg(long)]
     pub explain: bool,
@@ -238,6 +243,7 @@ impl PitJoinBenchArgs {
             threads: self.threads.unwrap_or(defaults.threads),
             batch_size: defaults.batch_size,
             strategies: parse_strategies(&self.strategy)?,
+            runs: self.runs,
         })
     }
 }

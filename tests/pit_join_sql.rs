@@ -303,6 +303,7 @@ async fn bench_comparison_is_parallel_and_agrees_with_builtin() {
         threads: 3,
         batch_size: 1024,
         strategies: PitJoinStrategy::ALL.to_vec(),
+        runs: 2,
     };
     let report = run_comparison(&config).await.expect("bench");
     assert_eq!(report.pit.len(), 3);
@@ -317,6 +318,10 @@ async fn bench_comparison_is_parallel_and_agrees_with_builtin() {
         "a left join keeps every left row"
     );
     assert!(report.render().contains("speedup"));
+    // Two timed runs per plan (after a warm-up round), median reported.
+    assert_eq!(report.builtin.times.len(), 2);
+    assert!(report.pit.iter().all(|(_, r)| r.times.len() == 2));
+    assert!(report.render().contains("(median of 2: "));
 
     // Every strategy runs on all 3 partitions: the left side keeps the
     // table's partitions (hash) or is hash-partitioned (the others).
@@ -382,6 +387,7 @@ async fn sort_strategy_completes_under_a_small_memory_limit_by_spilling_sorts() 
         threads: 2,
         batch_size: 1024,
         strategies: vec![PitJoinStrategy::Sort],
+        runs: 1,
     };
     let data = generate(&config).expect("data");
     let runtime = RuntimeEnvBuilder::new()

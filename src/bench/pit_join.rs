@@ -59,6 +59,10 @@ pub struct PitBenchConfig {
     pub batch_size: usize,
     /// Strategies of our operator to run (at least one), in this order.
     pub strategies: Vec<PitJoinStrategy>,
+    /// Timed runs of each plan (at least one). Runs are interleaved (every
+    /// plan once per round), after one untimed warm-up round when there
+    /// are several, and each plan's median time is reported.
+    pub runs: usize,
 }
 
 impl Default for PitBenchConfig {
@@ -72,6 +76,7 @@ impl Default for PitBenchConfig {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             batch_size: 8192,
             strategies: vec![PitJoinStrategy::default()],
+            runs: 1,
         }
     }
 }
@@ -92,6 +97,9 @@ impl PitBenchConfig {
         }
         if self.strategies.is_empty() {
             return Err(Error::invalid("at least one --strategy is needed"));
+        }
+        if self.runs == 0 {
+            return Err(Error::invalid("--runs must be at least 1"));
         }
         Ok(())
     }
@@ -256,14 +264,16 @@ pub fn builtin_context(data: &PitBenchData, config: &PitBenchConfig) -> Result<S
 }
 
 /// One timed execution.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PitRun {
     /// `count(*)`.
     pub count: i64,
     /// `sum(r.id)` (NULL counts as 0).
     pub sum: i64,
-    /// Planning and execution time.
+    /// Planning and execution time (the median of `times`).
     pub elapsed: Duration,
+    /// Every timed run, in order.
+    pub times: Vec<Duration>,
     /// Whether the physical plan used `PitJoinExec`.
     pub used_pit_join: bool,
     /// The strategy the plan executes (`auto` resolved), if it used
@@ -303,9 +313,27 @@ pub async fn run_query(ctx: &SessionContext) -> Result<PitRun> {
         count,
         sum,
         elapsed,
+        times: vec![elapsed],
         used_pit_join,
         executed_strategy,
     })
+}
+
+impl PitRun {
+    /// Add the time of another run of the same plan (same result expected).
+    fn merge(&mut self, other: PitRun) -> Result<()> {
+        if (self.count, self.sum) != (other.count, other.sum) {
+            return Err(Error::internal(format!(
+                "two runs of one plan differ: count={} sum={} vs count={} sum={}",
+                self.count, self.sum, other.count, other.sum
+            )));
+        }
+        self.times.extend(other.times);
+        let mut sorted = self.times.clone();
+        sorted.sort();
+        self.elapsed = sorted[sorted.len() / 2];
+        Ok(())
+    }
 }
 
 /// Result of [`run_comparison`].
@@ -337,8 +365,15 @@ impl PitBenchReport {
         let input = (self.config.left_rows + self.config.right_rows()) as f64;
         let line = |name: &str, r: &PitRun| {
             let secs = r.elapsed.as_secs_f64().max(1e-9);
+            let spread = if r.times.len() > 1 {
+                let min = r.times.iter().min().map_or(0.0, Duration::as_secs_f64);
+                let max = r.times.iter().max().map_or(0.0, Duration::as_secs_f64);
+                format!("  (median of {}: {min:.3}..{max:.3} s)", r.times.len())
+            } else {
+                String::new()
+            };
             format!(
-                "{name:<26} {:>10.3} s  {:>14.0} input rows/s  {:>14.0} result rows/s  count={} sum={}",
+                "{name:<26} {:>10.3} s  {:>14.0} input rows/s  {:>14.0} result rows/s  count={} sum={}{spread}",
                 secs,
                 input / secs,
                 r.count as f64 / secs,
@@ -379,20 +414,45 @@ impl PitBenchReport {
 /// Generate data, run our operator (each strategy) and the built-in plan in
 /// the same process, and check they agree.
 pub async fn run_comparison(config: &PitBenchConfig) -> Result<PitBenchReport> {
+    config.validate()?;
     let data = generate(config)?;
     let builtin_ctx = builtin_context(&data, config)?;
-    let mut pit = Vec::with_capacity(config.strategies.len());
+    let mut contexts = Vec::with_capacity(config.strategies.len());
     for &strategy in &config.strategies {
-        let ctx = pit_context(&data, config, strategy)?;
-        let run = run_query(&ctx).await?;
-        if !run.used_pit_join {
-            return Err(Error::internal(
-                "the PIT join rule did not fire on the benchmark query",
-            ));
-        }
-        pit.push((strategy, run));
+        contexts.push((strategy, pit_context(&data, config, strategy)?));
     }
-    let builtin = run_query(&builtin_ctx).await?;
+    // Rounds: every plan once per round, so drift (memory first faulted
+    // in, other load on the machine) hits all plans alike; with several
+    // runs, a first untimed round warms up.
+    let warm_up = usize::from(config.runs > 1);
+    let mut pit: Vec<(PitJoinStrategy, PitRun)> = Vec::new();
+    let mut builtin: Option<PitRun> = None;
+    for round in 0..warm_up + config.runs {
+        for (i, (strategy, ctx)) in contexts.iter().enumerate() {
+            let run = run_query(ctx).await?;
+            if !run.used_pit_join {
+                return Err(Error::internal(
+                    "the PIT join rule did not fire on the benchmark query",
+                ));
+            }
+            if round < warm_up {
+                continue;
+            }
+            match pit.get_mut(i) {
+                Some((_, r)) => r.merge(run)?,
+                None => pit.push((*strategy, run)),
+            }
+        }
+        let run = run_query(&builtin_ctx).await?;
+        if round < warm_up {
+            continue;
+        }
+        match builtin.as_mut() {
+            Some(r) => r.merge(run)?,
+            None => builtin = Some(run),
+        }
+    }
+    let builtin = builtin.ok_or_else(|| Error::internal("no timed run"))?;
     for (strategy, run) in &pit {
         if (run.count, run.sum) != (builtin.count, builtin.sum) {
             return Err(Error::internal(format!(
