@@ -810,21 +810,32 @@ async fn stage_snapshot(
                         continue;
                     }
                     let manifest = wh.cache().manifest(mf).await?;
-                    // Files are independent reads: a few at a time (object
-                    // store latency), results in manifest order.
-                    use futures::StreamExt;
-                    let mut reads = Vec::new();
-                    for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                        let file = e.data_file().clone();
-                        reads.push(async move {
-                            let hits = matching_positions(wh, &file, schema, matchers).await?;
-                            Ok::<_, Error>((file.file_path().to_string(), hits))
-                        });
+                    let files: Vec<DataFile> = manifest
+                        .entries()
+                        .iter()
+                        .filter(|e| e.is_alive())
+                        .map(|e| e.data_file().clone())
+                        .collect();
+                    let mut found = Vec::with_capacity(files.len());
+                    // Files are independent: read a few at a time (object
+                    // store latency), then find the matches of each (on all
+                    // cores, see `matching_positions`), in manifest order.
+                    for chunk in files.chunks(8) {
+                        use futures::{StreamExt, TryStreamExt};
+                        let mut reads = Vec::with_capacity(chunk.len());
+                        for f in chunk {
+                            reads.push(read_parquet_bytes(wh, f));
+                        }
+                        let bytes: Vec<bytes::Bytes> = futures::stream::iter(reads)
+                            .buffered(8)
+                            .try_collect()
+                            .await?;
+                        for (f, b) in chunk.iter().zip(bytes) {
+                            found.push(matching_positions(b, f.file_path(), schema, matchers));
+                        }
                     }
-                    let found: Vec<Result<(String, Vec<i64>)>> =
-                        futures::stream::iter(reads).buffered(8).collect().await;
-                    for f in found {
-                        let (path, hits) = f?;
+                    for (file, hits) in files.iter().zip(found) {
+                        let (path, hits) = (file.file_path().to_string(), hits?);
                         let already = deleted.get(&path);
                         let fresh: Vec<i64> = hits
                             .into_iter()
@@ -1112,66 +1123,99 @@ async fn rows_without_keys(
 /// whose constant text part lies outside the row group's min/max statistics
 /// is skipped (data clustered on such a column, like the unified bridge on
 /// `peripheral`, is then mostly never decoded).
-async fn matching_positions(
-    wh: &Warehouse,
-    file: &DataFile,
+fn matching_positions(
+    bytes: bytes::Bytes,
+    location: &str,
     schema: &Schema,
     matchers: &[Matcher],
 ) -> Result<Vec<i64>> {
     use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-    let location = file.file_path();
     let corrupt = || format!("file {location} is not valid Parquet");
-    let bytes = read_parquet_bytes(wh, file).await?;
     let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::default())
         .ctx(ErrorKind::Corrupt, corrupt)?;
     let target = arrow_schema(schema)?;
-    let mut out = Vec::new();
+    // Row groups some matcher may match, with the position of their first row.
+    let mut groups = Vec::new();
     let mut offset = 0i64;
     for (index, group) in meta.metadata().row_groups().iter().enumerate() {
         let active: Vec<&Matcher> = matchers.iter().filter(|m| m.may_match(group)).collect();
         if !active.is_empty() {
-            let mut columns: Vec<String> = active.iter().flat_map(|m| m.columns.clone()).collect();
-            columns.sort();
-            columns.dedup();
-            let wanted = Arc::new(arrow::datatypes::Schema::new(
-                target
-                    .fields()
-                    .iter()
-                    .filter(|f| columns.contains(f.name()))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            ));
-            let builder =
-                ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
-                    .with_row_groups(vec![index]);
-            let roots = root_indices(builder.parquet_schema(), &columns);
-            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-            let reader = builder
-                .with_projection(mask)
-                .build()
-                .ctx(ErrorKind::Corrupt, corrupt)?;
-            let mut at = offset;
-            for batch in reader {
-                let batch = batch.ctx(ErrorKind::Corrupt, || {
-                    format!("cannot decode file {location}")
-                })?;
-                let batch = project_by_name(&batch, &wanted)?;
-                let mut hit = BooleanArray::from(vec![false; batch.num_rows()]);
-                for m in &active {
-                    hit = arrow::compute::or(&hit, &m.matches(&batch)?)?;
-                }
-                out.extend(
-                    hit.iter()
-                        .enumerate()
-                        .filter(|(_, h)| *h == Some(true))
-                        .map(|(i, _)| at + i as i64),
-                );
-                at += batch.num_rows() as i64;
-            }
+            groups.push((index, offset, active));
         }
         offset += group.num_rows();
     }
-    Ok(out)
+    // Decoding and hashing key columns is CPU work: row groups are
+    // independent, so contiguous runs of them go to one thread per core.
+    let one_group = |(index, offset, active): &(usize, i64, Vec<&Matcher>)| -> Result<Vec<i64>> {
+        let mut columns: Vec<String> = active.iter().flat_map(|m| m.columns.clone()).collect();
+        columns.sort();
+        columns.dedup();
+        let wanted = Arc::new(arrow::datatypes::Schema::new(
+            target
+                .fields()
+                .iter()
+                .filter(|f| columns.contains(f.name()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
+        let builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
+                .with_row_groups(vec![*index]);
+        let roots = root_indices(builder.parquet_schema(), &columns);
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let reader = builder
+            .with_projection(mask)
+            .build()
+            .ctx(ErrorKind::Corrupt, corrupt)?;
+        let mut out = Vec::new();
+        let mut at = *offset;
+        for batch in reader {
+            let batch = batch.ctx(ErrorKind::Corrupt, || {
+                format!("cannot decode file {location}")
+            })?;
+            let batch = project_by_name(&batch, &wanted)?;
+            let mut hit = BooleanArray::from(vec![false; batch.num_rows()]);
+            for m in active {
+                hit = arrow::compute::or(&hit, &m.matches(&batch)?)?;
+            }
+            out.extend(
+                hit.iter()
+                    .enumerate()
+                    .filter(|(_, h)| *h == Some(true))
+                    .map(|(i, _)| at + i as i64),
+            );
+            at += batch.num_rows() as i64;
+        }
+        Ok(out)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(groups.len());
+    let runs = |part: &[(usize, i64, Vec<&Matcher>)]| -> Result<Vec<i64>> {
+        let mut out = Vec::new();
+        for g in part {
+            out.extend(one_group(g)?);
+        }
+        Ok(out)
+    };
+    if threads <= 1 {
+        return runs(&groups);
+    }
+    let per = groups.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = groups
+            .chunks(per)
+            .map(|part| scope.spawn(|| runs(part)))
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| Error::internal(format!("matching keys in {location} panicked")))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
 }
 
 /// Indices of the top-level Parquet fields named in `columns`.
