@@ -405,14 +405,8 @@ pub async fn build_dar_model_with(
             if let incremental::Recompute::Calendar { .. } = recompute {
                 (full_plan(&inputs)?, with_props(Write::overwrite()))
             } else {
-                let (plan, matches) = incremental::recompute_plan(
-                    dar,
-                    model,
-                    inputs,
-                    &loaded_inputs,
-                    &changes,
-                    &recompute,
-                )?;
+                let (plan, matches) =
+                    incremental::recompute_plan(dar, model, inputs, &changes, &recompute)?;
                 (plan, with_props(Write::replace(matches)))
             }
         }

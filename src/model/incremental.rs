@@ -64,7 +64,6 @@ use super::measures::Measure;
 use super::peripheral::GHOST_RECORD;
 use crate::error::{Error, Result};
 use crate::storage::commit::{KeyMatch, rows_added_since};
-use crate::storage::schema::arrow_schema;
 use crate::storage::{LoadedTable, Warehouse};
 
 /// The column holding affected PIT hooks in the key tables.
@@ -524,29 +523,28 @@ fn without_ghost(plan: LogicalPlan, pit_column: &str) -> Result<LogicalPlan> {
 }
 
 /// The plan of an incremental build of `model` and the replace conditions
-/// of its commit. `inputs` scan the model's inputs, `loaded` are those
-/// tables, and `changes` what they changed since the model's last build.
+/// of its commit. `inputs` scan the model's inputs and `changes` are what
+/// they changed since the model's last build.
 pub fn recompute_plan(
     dar: &Dar<'_>,
     model: &DarModel,
     mut inputs: HashMap<String, LogicalPlan>,
-    loaded: &HashMap<String, LoadedTable>,
     changes: &InputChanges,
     recompute: &Recompute,
 ) -> Result<(LogicalPlan, Vec<KeyMatch>)> {
     if let Recompute::Unified(per_event) = recompute {
         // The event bridges' rows of the affected versions are all in the
         // files their last commit added (each event build replaces whole
-        // versions): read just those.
+        // versions): read just those, where known.
         for ((ns, name), (_, a)) in model.inputs.iter().zip(per_event) {
             let key = format!("{ns}.{name}");
-            let (Some(rows), Some(table), false) =
-                (changes.added.get(&key), loaded.get(&key), a.pits.is_empty())
-            else {
+            if a.pits.is_empty() {
                 continue;
-            };
-            let schema = arrow_schema(table.metadata().current_schema())?;
-            inputs.insert(key.clone(), memory_plan(&key, schema, rows.clone())?);
+            }
+            if let Some(scan) = inputs.remove(&key) {
+                let source = changes.source(&key, scan)?;
+                inputs.insert(key, source);
+            }
         }
     }
     let restricted = restricted_inputs(dar, model, inputs, recompute)?;
