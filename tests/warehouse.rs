@@ -745,23 +745,40 @@ async fn replace_prunes_row_groups_and_finds_every_match(wh: Warehouse) {
     };
     let keys = tuples(vec!["g2", "g2", "g2"], vec![200_001, 299_999, 5]);
     let g1 = tuples(vec!["g1"], vec![150_000]);
+    // A constant id with varying names (the text column is probed as is):
+    // only (250000, g2) exists.
+    let by_name = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![250_000, 250_000, 250_000])),
+            Arc::new(StringArray::from(vec![Some("g0"), Some("g2"), None])),
+        ],
+    )
+    .unwrap();
     let o = wh
         .write(
             &t,
             schema(),
             vec![],
-            Write::replace(vec![KeyMatch::Values(keys), KeyMatch::Values(g1)]),
+            Write::replace(vec![
+                KeyMatch::Values(keys),
+                KeyMatch::Values(g1),
+                KeyMatch::Values(by_name),
+            ]),
         )
         .await
         .unwrap();
-    assert_eq!(o.removed_rows, 3);
+    assert_eq!(o.removed_rows, 4);
     let left = rows(&wh, &t, AsOf::Latest).await;
-    assert_eq!(left.len() as i64, n - 3);
-    let gone: Vec<i64> = [5i64, 150_000, 200_001, 299_999]
+    assert_eq!(left.len() as i64, n - 4);
+    let gone: Vec<i64> = [5i64, 150_000, 200_001, 250_000, 250_001, 299_999]
         .into_iter()
         .filter(|id| left.binary_search_by(|r| r.0.cmp(id)).is_err())
         .collect();
-    assert_eq!(gone, [150_000, 200_001, 299_999]);
+    assert_eq!(gone, [150_000, 200_001, 250_000, 299_999]);
 }
 
 on_every_backend! {

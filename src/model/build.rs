@@ -340,6 +340,7 @@ pub async fn build_dar_model_with(
         loaded_inputs.insert(t.to_string(), loaded);
     }
     let existing = wh.try_load_table(&target).await?;
+    let loading = started.elapsed();
     let previous = match &existing {
         Some(t) => watermark_of(t)?,
         None => None,
@@ -412,7 +413,9 @@ pub async fn build_dar_model_with(
         }
     };
     let schema = Arc::new(plan.schema().as_arrow().clone());
+    let planning = Instant::now();
     let physical = ctx.state().create_physical_plan(&plan).await?;
+    let planning = planning.elapsed();
     // Partition by partition: a union's partitions keep its inputs apart, so
     // the unified bridge is written clustered by peripheral (row groups that
     // a replace of one peripheral's rows can skip) without a sort.
@@ -424,7 +427,14 @@ pub async fn build_dar_model_with(
             .collect();
     let (compute, pit_join_compute) = compute_times(&physical);
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    tracing::debug!(model = %target, rows, ms = started.elapsed().as_millis() as u64, "rows computed");
+    tracing::debug!(
+        model = %target,
+        rows,
+        ms = started.elapsed().as_millis() as u64,
+        loading_ms = loading.as_millis() as u64,
+        planning_ms = planning.as_millis() as u64,
+        "rows computed"
+    );
     let t = Instant::now();
     let commit = wh.write(&target, schema, batches, write).await?;
     tracing::debug!(model = %target, ms = t.elapsed().as_millis() as u64, "committed");

@@ -434,6 +434,11 @@ struct Matcher {
     /// Encoded key tuples (hashbrown's fast hasher: probed once per
     /// candidate row of every scanned file).
     keys: datafusion::common::HashSet<Box<[u8]>>,
+    /// When every key column but one text column is constant (a PIT hook,
+    /// possibly with the unified bridge's peripheral): that column's index
+    /// and its values' bytes, probed straight from the decoded strings
+    /// (no copy, no row encoding).
+    text: Option<(usize, datafusion::common::HashSet<Box<[u8]>>)>,
 }
 
 impl Matcher {
@@ -478,12 +483,31 @@ impl Matcher {
                 }
             }
         }
+        let varying: Vec<usize> = (0..columns.len())
+            .filter(|&i| constants[i].is_none())
+            .collect();
+        let text = match varying[..] {
+            [i] if types[i] == arrow::datatypes::DataType::Utf8 => {
+                let mut values = datafusion::common::HashSet::default();
+                for b in batches {
+                    let c = b.column(b.schema_ref().index_of(&columns[i])?);
+                    let c = c
+                        .as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .ok_or_else(|| Error::internal("a Utf8 key column is not a StringArray"))?;
+                    values.extend(c.iter().flatten().map(|v| Box::from(v.as_bytes())));
+                }
+                Some((i, values))
+            }
+            _ => None,
+        };
         Ok((!keys.is_empty()).then_some(Matcher {
             columns: columns.to_vec(),
             types,
             constants,
             converter,
             keys,
+            text,
         }))
     }
 
@@ -542,6 +566,21 @@ impl Matcher {
                     Some(m) => arrow::compute::and(&m, &eq)?,
                 });
             }
+        }
+        if let Some((i, values)) = &self.text {
+            let strings = cols[*i]
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .ok_or_else(|| Error::internal("a Utf8 key column is not a StringArray"))?;
+            let hit =
+                |r: usize| strings.is_valid(r) && values.contains(strings.value(r).as_bytes());
+            let out: Vec<bool> = match &mask {
+                None => (0..n).map(hit).collect(),
+                Some(m) => (0..n)
+                    .map(|r| m.is_valid(r) && m.value(r) && hit(r))
+                    .collect(),
+            };
+            return Ok(BooleanArray::from(out));
         }
         let candidates: Option<arrow::array::UInt32Array> = match &mask {
             None => None,
