@@ -190,6 +190,21 @@ impl Dag {
         out
     }
 
+    /// Per model, the length of the longest chain of models that read it
+    /// (transitively): 0 for a model nothing reads. A run starts the ready
+    /// models with the longest chains first, so the chain that ends the run
+    /// (frame, bridges, event bridge, unified bridge, calendar) is not left
+    /// waiting behind models with nothing after them.
+    pub fn heights(&self) -> Vec<usize> {
+        let mut height = vec![0usize; self.nodes.len()];
+        for (i, n) in self.nodes.iter().enumerate().rev() {
+            for &d in &n.deps {
+                height[d] = height[d].max(height[i] + 1);
+            }
+        }
+        height
+    }
+
     /// Edges as (from, to) index pairs: `from` is read by `to`.
     pub fn edges(&self) -> Vec<(usize, usize)> {
         self.nodes
@@ -197,5 +212,41 @@ impl Dag {
             .enumerate()
             .flat_map(|(i, n)| n.deps.iter().map(move |&d| (d, i)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, deps: Vec<usize>) -> Node {
+        Node {
+            name: TableName::new("t", name).expect("name"),
+            layer: Layer::Dar,
+            kind: ModelKind::Raw,
+            deps,
+            fingerprint: String::new(),
+        }
+    }
+
+    #[test]
+    fn heights_count_the_longest_chain_of_readers() {
+        // a -> b -> d -> e, a -> c, f alone.
+        let nodes = vec![
+            node("a", vec![]),
+            node("b", vec![0]),
+            node("c", vec![0]),
+            node("d", vec![1]),
+            node("e", vec![3, 2]),
+            node("f", vec![]),
+        ];
+        let index = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        let dag = Dag { nodes, index };
+        dag.check_order().expect("topological");
+        assert_eq!(dag.heights(), [3, 2, 1, 1, 0, 0]);
     }
 }

@@ -103,6 +103,7 @@ pub async fn run_models(
         None
     };
     let dar = dar_layer.as_ref();
+    let heights = dag.heights();
     let mut waiting: BTreeSet<usize> = todo.keys().copied().collect();
     let mut done: BTreeSet<usize> = BTreeSet::new();
     let mut running = FuturesUnordered::new();
@@ -116,7 +117,7 @@ pub async fn run_models(
             failure = Some(e);
         }
         if failure.is_none() {
-            let ready: Vec<usize> = waiting
+            let mut ready: Vec<usize> = waiting
                 .iter()
                 .copied()
                 .filter(|i| {
@@ -125,8 +126,10 @@ pub async fn run_models(
                         .iter()
                         .all(|d| !todo.contains_key(d) || done.contains(d))
                 })
-                .take(limit.saturating_sub(running.len()))
                 .collect();
+            // Longest chains of readers first (see `Dag::heights`).
+            ready.sort_by_key(|&i| (std::cmp::Reverse(heights[i]), i));
+            ready.truncate(limit.saturating_sub(running.len()));
             for i in ready {
                 waiting.remove(&i);
                 let p = todo[&i];

@@ -414,7 +414,22 @@ pub async fn build_dar_model_with(
     };
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let planning = Instant::now();
-    let physical = ctx.state().create_physical_plan(&plan).await?;
+    let state = if since.is_some() && model.kind == DarKind::Unified {
+        // A union of ~160-column projections of in-memory rows: the logical
+        // optimizer has nothing to gain there but costs a fifth of a second
+        // at the end of every run (each rule walks thousands of
+        // expressions per pass). Only expression simplification runs (it is
+        // what turns `coalesce` into an executable CASE); type coercion (the
+        // analyzer) and the physical optimizer run as always.
+        datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+            .with_optimizer_rules(vec![Arc::new(
+                datafusion::optimizer::simplify_expressions::SimplifyExpressions::new(),
+            )])
+            .build()
+    } else {
+        ctx.state()
+    };
+    let physical = state.create_physical_plan(&plan).await?;
     let planning = planning.elapsed();
     // Partition by partition: a union's partitions keep its inputs apart, so
     // the unified bridge is written clustered by peripheral (row groups that

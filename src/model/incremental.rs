@@ -37,7 +37,9 @@
 //! The unified bridge reads, of each event bridge, only the files its last
 //! commit added when that commit directly follows the snapshot the unified
 //! bridge last read: an event build replaces whole versions, so every row of
-//! a version changed since then is in those files.
+//! a version changed since then is in those files, and every version in
+//! them is replaced whole (no restriction, no change filter: a version
+//! rewritten unchanged replaces equal rows).
 //!
 //! The recomputation reads the full parent tables (the PIT joins find the
 //! overlapping versions) and only the affected versions of the model's own
@@ -389,8 +391,19 @@ pub async fn affected(
             for (f, (ns, name)) in frames.iter().zip(&model.inputs) {
                 let pit = f.primary().pit_name();
                 let peripheral = entity(f)?.to_string();
-                let plan = if changes.unchanged.contains(&format!("{ns}.{name}")) {
+                let key = format!("{ns}.{name}");
+                let plan = if changes.unchanged.contains(&key) {
                     None
+                } else if changes.added.contains_key(&key) {
+                    // The rows its last commit added are whole versions it
+                    // rewrote: all of them replace their old copies (a
+                    // rewritten but unchanged version replaces equal rows),
+                    // so they need no restriction (see `restricted_inputs`).
+                    Some(
+                        LogicalPlanBuilder::from(changed_in(ns, name)?)
+                            .project(vec![col(pit.as_str())])?
+                            .build()?,
+                    )
                 } else {
                     Some(
                         changed_bridge_rows(changed_in(ns, name)?, since)?
@@ -477,6 +490,7 @@ fn restricted_inputs(
     dar: &Dar<'_>,
     model: &DarModel,
     mut inputs: HashMap<String, LogicalPlan>,
+    changes: &InputChanges,
     recompute: &Recompute,
 ) -> Result<HashMap<String, LogicalPlan>> {
     let key = |(ns, name): &(String, String)| format!("{ns}.{name}");
@@ -501,7 +515,10 @@ fn restricted_inputs(
         }
         (DarKind::Unified, Recompute::Unified(per_event)) => {
             for (input, (_, a)) in model.inputs.iter().zip(per_event) {
-                restrict(key(input), a)?;
+                // Added rows are the affected versions' rows already.
+                if a.pits.is_empty() || !changes.added.contains_key(&key(input)) {
+                    restrict(key(input), a)?;
+                }
             }
         }
         (DarKind::Calendar, Recompute::Calendar { .. }) => {}
@@ -547,7 +564,7 @@ pub fn recompute_plan(
             }
         }
     }
-    let restricted = restricted_inputs(dar, model, inputs, recompute)?;
+    let restricted = restricted_inputs(dar, model, inputs, changes, recompute)?;
     let mut plan = dar.plan(model, &restricted)?;
     if let (DarKind::Peripheral(_), Recompute::Versions(a)) = (model.kind, recompute) {
         plan = without_ghost(plan, &a.pit_column)?;

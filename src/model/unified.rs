@@ -11,11 +11,12 @@
 //! NULL.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::functions::expr_fn::coalesce;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Union, col, lit};
 
 use super::bridge::{PERIPHERAL, PIT_BRIDGE, record_columns};
 use super::event::EPOCH_DATE;
@@ -57,11 +58,11 @@ pub fn unified_plan(events: Vec<(String, LogicalPlan)>) -> Result<LogicalPlan> {
     // kept when all are empty, for the schema.
     let n = events.len();
     let mut empty = 0;
-    let mut builder: Option<LogicalPlanBuilder> = None;
+    let mut branches: Vec<Arc<LogicalPlan>> = Vec::new();
     for (name, plan) in events {
         if is_empty(&plan) {
             empty += 1;
-            if builder.is_some() || empty < n {
+            if !branches.is_empty() || empty < n {
                 continue;
             }
         }
@@ -91,13 +92,17 @@ pub fn unified_plan(events: Vec<(String, LogicalPlan)>) -> Result<LogicalPlan> {
             .project(e)
             .map_err(|e| Error::from(e).context(format!("unified bridge: event bridge {name}")))?
             .build()?;
-        builder = Some(match builder {
-            None => LogicalPlanBuilder::from(p),
-            Some(b) => b.union(p)?,
-        });
+        branches.push(Arc::new(p));
     }
-    let builder = builder.ok_or_else(|| Error::invalid("unified bridge: no event bridges"))?;
-    Ok(builder.build()?)
+    // One n-ary union: nested binary unions cost the optimizer a
+    // re-coercion of every wide branch per level when it flattens them.
+    match branches.len() {
+        0 => Err(Error::invalid("unified bridge: no event bridges")),
+        1 => Ok(Arc::unwrap_or_clone(branches.remove(0))),
+        _ => Ok(LogicalPlan::Union(Union::try_new_with_loose_types(
+            branches,
+        )?)),
+    }
 }
 
 /// A plan that returns no rows by construction: an empty relation, or a
@@ -167,7 +172,8 @@ mod tests {
     #[test]
     fn known_empty_branches_are_left_out_with_the_same_schema() {
         let full = unified_plan(events(&[false, false, false])).expect("full");
-        assert_eq!(unions(&full), 2);
+        assert_eq!(unions(&full), 1, "one union of all branches");
+        assert_eq!(full.inputs().len(), 3);
         let names: Vec<String> = full
             .schema()
             .fields()
