@@ -46,7 +46,7 @@ use super::das;
 use super::frame::{frame_plan, prefixed};
 use super::incremental;
 use crate::error::{Error, Result};
-use crate::join::PitJoinExec;
+use crate::join::{PitJoinExec, PitJoinOptions, PitJoinStrategy};
 use crate::storage::{AsOf, CommitOutcome, LoadedTable, TableName, Warehouse, Write};
 
 /// Snapshot property: latest DAS load time (micros, UTC) reflected in the table.
@@ -414,7 +414,7 @@ pub async fn build_dar_model_with(
     };
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let planning = Instant::now();
-    let state = if since.is_some() && model.kind == DarKind::Unified {
+    let mut state = if since.is_some() && model.kind == DarKind::Unified {
         // A union of ~160-column projections of in-memory rows: the logical
         // optimizer has nothing to gain there but costs a fifth of a second
         // at the end of every run (each rule walks thousands of
@@ -429,6 +429,20 @@ pub async fn build_dar_model_with(
     } else {
         ctx.state()
     };
+    if since.is_some() {
+        // An incremental build joins a few recomputed versions to whole
+        // parent tables: one hash table of each parent, probed by the few
+        // left rows, beats partitioning and sorting both sides (the default
+        // for Iceberg inputs, which carry no statistics for `auto`).
+        let mut config = state.config().clone();
+        config
+            .options_mut()
+            .extensions
+            .insert(PitJoinOptions::with_strategy(PitJoinStrategy::Hash));
+        state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
+            .build();
+    }
     let physical = state.create_physical_plan(&plan).await?;
     let planning = planning.elapsed();
     // Partition by partition: a union's partitions keep its inputs apart, so
