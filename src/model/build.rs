@@ -31,7 +31,9 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, TimestampMicrosecondArray};
 use datafusion::datasource::provider_as_source;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::optimizer::simplify_expressions::SimplifyExpressions;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::TableReference;
 
@@ -414,35 +416,7 @@ pub async fn build_dar_model_with(
     };
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let planning = Instant::now();
-    let mut state = if since.is_some() && model.kind == DarKind::Unified {
-        // A union of ~160-column projections of in-memory rows: the logical
-        // optimizer has nothing to gain there but costs a fifth of a second
-        // at the end of every run (each rule walks thousands of
-        // expressions per pass). Only expression simplification runs (it is
-        // what turns `coalesce` into an executable CASE); type coercion (the
-        // analyzer) and the physical optimizer run as always.
-        datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
-            .with_optimizer_rules(vec![Arc::new(
-                datafusion::optimizer::simplify_expressions::SimplifyExpressions::new(),
-            )])
-            .build()
-    } else {
-        ctx.state()
-    };
-    if since.is_some() {
-        // An incremental build joins a few recomputed versions to whole
-        // parent tables: one hash table of each parent, probed by the few
-        // left rows, beats partitioning and sorting both sides (the default
-        // for Iceberg inputs, which carry no statistics for `auto`).
-        let mut config = state.config().clone();
-        config
-            .options_mut()
-            .extensions
-            .insert(PitJoinOptions::with_strategy(PitJoinStrategy::Hash));
-        state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_config(config)
-            .build();
-    }
+    let state = planning_state(ctx, since.is_some(), model.kind == DarKind::Unified);
     let physical = state.create_physical_plan(&plan).await?;
     let planning = planning.elapsed();
     // Partition by partition: a union's partitions keep its inputs apart, so
@@ -476,6 +450,36 @@ pub async fn build_dar_model_with(
         compute,
         pit_join_compute,
     })
+}
+
+/// The session state a DAR model's plan is planned with. Incremental
+/// builds join a few recomputed versions to whole parent tables: one hash
+/// table of each parent, probed by the few left rows, beats partitioning
+/// and sorting both sides (what `auto` picks for Iceberg inputs, which
+/// carry no statistics), so their PIT joins use the `hash` strategy. The
+/// unified bridge's incremental plan is a union of ~160-column projections
+/// of in-memory rows: the logical optimizer has nothing to gain there but
+/// cost a fifth of a second at the end of every run (each rule walks
+/// thousands of expressions per pass), so only expression simplification
+/// runs (it turns `coalesce` into an executable CASE); type coercion (the
+/// analyzer) and the physical optimizer run as always.
+fn planning_state(ctx: &SessionContext, incremental: bool, unified: bool) -> SessionState {
+    if !incremental {
+        return ctx.state();
+    }
+    let mut config = ctx.state().config().clone();
+    config
+        .options_mut()
+        .extensions
+        .insert(PitJoinOptions::with_strategy(PitJoinStrategy::Hash));
+    let builder = SessionStateBuilder::new_from_existing(ctx.state()).with_config(config);
+    if unified {
+        builder
+            .with_optimizer_rules(vec![Arc::new(SimplifyExpressions::new())])
+            .build()
+    } else {
+        builder.build()
+    }
 }
 
 /// (all operators, PIT joins only) `elapsed_compute` of an executed plan.
