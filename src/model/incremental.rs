@@ -278,6 +278,12 @@ impl InputChanges {
         Ok(out)
     }
 
+    /// Whether the rows input `key` changed are known as the rows its last
+    /// commit added (unified bridge only): whole versions, taken as they are.
+    fn whole_versions(&self, key: &str) -> bool {
+        self.added.contains_key(key)
+    }
+
     /// The plan to look for changed rows of input `key` in: nothing for an
     /// unchanged input, the added rows when known, else the whole `scan`.
     fn source(&self, key: &str, scan: LogicalPlan) -> Result<LogicalPlan> {
@@ -394,22 +400,17 @@ pub async fn affected(
                 let key = format!("{ns}.{name}");
                 let plan = if changes.unchanged.contains(&key) {
                     None
-                } else if changes.added.contains_key(&key) {
-                    // The rows its last commit added are whole versions it
-                    // rewrote: all of them replace their old copies (a
-                    // rewritten but unchanged version replaces equal rows),
-                    // so they need no restriction (see `restricted_inputs`).
-                    Some(
-                        LogicalPlanBuilder::from(changed_in(ns, name)?)
-                            .project(vec![col(pit.as_str())])?
-                            .build()?,
-                    )
                 } else {
-                    Some(
-                        changed_bridge_rows(changed_in(ns, name)?, since)?
-                            .project(vec![col(pit.as_str())])?
-                            .build()?,
-                    )
+                    let rows = changed_in(ns, name)?;
+                    // Added rows are whole versions the event bridge
+                    // rewrote: all of them replace their old copies (a
+                    // version rewritten unchanged replaces equal rows).
+                    let rows = if changes.whole_versions(&key) {
+                        LogicalPlanBuilder::from(rows)
+                    } else {
+                        changed_bridge_rows(rows, since)?
+                    };
+                    Some(rows.project(vec![col(pit.as_str())])?.build()?)
                 };
                 queries.push(async move {
                     let pits = match plan {
@@ -516,7 +517,7 @@ fn restricted_inputs(
         (DarKind::Unified, Recompute::Unified(per_event)) => {
             for (input, (_, a)) in model.inputs.iter().zip(per_event) {
                 // Added rows are the affected versions' rows already.
-                if a.pits.is_empty() || !changes.added.contains_key(&key(input)) {
+                if a.pits.is_empty() || !changes.whole_versions(&key(input)) {
                     restrict(key(input), a)?;
                 }
             }

@@ -420,7 +420,7 @@ fn fill_missing_optional(batch: &RecordBatch, target: &ArrowSchemaRef) -> Record
         .unwrap_or_else(|_| batch.clone())
 }
 
-/// Encoded key tuples that base rows are matched against (upsert and
+/// Key tuples that base rows are matched against (upsert and
 /// replace). Tuples with a NULL part are never stored, and base rows with a
 /// NULL key part never match. A key column holding one value in every tuple
 /// (e.g. the peripheral of a unified-bridge replace) is compared first with
@@ -430,15 +430,27 @@ struct Matcher {
     types: Vec<arrow::datatypes::DataType>,
     /// Per column: its only value, when all tuples share it.
     constants: Vec<Option<arrow::array::ArrayRef>>,
-    converter: RowConverter,
-    /// Encoded key tuples (hashbrown's fast hasher: probed once per
-    /// candidate row of every scanned file).
-    keys: datafusion::common::HashSet<Box<[u8]>>,
-    /// When every key column but one text column is constant (a PIT hook,
+    tuples: Tuples,
+}
+
+/// The key tuples of a [`Matcher`], in a set probed once per candidate row
+/// of every scanned file (hashbrown's fast hasher).
+enum Tuples {
+    /// Every key column but one text column is constant (a PIT hook,
     /// possibly with the unified bridge's peripheral): that column's index
-    /// and its values' bytes, probed straight from the decoded strings
-    /// (no copy, no row encoding).
-    text: Option<(usize, datafusion::common::HashSet<Box<[u8]>>)>,
+    /// and its values' bytes, probed straight from the decoded strings (no
+    /// copy, no row encoding).
+    Text(usize, datafusion::common::HashSet<Box<[u8]>>),
+    /// Any other key: the tuples in Arrow's row encoding.
+    Encoded(RowConverter, datafusion::common::HashSet<Box<[u8]>>),
+}
+
+/// `array` as UTF-8 strings (key columns typed `Utf8`).
+fn utf8(array: &arrow::array::ArrayRef) -> Result<&arrow::array::StringArray> {
+    array
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .ok_or_else(|| Error::internal("a Utf8 key column is not a StringArray"))
 }
 
 impl Matcher {
@@ -451,7 +463,6 @@ impl Matcher {
             .iter()
             .map(|k| Ok(first.schema_ref().field_with_name(k)?.data_type().clone()))
             .collect::<Result<Vec<_>>>()?;
-        let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())?;
         let mut constants: Vec<Option<arrow::array::ArrayRef>> = columns
             .iter()
             .map(|k| {
@@ -460,13 +471,14 @@ impl Matcher {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut keys = datafusion::common::HashSet::default();
-        for b in batches {
-            let cols = columns
+        let key_columns = |b: &RecordBatch| {
+            columns
                 .iter()
                 .map(|k| Ok(b.column(b.schema_ref().index_of(k)?).clone()))
-                .collect::<Result<Vec<_>>>()?;
-            for (c, k) in cols.iter().zip(constants.iter_mut()) {
+                .collect::<Result<Vec<_>>>()
+        };
+        for b in batches {
+            for (c, k) in key_columns(b)?.iter().zip(constants.iter_mut()) {
                 if let Some(v) = k {
                     let same =
                         arrow::compute::kernels::cmp::eq(c, &arrow::array::Scalar::new(v.clone()))?;
@@ -475,39 +487,46 @@ impl Matcher {
                     }
                 }
             }
-            let valid = all_valid(&cols, b.num_rows());
-            let rows = converter.convert_columns(&cols)?;
-            for (i, r) in rows.iter().enumerate() {
-                if valid.value(i) {
-                    keys.insert(r.as_ref().into());
-                }
-            }
         }
+        // Constant parts are never NULL (a NULL makes the equality above
+        // NULL), so a tuple has a NULL part exactly when its varying text
+        // value is NULL.
         let varying: Vec<usize> = (0..columns.len())
             .filter(|&i| constants[i].is_none())
             .collect();
-        let text = match varying[..] {
+        let mut keys = datafusion::common::HashSet::default();
+        let tuples = match varying[..] {
             [i] if types[i] == arrow::datatypes::DataType::Utf8 => {
-                let mut values = datafusion::common::HashSet::default();
                 for b in batches {
-                    let c = b.column(b.schema_ref().index_of(&columns[i])?);
-                    let c = c
-                        .as_any()
-                        .downcast_ref::<arrow::array::StringArray>()
-                        .ok_or_else(|| Error::internal("a Utf8 key column is not a StringArray"))?;
-                    values.extend(c.iter().flatten().map(|v| Box::from(v.as_bytes())));
+                    let c = utf8(b.column(b.schema_ref().index_of(&columns[i])?))?;
+                    keys.extend(c.iter().flatten().map(|v| Box::from(v.as_bytes())));
                 }
-                Some((i, values))
+                Tuples::Text(i, keys)
             }
-            _ => None,
+            _ => {
+                let converter =
+                    RowConverter::new(types.iter().cloned().map(SortField::new).collect())?;
+                for b in batches {
+                    let cols = key_columns(b)?;
+                    let valid = all_valid(&cols, b.num_rows());
+                    let rows = converter.convert_columns(&cols)?;
+                    for (i, r) in rows.iter().enumerate() {
+                        if valid.value(i) {
+                            keys.insert(r.as_ref().into());
+                        }
+                    }
+                }
+                Tuples::Encoded(converter, keys)
+            }
         };
-        Ok((!keys.is_empty()).then_some(Matcher {
+        let empty = match &tuples {
+            Tuples::Text(_, k) | Tuples::Encoded(_, k) => k.is_empty(),
+        };
+        Ok((!empty).then_some(Matcher {
             columns: columns.to_vec(),
             types,
             constants,
-            converter,
-            keys,
-            text,
+            tuples,
         }))
     }
 
@@ -567,21 +586,21 @@ impl Matcher {
                 });
             }
         }
-        if let Some((i, values)) = &self.text {
-            let strings = cols[*i]
-                .as_any()
-                .downcast_ref::<arrow::array::StringArray>()
-                .ok_or_else(|| Error::internal("a Utf8 key column is not a StringArray"))?;
-            let hit =
-                |r: usize| strings.is_valid(r) && values.contains(strings.value(r).as_bytes());
-            let out: Vec<bool> = match &mask {
-                None => (0..n).map(hit).collect(),
-                Some(m) => (0..n)
-                    .map(|r| m.is_valid(r) && m.value(r) && hit(r))
-                    .collect(),
-            };
-            return Ok(BooleanArray::from(out));
-        }
+        let (converter, keys) = match &self.tuples {
+            Tuples::Encoded(converter, keys) => (converter, keys),
+            Tuples::Text(i, values) => {
+                let strings = utf8(&cols[*i])?;
+                let hit =
+                    |r: usize| strings.is_valid(r) && values.contains(strings.value(r).as_bytes());
+                let out: Vec<bool> = match &mask {
+                    None => (0..n).map(hit).collect(),
+                    Some(m) => (0..n)
+                        .map(|r| m.is_valid(r) && m.value(r) && hit(r))
+                        .collect(),
+                };
+                return Ok(BooleanArray::from(out));
+            }
+        };
         let candidates: Option<arrow::array::UInt32Array> = match &mask {
             None => None,
             Some(m) => {
@@ -606,10 +625,10 @@ impl Matcher {
         };
         let rows_n = cols.first().map(|c| c.len()).unwrap_or(0);
         let valid = all_valid(&cols, rows_n);
-        let rows = self.converter.convert_columns(&cols)?;
+        let rows = converter.convert_columns(&cols)?;
         let mut out = vec![false; n];
         for (j, r) in rows.iter().enumerate() {
-            if valid.value(j) && self.keys.contains(r.as_ref()) {
+            if valid.value(j) && keys.contains(r.as_ref()) {
                 let at = candidates.as_ref().map_or(j, |idx| idx.value(j) as usize);
                 out[at] = true;
             }
