@@ -23,6 +23,19 @@ fn fast_retry(max_retries: u32) -> RetryPolicy {
     }
 }
 
+/// The non-NULL values of an Int64 column of a page.
+fn int_values(batch: &arrow::array::RecordBatch, column: &str) -> Vec<i64> {
+    let c = batch.schema().index_of(column).expect("column");
+    batch
+        .column(c)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("i64")
+        .iter()
+        .flatten()
+        .collect()
+}
+
 async fn start(page_size: usize, day: u32) -> (SourceConfig, ServerHandle) {
     let config = SourceConfig::adventure_works().expect("config");
     let server = serve(
@@ -134,14 +147,7 @@ async fn small_pages_follow_next_links() {
         assert_eq!(p.first_row, first_row);
         first_row += p.batch.num_rows();
         assert_eq!(p.next_url.is_some(), i + 1 < pages.len());
-        let c = p.batch.schema().index_of("customer_id").expect("column");
-        let a = p
-            .batch
-            .column(c)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("i64");
-        ids.extend(a.iter().flatten());
+        ids.extend(int_values(&p.batch, "customer_id"));
     }
     assert_eq!(first_row, n);
     ids.sort_unstable();
@@ -158,6 +164,53 @@ async fn small_pages_follow_next_links() {
         "{}",
         pages[1].url
     );
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A filtered read is paged over the matching rows only: every row at or
+/// after the cursor exactly once, in cursor order, and no other row.
+#[tokio::test]
+async fn filtered_pages_hold_exactly_the_matching_rows() {
+    let (config, server) = start(7, 0).await;
+    let client = ODataClient::new(server.base_url(), fast_retry(0)).expect("client");
+    let headers = config
+        .resource_by_path("/SalesOrderHeaders")
+        .expect("resource");
+    let cutoff = NaiveDate::from_ymd_opt(2014, 1, 1).expect("date");
+    let cutoff_text = cutoff.format("%Y-%m-%d").to_string();
+    let mut expected: Vec<i64> = server.with_generator(|g| {
+        let t = g.table(&headers.table).expect("table");
+        let (c, k) = (
+            t.column_index("modified_date").expect("column"),
+            t.column_index("sales_order_id").expect("column"),
+        );
+        t.rows
+            .iter()
+            .filter(|r| r[c].as_str().is_some_and(|d| d[..10] >= *cutoff_text))
+            .map(|r| r[k].as_i64().expect("id"))
+            .collect()
+    });
+    assert!(expected.len() > 20, "{} rows", expected.len());
+    let since = Utc.from_utc_datetime(&cutoff.and_hms_opt(0, 0, 0).expect("midnight"));
+    let pages: Vec<_> = client
+        .pages(headers, Some(Cursor::AtOrAfter(since)))
+        .try_collect()
+        .await
+        .expect("pages");
+    assert_eq!(pages.len(), expected.len().div_ceil(7));
+    let mut ids = Vec::new();
+    for p in &pages {
+        ids.extend(int_values(&p.batch, "sales_order_id"));
+        assert!(p.max_cursor.expect("cursor") >= since);
+    }
+    let cursors: Vec<_> = pages
+        .iter()
+        .map(|p| p.max_cursor.expect("cursor"))
+        .collect();
+    assert!(cursors.windows(2).all(|w| w[0] <= w[1]));
+    ids.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "each matching row once, nothing else");
     server.shutdown().await.expect("shutdown");
 }
 

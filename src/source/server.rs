@@ -168,12 +168,14 @@ struct Served {
     key_cols: Vec<usize>,
 }
 
-/// Rows of one table ordered by (cursor, key): (cursor micros or `None`, row).
+/// Selected rows of one table ordered by (cursor, key): (cursor micros or
+/// `None`, row index).
 type SortedRows = Vec<(Option<i64>, usize)>;
 
 struct Data {
     generator: Generator,
-    sorted: HashMap<String, Arc<SortedRows>>,
+    /// Sorted selections by (table, filter).
+    sorted: HashMap<(String, Option<Filter>), Arc<SortedRows>>,
 }
 
 struct Shared {
@@ -435,7 +437,10 @@ fn base_of(headers: &HeaderMap, bound: SocketAddr) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A `$filter` on the cursor: operator and literal (UTC micros).
+type Filter = (Op, i64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Op {
     Ge,
     Gt,
@@ -444,8 +449,21 @@ enum Op {
     Eq,
 }
 
+impl Op {
+    /// Whether `value <op> literal`.
+    fn holds(self, value: i64, literal: i64) -> bool {
+        match self {
+            Op::Ge => value >= literal,
+            Op::Gt => value > literal,
+            Op::Le => value <= literal,
+            Op::Lt => value < literal,
+            Op::Eq => value == literal,
+        }
+    }
+}
+
 /// Parse `<field> <op> <literal>`; the literal becomes UTC micros.
-fn parse_filter(filter: &str, cursor_field: &str) -> std::result::Result<(Op, i64), String> {
+fn parse_filter(filter: &str, cursor_field: &str) -> std::result::Result<Filter, String> {
     let parts: Vec<&str> = filter.split_whitespace().collect();
     let [field, op, literal] = parts.as_slice() else {
         return Err(format!(
@@ -503,12 +521,18 @@ fn cmp_json(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
 }
 
-fn sorted_rows(table: &TableData, served: &Served) -> SortedRows {
+/// The rows of `table` that pass `filter` (all rows without one), ordered
+/// by (cursor, key). A NULL cursor sorts first and passes no filter.
+fn sorted_rows(table: &TableData, served: &Served, filter: Option<Filter>) -> SortedRows {
     let mut rows: SortedRows = table
         .rows
         .iter()
         .enumerate()
         .map(|(i, r)| (r[served.cursor_col].as_str().and_then(parse_instant), i))
+        .filter(|(c, _)| match filter {
+            None => true,
+            Some((op, lit)) => c.is_some_and(|c| op.holds(c, lit)),
+        })
         .collect();
     rows.sort_by(|a, b| {
         a.0.cmp(&b.0).then_with(|| {
@@ -670,7 +694,10 @@ fn respond(
     }
     let mut data = lock(&shared.data);
     let day = data.generator.day();
-    let sorted = match data.sorted.get(&served.table) {
+    // Only the rows a filter selects are sorted (an incremental request
+    // reads a few rows of a large table); each (table, filter) once per day.
+    let cache_key = (served.table.clone(), filter);
+    let sorted = match data.sorted.get(&cache_key) {
         Some(s) => s.clone(),
         None => {
             let Some(table) = data.generator.table(&served.table) else {
@@ -679,8 +706,8 @@ fn respond(
                     format!("resource `{}` not found", served.api_path),
                 ));
             };
-            let s = Arc::new(sorted_rows(table, served));
-            data.sorted.insert(served.table.clone(), s.clone());
+            let s = Arc::new(sorted_rows(table, served, filter));
+            data.sorted.insert(cache_key, s.clone());
             s
         }
     };
@@ -690,23 +717,7 @@ fn respond(
             format!("resource `{}` not found", served.api_path),
         ));
     };
-    let (lo, hi) = match filter {
-        None => (0, sorted.len()),
-        Some((op, lit)) => {
-            // Null cursors sort first and never match a comparison.
-            let first_non_null = sorted.partition_point(|(c, _)| c.is_none());
-            let lt = sorted.partition_point(|(c, _)| c.is_none_or(|c| c < lit));
-            let le = sorted.partition_point(|(c, _)| c.is_none_or(|c| c <= lit));
-            match op {
-                Op::Ge => (lt, sorted.len()),
-                Op::Gt => (le, sorted.len()),
-                Op::Lt => (first_non_null, lt),
-                Op::Le => (first_non_null, le),
-                Op::Eq => (lt, le),
-            }
-        }
-    };
-    let matching = &sorted[lo..hi];
+    let matching = &sorted[..];
     let end = top
         .map_or(matching.len(), |t| skip.saturating_add(t))
         .min(matching.len());
