@@ -5,8 +5,30 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // iceberg builds error values on ordinary paths (scan planning looks up
+    // every column that way), and with `RUST_BACKTRACE` set each of them
+    // captured a backtrace: a few percent of a run. Errors skip backtraces
+    // unless `RUST_LIB_BACKTRACE` asks for them; panics still follow
+    // `RUST_BACKTRACE`.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet (the runtime starts below).
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> std::process::ExitCode {
     lakehouse::telemetry::init();
     let cli = lakehouse::cli::Cli::parse();
     match lakehouse::cli::run(cli).await {

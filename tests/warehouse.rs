@@ -517,6 +517,11 @@ async fn catalog_listing_and_drop(wh: Warehouse) {
         .map(|t| t.to_string())
         .collect();
     assert_eq!(all, vec!["dab.c", "das.b"]);
+    // Loading many tables at once skips the dropped one and filters by name.
+    let loaded = wh.load_all_tables(|t| t.namespace == "das").await.unwrap();
+    let names: Vec<String> = loaded.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, vec!["das.b"]);
+    assert_eq!(loaded[0].row_count(), 1);
     let err = wh
         .load_table(&TableName::parse("das.a").unwrap())
         .await

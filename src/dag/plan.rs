@@ -20,7 +20,7 @@ use std::fmt;
 use super::registry::{Dag, ModelKind};
 use crate::error::Result;
 use crate::model::build::EPOCH;
-use crate::storage::Warehouse;
+use crate::storage::{LoadedTable, TableName, Warehouse};
 
 /// Snapshot property: the model's fingerprint.
 pub const FINGERPRINT: &str = "lakehouse.fingerprint";
@@ -73,35 +73,66 @@ pub struct TableState {
 
 /// The current state of every table in the warehouse.
 pub async fn current_states(wh: &Warehouse) -> Result<BTreeMap<String, TableState>> {
-    let mut out = BTreeMap::new();
-    for t in wh.list_all_tables().await? {
-        let loaded = wh.load_table(&t).await?;
-        out.insert(
-            t.to_string(),
-            TableState {
-                snapshot: loaded.metadata().current_snapshot_id(),
-                epoch: loaded
-                    .current_properties()
-                    .get(EPOCH)
-                    .cloned()
-                    .unwrap_or_default(),
-            },
-        );
+    Ok(load_tables(wh, |_| true)
+        .await?
+        .iter()
+        .map(|(name, t)| (name.clone(), state_of(t)))
+        .collect())
+}
+
+/// The warehouse's tables for which `keep` holds, at their newest versions,
+/// by `<ns>.<name>`.
+pub async fn load_tables(
+    wh: &Warehouse,
+    keep: impl Fn(&TableName) -> bool,
+) -> Result<BTreeMap<String, LoadedTable>> {
+    Ok(wh
+        .load_all_tables(keep)
+        .await?
+        .into_iter()
+        .map(|t| (t.name.to_string(), t))
+        .collect())
+}
+
+fn state_of(t: &LoadedTable) -> TableState {
+    TableState {
+        snapshot: t.metadata().current_snapshot_id(),
+        epoch: t
+            .current_properties()
+            .get(EPOCH)
+            .cloned()
+            .unwrap_or_default(),
     }
-    Ok(out)
 }
 
 /// Plan every non-raw model. `force_full` plans every model as changed.
 pub async fn plan(wh: &Warehouse, dag: &Dag, force_full: bool) -> Result<Vec<Planned>> {
-    let states = current_states(wh).await?;
+    Ok(plan_with(
+        dag,
+        force_full,
+        &load_tables(wh, |_| true).await?,
+    ))
+}
+
+/// [`plan`] over `tables`: every table of the warehouse, loaded at its
+/// newest version (see [`load_tables`]).
+pub fn plan_with(
+    dag: &Dag,
+    force_full: bool,
+    tables: &BTreeMap<String, LoadedTable>,
+) -> Vec<Planned> {
+    let states: BTreeMap<String, TableState> = tables
+        .iter()
+        .map(|(name, t)| (name.clone(), state_of(t)))
+        .collect();
     let mut planned: Vec<Option<Planned>> = vec![None; dag.nodes.len()];
     let mut full_roots = BTreeSet::new();
     for (i, node) in dag.nodes.iter().enumerate() {
         if node.kind == ModelKind::Raw {
             continue;
         }
-        let t = wh.try_load_table(&node.name).await?;
-        let status = match &t {
+        let t = tables.get(&node.name.to_string());
+        let status = match t {
             None => (Status::New, "not built yet".to_string()),
             Some(_) if force_full => (Status::Changed, "full rebuild requested".to_string()),
             Some(t) => {
@@ -181,5 +212,5 @@ pub async fn plan(wh: &Warehouse, dag: &Dag, force_full: bool) -> Result<Vec<Pla
             p.reason = "an upstream model is rebuilt".to_string();
         }
     }
-    Ok(planned.into_iter().flatten().collect())
+    planned.into_iter().flatten().collect()
 }

@@ -24,7 +24,9 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::lock::RunLock;
-use super::plan::{DEP_EPOCH_PREFIX, DEP_PREFIX, FINGERPRINT, Planned, Status, plan};
+use super::plan::{
+    DEP_EPOCH_PREFIX, DEP_PREFIX, FINGERPRINT, Planned, Status, load_tables, plan_with,
+};
 use super::registry::{Dag, ModelKind};
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -185,9 +187,12 @@ async fn build_node(
     let mut extra = BTreeMap::from([(FINGERPRINT.to_string(), node.fingerprint.clone())]);
     let mut pins = Vec::new();
     let mut pinned = std::collections::HashMap::new();
-    for &d in &node.deps {
+    let deps = futures::future::try_join_all(node.deps.iter().map(|&d| {
         let dep = &dag.nodes[d].name;
-        let loaded = wh.load_table(dep).await?;
+        async move { Ok::<_, Error>((dep, wh.load_table(dep).await?)) }
+    }))
+    .await?;
+    for (dep, loaded) in deps {
         let snap = loaded.metadata().current_snapshot_id();
         extra.insert(
             format!("{DEP_PREFIX}{dep}"),
@@ -535,16 +540,22 @@ async fn pipeline(
         tokio::task::spawn_blocking(move || Dag::build(&project))
     };
     let t_extract = Instant::now();
-    let extract_report = extract_from(
-        wh,
-        &project.source,
-        &options.source,
-        day,
-        scale,
-        seed,
-        options.run.progress,
-    )
-    .await?;
+    // Extraction only writes DAS tables (and this run holds the lock): the
+    // others are loaded for planning meanwhile.
+    let is_das = |t: &TableName| t.namespace == crate::model::das::NAMESPACE;
+    let (extract_report, models_loaded) = tokio::join!(
+        extract_from(
+            wh,
+            &project.source,
+            &options.source,
+            day,
+            scale,
+            seed,
+            options.run.progress,
+        ),
+        load_tables(wh, |t| !is_das(t))
+    );
+    let extract_report = extract_report?;
     if !extract_report.failures().is_empty() {
         return Err(Error::new(
             ErrorKind::Source,
@@ -560,11 +571,21 @@ async fn pipeline(
         ));
     }
     let extract_seconds = t_extract.elapsed().as_secs_f64();
+    tracing::debug!(ms = t_extract.elapsed().as_millis() as u64, "extracted");
     lock.check()?;
+    let t_plan = Instant::now();
     let dag = dag_build
         .await
         .map_err(|e| Error::internal(format!("building the model DAG failed: {e}")))??;
-    let planned = plan(wh, &dag, full).await?;
+    let dag_ms = t_plan.elapsed().as_millis() as u64;
+    let mut tables = models_loaded?;
+    tables.extend(load_tables(wh, is_das).await?);
+    let planned = plan_with(&dag, full, &tables);
+    tracing::debug!(
+        dag_wait_ms = dag_ms,
+        ms = t_plan.elapsed().as_millis() as u64,
+        "planned"
+    );
     let models = run_models(wh, project, &dag, &planned, &options.run, Some(lock)).await?;
     log_run(
         wh,
@@ -606,6 +627,7 @@ async fn extract_from(
             extract(wh, source, &client, &options).await
         }
         SourceSpec::Embedded { .. } => {
+            let started = Instant::now();
             let server = serve(
                 source,
                 ServerOptions {
@@ -619,6 +641,10 @@ async fn extract_from(
                 },
             )
             .await?;
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "embedded source ready"
+            );
             let client = ODataClient::new(server.base_url(), RetryPolicy::default())?;
             let report = extract(wh, source, &client, &options).await;
             server.shutdown().await?;

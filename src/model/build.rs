@@ -201,6 +201,7 @@ pub async fn build_frame_with(
         }
         w
     };
+    let computed = started.elapsed();
     let commit = if mode == BuildMode::Incremental && rows == 0 {
         if extra.is_empty() {
             None
@@ -217,6 +218,13 @@ pub async fn build_frame_with(
                 .await?,
         )
     };
+    tracing::debug!(
+        model = %target,
+        rows,
+        computed_ms = computed.as_millis() as u64,
+        ms = started.elapsed().as_millis() as u64,
+        "frame built"
+    );
     Ok(BuildReport {
         model: target.to_string(),
         mode,

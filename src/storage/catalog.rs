@@ -22,13 +22,12 @@
 //!   hint: loading probes forward from it (and falls back to listing), so a
 //!   stale or missing hint never hides a newer version.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::Schema as ArrowSchema;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use iceberg::io::FileIO;
 use iceberg::spec::{FormatVersion, Schema, TableMetadata, TableMetadataBuilder};
 use iceberg::table::Table;
@@ -40,6 +39,9 @@ use super::io::ObjectStorage;
 use super::location::WarehouseUrl;
 use super::schema::iceberg_schema_from_arrow;
 use crate::error::{Error, ErrorKind, Result, ResultExt};
+
+/// Table metadata reads in flight at once when listing or loading many tables.
+const CONCURRENT_LOADS: usize = 16;
 
 /// A table's name: `<namespace>.<table>`, both lower-case identifiers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -197,59 +199,100 @@ impl Warehouse {
             .store_path(&format!("{}/{METADATA_DIR}/{file}", name.dir()))
     }
 
-    /// Namespaces that hold at least one table, sorted.
-    pub async fn list_namespaces(&self) -> Result<Vec<String>> {
-        let root = self.url.store_path("");
-        let root = (!root.as_ref().is_empty()).then_some(root);
-        let listing = self
-            .store
-            .list_with_delimiter(root.as_ref())
-            .await
-            .ctx(ErrorKind::Storage, || {
-                format!("cannot list {}", self.url.root_url())
-            })?;
+    /// Directories one level under `prefix` (the root when `None`) whose
+    /// names are valid identifiers.
+    async fn child_dirs(&self, prefix: Option<&object_store::path::Path>) -> Result<Vec<String>> {
+        let listing = self.store.list_with_delimiter(prefix).await.ctx(
+            ErrorKind::Storage,
+            || match prefix {
+                Some(p) => format!("cannot list {p}"),
+                None => format!("cannot list {}", self.url.root_url()),
+            },
+        )?;
+        Ok(listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename())
+            .filter(|n| TableName::new(*n, "x").is_ok())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Table directories in `namespace` (or in every namespace): names that
+    /// may be tables. A directory is a table once it has a metadata version.
+    async fn table_dirs(&self, namespace: Option<&str>) -> Result<Vec<TableName>> {
+        let namespaces = match namespace {
+            Some(ns) => vec![ns.to_string()],
+            None => {
+                let root = self.url.store_path("");
+                let root = (!root.as_ref().is_empty()).then_some(root);
+                self.child_dirs(root.as_ref()).await?
+            }
+        };
         let mut out = Vec::new();
-        for p in listing.common_prefixes {
-            if let Some(ns) = p.filename()
-                && TableName::new(ns, "x").is_ok()
-                && !self.list_tables(ns).await?.is_empty()
-            {
-                out.push(ns.to_string());
+        for ns in namespaces {
+            let prefix = self.url.store_path(&ns);
+            for t in self.child_dirs(Some(&prefix)).await? {
+                out.push(TableName::new(ns.clone(), t)?);
             }
         }
-        out.sort();
+        Ok(out)
+    }
+
+    /// Namespaces that hold at least one table, sorted.
+    pub async fn list_namespaces(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .list_all_tables()
+            .await?
+            .into_iter()
+            .map(|t| t.namespace)
+            .collect();
+        out.dedup();
         Ok(out)
     }
 
     /// Tables in `namespace`, sorted.
     pub async fn list_tables(&self, namespace: &str) -> Result<Vec<TableName>> {
-        let prefix = self.url.store_path(namespace);
-        let listing = self
-            .store
-            .list_with_delimiter(Some(&prefix))
-            .await
-            .ctx(ErrorKind::Storage, || {
-                format!("cannot list namespace {namespace}")
-            })?;
-        let mut out = BTreeSet::new();
-        for p in listing.common_prefixes {
-            let Some(t) = p.filename() else { continue };
-            let Ok(name) = TableName::new(namespace, t) else {
-                continue;
-            };
-            if self.latest_version(&name).await?.is_some() {
-                out.insert(name);
-            }
-        }
-        Ok(out.into_iter().collect())
+        self.existing(self.table_dirs(Some(namespace)).await?).await
     }
 
     /// Every table of the warehouse, sorted.
     pub async fn list_all_tables(&self) -> Result<Vec<TableName>> {
-        let mut out = Vec::new();
-        for ns in self.list_namespaces().await? {
-            out.extend(self.list_tables(&ns).await?);
-        }
+        self.existing(self.table_dirs(None).await?).await
+    }
+
+    /// The tables among `dirs`, sorted (checked a few at a time: each check
+    /// is a round trip on object storage).
+    async fn existing(&self, dirs: Vec<TableName>) -> Result<Vec<TableName>> {
+        let mut out: Vec<TableName> = futures::stream::iter(dirs)
+            .map(|t| async move { Ok::<_, Error>(self.latest_version(&t).await?.map(|_| t)) })
+            .buffer_unordered(CONCURRENT_LOADS)
+            .try_filter_map(|t| async move { Ok(t) })
+            .try_collect()
+            .await?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every table for which `keep` holds, loaded at its newest version,
+    /// sorted by name (a few at a time, as [`Self::list_all_tables`]).
+    pub async fn load_all_tables(
+        &self,
+        keep: impl Fn(&TableName) -> bool,
+    ) -> Result<Vec<LoadedTable>> {
+        let dirs: Vec<TableName> = self
+            .table_dirs(None)
+            .await?
+            .into_iter()
+            .filter(|t| keep(t))
+            .collect();
+        let mut out: Vec<LoadedTable> = futures::stream::iter(dirs)
+            .map(|t| async move { self.try_load_table(&t).await })
+            .buffer_unordered(CONCURRENT_LOADS)
+            .try_filter_map(|t| async move { Ok(t) })
+            .try_collect()
+            .await?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
