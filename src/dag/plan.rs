@@ -71,15 +71,6 @@ pub struct TableState {
     pub epoch: String,
 }
 
-/// The current state of every table in the warehouse.
-pub async fn current_states(wh: &Warehouse) -> Result<BTreeMap<String, TableState>> {
-    Ok(load_tables(wh, |_| true)
-        .await?
-        .iter()
-        .map(|(name, t)| (name.clone(), state_of(t)))
-        .collect())
-}
-
 /// The warehouse's tables for which `keep` holds, at their newest versions,
 /// by `<ns>.<name>`.
 pub async fn load_tables(
@@ -121,10 +112,6 @@ pub fn plan_with(
     force_full: bool,
     tables: &BTreeMap<String, LoadedTable>,
 ) -> Vec<Planned> {
-    let states: BTreeMap<String, TableState> = tables
-        .iter()
-        .map(|(name, t)| (name.clone(), state_of(t)))
-        .collect();
     let mut planned: Vec<Option<Planned>> = vec![None; dag.nodes.len()];
     let mut full_roots = BTreeSet::new();
     for (i, node) in dag.nodes.iter().enumerate() {
@@ -142,7 +129,7 @@ pub fn plan_with(
                     .iter()
                     .map(|&d| {
                         let dep = dag.nodes[d].name.to_string();
-                        let state = states.get(&dep).cloned().unwrap_or_default();
+                        let state = tables.get(&dep).map(state_of).unwrap_or_default();
                         (dep, state)
                     })
                     .collect();

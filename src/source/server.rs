@@ -175,7 +175,7 @@ type SortedRows = Vec<(Option<i64>, usize)>;
 struct Data {
     generator: Generator,
     /// Sorted selections by (table, filter).
-    sorted: HashMap<(String, Option<Filter>), Arc<SortedRows>>,
+    sorted: HashMap<(String, Option<Filter>), SortedRows>,
 }
 
 struct Shared {
@@ -693,30 +693,19 @@ fn respond(
         passthrough.push((k.into_owned(), v.into_owned()));
     }
     let mut data = lock(&shared.data);
-    let day = data.generator.day();
-    // Only the rows a filter selects are sorted (an incremental request
-    // reads a few rows of a large table); each (table, filter) once per day.
-    let cache_key = (served.table.clone(), filter);
-    let sorted = match data.sorted.get(&cache_key) {
-        Some(s) => s.clone(),
-        None => {
-            let Some(table) = data.generator.table(&served.table) else {
-                return Err((
-                    StatusCode::NOT_FOUND,
-                    format!("resource `{}` not found", served.api_path),
-                ));
-            };
-            let s = Arc::new(sorted_rows(table, served, filter));
-            data.sorted.insert(cache_key, s.clone());
-            s
-        }
-    };
-    let Some(table) = data.generator.table(&served.table) else {
+    let Data { generator, sorted } = &mut *data;
+    let day = generator.day();
+    let Some(table) = generator.table(&served.table) else {
         return Err((
             StatusCode::NOT_FOUND,
             format!("resource `{}` not found", served.api_path),
         ));
     };
+    // Only the rows a filter selects are sorted (an incremental request
+    // reads a few rows of a large table); each (table, filter) once per day.
+    let sorted = sorted
+        .entry((served.table.clone(), filter))
+        .or_insert_with(|| sorted_rows(table, served, filter));
     let matching = &sorted[..];
     let end = top
         .map_or(matching.len(), |t| skip.saturating_add(t))

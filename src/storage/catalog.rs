@@ -43,6 +43,24 @@ use crate::error::{Error, ErrorKind, Result, ResultExt};
 /// Table metadata reads in flight at once when listing or loading many tables.
 const CONCURRENT_LOADS: usize = 16;
 
+/// `find` on each table directory, [`CONCURRENT_LOADS`] at a time (each is
+/// a few round trips on object storage), keeping what was found, in the
+/// order of `dirs`.
+async fn found_in_turn<T, Fut>(
+    dirs: Vec<TableName>,
+    find: impl Fn(TableName) -> Fut,
+) -> Result<Vec<T>>
+where
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    futures::stream::iter(dirs)
+        .map(find)
+        .buffered(CONCURRENT_LOADS)
+        .try_filter_map(|t| async move { Ok(t) })
+        .try_collect()
+        .await
+}
+
 /// A table's name: `<namespace>.<table>`, both lower-case identifiers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TableName {
@@ -218,8 +236,9 @@ impl Warehouse {
             .collect())
     }
 
-    /// Table directories in `namespace` (or in every namespace): names that
-    /// may be tables. A directory is a table once it has a metadata version.
+    /// Table directories in `namespace` (or in every namespace), sorted:
+    /// names that may be tables. A directory is a table once it has a
+    /// metadata version.
     async fn table_dirs(&self, namespace: Option<&str>) -> Result<Vec<TableName>> {
         let namespaces = match namespace {
             Some(ns) => vec![ns.to_string()],
@@ -236,6 +255,7 @@ impl Warehouse {
                 out.push(TableName::new(ns.clone(), t)?);
             }
         }
+        out.sort();
         Ok(out)
     }
 
@@ -261,39 +281,23 @@ impl Warehouse {
         self.existing(self.table_dirs(None).await?).await
     }
 
-    /// The tables among `dirs`, sorted (checked a few at a time: each check
-    /// is a round trip on object storage).
+    /// The tables among `dirs`, in their order.
     async fn existing(&self, dirs: Vec<TableName>) -> Result<Vec<TableName>> {
-        let mut out: Vec<TableName> = futures::stream::iter(dirs)
-            .map(|t| async move { Ok::<_, Error>(self.latest_version(&t).await?.map(|_| t)) })
-            .buffer_unordered(CONCURRENT_LOADS)
-            .try_filter_map(|t| async move { Ok(t) })
-            .try_collect()
-            .await?;
-        out.sort();
-        Ok(out)
+        found_in_turn(dirs, |t| async move {
+            Ok(self.latest_version(&t).await?.map(|_| t))
+        })
+        .await
     }
 
     /// Every table for which `keep` holds, loaded at its newest version,
-    /// sorted by name (a few at a time, as [`Self::list_all_tables`]).
+    /// sorted by name.
     pub async fn load_all_tables(
         &self,
         keep: impl Fn(&TableName) -> bool,
     ) -> Result<Vec<LoadedTable>> {
-        let dirs: Vec<TableName> = self
-            .table_dirs(None)
-            .await?
-            .into_iter()
-            .filter(|t| keep(t))
-            .collect();
-        let mut out: Vec<LoadedTable> = futures::stream::iter(dirs)
-            .map(|t| async move { self.try_load_table(&t).await })
-            .buffer_unordered(CONCURRENT_LOADS)
-            .try_filter_map(|t| async move { Ok(t) })
-            .try_collect()
-            .await?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        let mut dirs = self.table_dirs(None).await?;
+        dirs.retain(|t| keep(t));
+        found_in_turn(dirs, |t| async move { self.try_load_table(&t).await }).await
     }
 
     async fn exists(&self, path: &object_store::path::Path) -> Result<bool> {
