@@ -786,6 +786,183 @@ async fn replace_prunes_row_groups_and_finds_every_match(wh: Warehouse) {
     assert_eq!(gone, [150_000, 200_001, 250_000, 299_999]);
 }
 
+/// A scan restricted to key values returns exactly the rows holding one of
+/// them (text or integer key, projected with or without the key column,
+/// NULLs never matching, position-deleted rows never returned), and the
+/// values reach the Iceberg scan as its row filter.
+async fn restricted_scans_return_exactly_the_matching_rows(wh: Warehouse) {
+    use datafusion::catalog::TableProvider;
+    use datafusion::common::ScalarValue;
+    use datafusion::datasource::provider_as_source;
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    use lakehouse::storage::restrict::RestrictedTable;
+
+    let t = TableName::new("das", "restricted").unwrap();
+    // Two files; ids 0..3000, names "n<id % 700>" (NULL for id % 7 == 0).
+    let make = |ids: std::ops::Range<i64>| -> Vec<RecordBatch> {
+        let rows: Vec<(i64, Option<String>, f64)> = ids
+            .map(|i| (i, (i % 7 != 0).then(|| format!("n{}", i % 700)), i as f64))
+            .collect();
+        let refs: Vec<(i64, Option<&str>, f64)> =
+            rows.iter().map(|r| (r.0, r.1.as_deref(), r.2)).collect();
+        vec![batch(&refs)]
+    };
+    wh.write(&t, schema(), make(0..2000), Write::append())
+        .await
+        .unwrap();
+    wh.write(&t, schema(), make(2000..3000), Write::append())
+        .await
+        .unwrap();
+    // Delete id 1 (in the first file) with a position delete.
+    let gone = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+        vec![Arc::new(Int64Array::from(vec![1i64]))],
+    )
+    .unwrap();
+    wh.write(
+        &t,
+        schema(),
+        vec![],
+        Write::replace(vec![KeyMatch::Values(gone)]),
+    )
+    .await
+    .unwrap();
+    let table = wh.load_table(&t).await.unwrap();
+    let ctx = datafusion::prelude::SessionContext::new();
+    let scan = |column: &str, values: Vec<ScalarValue>, projection: Option<Vec<usize>>| {
+        let (column, table, ctx) = (column.to_string(), table.clone(), ctx.clone());
+        async move {
+            let provider = RestrictedTable::try_new(
+                table.provider(AsOf::Latest).await.unwrap(),
+                &column,
+                values,
+            )
+            .unwrap();
+            let source = provider_as_source(Arc::new(provider));
+            let plan = LogicalPlanBuilder::scan("r", source, projection)
+                .unwrap()
+                .build()
+                .unwrap();
+            ctx.execute_logical_plan(plan)
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap()
+        }
+    };
+    let ids = |batches: &[RecordBatch]| -> Vec<i64> {
+        let mut out: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column_by_name("id")
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        out.sort();
+        out
+    };
+
+    // Integer key, across both files; 1 is deleted, 5000 absent; NULL dropped.
+    let by_id = scan(
+        "id",
+        vec![
+            ScalarValue::Int64(Some(1)),
+            ScalarValue::Int64(Some(2)),
+            ScalarValue::Int64(Some(1999)),
+            ScalarValue::Int64(Some(2500)),
+            ScalarValue::Int64(Some(5000)),
+            ScalarValue::Int64(None),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(ids(&by_id), [2, 1999, 2500]);
+    assert_eq!(by_id[0].num_columns(), 3);
+
+    // Text key, more values than any IN list the optimizer would see, and
+    // the key column not projected: only `id` comes back.
+    let mut names: Vec<ScalarValue> = (0..500)
+        .map(|i| ScalarValue::Utf8(Some(format!("n{}", 3 * i + 1000))))
+        .collect();
+    names.push(ScalarValue::Utf8(Some("n3".into())));
+    names.push(ScalarValue::Utf8(Some("n14".into()))); // only NULL rows (id % 7 == 0)
+    let by_name = scan("name", names, Some(vec![0])).await;
+    assert!(by_name.iter().all(|b| b.num_columns() == 1));
+    let expected: Vec<i64> = (0..3000)
+        .filter(|i| i % 7 != 0 && *i != 1 && i % 700 == 3)
+        .collect();
+    assert_eq!(ids(&by_name), expected);
+    assert_eq!(expected.len(), 5);
+
+    // No value: no row, the projected schema kept.
+    let none = scan("name", vec![], Some(vec![0, 2])).await;
+    assert_eq!(ids(&none), Vec::<i64>::new());
+
+    // A missing column is refused, naming it.
+    let err = RestrictedTable::try_new(
+        table.provider(AsOf::Latest).await.unwrap(),
+        "nope",
+        vec![ScalarValue::Int64(Some(1))],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+
+    // The restriction is the Iceberg scan's row filter.
+    let provider = RestrictedTable::try_new(
+        table.provider(AsOf::Latest).await.unwrap(),
+        "id",
+        vec![ScalarValue::Int64(Some(2))],
+    )
+    .unwrap();
+    let plan = provider.scan(&ctx.state(), None, &[], None).await.unwrap();
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    assert!(shown.contains("predicate:[id IN (2)]"), "{shown}");
+
+    // The Iceberg scan alone (under the re-check) already returns exactly
+    // the matching rows: its row filter probes the values in a hash set.
+    let names: Vec<ScalarValue> = ["n3", "n10", "n699"]
+        .iter()
+        .map(|n| ScalarValue::Utf8(Some(n.to_string())))
+        .collect();
+    for (column, values, expected) in [
+        (
+            "name",
+            names,
+            (0..3000)
+                .filter(|i| i % 7 != 0 && *i != 1 && [3, 10, 699].contains(&(i % 700)))
+                .collect::<Vec<i64>>(),
+        ),
+        (
+            "id",
+            vec![
+                ScalarValue::Int64(Some(0)),
+                ScalarValue::Int64(Some(1)),
+                ScalarValue::Int64(Some(2999)),
+            ],
+            vec![0, 2999],
+        ),
+    ] {
+        let provider =
+            RestrictedTable::try_new(table.provider(AsOf::Latest).await.unwrap(), column, values)
+                .unwrap();
+        let plan = provider.scan(&ctx.state(), None, &[], None).await.unwrap();
+        let iceberg = plan.children()[0].clone();
+        assert!(iceberg.name().contains("Iceberg"), "{}", iceberg.name());
+        let batches = datafusion::physical_plan::collect(iceberg, ctx.task_ctx())
+            .await
+            .unwrap();
+        assert_eq!(ids(&batches), expected, "restricted on {column}");
+    }
+}
+
 on_every_backend! {
     append_overwrite_upsert => super::append_overwrite_upsert_round_trip,
     snapshot_properties => super::snapshot_properties_commit_with_rows,
@@ -797,4 +974,5 @@ on_every_backend! {
     create_only_put => super::create_only_put_refuses_the_second_writer,
     merge_on_read => super::merge_on_read_replace,
     replace_row_groups => super::replace_prunes_row_groups_and_finds_every_match,
+    restricted_scans => super::restricted_scans_return_exactly_the_matching_rows,
 }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, TimestampMicrosecondArray};
 use datafusion::datasource::provider_as_source;
-use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::simplify_expressions::SimplifyExpressions;
 use datafusion::prelude::SessionContext;
@@ -117,6 +117,29 @@ pub async fn loaded_scan_plan(t: &LoadedTable, as_of: AsOf) -> Result<(LogicalPl
     Ok((plan, snapshot))
 }
 
+/// A scan of `t` as of `as_of` restricted to rows whose `column` holds one
+/// of `values` ([`crate::storage::restrict`]), named like
+/// [`loaded_scan_plan`]'s.
+pub async fn restricted_scan_plan(
+    t: &LoadedTable,
+    as_of: AsOf,
+    column: &str,
+    values: Vec<datafusion::common::ScalarValue>,
+) -> Result<LogicalPlan> {
+    let provider = crate::storage::restrict::RestrictedTable::try_new(
+        t.provider(as_of).await?,
+        column,
+        values,
+    )
+    .map_err(|e| e.context(format!("restricting a scan of {}", t.name)))?;
+    Ok(LogicalPlanBuilder::scan(
+        TableReference::partial(t.name.namespace.clone(), t.name.name.clone()),
+        provider_as_source(Arc::new(provider)),
+        None,
+    )?
+    .build()?)
+}
+
 /// Build one frame from the current DAS snapshot.
 pub async fn build_frame(
     wh: &Warehouse,
@@ -163,9 +186,12 @@ pub async fn build_frame_with(
     } else {
         mode
     };
-    let (das_plan, das_snapshot) = scan_plan(wh, &das_name, das_as_of).await?;
+    let das = wh.load_table(&das_name).await?;
+    let (das_plan, das_snapshot) = loaded_scan_plan(&das, das_as_of).await?;
+    let incremental_ctx = watermark.map(|_| incremental_context(ctx, false));
+    let ctx = incremental_ctx.as_ref().unwrap_or(ctx);
     let das_plan = match watermark {
-        Some(since) => keys_loaded_since(das_plan, true_key, since)?,
+        Some(since) => keys_loaded_since(ctx, &das, das_as_of, das_plan, true_key, since).await?,
         None => das_plan,
     };
     let plan = frame_plan(frame, true_key, das_plan, watermark)?;
@@ -239,12 +265,65 @@ pub async fn build_frame_with(
 /// The DAS rows of the true keys with a load after `since` (all loads of
 /// those keys, so their versions are recomputed whole). NULL key parts
 /// match each other, as they share a window partition in the frame.
-fn keys_loaded_since(das: LogicalPlan, true_key: &[String], since: i64) -> Result<LogicalPlan> {
+///
+/// Two steps: the values of the first key column among the new loads
+/// (a scan of the files loaded after `since`, the others pruned by their
+/// load-time statistics), then the table restricted to them in the scan
+/// ([`crate::storage::restrict`]: only rows with such a value are decoded
+/// whole), joined with the changed keys when the key has more columns or a
+/// NULL first part (which no restriction can name).
+async fn keys_loaded_since(
+    ctx: &SessionContext,
+    table: &LoadedTable,
+    as_of: AsOf,
+    das: LogicalPlan,
+    true_key: &[String],
+    since: i64,
+) -> Result<LogicalPlan> {
+    use datafusion::logical_expr::col;
+    let first = true_key
+        .first()
+        .ok_or_else(|| Error::invalid(format!("table {}: empty true key", table.name)))?;
+    let loaded_since = LogicalPlanBuilder::from(das.clone())
+        .filter(col(das::LOADED_AT).gt(super::frame::ts_lit(since)))?;
+    let firsts = loaded_since
+        .clone()
+        .project(vec![col(first.as_str())])?
+        .distinct()?
+        .build()?;
+    let batches = ctx.execute_logical_plan(firsts).await?.collect().await?;
+    let mut values = Vec::new();
+    let mut null_first = false;
+    for b in &batches {
+        let c = b.column(0);
+        for i in 0..c.len() {
+            match c.is_valid(i) {
+                true => values.push(datafusion::common::ScalarValue::try_from_array(c, i)?),
+                false => null_first = true,
+            }
+        }
+    }
+    if !null_first {
+        let restricted = restricted_scan_plan(table, as_of, first, values).await?;
+        if true_key.len() == 1 {
+            return Ok(restricted);
+        }
+        return semi_join_keys(restricted, loaded_since, true_key);
+    }
+    semi_join_keys(das, loaded_since, true_key)
+}
+
+/// `rows` whose true key (NULL parts matching each other) is among those
+/// of `changed`.
+fn semi_join_keys(
+    rows: LogicalPlan,
+    changed: LogicalPlanBuilder,
+    true_key: &[String],
+) -> Result<LogicalPlan> {
     use datafusion::common::{Column, NullEquality};
     use datafusion::logical_expr::{JoinType, col};
     let renamed = |k: &String| format!("__changed__{k}");
-    let keys = LogicalPlanBuilder::from(das.clone())
-        .filter(col(das::LOADED_AT).gt(super::frame::ts_lit(since)))?
+    let keys = changed
         .project(
             true_key
                 .iter()
@@ -253,7 +332,7 @@ fn keys_loaded_since(das: LogicalPlan, true_key: &[String], since: i64) -> Resul
         )?
         .distinct()?
         .build()?;
-    Ok(LogicalPlanBuilder::from(das)
+    Ok(LogicalPlanBuilder::from(rows)
         .join_detailed(
             keys,
             JoinType::LeftSemi,
@@ -364,6 +443,8 @@ pub async fn build_dar_model_with(
     } else {
         BuildMode::Full
     };
+    let incremental_ctx = since.map(|_| incremental_context(ctx, false));
+    let ctx = incremental_ctx.as_ref().unwrap_or(ctx);
     let mut write_props = extra.clone();
     write_props.insert(EPOCH.to_string(), epoch_for(existing.as_ref(), mode));
     if let Some(m) = input_mark {
@@ -391,8 +472,17 @@ pub async fn build_dar_model_with(
                 .map(LoadedTable::current_properties)
                 .unwrap_or_default();
             let changes = incremental::InputChanges::of(wh, model, &loaded_inputs, &read).await?;
-            let recompute =
-                incremental::affected(ctx, dar, model, &inputs, &changes, since, own).await?;
+            let recompute = incremental::affected(
+                ctx,
+                dar,
+                model,
+                &inputs,
+                &loaded_inputs,
+                &changes,
+                since,
+                own,
+            )
+            .await?;
             tracing::debug!(model = %target, ms = t.elapsed().as_millis() as u64, "affected versions found");
             if recompute.is_empty() {
                 // Nothing to recompute: record what was read.
@@ -416,16 +506,29 @@ pub async fn build_dar_model_with(
             if let incremental::Recompute::Calendar { .. } = recompute {
                 (full_plan(&inputs)?, with_props(Write::overwrite()))
             } else {
-                let (plan, matches) =
-                    incremental::recompute_plan(dar, model, inputs, &changes, &recompute)?;
+                let (plan, matches) = incremental::recompute_plan(
+                    ctx,
+                    dar,
+                    model,
+                    inputs,
+                    &loaded_inputs,
+                    &changes,
+                    &recompute,
+                )
+                .await?;
                 (plan, with_props(Write::replace(matches)))
             }
         }
     };
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let planning = Instant::now();
-    let state = planning_state(ctx, since.is_some(), model.kind == DarKind::Unified);
-    let physical = state.create_physical_plan(&plan).await?;
+    let physical = if since.is_some() && model.kind == DarKind::Unified {
+        incremental_context(ctx, true).state()
+    } else {
+        ctx.state()
+    }
+    .create_physical_plan(&plan)
+    .await?;
     let planning = planning.elapsed();
     // Partition by partition: a union's partitions keep its inputs apart, so
     // the unified bridge is written clustered by peripheral (row groups that
@@ -460,34 +563,51 @@ pub async fn build_dar_model_with(
     })
 }
 
-/// The session state a DAR model's plan is planned with. Incremental
-/// builds join a few recomputed versions to whole parent tables: one hash
-/// table of each parent, probed by the few left rows, beats partitioning
-/// and sorting both sides (what `auto` picks for Iceberg inputs, which
-/// carry no statistics), so their PIT joins use the `hash` strategy. The
-/// unified bridge's incremental plan is a union of ~160-column projections
-/// of in-memory rows: the logical optimizer has nothing to gain there but
-/// cost a fifth of a second at the end of every run (each rule walks
-/// thousands of expressions per pass), so only expression simplification
-/// runs (it turns `coalesce` into an executable CASE); type coercion (the
-/// analyzer) and the physical optimizer run as always.
-fn planning_state(ctx: &SessionContext, incremental: bool, unified: bool) -> SessionState {
-    if !incremental {
-        return ctx.state();
-    }
+/// The context incremental builds plan and run their queries in.
+///
+/// Their plans join a few recomputed versions to the few parent rows they
+/// name, so:
+/// - PIT joins use the `hash` strategy: one hash table of each (restricted)
+///   parent, probed by the left rows, beats partitioning and sorting both
+///   sides (what `auto` picks for Iceberg inputs, which carry no
+///   statistics);
+/// - the logical optimizer runs one pass of the rules such plans need:
+///   expression simplification (it also turns `coalesce` into an
+///   executable CASE), DISTINCT as an aggregate, filter push-down (the
+///   change filters reach the Iceberg scans, which prune files by their
+///   load-time statistics) and projection pruning (scans read only the
+///   columns used). The other rules find nothing to do in these
+///   generated plans but cost planning time on each of the ~80 models of
+///   a run. With `simplify_only` (the unified bridge's plan, a union of
+///   ~160-column projections of rows in memory), expression simplification
+///   is all that runs. Type coercion (the analyzer) and the physical
+///   optimizer run as always.
+fn incremental_context(ctx: &SessionContext, simplify_only: bool) -> SessionContext {
+    use datafusion::optimizer::OptimizerRule;
+    use datafusion::optimizer::optimize_projections::OptimizeProjections;
+    use datafusion::optimizer::push_down_filter::PushDownFilter;
+    use datafusion::optimizer::replace_distinct_aggregate::ReplaceDistinctWithAggregate;
     let mut config = ctx.state().config().clone();
     config
         .options_mut()
         .extensions
         .insert(PitJoinOptions::with_strategy(PitJoinStrategy::Hash));
-    let builder = SessionStateBuilder::new_from_existing(ctx.state()).with_config(config);
-    if unified {
-        builder
-            .with_optimizer_rules(vec![Arc::new(SimplifyExpressions::new())])
-            .build()
-    } else {
-        builder.build()
+    config.options_mut().optimizer.max_passes = 1;
+    let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> =
+        vec![Arc::new(SimplifyExpressions::new())];
+    if !simplify_only {
+        rules.extend([
+            Arc::new(ReplaceDistinctWithAggregate::new()) as Arc<dyn OptimizerRule + Send + Sync>,
+            Arc::new(PushDownFilter::new()),
+            Arc::new(OptimizeProjections::new()),
+        ]);
     }
+    SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(ctx.state())
+            .with_config(config)
+            .with_optimizer_rules(rules)
+            .build(),
+    )
 }
 
 /// (all operators, PIT joins only) `elapsed_compute` of an executed plan.

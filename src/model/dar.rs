@@ -169,7 +169,7 @@ impl<'a> Dar<'a> {
     }
 
     /// Frames providing measure dates to frame `i`'s events (graph parents).
-    fn related(&self, i: usize) -> Vec<usize> {
+    pub(crate) fn related(&self, i: usize) -> Vec<usize> {
         let mut out = Vec::new();
         for m in self.project.measures.of(&self.frame(i).name) {
             if let Some(h) = &m.via

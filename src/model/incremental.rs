@@ -52,13 +52,13 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::Column;
+use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{JoinType, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 
 use super::bridge::{PERIPHERAL, bridge_column};
-use super::build::{DAB, DEP_PREFIX};
+use super::build::{DAB, DEP_PREFIX, restricted_scan_plan};
 use super::config::Frame;
 use super::dar::{Dar, DarKind, DarModel, entity};
 use super::frame::{prefixed, ts_lit};
@@ -66,9 +66,9 @@ use super::measures::Measure;
 use super::peripheral::GHOST_RECORD;
 use crate::error::{Error, Result};
 use crate::storage::commit::{KeyMatch, rows_added_since};
-use crate::storage::{LoadedTable, Warehouse};
+use crate::storage::{AsOf, LoadedTable, Warehouse};
 
-/// The column holding affected PIT hooks in the key tables.
+/// The column holding affected PIT hooks in the union of their sources.
 const AFFECTED: &str = "__affected_pit";
 
 /// Rows of `plan` that appeared or changed after `since` (see module docs).
@@ -103,26 +103,6 @@ fn changed_bridge_rows(scan: LogicalPlan, since: i64) -> Result<LogicalPlanBuild
     )
 }
 
-/// `plan` restricted to rows whose `column` value is among `values`' column.
-fn semi_join(
-    plan: LogicalPlan,
-    column: &str,
-    values: LogicalPlan,
-    value_column: &str,
-) -> Result<LogicalPlan> {
-    Ok(LogicalPlanBuilder::from(plan)
-        .join(
-            values,
-            JoinType::LeftSemi,
-            (
-                vec![Column::from_name(column)],
-                vec![Column::from_name(value_column)],
-            ),
-            None,
-        )?
-        .build()?)
-}
-
 /// Run a plan of one text column and return its distinct non-NULL values.
 async fn collect_texts(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<String>> {
     let plan = LogicalPlanBuilder::from(plan).distinct()?.build()?;
@@ -141,25 +121,62 @@ async fn collect_texts(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<St
     Ok(out)
 }
 
+/// Run a plan of one column and return its distinct non-NULL values.
+async fn collect_values(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<ScalarValue>> {
+    let plan = LogicalPlanBuilder::from(plan).distinct()?.build()?;
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let c = b.column(0);
+        for i in 0..c.len() {
+            if c.is_valid(i) {
+                out.push(ScalarValue::try_from_array(c, i)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The distinct non-NULL values of `column` in `batches`.
+fn distinct_values(batches: &[RecordBatch], column: &str) -> Result<Vec<ScalarValue>> {
+    let mut seen = std::collections::HashSet::new();
+    for b in batches {
+        let c = b.column(b.schema_ref().index_of(column)?);
+        for i in 0..c.len() {
+            if c.is_valid(i) {
+                seen.insert(ScalarValue::try_from_array(c, i)?);
+            }
+        }
+    }
+    Ok(seen.into_iter().collect())
+}
+
+/// The rows of `plan` in memory, as a scan named `name`.
+async fn materialize(
+    ctx: &SessionContext,
+    name: &str,
+    plan: LogicalPlan,
+) -> Result<(LogicalPlan, Vec<RecordBatch>)> {
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    Ok((memory_plan(name, schema, batches.clone())?, batches))
+}
+
+/// The loaded input `key`.
+fn loaded_input<'a>(
+    loaded: &'a HashMap<String, LoadedTable>,
+    key: &str,
+) -> Result<&'a LoadedTable> {
+    loaded
+        .get(key)
+        .ok_or_else(|| Error::internal(format!("input {key} not loaded")))
+}
+
 /// A scan named `name` of in-memory `batches` of `schema`.
 fn memory_plan(name: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<LogicalPlan> {
     let table = MemTable::try_new(schema, vec![batches])?;
     Ok(LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?.build()?)
 }
-
-/// A one-column in-memory table of `values` named `column`.
-fn values_plan(values: &[String], column: &str) -> Result<LogicalPlan> {
-    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from(values.to_vec())) as ArrayRef],
-    )?;
-    memory_plan(column, schema, vec![batch])
-}
-
-/// Restrictions to at most this many versions are `IN` lists (see
-/// [`Affected::restrict`]).
-const MAX_IN_LIST: usize = 64;
 
 /// The affected versions of one frame and the plan restricting a table to them.
 #[derive(Debug, Clone)]
@@ -171,28 +188,19 @@ pub struct Affected {
 }
 
 impl Affected {
-    /// `plan` restricted to the affected versions. A few versions: an `IN`
-    /// list, which reaches the Iceberg scan as a row filter, so only the
-    /// matching rows of the other (often wide text) columns are decoded.
-    /// More: a semi join with an in-memory table of them (Iceberg's row
-    /// filter tests each value of an `IN` list separately, so a long list
-    /// costs rows x values).
-    pub fn restrict(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
-        if self.pits.is_empty() {
-            return Ok(LogicalPlanBuilder::from(plan).filter(lit(false))?.build()?);
-        }
-        if self.pits.len() <= MAX_IN_LIST {
-            let values = self.pits.iter().map(|p| lit(p.as_str())).collect();
-            return Ok(LogicalPlanBuilder::from(plan)
-                .filter(col(self.pit_column.as_str()).in_list(values, false))?
-                .build()?);
-        }
-        semi_join(
-            plan,
+    /// A scan of `table` restricted to the affected versions, pushed into
+    /// the Iceberg scan ([`crate::storage::restrict`]).
+    pub async fn restrict_table(&self, table: &LoadedTable) -> Result<LogicalPlan> {
+        restricted_scan_plan(
+            table,
+            AsOf::Latest,
             &self.pit_column,
-            values_plan(&self.pits, AFFECTED)?,
-            AFFECTED,
+            self.pits
+                .iter()
+                .map(|p| ScalarValue::Utf8(Some(p.clone())))
+                .collect(),
         )
+        .await
     }
 
     /// The replace condition: rows whose own PIT hook is affected, and with
@@ -307,13 +315,16 @@ impl InputChanges {
 }
 
 /// Find what `model` must recompute for input changes after `since`.
-/// `inputs` maps each of `model.inputs` (`<ns>.<name>`) to a scan of it;
+/// `inputs` maps each of `model.inputs` (`<ns>.<name>`) to a scan of it
+/// (`loaded`: the tables those scans read);
 /// `calendar` is the model's own current table (for the calendar's range).
+#[allow(clippy::too_many_arguments)]
 pub async fn affected(
     ctx: &SessionContext,
     dar: &Dar<'_>,
     model: &DarModel,
     inputs: &HashMap<String, LogicalPlan>,
+    loaded: &HashMap<String, LoadedTable>,
     changes: &InputChanges,
     since: i64,
     own: Option<LogicalPlan>,
@@ -329,28 +340,38 @@ pub async fn affected(
     // Where changed rows of an input can be (see `InputChanges::source`).
     let changed_in = |ns: &str, name: &str| changes.source(&format!("{ns}.{name}"), get(ns, name)?);
     let frames = &dar.project.model.frames;
-    let frame_scan = |i: usize| get(DAB, &frames[i].name);
+    let frame_table = |i: usize| loaded_input(loaded, &format!("{DAB}.{}", frames[i].name));
     let frame_changes = |i: usize| changed_in(DAB, &frames[i].name);
+    // The frame rows whose `column` holds one of the values `keys` finds
+    // (two steps: the few keys, then a scan restricted to them).
+    let members = |i: usize, column: String, keys: LogicalPlan| async move {
+        let values = collect_values(ctx, keys).await?;
+        restricted_scan_plan(frame_table(i)?, AsOf::Latest, &column, values).await
+    };
     Ok(match model.kind {
         DarKind::Bridge(i) => {
             let frame = &frames[i];
             let pit = frame.primary().pit_name();
             let mut union = changed_frame_rows(frame, frame_changes(i)?, since)?
                 .project(vec![col(pit.as_str()).alias(AFFECTED)])?;
+            // Versions naming a parent key whose parent-bridge rows changed.
+            let mut children = Vec::new();
             for (d, (ns, name)) in dar.graph.nodes[i]
                 .dependencies
                 .iter()
                 .zip(model.inputs.iter().skip(1))
             {
                 let keys = changed_bridge_rows(changed_in(ns, name)?, since)?
-                    .project(vec![col(d.hook.as_str()).alias("__key")])?
-                    .distinct()?
+                    .project(vec![col(d.hook.as_str())])?
                     .build()?;
-                let children = semi_join(frame_scan(i)?, &d.hook, keys, "__key")?;
-                let children = LogicalPlanBuilder::from(children)
-                    .project(vec![col(pit.as_str()).alias(AFFECTED)])?
-                    .build()?;
-                union = union.union(children)?;
+                children.push(members(i, d.hook.clone(), keys));
+            }
+            for plan in futures::future::try_join_all(children).await? {
+                union = union.union(
+                    LogicalPlanBuilder::from(plan)
+                        .project(vec![col(pit.as_str()).alias(AFFECTED)])?
+                        .build()?,
+                )?;
             }
             Recompute::Versions(Affected {
                 pits: collect_texts(ctx, union.build()?).await?,
@@ -366,10 +387,9 @@ pub async fn affected(
             for per in rank_groups(dar.project.measures.of(&frame.name)) {
                 let per = prefixed(frame, &per);
                 let groups = changed_frame_rows(frame, frame_changes(i)?, since)?
-                    .project(vec![col(per.as_str()).alias("__group")])?
-                    .distinct()?
+                    .project(vec![col(per.as_str())])?
                     .build()?;
-                let members = semi_join(frame_scan(i)?, &per, groups, "__group")?;
+                let members = members(i, per, groups).await?;
                 union = union.union(
                     LogicalPlanBuilder::from(members)
                         .project(vec![col(pit.as_str()).alias(AFFECTED)])?
@@ -485,41 +505,98 @@ async fn calendar_must_grow(
     Ok(batches.iter().any(|b| b.num_rows() > 0))
 }
 
-/// The input plans of an incremental build: each of `inputs`, with the
-/// model's own frame or bridge restricted to the affected versions.
-fn restricted_inputs(
+/// Drop the ghost record from a recomputed peripheral (it never changes).
+fn without_ghost(plan: LogicalPlan, pit_column: &str) -> Result<LogicalPlan> {
+    Ok(LogicalPlanBuilder::from(plan)
+        .filter(col(pit_column).not_eq(lit(GHOST_RECORD)))?
+        .build()?)
+}
+
+/// The plan of an incremental build of `model` and the replace conditions
+/// of its commit. `inputs` scan the model's inputs (`loaded`: the tables
+/// they read) and `changes` are what they changed since the model's last
+/// build.
+///
+/// The model's own frame or bridge is read restricted to the affected
+/// versions. A bridge's parent bridges and an event bridge's related
+/// frames are read restricted to the keys those versions join (the
+/// versions are read first, in memory): the PIT joins find the same
+/// overlapping versions as over the whole tables, since rows of other keys
+/// never match.
+#[allow(clippy::too_many_arguments)]
+pub async fn recompute_plan(
+    ctx: &SessionContext,
     dar: &Dar<'_>,
     model: &DarModel,
     mut inputs: HashMap<String, LogicalPlan>,
+    loaded: &HashMap<String, LoadedTable>,
     changes: &InputChanges,
     recompute: &Recompute,
-) -> Result<HashMap<String, LogicalPlan>> {
+) -> Result<(LogicalPlan, Vec<KeyMatch>)> {
     let key = |(ns, name): &(String, String)| format!("{ns}.{name}");
-    let mut restrict = |k: String, a: &Affected| -> Result<()> {
-        let plan = inputs
-            .remove(&k)
-            .ok_or_else(|| Error::internal(format!("input {k} not provided")))?;
-        inputs.insert(k, a.restrict(plan)?);
-        Ok(())
-    };
+    let table = |k: &str| loaded_input(loaded, k);
     match (model.kind, recompute) {
-        (DarKind::Bridge(_) | DarKind::Peripheral(_), Recompute::Versions(a)) => {
-            restrict(key(&model.inputs[0]), a)?;
+        (DarKind::Bridge(i), Recompute::Versions(a)) => {
+            let own = key(&model.inputs[0]);
+            let (plan, rows) =
+                materialize(ctx, &own, a.restrict_table(table(&own)?).await?).await?;
+            inputs.insert(own, plan);
+            for (d, input) in dar.graph.nodes[i]
+                .dependencies
+                .iter()
+                .zip(model.inputs.iter().skip(1))
+            {
+                let k = key(input);
+                let hooks = distinct_values(&rows, &d.hook)?;
+                let parent = restricted_scan_plan(table(&k)?, AsOf::Latest, &d.hook, hooks).await?;
+                inputs.insert(k, parent);
+            }
+        }
+        (DarKind::Peripheral(_), Recompute::Versions(a)) => {
+            let own = key(&model.inputs[0]);
+            inputs.insert(own.clone(), a.restrict_table(table(&own)?).await?);
         }
         (DarKind::Event(i), Recompute::Versions(a)) => {
-            restrict(key(&model.inputs[0]), a)?;
+            let bridge = key(&model.inputs[0]);
+            let (plan, rows) =
+                materialize(ctx, &bridge, a.restrict_table(table(&bridge)?).await?).await?;
+            inputs.insert(bridge, plan);
             // The frame is scanned whole when ranks are computed over it.
             let frame = &dar.project.model.frames[i];
             if rank_groups(dar.project.measures.of(&frame.name)).is_empty() {
-                restrict(key(&model.inputs[1]), a)?;
+                let k = key(&model.inputs[1]);
+                inputs.insert(k.clone(), a.restrict_table(table(&k)?).await?);
+            }
+            for (p, input) in dar.related(i).into_iter().zip(model.inputs.iter().skip(2)) {
+                let k = key(input);
+                let pit = dar.project.model.frames[p].primary().pit_name();
+                let versions = distinct_values(&rows, &pit)?;
+                let related =
+                    restricted_scan_plan(table(&k)?, AsOf::Latest, &pit, versions).await?;
+                inputs.insert(k, related);
             }
         }
         (DarKind::Unified, Recompute::Unified(per_event)) => {
             for (input, (_, a)) in model.inputs.iter().zip(per_event) {
-                // Added rows are the affected versions' rows already.
-                if a.pits.is_empty() || !changes.whole_versions(&key(input)) {
-                    restrict(key(input), a)?;
-                }
+                let k = key(input);
+                let plan = if a.pits.is_empty() {
+                    // No affected version: no row of this event bridge.
+                    let scan = inputs
+                        .remove(&k)
+                        .ok_or_else(|| Error::internal(format!("input {k} not provided")))?;
+                    LogicalPlanBuilder::from(scan).filter(lit(false))?.build()?
+                } else if changes.whole_versions(&k) {
+                    // The rows its last commit added are the affected
+                    // versions' rows already (each event build replaces
+                    // whole versions): read just those.
+                    let scan = inputs
+                        .remove(&k)
+                        .ok_or_else(|| Error::internal(format!("input {k} not provided")))?;
+                    changes.source(&k, scan)?
+                } else {
+                    a.restrict_table(table(&k)?).await?
+                };
+                inputs.insert(k, plan);
             }
         }
         (DarKind::Calendar, Recompute::Calendar { .. }) => {}
@@ -530,43 +607,7 @@ fn restricted_inputs(
             )));
         }
     }
-    Ok(inputs)
-}
-
-/// Drop the ghost record from a recomputed peripheral (it never changes).
-fn without_ghost(plan: LogicalPlan, pit_column: &str) -> Result<LogicalPlan> {
-    Ok(LogicalPlanBuilder::from(plan)
-        .filter(col(pit_column).not_eq(lit(GHOST_RECORD)))?
-        .build()?)
-}
-
-/// The plan of an incremental build of `model` and the replace conditions
-/// of its commit. `inputs` scan the model's inputs and `changes` are what
-/// they changed since the model's last build.
-pub fn recompute_plan(
-    dar: &Dar<'_>,
-    model: &DarModel,
-    mut inputs: HashMap<String, LogicalPlan>,
-    changes: &InputChanges,
-    recompute: &Recompute,
-) -> Result<(LogicalPlan, Vec<KeyMatch>)> {
-    if let Recompute::Unified(per_event) = recompute {
-        // The event bridges' rows of the affected versions are all in the
-        // files their last commit added (each event build replaces whole
-        // versions): read just those, where known.
-        for ((ns, name), (_, a)) in model.inputs.iter().zip(per_event) {
-            let key = format!("{ns}.{name}");
-            if a.pits.is_empty() {
-                continue;
-            }
-            if let Some(scan) = inputs.remove(&key) {
-                let source = changes.source(&key, scan)?;
-                inputs.insert(key, source);
-            }
-        }
-    }
-    let restricted = restricted_inputs(dar, model, inputs, changes, recompute)?;
-    let mut plan = dar.plan(model, &restricted)?;
+    let mut plan = dar.plan(model, &inputs)?;
     if let (DarKind::Peripheral(_), Recompute::Versions(a)) = (model.kind, recompute) {
         plan = without_ghost(plan, &a.pit_column)?;
     }

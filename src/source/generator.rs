@@ -199,7 +199,13 @@ impl TableData {
         } else {
             assert!(
                 self.columns.len() == row.len()
-                    && self.columns.iter().zip(&row).all(|(a, (b, _))| a == b),
+                    && self
+                        .columns
+                        .iter()
+                        .zip(&row)
+                        // The same literal is usually one address: compare
+                        // addresses first, text only when they differ.
+                        .all(|(a, (b, _))| std::ptr::eq(*a, *b) || a == b),
                 "generator bug: inconsistent columns for {}",
                 self.def.table
             );

@@ -365,12 +365,23 @@ impl ServerHandle {
         // The served data set is millions of small allocations; freeing it
         // takes a noticeable fraction of a second at scale 1. The server task
         // is done, so this is the last reference: free it off the caller's
-        // path (the caller goes on to build models).
+        // path (the caller goes on to build models), on a thread of the
+        // lowest priority, so it uses cores the caller leaves idle rather
+        // than competing with it.
         let shared = Arc::clone(&self.shared);
         drop(self);
         std::thread::Builder::new()
             .name("lakehouse-source-drop".into())
-            .spawn(move || drop(shared))
+            .spawn(move || {
+                #[cfg(target_os = "linux")]
+                // SAFETY: setpriority has no memory-safety preconditions; on
+                // Linux, PRIO_PROCESS with who = 0 applies to the calling
+                // thread only. Failing to lower the priority is harmless.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+                }
+                drop(shared)
+            })
             .map_err(|e| Error::internal(format!("cannot spawn a thread: {e}")))?;
         Ok(())
     }

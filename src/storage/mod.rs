@@ -6,7 +6,8 @@
 //! - [`catalog`]: the serverless catalog (tables, versions, atomic pointer);
 //! - [`schema`]: Arrow/Iceberg schema mapping and batch validation;
 //! - [`commit`]: append / overwrite / upsert snapshots with a retry loop;
-//! - [`read`]: DataFusion registration, scans and time travel.
+//! - [`read`]: DataFusion registration, scans and time travel;
+//! - [`restrict`]: scans restricted to key values, pushed into the Iceberg scan.
 //!
 //! This floor knows tables, snapshots and commits, never hooks or models.
 
@@ -16,6 +17,7 @@ pub mod commit;
 pub mod io;
 pub mod location;
 pub mod read;
+pub mod restrict;
 pub mod schema;
 
 pub use catalog::{LoadedTable, TableName, Warehouse};

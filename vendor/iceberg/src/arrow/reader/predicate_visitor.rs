@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use arrow_arith::boolean::{and, and_kleene, is_not_null, is_null, not, or, or_kleene};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type};
+use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, BooleanArray, Datum as ArrowDatum, RecordBatch, Scalar};
 use arrow_buffer::BooleanBuffer;
 use arrow_cast::cast::cast;
@@ -586,9 +586,16 @@ impl BoundPredicateVisitor for PredicateConverter<'_> {
                 .map(|lit| get_arrow_datum(lit).unwrap())
                 .collect();
 
+            // Text and integer literals are probed in a hash set, one lookup
+            // per row (local addition, see PATCHED.md); other types fall
+            // back to one equality pass per literal.
+            let set = InSet::of(&literals);
             Ok(Box::new(move |batch| {
                 // update this if arrow ever adds a native is_in kernel
                 let left = project_column(&batch, idx)?;
+                if let Some(hits) = set.as_ref().and_then(|s| s.probe(&left)) {
+                    return Ok(hits);
+                }
 
                 let mut acc = BooleanArray::from(vec![false; batch.num_rows()]);
                 for literal in &literals {
@@ -631,6 +638,73 @@ impl BoundPredicateVisitor for PredicateConverter<'_> {
             // A missing column, treating it as null.
             self.build_always_true()
         }
+    }
+}
+
+/// The literals of an `IN` predicate as a hash set, when they are all text
+/// or all integers (local addition, see PATCHED.md).
+enum InSet {
+    Text(HashSet<Box<[u8]>>),
+    Int(HashSet<i64>),
+}
+
+impl InSet {
+    fn of(literals: &[Arc<dyn ArrowDatum + Send + Sync>]) -> Option<Self> {
+        let mut texts = HashSet::new();
+        let mut ints = HashSet::new();
+        for literal in literals {
+            let (array, _) = literal.get();
+            match array.data_type() {
+                DataType::Utf8 => {
+                    texts.insert(Box::from(array.as_string::<i32>().value(0).as_bytes()));
+                }
+                DataType::LargeUtf8 => {
+                    texts.insert(Box::from(array.as_string::<i64>().value(0).as_bytes()));
+                }
+                DataType::Int32 => {
+                    ints.insert(array.as_primitive::<Int32Type>().value(0) as i64);
+                }
+                DataType::Int64 => {
+                    ints.insert(array.as_primitive::<Int64Type>().value(0));
+                }
+                _ => return None,
+            }
+        }
+        match (texts.is_empty(), ints.is_empty()) {
+            (false, true) => Some(InSet::Text(texts)),
+            (true, false) => Some(InSet::Int(ints)),
+            _ => None,
+        }
+    }
+
+    /// Membership of each row (NULL for a NULL row, as `eq` gives), or
+    /// `None` when the column's type is not one this set probes.
+    fn probe(&self, column: &ArrayRef) -> Option<BooleanArray> {
+        fn collect<T>(
+            values: impl Iterator<Item = Option<T>>,
+            hit: impl Fn(T) -> bool,
+        ) -> BooleanArray {
+            values.map(|v| v.map(&hit)).collect()
+        }
+        Some(match (self, column.data_type()) {
+            (InSet::Text(s), DataType::Utf8) => {
+                collect(column.as_string::<i32>().iter(), |v| s.contains(v.as_bytes()))
+            }
+            (InSet::Text(s), DataType::LargeUtf8) => {
+                collect(column.as_string::<i64>().iter(), |v| s.contains(v.as_bytes()))
+            }
+            (InSet::Text(s), DataType::Utf8View) => {
+                collect(column.as_string_view().iter(), |v| s.contains(v.as_bytes()))
+            }
+            (InSet::Int(s), DataType::Int32) => collect(
+                column.as_primitive::<Int32Type>().iter(),
+                |v| s.contains(&(v as i64)),
+            ),
+            (InSet::Int(s), DataType::Int64) => {
+                collect(column.as_primitive::<Int64Type>().iter(), |v| s.contains(&v))
+            }
+            _ => return None,
+        })
     }
 }
 
