@@ -263,7 +263,7 @@ pub struct PipelineSourceArgs {
     /// Embedded source: generator seed (init: 42; elt: as the last run).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Models built at the same time (default: one per core).
+    /// Models built at the same time (default: two per core).
     #[arg(long, default_value_t = 0)]
     pub jobs: usize,
 }
