@@ -6,7 +6,7 @@
 //! <warehouse>/<namespace>/<table>/metadata/v<N>.metadata.json   table state, N = 1, 2, ...
 //! <warehouse>/<namespace>/<table>/metadata/version-hint.text    N of the newest version (a hint)
 //! <warehouse>/<namespace>/<table>/metadata/*.avro               manifests and manifest lists
-//! <warehouse>/<namespace>/<table>/data/*.parquet                data files (zstd)
+//! <warehouse>/<namespace>/<table>/data/*.parquet                data files (LZ4)
 //! ```
 //!
 //! Invariants:
@@ -441,7 +441,7 @@ impl Warehouse {
                 ("write.format.default".to_string(), "parquet".to_string()),
                 (
                     "write.parquet.compression-codec".to_string(),
-                    "zstd".to_string(),
+                    "lz4".to_string(),
                 ),
             ])
             .build();
