@@ -188,7 +188,7 @@ pub async fn build_frame_with(
     };
     let das = wh.load_table(&das_name).await?;
     let (das_plan, das_snapshot) = loaded_scan_plan(&das, das_as_of).await?;
-    let incremental_ctx = watermark.map(|_| incremental_context(ctx, false));
+    let incremental_ctx = watermark.map(|_| incremental_context(ctx));
     let ctx = incremental_ctx.as_ref().unwrap_or(ctx);
     let das_plan = match watermark {
         Some(since) => keys_loaded_since(ctx, &das, das_as_of, das_plan, true_key, since).await?,
@@ -443,7 +443,7 @@ pub async fn build_dar_model_with(
     } else {
         BuildMode::Full
     };
-    let incremental_ctx = since.map(|_| incremental_context(ctx, false));
+    let incremental_ctx = since.map(|_| incremental_context(ctx));
     let ctx = incremental_ctx.as_ref().unwrap_or(ctx);
     let mut write_props = extra.clone();
     write_props.insert(EPOCH.to_string(), epoch_for(existing.as_ref(), mode));
@@ -522,13 +522,7 @@ pub async fn build_dar_model_with(
     };
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let planning = Instant::now();
-    let physical = if since.is_some() && model.kind == DarKind::Unified {
-        incremental_context(ctx, true).state()
-    } else {
-        ctx.state()
-    }
-    .create_physical_plan(&plan)
-    .await?;
+    let physical = ctx.state().create_physical_plan(&plan).await?;
     let planning = planning.elapsed();
     // Partition by partition: a union's partitions keep its inputs apart, so
     // the unified bridge is written clustered by peripheral (row groups that
@@ -578,11 +572,9 @@ pub async fn build_dar_model_with(
 ///   load-time statistics) and projection pruning (scans read only the
 ///   columns used). The other rules find nothing to do in these
 ///   generated plans but cost planning time on each of the ~80 models of
-///   a run. With `simplify_only` (the unified bridge's plan, a union of
-///   ~160-column projections of rows in memory), expression simplification
-///   is all that runs. Type coercion (the analyzer) and the physical
-///   optimizer run as always.
-fn incremental_context(ctx: &SessionContext, simplify_only: bool) -> SessionContext {
+///   a run. Type coercion (the analyzer) and the physical optimizer run as
+///   always.
+fn incremental_context(ctx: &SessionContext) -> SessionContext {
     use datafusion::optimizer::OptimizerRule;
     use datafusion::optimizer::optimize_projections::OptimizeProjections;
     use datafusion::optimizer::push_down_filter::PushDownFilter;
@@ -593,15 +585,12 @@ fn incremental_context(ctx: &SessionContext, simplify_only: bool) -> SessionCont
         .extensions
         .insert(PitJoinOptions::with_strategy(PitJoinStrategy::Hash));
     config.options_mut().optimizer.max_passes = 1;
-    let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> =
-        vec![Arc::new(SimplifyExpressions::new())];
-    if !simplify_only {
-        rules.extend([
-            Arc::new(ReplaceDistinctWithAggregate::new()) as Arc<dyn OptimizerRule + Send + Sync>,
-            Arc::new(PushDownFilter::new()),
-            Arc::new(OptimizeProjections::new()),
-        ]);
-    }
+    let rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = vec![
+        Arc::new(SimplifyExpressions::new()),
+        Arc::new(ReplaceDistinctWithAggregate::new()),
+        Arc::new(PushDownFilter::new()),
+        Arc::new(OptimizeProjections::new()),
+    ];
     SessionContext::new_with_state(
         SessionStateBuilder::new_from_existing(ctx.state())
             .with_config(config)

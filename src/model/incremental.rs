@@ -105,36 +105,18 @@ fn changed_bridge_rows(scan: LogicalPlan, since: i64) -> Result<LogicalPlanBuild
 
 /// Run a plan of one text column and return its distinct non-NULL values.
 async fn collect_texts(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<String>> {
+    let column = plan.schema().field(0).name().clone();
     let plan = LogicalPlanBuilder::from(plan).distinct()?.build()?;
     let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
-    let mut out = Vec::new();
-    for b in batches {
-        let c = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-        let c = c
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| Error::internal("affected keys are not text"))?;
-        out.extend(c.iter().flatten().map(str::to_string));
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
+    distinct_texts(&batches, &column)
 }
 
 /// Run a plan of one column and return its distinct non-NULL values.
 async fn collect_values(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<ScalarValue>> {
+    let column = plan.schema().field(0).name().clone();
     let plan = LogicalPlanBuilder::from(plan).distinct()?.build()?;
     let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
-    let mut out = Vec::new();
-    for b in &batches {
-        let c = b.column(0);
-        for i in 0..c.len() {
-            if c.is_valid(i) {
-                out.push(ScalarValue::try_from_array(c, i)?);
-            }
-        }
-    }
-    Ok(out)
+    distinct_values(&batches, &column)
 }
 
 /// The distinct non-NULL values of `column` in `batches`.
@@ -149,6 +131,22 @@ fn distinct_values(batches: &[RecordBatch], column: &str) -> Result<Vec<ScalarVa
         }
     }
     Ok(seen.into_iter().collect())
+}
+
+/// The distinct non-NULL values of text column `column` in `batches`, sorted.
+fn distinct_texts(batches: &[RecordBatch], column: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = arrow::compute::cast(b.column(b.schema_ref().index_of(column)?), &DataType::Utf8)?;
+        let c = c
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::internal("affected keys are not text"))?;
+        out.extend(c.iter().flatten().map(str::to_string));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// The rows of `plan` in memory, as a scan named `name`.
@@ -432,10 +430,16 @@ pub async fn affected(
                     };
                     Some(rows.project(vec![col(pit.as_str())])?.build()?)
                 };
+                // Rows known in memory: their versions, without a query.
+                let known = changes
+                    .added
+                    .get(&key)
+                    .filter(|_| changes.whole_versions(&key));
                 queries.push(async move {
-                    let pits = match plan {
-                        Some(plan) => collect_texts(ctx, plan).await?,
-                        None => vec![],
+                    let pits = match (known, plan) {
+                        (Some(rows), _) => distinct_texts(rows, &pit)?,
+                        (None, Some(plan)) => collect_texts(ctx, plan).await?,
+                        (None, None) => vec![],
                     };
                     Ok::<_, Error>((
                         peripheral,
@@ -610,6 +614,30 @@ pub async fn recompute_plan(
     let mut plan = dar.plan(model, &inputs)?;
     if let (DarKind::Peripheral(_), Recompute::Versions(a)) = (model.kind, recompute) {
         plan = without_ghost(plan, &a.pit_column)?;
+    }
+    if let Recompute::Unified(per_event) = recompute {
+        // The rows are computed straight from the event bridges' rows (the
+        // plan gives their schema): see `unified_rows`.
+        let mut events = Vec::new();
+        for (input, (_, a)) in model.inputs.iter().zip(per_event) {
+            let k = key(input);
+            if a.pits.is_empty() {
+                continue;
+            }
+            let rows = match changes.added.get(&k) {
+                Some(rows) => rows.clone(),
+                None => {
+                    let scan = inputs
+                        .remove(&k)
+                        .ok_or_else(|| Error::internal(format!("input {k} not provided")))?;
+                    ctx.execute_logical_plan(scan).await?.collect().await?
+                }
+            };
+            events.push((k, rows));
+        }
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let rows = super::unified::unified_rows(&schema, &events)?;
+        plan = memory_plan(&model.qualified(), schema, rows)?;
     }
     Ok((plan, key_matches(recompute)?))
 }

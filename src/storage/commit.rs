@@ -281,6 +281,8 @@ impl Warehouse {
             }
         }
         let commit_id = Uuid::now_v7();
+        let matchers = Arc::new(matchers(&write, &batches)?);
+        let replacing = matches!(write.mode, WriteMode::Replace { .. }) && !matchers.is_empty();
         // Data files written so far, with the schema they were written under.
         let mut written: Option<(Schema, Vec<DataFile>, u64)> = None;
         let mut attempt = 0;
@@ -290,7 +292,20 @@ impl Warehouse {
             let target_schema = target_schema(base, &schema, &write)?;
             let reuse =
                 matches!(&written, Some((s, _, _)) if s.as_struct() == target_schema.as_struct());
-            if !reuse {
+            // A replace searches the table's files for the rows it deletes
+            // while the new rows' files are written.
+            let search = async {
+                match replacing {
+                    true => replaced_positions(self, &table, &target_schema, Arc::clone(&matchers))
+                        .await
+                        .map(Some),
+                    false => Ok(None),
+                }
+            };
+            let write_new = async {
+                if reuse {
+                    return Ok(());
+                }
                 let target_arrow = arrow_schema(&target_schema)?;
                 let mut conformed = Vec::with_capacity(batches.len());
                 for b in &batches {
@@ -308,7 +323,12 @@ impl Warehouse {
                         .await
                         .map_err(|e| e.context(format!("writing data of {name}")))?;
                 written = Some((target_schema.clone(), files, rows));
-            }
+                Ok::<_, Error>(())
+            };
+            let (wrote, replaced) = tokio::join!(write_new, search);
+            wrote?;
+            let replaced = replaced
+                .map_err(|e| e.context(format!("finding the rows a replace of {name} deletes")))?;
             let (_, files, rows) = written
                 .as_ref()
                 .ok_or_else(|| Error::internal("no data files"))?;
@@ -331,7 +351,8 @@ impl Warehouse {
                 &table,
                 &target_schema,
                 files.clone(),
-                &matchers(&write, &batches)?,
+                &matchers,
+                replaced.as_ref(),
                 &write,
                 commit_id,
                 attempt,
@@ -768,6 +789,7 @@ async fn stage_snapshot(
     schema: &Schema,
     added: Vec<DataFile>,
     matchers: &[Matcher],
+    replaced: Option<&HashMap<String, Vec<i64>>>,
     write: &Write,
     commit_id: Uuid,
     attempt: usize,
@@ -872,40 +894,20 @@ async fn stage_snapshot(
                         continue;
                     }
                     let manifest = wh.cache().manifest(mf).await?;
-                    let files: Vec<DataFile> = manifest
-                        .entries()
-                        .iter()
-                        .filter(|e| e.is_alive())
-                        .map(|e| e.data_file().clone())
-                        .collect();
-                    let mut found = Vec::with_capacity(files.len());
-                    // Files are independent: read a few at a time (object
-                    // store latency), then find the matches of each (on all
-                    // cores, see `matching_positions`), in manifest order.
-                    for chunk in files.chunks(8) {
-                        use futures::{StreamExt, TryStreamExt};
-                        let mut reads = Vec::with_capacity(chunk.len());
-                        for f in chunk {
-                            reads.push(read_parquet_bytes(wh, f));
-                        }
-                        let bytes: Vec<bytes::Bytes> = futures::stream::iter(reads)
-                            .buffered(8)
-                            .try_collect()
-                            .await?;
-                        for (f, b) in chunk.iter().zip(bytes) {
-                            found.push(matching_positions(b, f.file_path(), schema, matchers));
-                        }
-                    }
-                    for (file, hits) in files.iter().zip(found) {
-                        let (path, hits) = (file.file_path().to_string(), hits?);
-                        let already = deleted.get(&path);
+                    for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                        let path = e.data_file().file_path();
+                        let hits = replaced.and_then(|r| r.get(path)).ok_or_else(|| {
+                            Error::internal(format!("matches of {path} were not searched"))
+                        })?;
+                        let already = deleted.get(path);
                         let fresh: Vec<i64> = hits
-                            .into_iter()
+                            .iter()
+                            .copied()
                             .filter(|p| already.is_none_or(|d| !d.contains(p)))
                             .collect();
                         if !fresh.is_empty() {
                             removed_rows += fresh.len() as u64;
-                            position_deletes.push((path, fresh));
+                            position_deletes.push((path.to_string(), fresh));
                         }
                     }
                 }
@@ -1177,6 +1179,61 @@ async fn rows_without_keys(
         out.push(filter_record_batch(&batch, &arrow::compute::not(&hit)?)?);
     }
     Ok(any_hit.then_some(out))
+}
+
+/// For replace: per live data file of the table's current snapshot, the
+/// positions of its rows that any matcher holds (deleted or not). Files are
+/// read a few at a time (object store latency); each is searched on the
+/// blocking pool (CPU work, see [`matching_positions`]), so the search runs
+/// beside the async work of the commit (writing the new rows' files).
+async fn replaced_positions(
+    wh: &Warehouse,
+    table: &LoadedTable,
+    schema: &Schema,
+    matchers: Arc<Vec<Matcher>>,
+) -> Result<HashMap<String, Vec<i64>>> {
+    use futures::{StreamExt, TryStreamExt};
+    let mut out = HashMap::new();
+    let base = table.metadata();
+    let Some(current) = base.current_snapshot() else {
+        return Ok(out);
+    };
+    let list = table.table.manifest_list_reader(current).load().await?;
+    let mut files: Vec<DataFile> = Vec::new();
+    for mf in list
+        .entries()
+        .iter()
+        .filter(|mf| mf.content == ManifestContentType::Data)
+    {
+        let manifest = wh.cache().manifest(mf).await?;
+        files.extend(
+            manifest
+                .entries()
+                .iter()
+                .filter(|e| e.is_alive())
+                .map(|e| e.data_file().clone()),
+        );
+    }
+    let searches = files.into_iter().map(|f| {
+        let (matchers, schema) = (Arc::clone(&matchers), schema.clone());
+        async move {
+            let bytes = read_parquet_bytes(wh, &f).await?;
+            let path = f.file_path().to_string();
+            let hits = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || matching_positions(bytes, &path, &schema, &matchers)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("searching {path} failed: {e}")))??;
+            Ok::<_, Error>((path, hits))
+        }
+    });
+    let found: Vec<(String, Vec<i64>)> = futures::stream::iter(searches)
+        .buffered(8)
+        .try_collect()
+        .await?;
+    out.extend(found);
+    Ok(out)
 }
 
 /// For replace: the positions (0-based, in file order) of the file's rows
