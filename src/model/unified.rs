@@ -239,6 +239,82 @@ mod tests {
         own + plan.inputs().into_iter().map(unions).sum::<usize>()
     }
 
+    /// Rows of an event bridge with the schema of `event(name, pit, flag)`:
+    /// (bridge hook, own PIT hook or NULL, flag).
+    fn event_rows(
+        name: &str,
+        rows: &[(&str, Option<&str>, Option<bool>)],
+    ) -> arrow::array::RecordBatch {
+        use arrow::array::{ArrayRef, BooleanArray, StringArray};
+        let plan = event(
+            name,
+            &format!("_pit_hook__{name}"),
+            &format!("event__{name}__modified"),
+        );
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let text = |v: Vec<Option<String>>| Arc::new(StringArray::from(v)) as ArrayRef;
+        let n = rows.len();
+        let mut columns = vec![
+            text(vec![Some(format!("adventure_works__{name}")); n]),
+            text(rows.iter().map(|r| Some(r.0.to_string())).collect()),
+            text(rows.iter().map(|r| r.1.map(str::to_string)).collect()),
+            Arc::new(BooleanArray::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ];
+        for (i, _) in record_columns().iter().enumerate() {
+            columns.push(text(vec![Some(format!("r{i}")); n]));
+        }
+        arrow::array::RecordBatch::try_new(schema, columns).expect("event rows")
+    }
+
+    #[tokio::test]
+    async fn unified_rows_equal_the_plan_over_the_same_rows() {
+        use datafusion::datasource::{MemTable, provider_as_source};
+        let a = event_rows("a", &[("a1", Some("pa1"), Some(true)), ("a2", None, None)]);
+        let b = event_rows("b", &[("b1", Some("pb1"), Some(false))]);
+        let scan = |name: &str, batch: &arrow::array::RecordBatch| {
+            let table =
+                MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).expect("table");
+            LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)
+                .and_then(|b| b.build())
+                .expect("scan")
+        };
+        let plan = unified_plan(vec![
+            ("a".to_string(), scan("a", &a)),
+            ("b".to_string(), scan("b", &b)),
+        ])
+        .expect("plan");
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let ctx = datafusion::prelude::SessionContext::new();
+        let planned = ctx
+            .execute_logical_plan(plan)
+            .await
+            .expect("execute")
+            .collect()
+            .await
+            .expect("collect");
+        let direct = unified_rows(
+            &schema,
+            &[("a".to_string(), vec![a]), ("b".to_string(), vec![b])],
+        )
+        .expect("rows");
+        let lines = |batches: &[arrow::array::RecordBatch]| {
+            let text = arrow::util::pretty::pretty_format_batches(batches)
+                .expect("format")
+                .to_string();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(direct[0].schema(), schema);
+        assert_eq!(lines(&direct), lines(&planned));
+        // The NULL own hook, the other peripheral's hook and the missing
+        // date hook of every row became the ghost record: 1 + 3 + 3.
+        let shown = lines(&direct).join("\n");
+        assert_eq!(shown.matches(GHOST_RECORD).count(), 7, "{shown}");
+    }
+
     #[test]
     fn known_empty_branches_are_left_out_with_the_same_schema() {
         let full = unified_plan(events(&[false, false, false])).expect("full");
