@@ -1183,9 +1183,10 @@ async fn rows_without_keys(
 
 /// For replace: per live data file of the table's current snapshot, the
 /// positions of its rows that any matcher holds (deleted or not). Files are
-/// read a few at a time (object store latency); each is searched on the
-/// blocking pool (CPU work, see [`matching_positions`]), so the search runs
-/// beside the async work of the commit (writing the new rows' files).
+/// read a few at a time (object store latency), then searched one after
+/// the other in one task of the blocking pool (CPU work, on all cores
+/// within a file, see [`matching_positions`]), so the search runs beside
+/// the async work of the commit (writing the new rows' files).
 async fn replaced_positions(
     wh: &Warehouse,
     table: &LoadedTable,
@@ -1214,24 +1215,28 @@ async fn replaced_positions(
                 .map(|e| e.data_file().clone()),
         );
     }
-    let searches = files.into_iter().map(|f| {
-        let (matchers, schema) = (Arc::clone(&matchers), schema.clone());
-        async move {
-            let bytes = read_parquet_bytes(wh, &f).await?;
-            let path = f.file_path().to_string();
-            let hits = tokio::task::spawn_blocking({
-                let path = path.clone();
-                move || matching_positions(bytes, &path, &schema, &matchers)
-            })
-            .await
-            .map_err(|e| Error::internal(format!("searching {path} failed: {e}")))??;
-            Ok::<_, Error>((path, hits))
-        }
-    });
-    let found: Vec<(String, Vec<i64>)> = futures::stream::iter(searches)
+    let mut reads = Vec::with_capacity(files.len());
+    for f in &files {
+        reads.push(read_parquet_bytes(wh, f));
+    }
+    let read: Vec<bytes::Bytes> = futures::stream::iter(reads)
         .buffered(8)
         .try_collect()
         .await?;
+    let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
+    let schema = schema.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        paths
+            .into_iter()
+            .zip(read)
+            .map(|(path, bytes)| {
+                let hits = matching_positions(bytes, &path, &schema, &matchers)?;
+                Ok((path, hits))
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+    .await
+    .map_err(|e| Error::internal(format!("searching the files of {} failed: {e}", table.name)))??;
     out.extend(found);
     Ok(out)
 }
