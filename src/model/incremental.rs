@@ -41,11 +41,15 @@
 //! them is replaced whole (no restriction, no change filter: a version
 //! rewritten unchanged replaces equal rows).
 //!
-//! The recomputation reads the full parent tables (the PIT joins find the
-//! overlapping versions) and only the affected versions of the model's own
-//! frame or bridge, so its result equals the full build's rows for those
-//! versions. Incremental equals full (decision D6) is tested end to end in
-//! `tests/pipeline.rs`.
+//! The recomputation reads the affected versions of the model's own frame
+//! or bridge, and of each parent bridge (bridge) or related frame (event
+//! bridge) the rows of the keys those versions join: every row a PIT join
+//! of the affected versions can match, since rows of other keys never
+//! match. So its result equals the full build's rows for those versions.
+//! Every such restriction is a scan restricted to key values
+//! ([`crate::storage::restrict`]), as are the lookups of the versions a
+//! changed parent or rank group affects. Incremental equals full (decision
+//! D6) is tested end to end in `tests/pipeline.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
