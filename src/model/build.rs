@@ -94,17 +94,8 @@ pub struct BuildReport {
     pub pit_join_compute: Duration,
 }
 
-/// A scan of a warehouse table as a logical plan named `<ns>.<table>`.
-pub async fn scan_plan(
-    wh: &Warehouse,
-    name: &TableName,
-    as_of: AsOf,
-) -> Result<(LogicalPlan, Option<i64>)> {
-    let t = wh.load_table(name).await?;
-    loaded_scan_plan(&t, as_of).await
-}
-
-/// [`scan_plan`] of a table already loaded.
+/// A scan of a loaded table as a logical plan named `<ns>.<table>`, and the
+/// snapshot it reads.
 pub async fn loaded_scan_plan(t: &LoadedTable, as_of: AsOf) -> Result<(LogicalPlan, Option<i64>)> {
     let snapshot = t.resolve(as_of)?;
     let provider = t.provider(as_of).await?;

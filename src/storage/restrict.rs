@@ -69,11 +69,6 @@ impl RestrictedTable {
             values: Arc::new(cast),
         })
     }
-
-    /// The values kept.
-    pub fn values(&self) -> &[ScalarValue] {
-        &self.values
-    }
 }
 
 #[async_trait]
