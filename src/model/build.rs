@@ -283,18 +283,9 @@ async fn keys_loaded_since(
         .distinct()?
         .build()?;
     let batches = ctx.execute_logical_plan(firsts).await?.collect().await?;
-    let mut values = Vec::new();
-    let mut null_first = false;
-    for b in &batches {
-        let c = b.column(0);
-        for i in 0..c.len() {
-            match c.is_valid(i) {
-                true => values.push(datafusion::common::ScalarValue::try_from_array(c, i)?),
-                false => null_first = true,
-            }
-        }
-    }
+    let null_first = batches.iter().any(|b| b.column(0).null_count() > 0);
     if !null_first {
+        let values = incremental::distinct_values(&batches, first)?;
         let restricted = restricted_scan_plan(table, as_of, first, values).await?;
         if true_key.len() == 1 {
             return Ok(restricted);

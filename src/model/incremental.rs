@@ -124,7 +124,7 @@ async fn collect_values(ctx: &SessionContext, plan: LogicalPlan) -> Result<Vec<S
 }
 
 /// The distinct non-NULL values of `column` in `batches`.
-fn distinct_values(batches: &[RecordBatch], column: &str) -> Result<Vec<ScalarValue>> {
+pub(crate) fn distinct_values(batches: &[RecordBatch], column: &str) -> Result<Vec<ScalarValue>> {
     let mut seen = std::collections::HashSet::new();
     for b in batches {
         let c = b.column(b.schema_ref().index_of(column)?);
