@@ -118,12 +118,7 @@ async fn all_resources_match_the_generator() {
 fn max_date(g: &Generator, table: &str) -> NaiveDate {
     let t = g.table(table).expect("table");
     let c = t.column_index("modified_date").expect("modified_date");
-    t.rows
-        .iter()
-        .filter_map(|r| r[c].as_str())
-        .max()
-        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-        .expect("a date")
+    t.rows().filter_map(|r| r[c].date()).max().expect("a date")
 }
 
 #[tokio::test]
@@ -177,16 +172,14 @@ async fn filtered_pages_hold_exactly_the_matching_rows() {
         .resource_by_path("/SalesOrderHeaders")
         .expect("resource");
     let cutoff = NaiveDate::from_ymd_opt(2014, 1, 1).expect("date");
-    let cutoff_text = cutoff.format("%Y-%m-%d").to_string();
     let mut expected: Vec<i64> = server.with_generator(|g| {
         let t = g.table(&headers.table).expect("table");
         let (c, k) = (
             t.column_index("modified_date").expect("column"),
             t.column_index("sales_order_id").expect("column"),
         );
-        t.rows
-            .iter()
-            .filter(|r| r[c].as_str().is_some_and(|d| d[..10] >= *cutoff_text))
+        t.rows()
+            .filter(|r| r[c].date().is_some_and(|d| d >= cutoff))
             .map(|r| r[k].as_i64().expect("id"))
             .collect()
     });
@@ -261,10 +254,7 @@ async fn cursor_after_day_zero_reads_only_day_one_changes() {
     let on_boundary = server.with_generator(|g| {
         let t = g.table(&inventories.table).expect("table");
         let c = t.column_index("modified_date").expect("column");
-        t.rows
-            .iter()
-            .filter(|r| r[c].as_str() == Some("2014-06-30"))
-            .count()
+        t.rows().filter(|r| r[c].date() == Some(BASE_END)).count()
     });
     assert!(on_boundary > 0);
     assert_eq!(

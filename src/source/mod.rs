@@ -8,8 +8,10 @@
 //! HTTP failures. The generator produces only the data; the server applies
 //! the source config's API names and the OData query options.
 
+mod cell;
 pub mod generator;
 pub mod server;
 
+pub use cell::Cell;
 pub use generator::{DayDelta, Generator, GeneratorOptions, TableData};
 pub use server::{Fault, FaultInjector, ServerHandle, ServerOptions, serve};

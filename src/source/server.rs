@@ -48,6 +48,7 @@ use tokio::sync::oneshot;
 
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorKind, Result, ResultExt};
+use crate::source::Cell;
 use crate::source::generator::{Generator, GeneratorOptions, TableData};
 
 /// How to run the embedded server.
@@ -500,46 +501,31 @@ fn parse_filter(filter: &str, cursor_field: &str) -> std::result::Result<Filter,
     Ok((op, micros))
 }
 
+/// A cursor value as UTC micros: a date or timestamp cell directly, text by
+/// parsing it as a date or RFC 3339 date-time; anything else has no instant.
+fn cursor_micros(cell: &Cell) -> Option<i64> {
+    match cell {
+        Cell::Date(d) | Cell::Timestamp(d) => Some(
+            d.and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+                .timestamp_micros(),
+        ),
+        _ => cell.as_str().and_then(parse_instant),
+    }
+}
+
 /// A date (midnight UTC) or an RFC 3339 date-time, as UTC micros.
 fn parse_instant(s: &str) -> Option<i64> {
     crate::extract::schema::parse_instant(s).map(|t| t.timestamp_micros())
-}
-
-fn cmp_json(a: &Value, b: &Value) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    fn rank(v: &Value) -> u8 {
-        match v {
-            Value::Null => 0,
-            Value::Bool(_) => 1,
-            Value::Number(_) => 2,
-            Value::String(_) => 3,
-            Value::Array(_) => 4,
-            Value::Object(_) => 5,
-        }
-    }
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => x
-                .as_f64()
-                .unwrap_or(0.0)
-                .partial_cmp(&y.as_f64().unwrap_or(0.0))
-                .unwrap_or(Ordering::Equal),
-        },
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        _ => rank(a).cmp(&rank(b)),
-    }
 }
 
 /// The rows of `table` that pass `filter` (all rows without one), ordered
 /// by (cursor, key). A NULL cursor sorts first and passes no filter.
 fn sorted_rows(table: &TableData, served: &Served, filter: Option<Filter>) -> SortedRows {
     let mut rows: SortedRows = table
-        .rows
-        .iter()
+        .rows()
         .enumerate()
-        .map(|(i, r)| (r[served.cursor_col].as_str().and_then(parse_instant), i))
+        .map(|(i, r)| (cursor_micros(&r[served.cursor_col]), i))
         .filter(|(c, _)| match filter {
             None => true,
             Some((op, lit)) => c.is_some_and(|c| op.holds(c, lit)),
@@ -547,11 +533,15 @@ fn sorted_rows(table: &TableData, served: &Served, filter: Option<Filter>) -> So
         .collect();
     rows.sort_by(|a, b| {
         a.0.cmp(&b.0).then_with(|| {
-            let (ra, rb) = (&table.rows[a.1], &table.rows[b.1]);
+            // Indices come from enumerating the rows: always in range.
+            let (ra, rb) = (
+                table.row(a.1).unwrap_or_default(),
+                table.row(b.1).unwrap_or_default(),
+            );
             served
                 .key_cols
                 .iter()
-                .map(|&k| cmp_json(&ra[k], &rb[k]))
+                .map(|&k| ra[k].total_cmp(&rb[k]))
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
@@ -561,7 +551,7 @@ fn sorted_rows(table: &TableData, served: &Served, filter: Option<Filter>) -> So
 
 struct RowSer<'a> {
     names: &'a [String],
-    values: &'a [Value],
+    values: &'a [Cell],
 }
 
 impl Serialize for RowSer<'_> {
@@ -586,7 +576,7 @@ impl Serialize for RowsSer<'_> {
         for (_, i) in self.rows {
             seq.serialize_element(&RowSer {
                 names: self.names,
-                values: &self.table.rows[*i],
+                values: self.table.row(*i).unwrap_or_default(),
             })?;
         }
         seq.end()
