@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::TryStreamExt;
+use iceberg::expr::{Predicate, Reference};
+use iceberg::spec::Datum;
 use lakehouse::config::SourceConfig;
 use lakehouse::extract::land::{CURSOR, ExtractOptions, extract};
 use lakehouse::extract::{ODataClient, RetryPolicy};
@@ -98,6 +101,50 @@ async fn lands_every_table_then_each_day_then_nothing() {
         report.resources.iter().any(|r| r.pages > 1),
         "paging was exercised"
     );
+    // The rows at the new cursor landed in a file of their own, so the next
+    // run's lookup of landed rows at or after the cursor plans only that file.
+    let soh_name = TableName::new("das", "raw__adventure_works__sales_order_headers").unwrap();
+    let soh = wh.load_table(&soh_name).await.unwrap();
+    let files = |filter: Option<Predicate>| {
+        let mut scan = soh.table.scan();
+        if let Some(f) = filter {
+            scan = scan.with_filter(f);
+        }
+        async move {
+            let tasks: Vec<_> = scan
+                .build()
+                .unwrap()
+                .plan_files()
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            tasks
+                .iter()
+                .map(|t| t.record_count.unwrap())
+                .collect::<Vec<u64>>()
+        }
+    };
+    let (last, at_cursor) = server.with_generator(|g| {
+        let t = g
+            .table("raw__adventure_works__sales_order_headers")
+            .unwrap();
+        let c = t.column_index("modified_date").unwrap();
+        let last = t.rows().filter_map(|r| r[c].date()).max().unwrap();
+        let at = t.rows().filter(|r| r[c].date() == Some(last)).count();
+        (last, at as u64)
+    });
+    let total = expected["raw__adventure_works__sales_order_headers"] as u64;
+    assert!(at_cursor > 0 && at_cursor < total, "{at_cursor} of {total}");
+    let mut all = files(None).await;
+    all.sort();
+    let mut want = vec![at_cursor, total - at_cursor];
+    want.sort();
+    assert_eq!(all, want);
+    let since = Reference::new("modified_date")
+        .greater_than_or_equal_to(Datum::date_from_str(last.to_string()).unwrap());
+    assert_eq!(files(Some(since)).await, vec![at_cursor]);
 
     // Day 1: exactly the new and changed rows are appended.
     server.set_day(1).unwrap();

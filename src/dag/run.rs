@@ -89,9 +89,7 @@ pub async fn run_models(
     // a quarter of the CPU idle in `elt` runs; two per core cut an `elt`
     // day by about a sixth and left `init` (time and peak memory) as it was.
     let limit = if options.concurrency == 0 {
-        2 * std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
+        2 * datafusion::common::utils::get_available_parallelism()
     } else {
         options.concurrency
     };
@@ -658,6 +656,10 @@ async fn extract_from(
 ) -> Result<ExtractReport> {
     let options = ExtractOptions {
         progress,
+        concurrency: std::env::var("XJOBS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4),
         ..ExtractOptions::default()
     };
     match spec {

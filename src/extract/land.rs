@@ -12,7 +12,10 @@
 //!    for the run (the time strictly later than the table's previous load),
 //!    and a sequence per row.
 //! 5. Append the rows **and** the new cursor in one snapshot. New source
-//!    fields become new optional columns.
+//!    fields become new optional columns. The rows at the new cursor go to
+//!    a data file of their own, so step 3 of the next run, which reads the
+//!    landed rows at or after that cursor, skips the other files by their
+//!    statistics.
 //!
 //! Invariant: the cursor committed with a snapshot is the maximum cursor
 //! value among the rows landed up to that snapshot. A run killed at any
@@ -156,13 +159,30 @@ pub async fn extract(
     } else {
         indicatif::ProgressBar::hidden()
     };
+    // Each resource lands in a task of its own, so fetching, decoding and
+    // writing use every worker thread (polled in this task, they took turns
+    // on one thread). The tasks share one query context for their lookups.
+    let ctx = SessionContext::new();
     let reports: Vec<ResourceReport> = futures::stream::iter(selected)
         .map(|resource| {
             let load_id = load_id.clone();
             let bar = bar.clone();
+            let task = {
+                let (wh, client, resource, ctx) =
+                    (wh.clone(), client.clone(), resource.clone(), ctx.clone());
+                let load_id = load_id.clone();
+                tokio::spawn(async move {
+                    land_resource(&wh, &client, &resource, &ctx, &load_id, started).await
+                })
+            };
             async move {
                 let t0 = Instant::now();
-                let result = land_resource(wh, client, resource, &load_id, started).await;
+                let result = task.await.unwrap_or_else(|e| {
+                    Err(Error::internal(format!(
+                        "landing task of {} failed: {e}",
+                        resource.table
+                    )))
+                });
                 bar.inc(1);
                 let seconds = t0.elapsed().as_secs_f64();
                 match result {
@@ -226,6 +246,7 @@ async fn land_resource(
     wh: &Warehouse,
     client: &ODataClient,
     resource: &ResourceConfig,
+    ctx: &SessionContext,
     load_id: &str,
     started: DateTime<Utc>,
 ) -> Result<ResourceReport> {
@@ -289,11 +310,11 @@ async fn land_resource(
         Ok(converter.convert_columns(&cols)?)
     };
     let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+    let t_seen = Instant::now();
     if let (Some(t), Some(c)) = (&existing, cursor) {
         let cursor_col = resource.cursor_column().ok_or_else(|| {
             Error::invalid(format!("resource {} has no cursor column", resource.table))
         })?;
-        let ctx = SessionContext::new();
         let landed = ctx
             .read_table(t.provider(AsOf::Latest).await?)?
             .filter(col(cursor_col.name.as_str()).gt_eq(cursor_literal(cursor_col.data_type, c)))?
@@ -315,6 +336,7 @@ async fn land_resource(
             }
         }
     }
+    tracing::debug!(table = %resource.table, fetched, landed_at_cursor = seen.len(), ms = t_seen.elapsed().as_millis() as u64, "re-read rows looked up");
     let rows = encode(&batch)?;
     let keep: BooleanArray = rows
         .iter()
@@ -346,7 +368,15 @@ async fn land_resource(
     columns.push(Arc::new(Int64Array::from_iter_values(0..n as i64)));
     let schema: SchemaRef = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    // The rows at the new cursor land in a file of their own: the next
+    // run's re-read lookup (`cursor >= c`) then skips the file of older
+    // rows by its statistics instead of decoding it.
+    let batches = match (resource.cursor_column(), max_cursor) {
+        (Some(c), Some(max)) => split_at_cursor(&batch, &c.name, max)?,
+        _ => vec![batch],
+    };
     let mut write = Write::append()
+        .file_per_batch()
         .schema_policy(SchemaPolicy::AddColumns)
         .property(LOAD_ID_PROP, load_id)
         .property(LOADED_AT_PROP, loaded_at.to_string());
@@ -356,10 +386,41 @@ async fn land_resource(
             c.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         );
     }
-    wh.write(&name, schema, vec![batch], write)
+    wh.write(&name, schema, batches, write)
         .await
         .map_err(|e| e.context(format!("landing {}", resource.table)))?;
     Ok(report)
+}
+
+/// `batch` as (rows before `cursor`, rows at or after it), leaving out an
+/// empty part. Rows with a NULL cursor count as before.
+fn split_at_cursor(
+    batch: &RecordBatch,
+    column: &str,
+    cursor: DateTime<Utc>,
+) -> Result<Vec<RecordBatch>> {
+    use arrow::array::Array;
+    use arrow::compute::kernels::cmp::gt_eq;
+    use arrow::compute::{cast, not, prep_null_mask_filter};
+    use arrow::datatypes::{DataType, TimeUnit};
+    let values = cast(
+        batch.column(batch.schema_ref().index_of(column)?),
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )?;
+    let at = gt_eq(
+        &values,
+        &TimestampMicrosecondArray::new_scalar(cursor.timestamp_micros()),
+    )?;
+    let at = match at.nulls() {
+        Some(_) => prep_null_mask_filter(&at),
+        None => at,
+    };
+    let before = not(&at)?;
+    Ok([before, at]
+        .iter()
+        .map(|mask| filter_record_batch(batch, mask))
+        .filter(|b| b.as_ref().map_or(true, |b| b.num_rows() > 0))
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 /// One batch with the configured columns followed by every extra column seen

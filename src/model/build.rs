@@ -634,9 +634,7 @@ pub async fn build_dar(
     }
     let bar = progress_bar(progress, total as u64, "dar")?;
     let ctx = crate::query::session_context();
-    let parallel = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let parallel = datafusion::common::utils::get_available_parallelism();
     let mut reports = Vec::new();
     for stage in &stages {
         let results: Vec<Result<BuildReport>> = futures::stream::iter(stage)
@@ -728,9 +726,7 @@ pub async fn build_frames(
         indicatif::ProgressBar::hidden()
     };
     let ctx = crate::query::session_context();
-    let parallel = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let parallel = datafusion::common::utils::get_available_parallelism();
     let results: Vec<Result<BuildReport>> = futures::stream::iter(frames)
         .map(|frame| {
             let ctx = &ctx;

@@ -142,6 +142,10 @@ pub struct Write {
     pub schema_policy: SchemaPolicy,
     /// Give up after this many lost races.
     pub max_attempts: usize,
+    /// Write each batch to data files of its own (never two batches in one
+    /// file), so a reader filtering on what tells the batches apart can
+    /// skip whole files by their statistics.
+    pub file_per_batch: bool,
 }
 
 impl Write {
@@ -152,6 +156,7 @@ impl Write {
             properties: BTreeMap::new(),
             schema_policy: SchemaPolicy::Strict,
             max_attempts: 100,
+            file_per_batch: false,
         }
     }
     pub fn append() -> Self {
@@ -185,6 +190,11 @@ impl Write {
     }
     pub fn schema_policy(mut self, policy: SchemaPolicy) -> Self {
         self.schema_policy = policy;
+        self
+    }
+    /// See [`Write::file_per_batch`].
+    pub fn file_per_batch(mut self) -> Self {
+        self.file_per_batch = true;
         self
     }
 }
@@ -318,10 +328,27 @@ impl Warehouse {
                 }
                 let rows: u64 = conformed.iter().map(|b| b.num_rows() as u64).sum();
                 fail("before-data")?;
-                let files =
+                let files = if write.file_per_batch {
+                    let mut files = Vec::new();
+                    for (i, b) in conformed.iter().enumerate() {
+                        files.extend(
+                            write_data_files(
+                                &table.table,
+                                &target_schema,
+                                std::slice::from_ref(b),
+                                commit_id,
+                                &format!("new{i}"),
+                            )
+                            .await
+                            .map_err(|e| e.context(format!("writing data of {name}")))?,
+                        );
+                    }
+                    files
+                } else {
                     write_data_files(&table.table, &target_schema, &conformed, commit_id, "new")
                         .await
-                        .map_err(|e| e.context(format!("writing data of {name}")))?;
+                        .map_err(|e| e.context(format!("writing data of {name}")))?
+                };
                 written = Some((target_schema.clone(), files, rows));
                 Ok::<_, Error>(())
             };
@@ -1312,9 +1339,9 @@ fn matching_positions(
         }
         Ok(out)
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(groups.len());
+    // Read once per process (std's call reads cgroup files each time, and
+    // this runs per commit).
+    let threads = datafusion::common::utils::get_available_parallelism().min(groups.len());
     let runs = |part: &[(usize, i64, Vec<&Matcher>)]| -> Result<Vec<i64>> {
         let mut out = Vec::new();
         for g in part {
