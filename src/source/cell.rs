@@ -99,36 +99,7 @@ impl Cell {
     /// The cell as a `serde_json::Value` (for tests and one-off uses; the
     /// server serialises cells directly).
     pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Cell::Null => serde_json::Value::Null,
-            Cell::Bool(b) => serde_json::Value::Bool(*b),
-            Cell::Int(i) => serde_json::Value::from(*i),
-            Cell::Float(f) => serde_json::Value::from(*f),
-            Cell::Static(s) => serde_json::Value::from(*s),
-            Cell::Text(s) => serde_json::Value::from(&**s),
-            Cell::Date(_) | Cell::Timestamp(_) | Cell::Guid(_) => {
-                serde_json::Value::String(self.text_form())
-            }
-        }
-    }
-
-    /// The JSON string content of a date, timestamp or GUID cell.
-    fn text_form(&self) -> String {
-        match self {
-            Cell::Date(d) => String::from_utf8_lossy(&iso_date_bytes(*d)).into_owned(),
-            Cell::Timestamp(d) => {
-                let mut s = String::from_utf8_lossy(&iso_date_bytes(*d)).into_owned();
-                s.push_str("T00:00:00Z");
-                s
-            }
-            Cell::Guid(bytes) => uuid::Uuid::from_bytes(*bytes)
-                .hyphenated()
-                .encode_lower(&mut uuid::Uuid::encode_buffer())
-                .to_owned(),
-            Cell::Static(s) => (*s).to_owned(),
-            Cell::Text(s) => s.to_string(),
-            _ => String::new(),
-        }
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
     /// A total order for sorting keys: NULL, booleans, numbers (integers
@@ -149,17 +120,18 @@ impl Cell {
                 .as_f64()
                 .unwrap_or(0.0)
                 .total_cmp(&b.as_f64().unwrap_or(0.0)),
-            (a, b) if rank(a) == 3 && rank(b) == 3 => match (a.as_str(), b.as_str()) {
-                (Some(x), Some(y)) => x.cmp(y),
-                (Some(x), None) => x.cmp(b.text_form().as_str()),
-                (None, Some(y)) => a.text_form().as_str().cmp(y),
-                (None, None) => match (a, b) {
-                    // ISO dates and hyphenated GUIDs sort as their text does.
-                    (Cell::Date(x), Cell::Date(y)) | (Cell::Timestamp(x), Cell::Timestamp(y)) => {
-                        x.cmp(y)
+            (a, b) if rank(a) == 3 && rank(b) == 3 => match (a, b) {
+                // ISO dates and hyphenated GUIDs sort as their text does.
+                (Cell::Date(x), Cell::Date(y)) | (Cell::Timestamp(x), Cell::Timestamp(y)) => {
+                    x.cmp(y)
+                }
+                (Cell::Guid(x), Cell::Guid(y)) => x.cmp(y),
+                _ => match (a.as_str(), b.as_str()) {
+                    (Some(x), Some(y)) => x.cmp(y),
+                    _ => {
+                        let text = |c: &Cell| c.to_json().as_str().map(str::to_owned);
+                        text(a).cmp(&text(b))
                     }
-                    (Cell::Guid(x), Cell::Guid(y)) => x.cmp(y),
-                    _ => a.text_form().cmp(&b.text_form()),
                 },
             },
             (a, b) => rank(a).cmp(&rank(b)),

@@ -328,27 +328,25 @@ impl Warehouse {
                 }
                 let rows: u64 = conformed.iter().map(|b| b.num_rows() as u64).sum();
                 fail("before-data")?;
-                let files = if write.file_per_batch {
-                    let mut files = Vec::new();
-                    for (i, b) in conformed.iter().enumerate() {
-                        files.extend(
-                            write_data_files(
-                                &table.table,
-                                &target_schema,
-                                std::slice::from_ref(b),
-                                commit_id,
-                                &format!("new{i}"),
-                            )
-                            .await
-                            .map_err(|e| e.context(format!("writing data of {name}")))?,
-                        );
-                    }
-                    files
+                let groups: Vec<&[RecordBatch]> = if write.file_per_batch {
+                    conformed.chunks(1).collect()
                 } else {
-                    write_data_files(&table.table, &target_schema, &conformed, commit_id, "new")
-                        .await
-                        .map_err(|e| e.context(format!("writing data of {name}")))?
+                    vec![conformed.as_slice()]
                 };
+                let mut files = Vec::new();
+                for (i, group) in groups.into_iter().enumerate() {
+                    files.extend(
+                        write_data_files(
+                            &table.table,
+                            &target_schema,
+                            group,
+                            commit_id,
+                            &format!("new{i}"),
+                        )
+                        .await
+                        .map_err(|e| e.context(format!("writing data of {name}")))?,
+                    );
+                }
                 written = Some((target_schema.clone(), files, rows));
                 Ok::<_, Error>(())
             };
