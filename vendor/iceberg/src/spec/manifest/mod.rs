@@ -73,7 +73,16 @@ impl Manifest {
             // Manifest Schema & Manifest Entry did not change between V2 and V3
             FormatVersion::V2 | FormatVersion::V3 => {
                 let schema = manifest_schema_v2(&partition_type)?;
-                let reader = AvroReader::with_schema(&schema, bs)?;
+                // Patched (lakehouse): when the file was written with the
+                // schema we read it with (canonical forms equal: every
+                // manifest iceberg-rust writes), keep the reader already open
+                // instead of parsing the header again and resolving the
+                // schema against itself.
+                let reader = if reader.writer_schema() == &schema {
+                    reader
+                } else {
+                    AvroReader::with_schema(&schema, bs)?
+                };
                 reader
                     .into_iter()
                     .map(|value| {
