@@ -712,6 +712,85 @@ async fn merge_on_read_replace(wh: Warehouse) {
     );
 }
 
+/// Appends and replaces merge the manifests they keep: the table keeps one
+/// data and one delete manifest however many commits it sees, the merged
+/// entries keep their sequence numbers (a position delete still hides the
+/// row it deleted in an older file, and only that row), and every older
+/// snapshot still reads its own rows.
+async fn appends_and_replaces_merge_manifests(wh: Warehouse) {
+    use iceberg::spec::ManifestContentType;
+    let t = TableName::parse("dar.merged").unwrap();
+    let manifests = |loaded: &lakehouse::storage::LoadedTable| {
+        let table = loaded.table.clone();
+        async move {
+            let current = table.metadata().current_snapshot().unwrap().clone();
+            let list = table.manifest_list_reader(&current).load().await.unwrap();
+            let count =
+                |c: ManifestContentType| list.entries().iter().filter(|m| m.content == c).count();
+            (
+                count(ManifestContentType::Data),
+                count(ManifestContentType::Deletes),
+            )
+        }
+    };
+    let mut expected: Vec<(i64, Option<&str>, f64)> = Vec::new();
+    let mut history: Vec<Vec<(i64, Option<&str>, f64)>> = Vec::new();
+    for day in 0..4i64 {
+        let new = [
+            (10 * day, Some("old"), 1.0),
+            (10 * day + 1, Some("keep"), 2.0),
+        ];
+        wh.write(&t, schema(), vec![batch(&new)], Write::append())
+            .await
+            .unwrap();
+        expected.extend(new);
+        history.push(expected.clone());
+        // Replace the rows named "old" (one per earlier append) by a row
+        // that is not named "old", so each replace deletes exactly one row.
+        let o = wh
+            .write(
+                &t,
+                schema(),
+                vec![batch(&[(10 * day + 5, Some("new"), 3.0)])],
+                Write::replace(vec![KeyMatch::Values(
+                    RecordBatch::try_new(
+                        Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)])),
+                        vec![Arc::new(StringArray::from(vec!["old"]))],
+                    )
+                    .unwrap(),
+                )]),
+            )
+            .await
+            .unwrap();
+        assert_eq!((o.added_rows, o.removed_rows), (1, 1), "day {day}");
+        expected.retain(|r| r.1 != Some("old"));
+        expected.push((10 * day + 5, Some("new"), 3.0));
+        history.push(expected.clone());
+        let loaded = wh.load_table(&t).await.unwrap();
+        assert_eq!(manifests(&loaded).await, (1, 1), "day {day}");
+        assert_eq!(
+            rows(&wh, &t, AsOf::Latest).await,
+            owned(&expected),
+            "day {day}"
+        );
+    }
+    let loaded = wh.load_table(&t).await.unwrap();
+    let props = loaded.current_properties();
+    assert_eq!(props["total-records"], "12");
+    assert_eq!(props["total-position-deletes"], "4");
+    assert_eq!(loaded.row_count(), 8);
+    let snapshots = loaded.history();
+    assert_eq!(snapshots.len(), history.len());
+    for (h, want) in snapshots.iter().zip(&history) {
+        assert_eq!(
+            rows(&wh, &t, AsOf::Snapshot(h.snapshot_id)).await,
+            owned(want),
+            "snapshot {}",
+            h.snapshot_id
+        );
+    }
+}
+
 /// Replace with a constant key part skips row groups by their statistics
 /// and still finds every match (300,000 rows: three row groups).
 async fn replace_prunes_row_groups_and_finds_every_match(wh: Warehouse) {
@@ -973,6 +1052,7 @@ on_every_backend! {
     catalog => super::catalog_listing_and_drop,
     create_only_put => super::create_only_put_refuses_the_second_writer,
     merge_on_read => super::merge_on_read_replace,
+    merged_manifests => super::appends_and_replaces_merge_manifests,
     replace_row_groups => super::replace_prunes_row_groups_and_finds_every_match,
     restricted_scans => super::restricted_scans_return_exactly_the_matching_rows,
 }

@@ -22,7 +22,7 @@
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::functions::expr_fn::coalesce;
-use datafusion::functions_nested::expr_fn::make_array;
+use datafusion::functions_nested::expr_fn::{array_distinct, make_array};
 use datafusion::functions_window::expr_fn::dense_rank;
 use datafusion::logical_expr::{
     Expr, ExprFunctionExt, ExprSchemable, LogicalPlan, LogicalPlanBuilder, cast, col, lit, when,
@@ -280,7 +280,12 @@ pub fn event_plan(inputs: EventInputs<'_>) -> Result<LogicalPlan> {
     } else {
         sources.clone()
     };
-    pre.push(make_array(dates).alias("__event_date"));
+    // A date shared by several sources is one event: the array keeps the
+    // first occurrence of each date (NULLs included, dropped below), so
+    // each (bridge row, date) pair is unnested once. The PIT joins above
+    // match at most one version per bridge row, so no other duplicates
+    // exist and no DISTINCT over the wide rows is needed.
+    pre.push(array_distinct(make_array(dates)).alias("__event_date"));
     let unnested = LogicalPlanBuilder::from(plan)
         .project(pre)?
         .unnest_column("__event_date")?
@@ -315,10 +320,7 @@ pub fn event_plan(inputs: EventInputs<'_>) -> Result<LogicalPlan> {
                 .alias(m.name.as_str()),
         );
     }
-    let unioned = LogicalPlanBuilder::from(unnested)
-        .project(e)?
-        .distinct()?
-        .build()?;
+    let unioned = LogicalPlanBuilder::from(unnested).project(e)?.build()?;
 
     let date_text = cast(col("__event_date"), DataType::Utf8);
     let mut out: Vec<Expr> = Vec::new();

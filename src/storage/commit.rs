@@ -8,7 +8,7 @@
 //!    written if that fails: the error names the column).
 //! 2. Write the new rows as Parquet data files (LZ4) under `data/`.
 //! 3. Against the current snapshot (the *base*), decide the manifests:
-//!    - **append**: every base manifest is kept; one manifest adds the new files;
+//!    - **append**: every base file is kept; one manifest adds the new files;
 //!    - **overwrite**: every live base file is marked deleted; the new files are added;
 //!    - **upsert(keys)**: copy-on-write. Each live base file holding a row
 //!      whose key appears in the new rows is marked deleted and its other rows
@@ -17,10 +17,15 @@
 //!    - **replace(matches)**: merge-on-read. Live rows matching any
 //!      [`KeyMatch`] (key tuples given explicitly, or the keys of the new
 //!      rows) get one Iceberg v2 *position delete* file; no data file is
-//!      rewritten and every base manifest is kept; then the new rows are
-//!      added. Only the matching key columns of the base files are read.
-//!      Positions already deleted are not deleted again, so
-//!      `total-records - total-position-deletes` is the live row count.
+//!      rewritten; then the new rows are added. Only the matching key
+//!      columns of the base files are read. Positions already deleted are
+//!      not deleted again, so `total-records - total-position-deletes` is
+//!      the live row count.
+//!
+//!    An append or replace merges the base manifests it keeps into its new
+//!    manifest of the same content (data, deletes), as EXISTING entries
+//!    with their sequence numbers, so a table has at most one manifest of
+//!    each content however many commits it has seen ([`merge_manifests`]).
 //! 4. Write the manifest list and the next metadata file with a create-only
 //!    put. If another writer won that version, reload and redo step 3 (the
 //!    data files of step 2 are reused; nothing a loser wrote is ever
@@ -858,6 +863,8 @@ async fn stage_snapshot(
     let mut rewritten: Vec<DataFile> = Vec::new();
     let mut rewritten_rows = 0u64;
     let mut position_deletes: Vec<(String, Vec<i64>)> = Vec::new();
+    // Base manifests an append or replace keeps (merged below).
+    let mut carried: Vec<ManifestFile> = Vec::new();
 
     if let Some(current) = base.current_snapshot() {
         let list = t.manifest_list_reader(current).load().await?;
@@ -891,7 +898,7 @@ async fn stage_snapshot(
         }
         for mf in entries {
             match &write.mode {
-                WriteMode::Append => manifests.push(mf.clone()),
+                WriteMode::Append => carried.push(mf.clone()),
                 WriteMode::Overwrite => {
                     let manifest = wh.cache().manifest(mf).await?;
                     let live: Vec<_> = manifest
@@ -914,7 +921,7 @@ async fn stage_snapshot(
                     manifests.push(w.write_manifest_file().await?);
                 }
                 WriteMode::Replace { .. } => {
-                    manifests.push(mf.clone());
+                    carried.push(mf.clone());
                     if mf.content != ManifestContentType::Data || matchers.is_empty() {
                         continue;
                     }
@@ -1006,13 +1013,7 @@ async fn stage_snapshot(
         );
         totals.count(f, 1);
     }
-    if !all_added.is_empty() {
-        let mut w = new_writer(next_manifest_path(), ManifestContentType::Data)?;
-        for f in all_added {
-            w.add_file(f, -1)?;
-        }
-        manifests.insert(0, w.write_manifest_file().await?);
-    }
+    let mut added_deletes = Vec::new();
     if !position_deletes.is_empty() {
         let f = write_position_deletes(
             wh,
@@ -1027,8 +1028,51 @@ async fn stage_snapshot(
             base.default_partition_spec().clone(),
         );
         totals.count(&f, 1);
-        let mut w = new_writer(next_manifest_path(), ManifestContentType::Deletes)?;
-        w.add_file(f, -1)?;
+        added_deletes.push(f);
+    }
+    for (content, added) in [
+        (ManifestContentType::Deletes, added_deletes),
+        (ManifestContentType::Data, all_added),
+    ] {
+        let kept: Vec<ManifestFile> = carried
+            .iter()
+            .filter(|mf| mf.content == content)
+            .cloned()
+            .collect();
+        let worth_merging = kept.len() >= 2 || (!kept.is_empty() && !added.is_empty());
+        let merged = match worth_merging {
+            true => merge_manifests(wh, &kept).await?,
+            false => None,
+        };
+        if added.is_empty() && merged.as_ref().is_none_or(|m| m.is_empty()) {
+            if merged.is_none() {
+                manifests.extend(kept);
+            }
+            continue;
+        }
+        let mut w = new_writer(next_manifest_path(), content)?;
+        for f in added {
+            w.add_file(f, -1)?;
+        }
+        match merged {
+            Some(existing) => {
+                for e in existing {
+                    let snapshot = e.snapshot_id.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Corrupt,
+                            format!("manifest entry {} has no snapshot id", e.file_path()),
+                        )
+                    })?;
+                    w.add_existing_file(
+                        e.data_file.clone(),
+                        snapshot,
+                        seq_of(&e)?,
+                        e.file_sequence_number,
+                    )?;
+                }
+            }
+            None => manifests.extend(kept),
+        }
         manifests.insert(0, w.write_manifest_file().await?);
     }
 
@@ -1094,6 +1138,47 @@ async fn stage_snapshot(
         removed_rows,
         rewritten_rows,
     })
+}
+
+/// Most live entries an append or replace merges into its new manifest;
+/// base manifests holding more are kept as they are.
+const MERGE_ENTRIES: usize = 2000;
+
+/// The live entries of `kept` (manifests of one content type that an append
+/// or replace keeps, two or more of them or one beside new files), to be
+/// merged into the commit's new manifest of that type; `None` (too many
+/// entries) keeps the manifests as they are.
+///
+/// Without merging every commit adds a manifest per content type, so the
+/// manifest list of a table grows by one or two entries a day and every scan
+/// parses all of them (an Avro header and schema each). Merged, a table has
+/// at most one data and one delete manifest whose entries stay small. Live
+/// entries are re-written as EXISTING with their snapshot id and sequence
+/// numbers, so which deletes apply to which files is unchanged; entries a
+/// kept manifest records as DELETED only described its own snapshot and are
+/// dropped (the Iceberg spec allows this when manifests are rewritten).
+async fn merge_manifests(
+    wh: &Warehouse,
+    kept: &[ManifestFile],
+) -> Result<Option<Vec<iceberg::spec::ManifestEntry>>> {
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let mut live = Vec::new();
+    for mf in kept {
+        let manifest = wh.cache().manifest(mf).await?;
+        live.extend(
+            manifest
+                .entries()
+                .iter()
+                .filter(|e| e.is_alive())
+                .map(|e| e.as_ref().clone()),
+        );
+        if live.len() > MERGE_ENTRIES {
+            return Ok(None);
+        }
+    }
+    Ok(Some(live))
 }
 
 /// Record a live entry as deleted in manifest `w` and in the summary.

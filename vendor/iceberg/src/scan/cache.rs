@@ -38,14 +38,17 @@ impl PartitionFilterCache {
     }
 
     /// Retrieves a [`BoundPredicate`] from the cache
-    /// or computes it if not present.
+    /// or computes it if not present. `filter` binds the scan's filter; it
+    /// is called only on a miss (local change, see PATCHED.md: binding a
+    /// filter with thousands of `IN` literals for every manifest file was
+    /// most of a restricted scan's planning).
     pub(crate) fn get(
         &self,
         spec_id: i32,
         table_metadata: &TableMetadataRef,
         schema: &Schema,
         case_sensitive: bool,
-        filter: BoundPredicate,
+        filter: impl FnOnce() -> Result<BoundPredicate>,
     ) -> Result<Arc<BoundPredicate>> {
         // we need a block here to ensure that the `read()` gets dropped before we hit the `write()`
         // below, otherwise we hit deadlock
@@ -80,6 +83,7 @@ impl PartitionFilterCache {
 
         let mut inclusive_projection = InclusiveProjection::new(partition_spec.clone());
 
+        let filter = filter()?;
         let partition_filter = inclusive_projection
             .project(&filter)?
             .rewrite_not()

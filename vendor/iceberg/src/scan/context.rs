@@ -15,6 +15,7 @@
 // specific language governing permissions and limitations
 // under the License.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::channel::mpsc::Sender;
@@ -179,14 +180,16 @@ impl PlanContext {
             &self.table_metadata,
             &self.snapshot_schema,
             self.case_sensitive,
-            self.predicate
-                .as_ref()
-                .ok_or(Error::new(
-                    ErrorKind::Unexpected,
-                    "Expected a predicate but none present",
-                ))?
-                .as_ref()
-                .bind(self.snapshot_schema.clone(), self.case_sensitive)?,
+            || {
+                self.predicate
+                    .as_ref()
+                    .ok_or(Error::new(
+                        ErrorKind::Unexpected,
+                        "Expected a predicate but none present",
+                    ))?
+                    .as_ref()
+                    .bind(self.snapshot_schema.clone(), self.case_sensitive)
+            },
         )?;
 
         Ok(partition_filter)
@@ -213,6 +216,9 @@ impl PlanContext {
 
         // TODO: Ideally we could ditch this intermediate Vec as we return an iterator.
         let mut filtered_mfcs = vec![];
+        // One copy of the bound predicates per partition spec, shared by
+        // the manifests of that spec (local change, see PATCHED.md).
+        let mut shared: HashMap<i32, Arc<BoundPredicates>> = HashMap::new();
         for manifest_file in manifest_files {
             let tx = if manifest_file.content == ManifestContentType::Deletes {
                 delete_file_tx.clone()
@@ -241,9 +247,17 @@ impl PlanContext {
                 None
             };
 
+            let bound_predicates = match partition_bound_predicate {
+                Some(partition) => self.bound_predicates(
+                    &mut shared,
+                    manifest_file.partition_spec_id,
+                    &partition,
+                ),
+                None => None,
+            };
             let mfc = self.create_manifest_file_context(
                 manifest_file,
-                partition_bound_predicate,
+                bound_predicates,
                 tx,
                 delete_file_idx.clone(),
             );
@@ -254,25 +268,35 @@ impl PlanContext {
         Ok(Box::new(filtered_mfcs.into_iter()))
     }
 
+    /// The bound predicates of manifests with partition spec `spec_id`,
+    /// built once per spec and shared through `shared`.
+    fn bound_predicates(
+        &self,
+        shared: &mut HashMap<i32, Arc<BoundPredicates>>,
+        spec_id: i32,
+        partition_bound_predicate: &BoundPredicate,
+    ) -> Option<Arc<BoundPredicates>> {
+        let snapshot_bound_predicate = self.snapshot_bound_predicate.as_ref()?;
+        Some(
+            shared
+                .entry(spec_id)
+                .or_insert_with(|| {
+                    Arc::new(BoundPredicates {
+                        partition_bound_predicate: partition_bound_predicate.clone(),
+                        snapshot_bound_predicate: snapshot_bound_predicate.as_ref().clone(),
+                    })
+                })
+                .clone(),
+        )
+    }
+
     fn create_manifest_file_context(
         &self,
         manifest_file: &ManifestFile,
-        partition_filter: Option<Arc<BoundPredicate>>,
+        bound_predicates: Option<Arc<BoundPredicates>>,
         sender: Sender<ManifestEntryContext>,
         delete_file_index: DeleteFileIndex,
     ) -> ManifestFileContext {
-        let bound_predicates =
-            if let (Some(ref partition_bound_predicate), Some(snapshot_bound_predicate)) =
-                (partition_filter, &self.snapshot_bound_predicate)
-            {
-                Some(Arc::new(BoundPredicates {
-                    partition_bound_predicate: partition_bound_predicate.as_ref().clone(),
-                    snapshot_bound_predicate: snapshot_bound_predicate.as_ref().clone(),
-                }))
-            } else {
-                None
-            };
-
         ManifestFileContext {
             manifest_file: manifest_file.clone(),
             bound_predicates,

@@ -25,7 +25,10 @@ use std::sync::Arc;
 use arrow_arith::boolean::{and, and_kleene, is_not_null, is_null, not, or, or_kleene};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
-use arrow_array::{Array, ArrayRef, BooleanArray, Datum as ArrowDatum, RecordBatch, Scalar};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Datum as ArrowDatum, Int64Array, RecordBatch, Scalar,
+    StringArray,
+};
 use arrow_buffer::BooleanBuffer;
 use arrow_cast::cast::cast;
 use arrow_ord::cmp::{eq, gt, gt_eq, lt, lt_eq, neq};
@@ -38,7 +41,7 @@ use crate::arrow::get_arrow_datum;
 use crate::error::Result;
 use crate::expr::visitors::bound_predicate_visitor::BoundPredicateVisitor;
 use crate::expr::{BoundPredicate, BoundReference};
-use crate::spec::Datum;
+use crate::spec::{Datum, PrimitiveLiteral, PrimitiveType};
 use crate::{Error, ErrorKind};
 
 /// A visitor to collect field ids from bound predicates.
@@ -581,15 +584,18 @@ impl BoundPredicateVisitor for PredicateConverter<'_> {
         _predicate: &BoundPredicate,
     ) -> Result<Box<PredicateResult>> {
         if let Some(idx) = self.bound_reference(reference)? {
-            let literals: Vec<_> = literals
-                .iter()
-                .map(|lit| get_arrow_datum(lit).unwrap())
-                .collect();
-
             // Text and integer literals are probed in a hash set, one lookup
             // per row (local addition, see PATCHED.md); other types fall
-            // back to one equality pass per literal.
-            let set = InSet::of(&literals);
+            // back to one equality pass per literal, as do columns of a
+            // type the set does not probe (with literals made from the set).
+            let set = InSet::of(literals);
+            let literals: Vec<_> = match &set {
+                Some(set) => set.arrow_literals(),
+                None => literals
+                    .iter()
+                    .map(|lit| get_arrow_datum(lit).unwrap())
+                    .collect(),
+            };
             Ok(Box::new(move |batch| {
                 // update this if arrow ever adds a native is_in kernel
                 let left = project_column(&batch, idx)?;
@@ -644,28 +650,30 @@ impl BoundPredicateVisitor for PredicateConverter<'_> {
 /// The literals of an `IN` predicate as a hash set, when they are all text
 /// or all integers (local addition, see PATCHED.md).
 enum InSet {
-    Text(HashSet<Box<[u8]>>),
-    Int(HashSet<i64>),
+    Text(FnvHashSet<Box<[u8]>>),
+    Int(FnvHashSet<i64>),
 }
 
 impl InSet {
-    fn of(literals: &[Arc<dyn ArrowDatum + Send + Sync>]) -> Option<Self> {
-        let mut texts = HashSet::new();
-        let mut ints = HashSet::new();
+    /// Built straight from the Iceberg literals: a scan's filter is turned
+    /// into a row filter once per data file, and the literals of a key
+    /// restriction can number thousands.
+    fn of(literals: &FnvHashSet<Datum>) -> Option<Self> {
+        let mut texts = FnvHashSet::default();
+        let mut ints = FnvHashSet::default();
         for literal in literals {
-            let (array, _) = literal.get();
-            match array.data_type() {
-                DataType::Utf8 => {
-                    texts.insert(Box::from(array.as_string::<i32>().value(0).as_bytes()));
+            match (literal.data_type(), literal.literal()) {
+                (PrimitiveType::String, PrimitiveLiteral::String(v)) => {
+                    if texts.is_empty() {
+                        texts.reserve(literals.len());
+                    }
+                    texts.insert(Box::from(v.as_bytes()));
                 }
-                DataType::LargeUtf8 => {
-                    texts.insert(Box::from(array.as_string::<i64>().value(0).as_bytes()));
+                (PrimitiveType::Int, PrimitiveLiteral::Int(v)) => {
+                    ints.insert(*v as i64);
                 }
-                DataType::Int32 => {
-                    ints.insert(array.as_primitive::<Int32Type>().value(0) as i64);
-                }
-                DataType::Int64 => {
-                    ints.insert(array.as_primitive::<Int64Type>().value(0));
+                (PrimitiveType::Long, PrimitiveLiteral::Long(v)) => {
+                    ints.insert(*v);
                 }
                 _ => return None,
             }
@@ -674,6 +682,27 @@ impl InSet {
             (false, true) => Some(InSet::Text(texts)),
             (true, false) => Some(InSet::Int(ints)),
             _ => None,
+        }
+    }
+
+    /// The set's values as Arrow scalars, for the per-literal fallback.
+    fn arrow_literals(&self) -> Vec<Arc<dyn ArrowDatum + Send + Sync>> {
+        match self {
+            InSet::Text(s) => s
+                .iter()
+                .map(|v| {
+                    let text = String::from_utf8_lossy(v);
+                    Arc::new(Scalar::new(StringArray::from(vec![text.as_ref()])))
+                        as Arc<dyn ArrowDatum + Send + Sync>
+                })
+                .collect(),
+            InSet::Int(s) => s
+                .iter()
+                .map(|v| {
+                    Arc::new(Scalar::new(Int64Array::from(vec![*v])))
+                        as Arc<dyn ArrowDatum + Send + Sync>
+                })
+                .collect(),
         }
     }
 
