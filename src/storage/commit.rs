@@ -308,13 +308,30 @@ impl Warehouse {
             let reuse =
                 matches!(&written, Some((s, _, _)) if s.as_struct() == target_schema.as_struct());
             // A replace searches the table's files for the rows it deletes
-            // while the new rows' files are written.
-            let search = async {
-                match replacing {
-                    true => replaced_positions(self, &table, &target_schema, Arc::clone(&matchers))
+            // while the new rows' files are written. Both are CPU work, and
+            // the write does not yield while it encodes, so the search runs
+            // as a task of its own (another worker thread), not beside the
+            // write in this one.
+            let search = match replacing {
+                true => {
+                    let (wh, base_table, schema) =
+                        (self.clone(), table.clone(), target_schema.clone());
+                    let matchers = Arc::clone(&matchers);
+                    Some(tokio::spawn(async move {
+                        replaced_positions(&wh, &base_table, &schema, matchers).await
+                    }))
+                }
+                false => None,
+            };
+            let search = async move {
+                match search {
+                    Some(task) => task
                         .await
+                        .map_err(|e| {
+                            Error::internal(format!("searching the rows to delete failed: {e}"))
+                        })?
                         .map(Some),
-                    false => Ok(None),
+                    None => Ok(None),
                 }
             };
             let write_new = async {
