@@ -647,11 +647,15 @@ impl BoundPredicateVisitor for PredicateConverter<'_> {
     }
 }
 
+/// A hash set with a fast hasher for long keys (FNV hashes byte by byte,
+/// SipHash is slow; PIT hooks are 40–80 bytes).
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
 /// The literals of an `IN` predicate as a hash set, when they are all text
 /// or all integers (local addition, see PATCHED.md).
 enum InSet {
-    Text(FnvHashSet<Box<[u8]>>),
-    Int(FnvHashSet<i64>),
+    Text(FastSet<Box<[u8]>>),
+    Int(FastSet<i64>),
 }
 
 impl InSet {
@@ -659,8 +663,8 @@ impl InSet {
     /// into a row filter once per data file, and the literals of a key
     /// restriction can number thousands.
     fn of(literals: &FnvHashSet<Datum>) -> Option<Self> {
-        let mut texts = FnvHashSet::default();
-        let mut ints = FnvHashSet::default();
+        let mut texts = FastSet::default();
+        let mut ints = FastSet::default();
         for literal in literals {
             match (literal.data_type(), literal.literal()) {
                 (PrimitiveType::String, PrimitiveLiteral::String(v)) => {
@@ -707,30 +711,38 @@ impl InSet {
     }
 
     /// Membership of each row (NULL for a NULL row, as `eq` gives), or
-    /// `None` when the column's type is not one this set probes.
+    /// `None` when the column's type is not one this set probes. The bits
+    /// are collected straight into a buffer; NULL slots are probed too
+    /// (cheaper than a branch per row) and masked by the column's nulls.
     fn probe(&self, column: &ArrayRef) -> Option<BooleanArray> {
-        fn collect<T>(
-            values: impl Iterator<Item = Option<T>>,
-            hit: impl Fn(T) -> bool,
+        fn collect(
+            len: usize,
+            nulls: Option<&arrow_buffer::NullBuffer>,
+            hit: impl Fn(usize) -> bool,
         ) -> BooleanArray {
-            values.map(|v| v.map(&hit)).collect()
+            BooleanArray::new(BooleanBuffer::collect_bool(len, hit), nulls.cloned())
         }
+        let (len, nulls) = (column.len(), column.nulls());
         Some(match (self, column.data_type()) {
             (InSet::Text(s), DataType::Utf8) => {
-                collect(column.as_string::<i32>().iter(), |v| s.contains(v.as_bytes()))
+                let a = column.as_string::<i32>();
+                collect(len, nulls, |i| s.contains(a.value(i).as_bytes()))
             }
             (InSet::Text(s), DataType::LargeUtf8) => {
-                collect(column.as_string::<i64>().iter(), |v| s.contains(v.as_bytes()))
+                let a = column.as_string::<i64>();
+                collect(len, nulls, |i| s.contains(a.value(i).as_bytes()))
             }
             (InSet::Text(s), DataType::Utf8View) => {
-                collect(column.as_string_view().iter(), |v| s.contains(v.as_bytes()))
+                let a = column.as_string_view();
+                collect(len, nulls, |i| s.contains(a.value(i).as_bytes()))
             }
-            (InSet::Int(s), DataType::Int32) => collect(
-                column.as_primitive::<Int32Type>().iter(),
-                |v| s.contains(&(v as i64)),
-            ),
+            (InSet::Int(s), DataType::Int32) => {
+                let a = column.as_primitive::<Int32Type>();
+                collect(len, nulls, |i| s.contains(&(a.value(i) as i64)))
+            }
             (InSet::Int(s), DataType::Int64) => {
-                collect(column.as_primitive::<Int64Type>().iter(), |v| s.contains(&v))
+                let a = column.as_primitive::<Int64Type>();
+                collect(len, nulls, |i| s.contains(&a.value(i)))
             }
             _ => return None,
         })
