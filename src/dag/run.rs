@@ -656,10 +656,6 @@ async fn extract_from(
 ) -> Result<ExtractReport> {
     let options = ExtractOptions {
         progress,
-        concurrency: std::env::var("XJOBS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(4),
         ..ExtractOptions::default()
     };
     match spec {

@@ -51,8 +51,8 @@ use arrow::datatypes::SchemaRef as ArrowSchemaRef;
 use arrow::row::{RowConverter, SortField};
 use iceberg::spec::{
     DataContentType, DataFile, DataFileBuilder, DataFileFormat, MAIN_BRANCH, ManifestContentType,
-    ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Schema, Snapshot,
-    SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuilder,
+    ManifestEntryRef, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Schema,
+    Snapshot, SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuilder,
 };
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
@@ -907,8 +907,7 @@ async fn stage_snapshot(
                 .iter()
                 .filter(|mf| mf.content == ManifestContentType::Deletes)
             {
-                let m = wh.cache().manifest(mf).await?;
-                for e in m.entries().iter().filter(|e| e.is_alive()) {
+                for e in live_entries(wh, mf).await? {
                     read_position_deletes(wh, e.data_file(), &mut deleted).await?;
                 }
             }
@@ -917,13 +916,7 @@ async fn stage_snapshot(
             match &write.mode {
                 WriteMode::Append => carried.push(mf.clone()),
                 WriteMode::Overwrite => {
-                    let manifest = wh.cache().manifest(mf).await?;
-                    let live: Vec<_> = manifest
-                        .entries()
-                        .iter()
-                        .filter(|e| e.is_alive())
-                        .cloned()
-                        .collect();
+                    let live = live_entries(wh, mf).await?;
                     if live.is_empty() {
                         continue;
                     }
@@ -942,8 +935,7 @@ async fn stage_snapshot(
                     if mf.content != ManifestContentType::Data || matchers.is_empty() {
                         continue;
                     }
-                    let manifest = wh.cache().manifest(mf).await?;
-                    for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                    for e in live_entries(wh, mf).await? {
                         let path = e.data_file().file_path();
                         let hits = replaced.and_then(|r| r.get(path)).ok_or_else(|| {
                             Error::internal(format!("matches of {path} were not searched"))
@@ -965,13 +957,7 @@ async fn stage_snapshot(
                         manifests.push(mf.clone());
                         continue;
                     }
-                    let manifest = wh.cache().manifest(mf).await?;
-                    let live: Vec<_> = manifest
-                        .entries()
-                        .iter()
-                        .filter(|e| e.is_alive())
-                        .cloned()
-                        .collect();
+                    let live = live_entries(wh, mf).await?;
                     let mut affected = Vec::new();
                     let mut kept = Vec::new();
                     for e in live {
@@ -1061,11 +1047,15 @@ async fn stage_snapshot(
             true => merge_manifests(wh, &kept).await?,
             false => None,
         };
-        if added.is_empty() && merged.as_ref().is_none_or(|m| m.is_empty()) {
-            if merged.is_none() {
+        match (&merged, added.is_empty()) {
+            // Nothing new and nothing merged: the manifests stay as they are.
+            (None, true) => {
                 manifests.extend(kept);
+                continue;
             }
-            continue;
+            // Nothing new and nothing live in them: the manifests go.
+            (Some(live), true) if live.is_empty() => continue,
+            _ => {}
         }
         let mut w = new_writer(next_manifest_path(), content)?;
         for f in added {
@@ -1157,6 +1147,18 @@ async fn stage_snapshot(
     })
 }
 
+/// The live (added or existing) entries of manifest `mf`, parsed once per
+/// process ([`super::cache::FileCache`]).
+async fn live_entries(wh: &Warehouse, mf: &ManifestFile) -> Result<Vec<ManifestEntryRef>> {
+    let manifest = wh.cache().manifest(mf).await?;
+    Ok(manifest
+        .entries()
+        .iter()
+        .filter(|e| e.is_alive())
+        .cloned()
+        .collect())
+}
+
 /// Most live entries an append or replace merges into its new manifest;
 /// base manifests holding more are kept as they are.
 const MERGE_ENTRIES: usize = 2000;
@@ -1177,20 +1179,10 @@ const MERGE_ENTRIES: usize = 2000;
 async fn merge_manifests(
     wh: &Warehouse,
     kept: &[ManifestFile],
-) -> Result<Option<Vec<iceberg::spec::ManifestEntry>>> {
-    if kept.is_empty() {
-        return Ok(None);
-    }
+) -> Result<Option<Vec<ManifestEntryRef>>> {
     let mut live = Vec::new();
     for mf in kept {
-        let manifest = wh.cache().manifest(mf).await?;
-        live.extend(
-            manifest
-                .entries()
-                .iter()
-                .filter(|e| e.is_alive())
-                .map(|e| e.as_ref().clone()),
-        );
+        live.extend(live_entries(wh, mf).await?);
         if live.len() > MERGE_ENTRIES {
             return Ok(None);
         }
@@ -1333,12 +1325,10 @@ async fn replaced_positions(
         .iter()
         .filter(|mf| mf.content == ManifestContentType::Data)
     {
-        let manifest = wh.cache().manifest(mf).await?;
         files.extend(
-            manifest
-                .entries()
+            live_entries(wh, mf)
+                .await?
                 .iter()
-                .filter(|e| e.is_alive())
                 .map(|e| e.data_file().clone()),
         );
     }
