@@ -46,6 +46,9 @@
 //! bridge) the rows of the keys those versions join: every row a PIT join
 //! of the affected versions can match, since rows of other keys never
 //! match. So its result equals the full build's rows for those versions.
+//! An event bridge whose `count_if` measures rank within one `per` grouping
+//! reads its frame restricted to the groups of the affected versions, each
+//! group whole, so the ranks are those of the full build.
 //! Every such restriction is a scan restricted to key values
 //! ([`crate::storage::restrict`]), as are the lookups of the versions a
 //! changed parent or rank group affects. Incremental equals full (decision
@@ -569,11 +572,38 @@ pub async fn recompute_plan(
             let (plan, rows) =
                 materialize(ctx, &bridge, a.restrict_table(table(&bridge)?).await?).await?;
             inputs.insert(bridge, plan);
-            // The frame is scanned whole when ranks are computed over it.
             let frame = &dar.project.model.frames[i];
-            if rank_groups(dar.project.measures.of(&frame.name)).is_empty() {
-                let k = key(&model.inputs[1]);
-                inputs.insert(k.clone(), a.restrict_table(table(&k)?).await?);
+            let k = key(&model.inputs[1]);
+            match rank_groups(dar.project.measures.of(&frame.name)).as_slice() {
+                [] => {
+                    inputs.insert(k.clone(), a.restrict_table(table(&k)?).await?);
+                }
+                [per] => {
+                    // Ranks are computed within each `per` group, so the
+                    // frame is read restricted to the groups of the affected
+                    // versions (which hold every version of those groups,
+                    // see `affected`), plus the affected versions without a
+                    // group (their `count_if` measures are NULL, whatever
+                    // their rank).
+                    let per = prefixed(frame, per);
+                    let (own, rows) =
+                        materialize(ctx, &k, a.restrict_table(table(&k)?).await?).await?;
+                    let groups = distinct_values(&rows, &per)?;
+                    let grouped =
+                        restricted_scan_plan(table(&k)?, AsOf::Latest, &per, groups).await?;
+                    let ungrouped = LogicalPlanBuilder::from(own)
+                        .filter(col(per.as_str()).is_null())?
+                        .build()?;
+                    inputs.insert(
+                        k.clone(),
+                        LogicalPlanBuilder::from(grouped)
+                            .union(ungrouped)?
+                            .build()?,
+                    );
+                }
+                // Rows of one version can sit in groups of several
+                // groupings: the frame is scanned whole.
+                _ => {}
             }
             for (p, input) in dar.related(i).into_iter().zip(model.inputs.iter().skip(2)) {
                 let k = key(input);
