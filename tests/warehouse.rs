@@ -71,6 +71,24 @@ async fn rows(wh: &Warehouse, t: &TableName, as_of: AsOf) -> Vec<(i64, Option<St
     out
 }
 
+/// The `id` column of `batches`, sorted.
+fn sorted_ids(batches: &[RecordBatch]) -> Vec<i64> {
+    let mut out: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn owned(rows: &[(i64, Option<&str>, f64)]) -> Vec<(i64, Option<String>, f64)> {
     let mut v: Vec<_> = rows
         .iter()
@@ -930,22 +948,7 @@ async fn restricted_scans_return_exactly_the_matching_rows(wh: Warehouse) {
                 .unwrap()
         }
     };
-    let ids = |batches: &[RecordBatch]| -> Vec<i64> {
-        let mut out: Vec<i64> = batches
-            .iter()
-            .flat_map(|b| {
-                b.column_by_name("id")
-                    .unwrap()
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .unwrap()
-                    .values()
-                    .to_vec()
-            })
-            .collect();
-        out.sort();
-        out
-    };
+    let ids = sorted_ids;
 
     // Integer key, across both files; 1 is deleted, 5000 absent; NULL dropped.
     let by_id = scan(
@@ -1042,6 +1045,111 @@ async fn restricted_scans_return_exactly_the_matching_rows(wh: Warehouse) {
     }
 }
 
+/// A table written sorted by a text column (pages of 1,024 rows with min/max
+/// statistics) is stored in that order, and scans restricted to hundreds of
+/// its values and replaces of its keys skip pages by those statistics yet
+/// find every match: keys on both sides of page boundaries, absent keys,
+/// NULLs never matching.
+async fn sorted_tables_skip_pages_and_find_every_match(wh: Warehouse) {
+    use datafusion::common::ScalarValue;
+    use lakehouse::storage::restrict::RestrictedTable;
+
+    let t = TableName::parse("dar.sorted").unwrap();
+    let n = 10_000i64;
+    let name = |i: i64| (i % 997 != 0).then(|| format!("k{i:05}"));
+    // Written in reverse order: the write sorts.
+    let data: Vec<(i64, Option<String>, f64)> =
+        (0..n).rev().map(|i| (i, name(i), i as f64)).collect();
+    let refs: Vec<(i64, Option<&str>, f64)> =
+        data.iter().map(|r| (r.0, r.1.as_deref(), r.2)).collect();
+    wh.write(
+        &t,
+        schema(),
+        vec![batch(&refs)],
+        Write::append().sorted_by(["name"]),
+    )
+    .await
+    .unwrap();
+    // Stored sorted: the 11 NULL names first, then ascending names.
+    let stored: Vec<Option<String>> = wh
+        .scan(&t, AsOf::Latest)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name("name").unwrap();
+            let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
+            let c = c.as_any().downcast_ref::<StringArray>().unwrap().clone();
+            (0..c.len())
+                .map(|i| (!c.is_null(i)).then(|| c.value(i).to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut expected: Vec<Option<String>> = (0..n).map(name).collect();
+    expected.sort();
+    assert_eq!(stored.len() as i64, n);
+    assert_eq!(stored, expected);
+
+    // A restricted scan with 280 values (more than the 200 up to which
+    // Iceberg tests each literal against each page).
+    let mut wanted: Vec<i64> = (0..n).step_by(37).collect();
+    let mut values: Vec<ScalarValue> = wanted
+        .iter()
+        .map(|&i| ScalarValue::Utf8(Some(format!("k{i:05}"))))
+        .collect();
+    values.push(ScalarValue::Utf8(Some("k99999".into())));
+    values.push(ScalarValue::Utf8(Some("a".into())));
+    assert!(values.len() > 200);
+    wanted.retain(|i| name(*i).is_some());
+    let table = wh.load_table(&t).await.unwrap();
+    let ctx = datafusion::prelude::SessionContext::new();
+    let provider =
+        RestrictedTable::try_new(table.provider(AsOf::Latest).await.unwrap(), "name", values)
+            .unwrap();
+    let plan = datafusion::catalog::TableProvider::scan(&provider, &ctx.state(), None, &[], None)
+        .await
+        .unwrap();
+    let iceberg = plan.children()[0].clone();
+    let batches = datafusion::physical_plan::collect(iceberg, ctx.task_ctx())
+        .await
+        .unwrap();
+    assert_eq!(sorted_ids(&batches), wanted);
+
+    // Replace keys around page boundaries (sorted positions 1,023/1,024 and
+    // 2,047/2,048 hold ids 1,014/1,015 and 2,039/2,040, after the 11 NULLs
+    // and with ids 997 and 1,994 NULL), one absent key, and every third id
+    // from 6,000 on (1,334 keys).
+    let mut gone: Vec<i64> = vec![1, 1014, 1015, 2039, 2040, 5000, 9999];
+    gone.extend((6000..n).step_by(3));
+    let mut keys: Vec<Option<String>> = gone.iter().map(|&i| name(i)).collect();
+    keys.push(Some("k99999".into()));
+    let keys = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)])),
+        vec![Arc::new(StringArray::from(keys))],
+    )
+    .unwrap();
+    gone.retain(|i| name(*i).is_some());
+    gone.sort();
+    gone.dedup();
+    let o = wh
+        .write(
+            &t,
+            schema(),
+            vec![],
+            Write::replace(vec![KeyMatch::Values(keys)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.removed_rows, gone.len() as u64);
+    let left: Vec<i64> = rows(&wh, &t, AsOf::Latest)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    let kept: Vec<i64> = (0..n).filter(|i| gone.binary_search(i).is_err()).collect();
+    assert_eq!(left, kept);
+}
+
 on_every_backend! {
     append_overwrite_upsert => super::append_overwrite_upsert_round_trip,
     snapshot_properties => super::snapshot_properties_commit_with_rows,
@@ -1055,4 +1163,5 @@ on_every_backend! {
     merged_manifests => super::appends_and_replaces_merge_manifests,
     replace_row_groups => super::replace_prunes_row_groups_and_finds_every_match,
     restricted_scans => super::restricted_scans_return_exactly_the_matching_rows,
+    sorted_tables => super::sorted_tables_skip_pages_and_find_every_match,
 }

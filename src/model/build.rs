@@ -200,10 +200,12 @@ pub async fn build_frame_with(
             new_mark = new_mark.max(m);
         }
     }
+    // Sorted by the version key, which `elt` replaces and restricts on.
     let write = match mode {
         BuildMode::Full => Write::overwrite(),
         BuildMode::Incremental => Write::merge([frame.primary().pit_name()]),
-    };
+    }
+    .sorted_by([frame.primary().pit_name()]);
     let epoch = epoch_for(existing.as_ref(), mode);
     let properties = |w: Write| {
         let mut w = w
@@ -432,11 +434,21 @@ pub async fn build_dar_model_with(
     if let Some(m) = input_mark {
         write_props.insert(WATERMARK.to_string(), m.to_string());
     }
+    // Rows are written sorted by the version they belong to (the key `elt`
+    // replaces them by). Not the unified bridge's: it is written clustered
+    // by peripheral, which its replaces test per row group, and sorting its
+    // ~1.25 M rows of ~30 columns (scale 1) doubled `init`'s time in it.
+    let sort_by: Vec<String> = match model.kind {
+        DarKind::Bridge(i) | DarKind::Event(i) | DarKind::Peripheral(i) => {
+            vec![dar.project.model.frames[i].primary().pit_name()]
+        }
+        DarKind::Unified | DarKind::Calendar => vec![],
+    };
     let with_props = |mut w: Write| {
         for (k, v) in &write_props {
             w = w.property(k.clone(), v.clone());
         }
-        w
+        w.sorted_by(sort_by.iter().cloned())
     };
 
     // What to compute and how to commit it.

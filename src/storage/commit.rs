@@ -64,8 +64,9 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
 use parquet::basic::Compression;
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
 use rand::Rng;
 use uuid::Uuid;
@@ -151,6 +152,10 @@ pub struct Write {
     /// file), so a reader filtering on what tells the batches apart can
     /// skip whole files by their statistics.
     pub file_per_batch: bool,
+    /// Write the new rows sorted by these columns (ascending, NULLs first),
+    /// with page statistics kept for them: a replace's search then reads
+    /// only the pages whose min/max may hold one of its keys.
+    pub sort_by: Vec<String>,
 }
 
 impl Write {
@@ -162,6 +167,7 @@ impl Write {
             schema_policy: SchemaPolicy::Strict,
             max_attempts: 100,
             file_per_batch: false,
+            sort_by: Vec::new(),
         }
     }
     pub fn append() -> Self {
@@ -200,6 +206,11 @@ impl Write {
     /// See [`Write::file_per_batch`].
     pub fn file_per_batch(mut self) -> Self {
         self.file_per_batch = true;
+        self
+    }
+    /// See [`Write::sort_by`].
+    pub fn sorted_by<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.sort_by = columns.into_iter().map(Into::into).collect();
         self
     }
 }
@@ -308,17 +319,19 @@ impl Warehouse {
             let reuse =
                 matches!(&written, Some((s, _, _)) if s.as_struct() == target_schema.as_struct());
             // A replace searches the table's files for the rows it deletes
-            // while the new rows' files are written. Both are CPU work, and
+            // while the new rows' files are written. Both are CPU work and
             // the write does not yield while it encodes, so the search runs
-            // as a task of its own (another worker thread), not beside the
-            // write in this one.
+            // on a thread of the blocking pool. Not as a task of its own: a
+            // task spawned here waits in this worker's LIFO slot, which no
+            // other worker steals from, until the write yields.
             let search = match replacing {
                 true => {
                     let (wh, base_table, schema) =
                         (self.clone(), table.clone(), target_schema.clone());
                     let matchers = Arc::clone(&matchers);
-                    Some(tokio::spawn(async move {
-                        replaced_positions(&wh, &base_table, &schema, matchers).await
+                    let handle = tokio::runtime::Handle::current();
+                    Some(tokio::task::spawn_blocking(move || {
+                        replaced_positions(&handle, &wh, &base_table, &schema, matchers)
                     }))
                 }
                 false => None,
@@ -349,6 +362,10 @@ impl Warehouse {
                     conformed.push(conform_batch(&name.to_string(), &b, &target_arrow)?);
                 }
                 let rows: u64 = conformed.iter().map(|b| b.num_rows() as u64).sum();
+                if !write.sort_by.is_empty() && !write.file_per_batch {
+                    conformed = sorted(&target_arrow, &conformed, &write.sort_by)
+                        .map_err(|e| e.context(format!("sorting the new rows of {name}")))?;
+                }
                 fail("before-data")?;
                 let groups: Vec<&[RecordBatch]> = if write.file_per_batch {
                     conformed.chunks(1).collect()
@@ -364,6 +381,7 @@ impl Warehouse {
                             group,
                             commit_id,
                             &format!("new{i}"),
+                            &write.sort_by,
                         )
                         .await
                         .map_err(|e| e.context(format!("writing data of {name}")))?,
@@ -508,7 +526,12 @@ enum Tuples {
     /// possibly with the unified bridge's peripheral): that column's index
     /// and its values' bytes, probed straight from the decoded strings (no
     /// copy, no row encoding).
-    Text(usize, datafusion::common::HashSet<Box<[u8]>>),
+    /// The values are also kept sorted, to test page statistics.
+    Text(
+        usize,
+        datafusion::common::HashSet<Box<[u8]>>,
+        Vec<Box<[u8]>>,
+    ),
     /// Any other key: the tuples in Arrow's row encoding.
     Encoded(RowConverter, datafusion::common::HashSet<Box<[u8]>>),
 }
@@ -569,7 +592,9 @@ impl Matcher {
                     let c = utf8(b.column(b.schema_ref().index_of(&columns[i])?))?;
                     keys.extend(c.iter().flatten().map(|v| Box::from(v.as_bytes())));
                 }
-                Tuples::Text(i, keys)
+                let mut sorted: Vec<Box<[u8]>> = keys.iter().cloned().collect();
+                sorted.sort_unstable();
+                Tuples::Text(i, keys, sorted)
             }
             _ => {
                 let converter =
@@ -588,7 +613,7 @@ impl Matcher {
             }
         };
         let empty = match &tuples {
-            Tuples::Text(_, k) | Tuples::Encoded(_, k) => k.is_empty(),
+            Tuples::Text(_, k, _) | Tuples::Encoded(_, k) => k.is_empty(),
         };
         Ok((!empty).then_some(Matcher {
             columns: columns.to_vec(),
@@ -630,6 +655,81 @@ impl Matcher {
         true
     }
 
+    /// The rows of row group `group` that may hold a tuple, by the page
+    /// statistics (the column index) of the key columns: a page may when
+    /// its min/max admits the constant text parts and, for a single varying
+    /// text part, one of its values. `None` when the file has no page
+    /// statistics for them (every row may).
+    fn page_selection(&self, meta: &ParquetMetaData, group: usize) -> Option<RowSelection> {
+        let (Some(index), Some(offsets)) = (meta.column_index(), meta.offset_index()) else {
+            return None;
+        };
+        let rows = usize::try_from(meta.row_group(group).num_rows()).ok()?;
+        let schema = meta.file_metadata().schema_descr();
+        // Per key column with a test: the values a page must admit one of.
+        let mut tests: Vec<(usize, Vec<&[u8]>)> = Vec::new();
+        for (i, (name, constant)) in self.columns.iter().zip(&self.constants).enumerate() {
+            let values: Vec<&[u8]> = match (constant, &self.tuples) {
+                (Some(c), _) => match c.as_any().downcast_ref::<arrow::array::StringArray>() {
+                    Some(c) if c.len() == 1 && c.is_valid(0) => vec![c.value(0).as_bytes()],
+                    _ => continue,
+                },
+                (None, Tuples::Text(t, _, sorted)) if *t == i => {
+                    sorted.iter().map(|v| v.as_ref()).collect()
+                }
+                (None, _) => continue,
+            };
+            let Some(leaf) = (0..schema.num_columns())
+                .find(|&l| schema.column(l).path().parts() == [name.as_str()])
+            else {
+                continue;
+            };
+            tests.push((leaf, values));
+        }
+        let mut selection: Option<RowSelection> = None;
+        for (leaf, values) in tests {
+            let (Some(pages), Some(locations)) = (
+                index.get(group).and_then(|g| g.get(leaf)),
+                offsets.get(group).and_then(|g| g.get(leaf)),
+            ) else {
+                continue;
+            };
+            let parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(pages) =
+                pages
+            else {
+                continue;
+            };
+            let locations = locations.page_locations();
+            let mut ranges = Vec::new();
+            for (p, loc) in locations.iter().enumerate() {
+                let start = usize::try_from(loc.first_row_index).ok()?;
+                let end = match locations.get(p + 1) {
+                    Some(next) => usize::try_from(next.first_row_index).ok()?,
+                    None => rows,
+                };
+                let admits = match (pages.min_value(p), pages.max_value(p)) {
+                    // Truncated statistics still bound the values.
+                    (Some(min), Some(max)) => {
+                        let first = values.partition_point(|v| *v < min);
+                        values.get(first).is_some_and(|v| *v <= max)
+                    }
+                    // An all-NULL page holds no tuple; a page without
+                    // statistics may hold any.
+                    _ => !pages.is_null_page(p),
+                };
+                if admits {
+                    ranges.push(start..end);
+                }
+            }
+            let here = RowSelection::from_consecutive_ranges(ranges.into_iter(), rows);
+            selection = Some(match selection {
+                None => here,
+                Some(s) => s.intersection(&here),
+            });
+        }
+        selection
+    }
+
     /// Which rows of `batch` hold one of the tuples (all false when the
     /// batch lacks a key column).
     fn matches(&self, batch: &RecordBatch) -> Result<BooleanArray> {
@@ -656,7 +756,7 @@ impl Matcher {
         }
         let (converter, keys) = match &self.tuples {
             Tuples::Encoded(converter, keys) => (converter, keys),
-            Tuples::Text(i, values) => {
+            Tuples::Text(i, values, _) => {
                 let strings = utf8(&cols[*i])?;
                 let hit =
                     |r: usize| strings.is_valid(r) && values.contains(strings.value(r).as_bytes());
@@ -741,12 +841,66 @@ fn matchers(write: &Write, batches: &[RecordBatch]) -> Result<Vec<Matcher>> {
 /// restricts, and zstd decompression was about a tenth of its CPU; LZ4
 /// decompresses several times faster and compresses faster too (`init`),
 /// for files about half as large again.
-fn writer_properties() -> Result<WriterProperties> {
-    Ok(WriterProperties::builder()
+///
+/// A sorted table ([`Write::sort_by`]) is written in pages of at most
+/// [`SORTED_PAGE_ROWS`] rows, each with min/max statistics (the column
+/// index), so that a search for keys reads only the pages that may hold one.
+fn writer_properties(sort_by: &[String]) -> Result<WriterProperties> {
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
         // Row groups small enough for min/max pruning of merge-on-read key lookups.
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build())
+        .set_max_row_group_row_count(Some(128 * 1024));
+    if !sort_by.is_empty() {
+        b = b.set_data_page_row_count_limit(SORTED_PAGE_ROWS);
+    }
+    Ok(b.build())
+}
+
+/// Rows per data page of a sorted table (see [`writer_properties`]): the
+/// unit a replace's search skips or decodes.
+const SORTED_PAGE_ROWS: usize = 1024;
+
+/// `batches` (of `schema`) as batches sorted by `columns` (ascending, NULLs
+/// first), stable.
+fn sorted(
+    schema: &ArrowSchemaRef,
+    batches: &[RecordBatch],
+    columns: &[String],
+) -> Result<Vec<RecordBatch>> {
+    let fields = columns
+        .iter()
+        .map(|c| {
+            Ok(SortField::new(
+                schema.field_with_name(c)?.data_type().clone(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let converter = RowConverter::new(fields)?;
+    let mut rows = converter.empty_rows(0, 0);
+    let mut at: Vec<(usize, usize)> = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        let cols = columns
+            .iter()
+            .map(|c| Ok(b.column(b.schema_ref().index_of(c)?).clone()))
+            .collect::<Result<Vec<_>>>()?;
+        converter.append(&mut rows, &cols)?;
+        at.extend((0..b.num_rows()).map(|r| (i, r)));
+    }
+    let mut order: Vec<usize> = (0..at.len()).collect();
+    order.sort_by(|&a, &b| rows.row(a).cmp(&rows.row(b)));
+    let mut out = Vec::new();
+    for chunk in order.chunks(8192) {
+        let picks: Vec<(usize, usize)> = chunk.iter().map(|&i| at[i]).collect();
+        let columns = (0..schema.fields().len())
+            .map(|c| {
+                let arrays: Vec<&dyn Array> =
+                    batches.iter().map(|b| b.column(c).as_ref()).collect();
+                Ok(arrow::compute::interleave(&arrays, &picks)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.push(RecordBatch::try_new(Arc::clone(schema), columns)?);
+    }
+    Ok(out)
 }
 
 /// Write conformed batches as Parquet data files of `table`.
@@ -756,11 +910,12 @@ async fn write_data_files(
     batches: &[RecordBatch],
     commit_id: Uuid,
     tag: &str,
+    sort_by: &[String],
 ) -> Result<Vec<DataFile>> {
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(vec![]);
     }
-    let props = writer_properties()?;
+    let props = writer_properties(sort_by)?;
     let parquet = ParquetWriterBuilder::new(props, Arc::new(schema.clone()));
     let rolling = RollingFileWriterBuilder::new_with_default_file_size(
         parquet,
@@ -995,6 +1150,8 @@ async fn stage_snapshot(
                                     &remaining,
                                     commit_id,
                                     &format!("a{attempt}-rewrite"),
+                                    // A subset of a file keeps its order.
+                                    &write.sort_by,
                                 )
                                 .await?,
                             );
@@ -1301,61 +1458,56 @@ async fn rows_without_keys(
 }
 
 /// For replace: per live data file of the table's current snapshot, the
-/// positions of its rows that any matcher holds (deleted or not). Files are
-/// read a few at a time (object store latency), then searched one after
-/// the other in one task of the blocking pool (CPU work, on all cores
-/// within a file, see [`matching_positions`]), so the search runs beside
-/// the async work of the commit (writing the new rows' files).
-async fn replaced_positions(
+/// positions of its rows that any matcher holds (deleted or not).
+///
+/// Runs on a thread of the blocking pool: the files are read through
+/// `handle`, a few at a time (object store latency), then searched one after
+/// the other (CPU work, spread over the cores within a file, see
+/// [`matching_positions`]).
+fn replaced_positions(
+    handle: &tokio::runtime::Handle,
     wh: &Warehouse,
     table: &LoadedTable,
     schema: &Schema,
     matchers: Arc<Vec<Matcher>>,
 ) -> Result<HashMap<String, Vec<i64>>> {
     use futures::{StreamExt, TryStreamExt};
-    let mut out = HashMap::new();
     let base = table.metadata();
     let Some(current) = base.current_snapshot() else {
-        return Ok(out);
+        return Ok(HashMap::new());
     };
-    let list = table.table.manifest_list_reader(current).load().await?;
-    let mut files: Vec<DataFile> = Vec::new();
-    for mf in list
-        .entries()
+    let (files, read) = handle.block_on(async {
+        let list = table.table.manifest_list_reader(current).load().await?;
+        let mut files: Vec<DataFile> = Vec::new();
+        for mf in list
+            .entries()
+            .iter()
+            .filter(|mf| mf.content == ManifestContentType::Data)
+        {
+            files.extend(
+                live_entries(wh, mf)
+                    .await?
+                    .iter()
+                    .map(|e| e.data_file().clone()),
+            );
+        }
+        let read: Vec<bytes::Bytes> = futures::stream::iter(files.iter())
+            .map(|f| read_parquet_bytes(wh, f))
+            .buffered(8)
+            .try_collect()
+            .await?;
+        Ok::<_, Error>((files, read))
+    })?;
+    let target = Arc::new(arrow_schema(schema)?);
+    files
         .iter()
-        .filter(|mf| mf.content == ManifestContentType::Data)
-    {
-        files.extend(
-            live_entries(wh, mf)
-                .await?
-                .iter()
-                .map(|e| e.data_file().clone()),
-        );
-    }
-    let mut reads = Vec::with_capacity(files.len());
-    for f in &files {
-        reads.push(read_parquet_bytes(wh, f));
-    }
-    let read: Vec<bytes::Bytes> = futures::stream::iter(reads)
-        .buffered(8)
-        .try_collect()
-        .await?;
-    let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
-    let schema = schema.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        paths
-            .into_iter()
-            .zip(read)
-            .map(|(path, bytes)| {
-                let hits = matching_positions(bytes, &path, &schema, &matchers)?;
-                Ok((path, hits))
-            })
-            .collect::<Result<Vec<_>>>()
-    })
-    .await
-    .map_err(|e| Error::internal(format!("searching the files of {} failed: {e}", table.name)))??;
-    out.extend(found);
-    Ok(out)
+        .zip(read)
+        .map(|(file, bytes)| {
+            let path = file.file_path().to_string();
+            let hits = matching_positions(handle, bytes, &path, &target, &matchers)?;
+            Ok((path, hits))
+        })
+        .collect()
 }
 
 /// For replace: the positions (0-based, in file order) of the file's rows
@@ -1364,99 +1516,197 @@ async fn replaced_positions(
 /// whose constant text part lies outside the row group's min/max statistics
 /// is skipped (data clustered on such a column, like the unified bridge on
 /// `peripheral`, is then mostly never decoded).
+///
+/// Decoding and hashing key columns is CPU work and row groups are
+/// independent: contiguous runs of them are searched on this thread and on
+/// other threads of `handle`'s blocking pool (one run per core), which are
+/// kept and reused, rather than on threads created and torn down per file.
 fn matching_positions(
+    handle: &tokio::runtime::Handle,
     bytes: bytes::Bytes,
     location: &str,
-    schema: &Schema,
-    matchers: &[Matcher],
+    target: &ArrowSchemaRef,
+    matchers: &Arc<Vec<Matcher>>,
 ) -> Result<Vec<i64>> {
     use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-    let corrupt = || format!("file {location} is not valid Parquet");
-    let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::default())
-        .ctx(ErrorKind::Corrupt, corrupt)?;
-    let target = arrow_schema(schema)?;
-    // Row groups some matcher may match, with the position of their first row.
-    let mut groups = Vec::new();
+    // With the page index (when the file has one): see `Matcher::page_selection`.
+    let options = ArrowReaderOptions::new()
+        .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
+    let meta = ArrowReaderMetadata::load(&bytes, options).ctx(ErrorKind::Corrupt, || {
+        format!("file {location} is not valid Parquet")
+    })?;
+    // Row groups some matcher may match: (group, position of its first
+    // row, indices of the matchers that may match).
+    let mut groups: Vec<(usize, i64, Vec<usize>)> = Vec::new();
     let mut offset = 0i64;
     for (index, group) in meta.metadata().row_groups().iter().enumerate() {
-        let active: Vec<&Matcher> = matchers.iter().filter(|m| m.may_match(group)).collect();
+        let active: Vec<usize> = (0..matchers.len())
+            .filter(|&m| matchers[m].may_match(group))
+            .collect();
         if !active.is_empty() {
             groups.push((index, offset, active));
         }
         offset += group.num_rows();
     }
-    // Decoding and hashing key columns is CPU work: row groups are
-    // independent, so contiguous runs of them go to one thread per core.
-    let one_group = |(index, offset, active): &(usize, i64, Vec<&Matcher>)| -> Result<Vec<i64>> {
-        let mut columns: Vec<String> = active.iter().flat_map(|m| m.columns.clone()).collect();
+    let search = GroupSearch {
+        bytes,
+        meta,
+        location: location.to_string(),
+        target: Arc::clone(target),
+        matchers: Arc::clone(matchers),
+    };
+    // Read once per process (std's call reads cgroup files each time, and
+    // this runs per commit).
+    let threads = datafusion::common::utils::get_available_parallelism().min(groups.len());
+    if threads <= 1 {
+        return search.runs(&groups);
+    }
+    let per = groups.len().div_ceil(threads);
+    let mut parts: Vec<Vec<(usize, i64, Vec<usize>)>> = Vec::new();
+    let mut rest = groups;
+    while rest.len() > per {
+        let tail = rest.split_off(per);
+        parts.push(rest);
+        rest = tail;
+    }
+    let others: Vec<_> = parts
+        .into_iter()
+        .map(|part| {
+            let search = search.clone();
+            handle.spawn_blocking(move || search.runs(&part))
+        })
+        .collect();
+    // The last run is searched here; the others meanwhile on pool threads.
+    let out = search.runs(&rest)?;
+    let mut earlier = Vec::new();
+    for task in others {
+        let part = handle
+            .block_on(task)
+            .map_err(|_| Error::internal(format!("matching keys in {location} panicked")))??;
+        earlier.extend(part);
+    }
+    earlier.extend(out);
+    Ok(earlier)
+}
+
+/// One Parquet file's replace search, shareable across threads (see
+/// [`matching_positions`]).
+#[derive(Clone)]
+struct GroupSearch {
+    bytes: bytes::Bytes,
+    meta: parquet::arrow::arrow_reader::ArrowReaderMetadata,
+    location: String,
+    target: ArrowSchemaRef,
+    matchers: Arc<Vec<Matcher>>,
+}
+
+impl GroupSearch {
+    /// The positions matched in `groups`, in order.
+    fn runs(&self, groups: &[(usize, i64, Vec<usize>)]) -> Result<Vec<i64>> {
+        let mut out = Vec::new();
+        for (index, offset, active) in groups {
+            self.one_group(*index, *offset, active, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Append the positions matched in row group `index` (whose first row is
+    /// at `offset`) by the `active` matchers.
+    fn one_group(
+        &self,
+        index: usize,
+        offset: i64,
+        active: &[usize],
+        out: &mut Vec<i64>,
+    ) -> Result<()> {
+        let location = &self.location;
+        let mut columns: Vec<String> = active
+            .iter()
+            .flat_map(|&m| self.matchers[m].columns.clone())
+            .collect();
         columns.sort();
         columns.dedup();
         let wanted = Arc::new(arrow::datatypes::Schema::new(
-            target
+            self.target
                 .fields()
                 .iter()
                 .filter(|f| columns.contains(f.name()))
                 .cloned()
                 .collect::<Vec<_>>(),
         ));
-        let builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
-                .with_row_groups(vec![*index]);
+        // The rows any active matcher may hold by page statistics (all of
+        // them when one has no statistics to go by).
+        let mut selection: Option<RowSelection> = None;
+        for &m in active {
+            match self.matchers[m].page_selection(self.meta.metadata(), index) {
+                None => {
+                    selection = None;
+                    break;
+                }
+                Some(here) => {
+                    selection = Some(match selection {
+                        None => here,
+                        Some(s) => s.union(&here),
+                    });
+                }
+            }
+        }
+        // Positions in the file of the rows read, in order.
+        let mut positions: Vec<i64> = Vec::new();
+        if let Some(s) = &selection {
+            if !s.selects_any() {
+                return Ok(());
+            }
+            let mut row = offset;
+            for sel in s.iter() {
+                if !sel.skip {
+                    positions.extend(row..row + sel.row_count as i64);
+                }
+                row += sel.row_count as i64;
+            }
+        }
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.bytes.clone(),
+            self.meta.clone(),
+        )
+        .with_row_groups(vec![index]);
         let roots = root_indices(builder.parquet_schema(), &columns);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        if let Some(s) = selection.clone() {
+            builder = builder.with_row_selection(s);
+        }
         let reader = builder
             .with_projection(mask)
             .build()
-            .ctx(ErrorKind::Corrupt, corrupt)?;
-        let mut out = Vec::new();
-        let mut at = *offset;
+            .ctx(ErrorKind::Corrupt, || {
+                format!("file {location} is not valid Parquet")
+            })?;
+        let position = |read: usize| -> i64 {
+            match selection {
+                Some(_) => positions[read],
+                None => offset + read as i64,
+            }
+        };
+        let mut read = 0usize;
         for batch in reader {
             let batch = batch.ctx(ErrorKind::Corrupt, || {
                 format!("cannot decode file {location}")
             })?;
             let batch = project_by_name(&batch, &wanted)?;
             let mut hit = BooleanArray::from(vec![false; batch.num_rows()]);
-            for m in active {
-                hit = arrow::compute::or(&hit, &m.matches(&batch)?)?;
+            for &m in active {
+                hit = arrow::compute::or(&hit, &self.matchers[m].matches(&batch)?)?;
             }
             out.extend(
                 hit.iter()
                     .enumerate()
                     .filter(|(_, h)| *h == Some(true))
-                    .map(|(i, _)| at + i as i64),
+                    .map(|(i, _)| position(read + i)),
             );
-            at += batch.num_rows() as i64;
+            read += batch.num_rows();
         }
-        Ok(out)
-    };
-    // Read once per process (std's call reads cgroup files each time, and
-    // this runs per commit).
-    let threads = datafusion::common::utils::get_available_parallelism().min(groups.len());
-    let runs = |part: &[(usize, i64, Vec<&Matcher>)]| -> Result<Vec<i64>> {
-        let mut out = Vec::new();
-        for g in part {
-            out.extend(one_group(g)?);
-        }
-        Ok(out)
-    };
-    if threads <= 1 {
-        return runs(&groups);
+        Ok(())
     }
-    let per = groups.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = groups
-            .chunks(per)
-            .map(|part| scope.spawn(|| runs(part)))
-            .collect();
-        let mut out = Vec::new();
-        for h in handles {
-            let part = h
-                .join()
-                .map_err(|_| Error::internal(format!("matching keys in {location} panicked")))??;
-            out.extend(part);
-        }
-        Ok(out)
-    })
 }
 
 /// Indices of the top-level Parquet fields named in `columns`.
@@ -1562,7 +1812,7 @@ async fn write_position_deletes(
             Arc::new(arrow::array::Int64Array::from(positions)),
         ],
     )?;
-    let props = writer_properties()?;
+    let props = writer_properties(&[])?;
     let mut buf = Vec::new();
     let encode = |e: parquet::errors::ParquetError| {
         Error::internal(format!("cannot encode a position delete file: {e}"))

@@ -78,7 +78,9 @@ impl<'a> TableScanBuilder<'a> {
             concurrency_limit_manifest_entries: num_cpus,
             concurrency_limit_manifest_files: num_cpus,
             row_group_filtering_enabled: true,
-            row_selection_enabled: false,
+            // lakehouse patch: on by default (iceberg-datafusion's scans
+            // cannot set it), see PATCHED.md.
+            row_selection_enabled: true,
         }
     }
 
@@ -174,7 +176,7 @@ impl<'a> TableScanBuilder<'a> {
     /// within a row group can be skipped, based upon the page-level
     /// statistics for each column.
     ///
-    /// Defaults to being disabled. Enabling requires parsing the parquet page
+    /// Enabled by default (lakehouse patch; upstream disables it). Enabling requires parsing the parquet page
     /// index, which can be slow enough that parsing the page index outweighs any
     /// gains from the reduced number of rows that need scanning.
     /// It is recommended to experiment with partitioning, sorting, row group size,

@@ -725,8 +725,37 @@ impl BoundPredicateVisitor for PageIndexEvaluator<'_> {
         let field_id = reference.field().id;
 
         if literals.len() > IN_PREDICATE_LIMIT {
-            // skip evaluating the predicate if the number of values is too big
-            return self.select_all_rows();
+            // lakehouse patch: a long IN list of strings is sorted once and
+            // each page costs one binary search: the page may hold a value
+            // when the first value not below its min is not above its max.
+            // Other long lists still select every row.
+            let mut sorted: Vec<&str> = Vec::with_capacity(literals.len());
+            for datum in literals {
+                match datum.literal() {
+                    PrimitiveLiteral::String(s) => sorted.push(s.as_str()),
+                    _ => return self.select_all_rows(),
+                }
+            }
+            sorted.sort_unstable();
+            return self.calc_row_selection(
+                field_id,
+                |min, max, nulls| {
+                    if matches!(nulls, PageNullCount::AllNull) {
+                        return Ok(false);
+                    }
+                    let (Some(min), Some(max)) = (min, max) else {
+                        return Ok(true);
+                    };
+                    let (PrimitiveLiteral::String(min), PrimitiveLiteral::String(max)) =
+                        (min.literal(), max.literal())
+                    else {
+                        return Ok(true);
+                    };
+                    let first = sorted.partition_point(|v| *v < min.as_str());
+                    Ok(sorted.get(first).is_some_and(|v| *v <= max.as_str()))
+                },
+                MissingColBehavior::CantMatch,
+            );
         }
         self.calc_row_selection(
             field_id,
