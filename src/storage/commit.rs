@@ -1515,7 +1515,10 @@ fn replaced_positions(
 /// only the key columns of the matchers that may match there: a matcher
 /// whose constant text part lies outside the row group's min/max statistics
 /// is skipped (data clustered on such a column, like the unified bridge on
-/// `peripheral`, is then mostly never decoded).
+/// `peripheral`, is then mostly never decoded). Within a row group only
+/// the pages some matcher may match by the page index are decoded (see
+/// [`Matcher::page_selection`]; a table written sorted by its key,
+/// [`Write::sort_by`], has narrow pages).
 ///
 /// Decoding and hashing key columns is CPU work and row groups are
 /// independent: contiguous runs of them are searched on this thread and on
