@@ -581,8 +581,9 @@ pub async fn recompute_plan(
                 [per] => {
                     // Ranks are computed within each `per` group, so the
                     // frame is read restricted to the groups of the affected
-                    // versions (which hold every version of those groups,
-                    // see `affected`), plus the affected versions without a
+                    // versions, every row of each (the ranks are the full
+                    // build's; rows of unaffected versions join no bridge
+                    // row read here), plus the affected versions without a
                     // group (their `count_if` measures are NULL, whatever
                     // their rank).
                     let per = prefixed(frame, per);
