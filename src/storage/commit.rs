@@ -152,9 +152,10 @@ pub struct Write {
     /// file), so a reader filtering on what tells the batches apart can
     /// skip whole files by their statistics.
     pub file_per_batch: bool,
-    /// Write the new rows sorted by these columns (ascending, NULLs first),
-    /// with page statistics kept for them: a replace's search then reads
-    /// only the pages whose min/max may hold one of its keys.
+    /// Write the new rows sorted by these columns (ascending, NULLs first;
+    /// not with `file_per_batch`) in small pages (see [`writer_properties`]):
+    /// a replace's search, and a scan restricted to key values, then decode
+    /// only the pages whose min/max may hold one of the keys.
     pub sort_by: Vec<String>,
 }
 
@@ -381,7 +382,7 @@ impl Warehouse {
                             group,
                             commit_id,
                             &format!("new{i}"),
-                            &write.sort_by,
+                            !write.sort_by.is_empty(),
                         )
                         .await
                         .map_err(|e| e.context(format!("writing data of {name}")))?,
@@ -845,12 +846,12 @@ fn matchers(write: &Write, batches: &[RecordBatch]) -> Result<Vec<Matcher>> {
 /// A sorted table ([`Write::sort_by`]) is written in pages of at most
 /// [`SORTED_PAGE_ROWS`] rows, each with min/max statistics (the column
 /// index), so that a search for keys reads only the pages that may hold one.
-fn writer_properties(sort_by: &[String]) -> Result<WriterProperties> {
+fn writer_properties(sorted: bool) -> Result<WriterProperties> {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
         // Row groups small enough for min/max pruning of merge-on-read key lookups.
         .set_max_row_group_row_count(Some(128 * 1024));
-    if !sort_by.is_empty() {
+    if sorted {
         b = b.set_data_page_row_count_limit(SORTED_PAGE_ROWS);
     }
     Ok(b.build())
@@ -910,12 +911,12 @@ async fn write_data_files(
     batches: &[RecordBatch],
     commit_id: Uuid,
     tag: &str,
-    sort_by: &[String],
+    sorted: bool,
 ) -> Result<Vec<DataFile>> {
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(vec![]);
     }
-    let props = writer_properties(sort_by)?;
+    let props = writer_properties(sorted)?;
     let parquet = ParquetWriterBuilder::new(props, Arc::new(schema.clone()));
     let rolling = RollingFileWriterBuilder::new_with_default_file_size(
         parquet,
@@ -1151,7 +1152,7 @@ async fn stage_snapshot(
                                     commit_id,
                                     &format!("a{attempt}-rewrite"),
                                     // A subset of a file keeps its order.
-                                    &write.sort_by,
+                                    !write.sort_by.is_empty(),
                                 )
                                 .await?,
                             );
@@ -1654,20 +1655,29 @@ impl GroupSearch {
                 }
             }
         }
-        // Positions in the file of the rows read, in order.
-        let mut positions: Vec<i64> = Vec::new();
-        if let Some(s) = &selection {
-            if !s.selects_any() {
-                return Ok(());
+        // The file positions of the rows read, as runs in order.
+        let runs: Vec<std::ops::Range<i64>> = match &selection {
+            None => {
+                let end = offset + self.meta.metadata().row_group(index).num_rows();
+                std::iter::once(offset..end).collect()
             }
-            let mut row = offset;
-            for sel in s.iter() {
-                if !sel.skip {
-                    positions.extend(row..row + sel.row_count as i64);
+            Some(s) => {
+                let mut row = offset;
+                let mut runs = Vec::new();
+                for sel in s.iter() {
+                    let end = row + sel.row_count as i64;
+                    if !sel.skip {
+                        runs.push(row..end);
+                    }
+                    row = end;
                 }
-                row += sel.row_count as i64;
+                runs
             }
+        };
+        if runs.is_empty() {
+            return Ok(());
         }
+        let mut positions = runs.into_iter().flatten();
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
             self.bytes.clone(),
             self.meta.clone(),
@@ -1675,7 +1685,7 @@ impl GroupSearch {
         .with_row_groups(vec![index]);
         let roots = root_indices(builder.parquet_schema(), &columns);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        if let Some(s) = selection.clone() {
+        if let Some(s) = selection {
             builder = builder.with_row_selection(s);
         }
         let reader = builder
@@ -1684,13 +1694,6 @@ impl GroupSearch {
             .ctx(ErrorKind::Corrupt, || {
                 format!("file {location} is not valid Parquet")
             })?;
-        let position = |read: usize| -> i64 {
-            match selection {
-                Some(_) => positions[read],
-                None => offset + read as i64,
-            }
-        };
-        let mut read = 0usize;
         for batch in reader {
             let batch = batch.ctx(ErrorKind::Corrupt, || {
                 format!("cannot decode file {location}")
@@ -1700,13 +1703,14 @@ impl GroupSearch {
             for &m in active {
                 hit = arrow::compute::or(&hit, &self.matchers[m].matches(&batch)?)?;
             }
-            out.extend(
-                hit.iter()
-                    .enumerate()
-                    .filter(|(_, h)| *h == Some(true))
-                    .map(|(i, _)| position(read + i)),
-            );
-            read += batch.num_rows();
+            for h in hit.iter() {
+                let at = positions.next().ok_or_else(|| {
+                    Error::internal(format!("{location}: more rows read than selected"))
+                })?;
+                if h == Some(true) {
+                    out.push(at);
+                }
+            }
         }
         Ok(())
     }
@@ -1815,7 +1819,7 @@ async fn write_position_deletes(
             Arc::new(arrow::array::Int64Array::from(positions)),
         ],
     )?;
-    let props = writer_properties(&[])?;
+    let props = writer_properties(false)?;
     let mut buf = Vec::new();
     let encode = |e: parquet::errors::ParquetError| {
         Error::internal(format!("cannot encode a position delete file: {e}"))
