@@ -53,6 +53,9 @@ pub struct Planned {
     pub node: usize,
     pub status: Status,
     pub reason: String,
+    /// Live rows of the model's table when planned (0 when not built yet):
+    /// what a run weighs its builds by (see [`Planned::cost`]).
+    pub rows: u64,
 }
 
 impl Planned {
@@ -60,7 +63,18 @@ impl Planned {
     pub fn full(&self) -> bool {
         matches!(self.status, Status::New | Status::Changed)
     }
+
+    /// The build's estimated cost, for ordering a run: one unit per model
+    /// (a build's fixed cost: loading, planning, committing is tens of
+    /// milliseconds) plus one per [`ROWS_PER_COST_UNIT`] rows of its table (a
+    /// bigger table has more rows to recompute, search and rewrite).
+    pub fn cost(&self) -> u64 {
+        1 + self.rows / ROWS_PER_COST_UNIT
+    }
 }
+
+/// Table rows that weigh as much as a model's fixed cost in [`Planned::cost`].
+pub const ROWS_PER_COST_UNIT: u64 = 20_000;
 
 /// The current state of a table, as models record it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -173,6 +187,7 @@ pub fn plan_with(
             node: i,
             status: status.0,
             reason: status.1,
+            rows: t.map_or(0, LoadedTable::row_count),
         });
     }
     // Descendants of a full rebuild are rebuilt in full too; descendants of

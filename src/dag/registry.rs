@@ -190,19 +190,24 @@ impl Dag {
         out
     }
 
-    /// Per model, the length of the longest chain of models that read it
-    /// (transitively): 0 for a model nothing reads. A run starts the ready
-    /// models with the longest chains first, so the chain that ends the run
-    /// (frame, bridges, event bridge, unified bridge, calendar) is not left
-    /// waiting behind models with nothing after them.
-    pub fn heights(&self) -> Vec<usize> {
-        let mut height = vec![0usize; self.nodes.len()];
+    /// Per model, the cost of the costliest chain that starts at it: its own
+    /// `cost` plus the costliest chain among the models that read it
+    /// (transitively). With every cost 1 this is the length of the longest
+    /// chain. A run starts the ready models with the costliest chains first,
+    /// so the chain that ends the run (frame, bridges, event bridge, unified
+    /// bridge, calendar) of the biggest tables is not left waiting behind
+    /// small models or models with nothing after them.
+    pub fn chain_costs(&self, cost: &[u64]) -> Vec<u64> {
+        let mut chain: Vec<u64> = (0..self.nodes.len())
+            .map(|i| cost.get(i).copied().unwrap_or(1))
+            .collect();
         for (i, n) in self.nodes.iter().enumerate().rev() {
             for &d in &n.deps {
-                height[d] = height[d].max(height[i] + 1);
+                let own = cost.get(d).copied().unwrap_or(1);
+                chain[d] = chain[d].max(own + chain[i]);
             }
         }
-        height
+        chain
     }
 
     /// Edges as (from, to) index pairs: `from` is read by `to`.
@@ -230,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn heights_count_the_longest_chain_of_readers() {
+    fn chain_costs_add_the_costliest_chain_of_readers() {
         // a -> b -> d -> e, a -> c, f alone.
         let nodes = vec![
             node("a", vec![]),
@@ -247,6 +252,9 @@ mod tests {
             .collect();
         let dag = Dag { nodes, index };
         dag.check_order().expect("topological");
-        assert_eq!(dag.heights(), [3, 2, 1, 1, 0, 0]);
+        // Unit costs: the longest chain, counting the model itself.
+        assert_eq!(dag.chain_costs(&[1; 6]), [4, 3, 2, 2, 1, 1]);
+        // A costly `c` makes a -> c -> e the costlier chain from `a`.
+        assert_eq!(dag.chain_costs(&[1, 1, 5, 1, 1, 9]), [7, 3, 6, 2, 1, 9]);
     }
 }

@@ -125,7 +125,11 @@ pub async fn run_models(
         options: options.clone(),
         ctx,
     });
-    let heights = dag.heights();
+    let mut cost = vec![1; dag.nodes.len()];
+    for p in todo.values() {
+        cost[p.node] = p.cost();
+    }
+    let chains = dag.chain_costs(&cost);
     let mut waiting: BTreeSet<usize> = todo.keys().copied().collect();
     let mut done: BTreeSet<usize> = BTreeSet::new();
     let mut running = FuturesUnordered::new();
@@ -149,8 +153,8 @@ pub async fn run_models(
                         .all(|d| !todo.contains_key(d) || done.contains(d))
                 })
                 .collect();
-            // Longest chains of readers first (see `Dag::heights`).
-            ready.sort_by_key(|&i| (std::cmp::Reverse(heights[i]), i));
+            // Costliest chains of readers first (see `Dag::chain_costs`).
+            ready.sort_by_key(|&i| (std::cmp::Reverse(chains[i]), i));
             ready.truncate(limit.saturating_sub(running.len()));
             for i in ready {
                 waiting.remove(&i);
