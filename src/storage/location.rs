@@ -104,7 +104,7 @@ impl WarehouseUrl {
                 let fs = LocalFileSystem::new_with_prefix(dir).ctx(ErrorKind::Storage, || {
                     format!("cannot open warehouse directory {}", dir.display())
                 })?;
-                Ok(Arc::new(fs))
+                Ok(Arc::new(super::local::InPlaceReads::new(fs)))
             }
             WarehouseUrl::S3 { bucket, .. } => {
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);

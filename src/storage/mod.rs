@@ -15,6 +15,7 @@ pub mod cache;
 pub mod catalog;
 pub mod commit;
 pub mod io;
+pub mod local;
 pub mod location;
 pub mod read;
 pub mod restrict;
