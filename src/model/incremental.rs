@@ -39,7 +39,12 @@
 //! bridge last read: an event build replaces whole versions, so every row of
 //! a version changed since then is in those files, and every version in
 //! them is replaced whole (no restriction, no change filter: a version
-//! rewritten unchanged replaces equal rows).
+//! rewritten unchanged replaces equal rows). An event bridge reads its
+//! bridge's last commit the same way: the versions in it are the affected
+//! ones (plus, with `count_if` measures, the rest of their rank groups), and
+//! when they are all of them, those rows are the bridge rows it recomputes
+//! from, without a restricted scan of the bridge (a replace commit adds only
+//! new rows: the old ones get position deletes).
 //!
 //! The recomputation reads the affected versions of the model's own frame
 //! or bridge, and of each parent bridge (bridge) or related frame (event
@@ -255,10 +260,11 @@ pub struct InputChanges {
     /// Inputs (`<ns>.<name>`) still at the snapshot the last build read:
     /// they have no changed rows.
     pub unchanged: std::collections::HashSet<String>,
-    /// Unified bridge only: the rows each changed event bridge's last
-    /// commit added (an event build replaces whole versions, so these are
-    /// all its rows of the versions it recomputed). Missing when the event
-    /// bridge had more than one commit since.
+    /// Unified bridge: the rows each changed event bridge's last commit
+    /// added; event bridge: the rows its bridge's last commit added. A
+    /// build replaces whole versions (merge-on-read: its commit adds only
+    /// new rows), so these are all the input's rows of the versions it
+    /// recomputed. Missing when the input had more than one commit since.
     pub added: HashMap<String, Vec<RecordBatch>>,
 }
 
@@ -282,7 +288,7 @@ impl InputChanges {
             };
             if table.metadata().current_snapshot_id() == Some(since) {
                 out.unchanged.insert(key.clone());
-            } else if model.kind == DarKind::Unified
+            } else if whole_version_input(model, key)
                 && let Some(rows) = rows_added_since(wh, table, since).await?
             {
                 out.added.insert(key.clone(), rows);
@@ -292,7 +298,7 @@ impl InputChanges {
     }
 
     /// Whether the rows input `key` changed are known as the rows its last
-    /// commit added (unified bridge only): whole versions, taken as they are.
+    /// commit added: whole versions, taken as they are.
     fn whole_versions(&self, key: &str) -> bool {
         self.added.contains_key(key)
     }
@@ -316,6 +322,20 @@ impl InputChanges {
             ),
             None => Ok(scan),
         }
+    }
+}
+
+/// Whether `model` takes the rows input `key`'s last commit added as its
+/// changes (see [`InputChanges::added`]): every input of the unified bridge
+/// (event bridges), the bridge of an event bridge.
+fn whole_version_input(model: &DarModel, key: &str) -> bool {
+    match model.kind {
+        DarKind::Unified => true,
+        DarKind::Event(_) => model
+            .inputs
+            .first()
+            .is_some_and(|(ns, name)| key == format!("{ns}.{name}")),
+        _ => false,
     }
 }
 
@@ -387,8 +407,15 @@ pub async fn affected(
             let frame = &frames[i];
             let pit = frame.primary().pit_name();
             let (ns, name) = &model.inputs[0];
-            let mut union = changed_bridge_rows(changed_in(ns, name)?, since)?
-                .project(vec![col(pit.as_str()).alias(AFFECTED)])?;
+            let rows = changed_in(ns, name)?;
+            // Rows the bridge's last commit added are whole versions: all
+            // of them are recomputed (an unchanged one gives equal rows).
+            let rows = if changes.whole_versions(&format!("{ns}.{name}")) {
+                LogicalPlanBuilder::from(rows)
+            } else {
+                changed_bridge_rows(rows, since)?
+            };
+            let mut union = rows.project(vec![col(pit.as_str()).alias(AFFECTED)])?;
             for per in rank_groups(dar.project.measures.of(&frame.name)) {
                 let per = prefixed(frame, &per);
                 let groups = changed_frame_rows(frame, frame_changes(i)?, since)?
@@ -569,8 +596,20 @@ pub async fn recompute_plan(
         }
         (DarKind::Event(i), Recompute::Versions(a)) => {
             let bridge = key(&model.inputs[0]);
-            let (plan, rows) =
-                materialize(ctx, &bridge, a.restrict_table(table(&bridge)?).await?).await?;
+            let (plan, rows) = match changes.added.get(&bridge) {
+                // The rows the bridge's last commit added are every row of
+                // the versions it rebuilt: when those are exactly the
+                // affected versions (no `count_if` group adds others), they
+                // are the rows to read, already in memory.
+                Some(added) if distinct_texts(added, &a.pit_column)? == a.pits => {
+                    let scan = inputs
+                        .get(&bridge)
+                        .ok_or_else(|| Error::internal(format!("input {bridge} not provided")))?;
+                    let schema = Arc::new(scan.schema().as_arrow().clone());
+                    (memory_plan(&bridge, schema, added.clone())?, added.clone())
+                }
+                _ => materialize(ctx, &bridge, a.restrict_table(table(&bridge)?).await?).await?,
+            };
             inputs.insert(bridge, plan);
             let frame = &dar.project.model.frames[i];
             let k = key(&model.inputs[1]);
