@@ -437,7 +437,7 @@ pub async fn build_dar_model_with(
     // Rows are written sorted by the version they belong to (the key `elt`
     // replaces them by). Not the unified bridge's: it is written clustered
     // by peripheral, which its replaces test per row group, and sorting its
-    // ~1.25 M rows of ~30 columns (scale 1) doubled `init`'s time in it.
+    // ~1.25 M rows of 165 columns (scale 1) doubled `init`'s time in it.
     let sort_by: Vec<String> = match model.kind {
         DarKind::Bridge(i) | DarKind::Event(i) | DarKind::Peripheral(i) => {
             vec![dar.project.model.frames[i].primary().pit_name()]

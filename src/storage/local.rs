@@ -8,7 +8,7 @@
 //! where the hand-offs cost more than the reads: about 6 % of an `elt` day's
 //! CPU went to waking threads and to `LocalFileSystem`'s wrapping. Here a
 //! plain read (the whole file or one range, with or without its data) is an
-//! `open`, `fstat` and `pread` on the calling thread.
+//! `open`, `fstat`, `lseek` and `read` on the calling thread.
 //!
 //! # Invariants
 //! - Everything else goes to `LocalFileSystem` unchanged: writes (a temp
@@ -24,8 +24,9 @@
 
 use std::fmt;
 use std::fs::{File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::SystemTime;
 
@@ -115,13 +116,22 @@ fn read_range(file: &File, path: &FsPath, size: u64, range: &Range<u64>) -> Resu
             ),
         )));
     }
-    // Not `vec![0; n]`: jemalloc serves a large zeroed allocation by giving
-    // dirty pages back to the OS and faulting fresh ones in (a run read
-    // ~300 MB more pages that way); filling a plain allocation reuses them.
+    // Read into spare capacity, not into `vec![0; n]`: jemalloc serves a
+    // large zeroed allocation by giving dirty pages back to the OS and
+    // faulting fresh ones in (a run touched ~300 MB more pages that way).
     let len = (range.end - range.start) as usize;
     let mut buf = Vec::with_capacity(len);
-    buf.resize(len, 0u8);
-    file.read_exact_at(&mut buf, range.start).map_err(generic)?;
+    let mut reader = file;
+    reader
+        .seek(SeekFrom::Start(range.start))
+        .and_then(|_| reader.take(len as u64).read_to_end(&mut buf))
+        .map_err(generic)?;
+    if buf.len() != len {
+        return Err(generic(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("{} ended before {}", path.display(), range.end),
+        )));
+    }
     Ok(Bytes::from(buf))
 }
 
@@ -237,6 +247,13 @@ mod tests {
 
     use super::*;
 
+    fn ranged(range: GetRange) -> GetOptions {
+        GetOptions {
+            range: Some(range),
+            ..GetOptions::default()
+        }
+    }
+
     /// Every kind of plain read gives what `LocalFileSystem` gives; the
     /// errors are of the same kind.
     #[tokio::test]
@@ -269,13 +286,7 @@ mod tests {
             reference.get_range(&p, 9_000..9_100).await.expect("range")
         );
         let suffix = store
-            .get_opts(
-                &p,
-                GetOptions {
-                    range: Some(GetRange::Suffix(8)),
-                    ..GetOptions::default()
-                },
-            )
+            .get_opts(&p, ranged(GetRange::Suffix(8)))
             .await
             .expect("suffix");
         assert_eq!(suffix.range, 9_992..10_000);
@@ -304,13 +315,7 @@ mod tests {
         assert!(store.get_range(&p, 10_001..10_002).await.is_err());
         assert!(reference.get_range(&p, 10_001..10_002).await.is_err());
         let cut = store
-            .get_opts(
-                &p,
-                GetOptions {
-                    range: Some(GetRange::Offset(9_998)),
-                    ..GetOptions::default()
-                },
-            )
+            .get_opts(&p, ranged(GetRange::Offset(9_998)))
             .await
             .expect("offset");
         assert_eq!(cut.range, 9_998..10_000);
