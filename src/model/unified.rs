@@ -121,43 +121,53 @@ pub fn unified_rows(
         for b in batches {
             let n = b.num_rows();
             let column = |c: &str| b.column_by_name(c);
+            // One array of ghost records, shared by every hook column the
+            // event bridge lacks (~150 of them): building one per column was
+            // most of this function's time and memory.
+            let ghosts: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                GHOST_RECORD,
+                n,
+            )));
             let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
             for f in schema.fields() {
                 let c = f.name().as_str();
-                let array: ArrayRef =
-                    if c == PERIPHERAL || c == PIT_BRIDGE || records.iter().any(|r| r == c) {
-                        column(c).cloned().ok_or_else(|| {
-                            Error::invalid(format!(
-                                "unified bridge: event bridge {name} has no column {c}"
-                            ))
-                        })?
-                    } else if (c.starts_with("_pit_hook__") && c != PIT_BRIDGE) || c == EPOCH_DATE {
-                        // A missing or NULL hook joins the ghost record.
-                        match column(c) {
-                            None => Arc::new(StringArray::from(vec![GHOST_RECORD; n])),
-                            Some(a) => {
-                                let a = arrow::compute::cast(a, &DataType::Utf8)?;
-                                let a = a
-                                    .as_any()
-                                    .downcast_ref::<StringArray>()
-                                    .ok_or_else(|| Error::internal("a hook column is not text"))?;
-                                Arc::new(
-                                    a.iter()
-                                        .map(|v| Some(v.unwrap_or(GHOST_RECORD)))
-                                        .collect::<StringArray>(),
-                                )
-                            }
+                let array: ArrayRef = if c == PERIPHERAL
+                    || c == PIT_BRIDGE
+                    || records.iter().any(|r| r == c)
+                {
+                    column(c).cloned().ok_or_else(|| {
+                        Error::invalid(format!(
+                            "unified bridge: event bridge {name} has no column {c}"
+                        ))
+                    })?
+                } else if (c.starts_with("_pit_hook__") && c != PIT_BRIDGE) || c == EPOCH_DATE {
+                    // A missing or NULL hook joins the ghost record.
+                    match column(c) {
+                        None => Arc::clone(&ghosts),
+                        Some(a) if a.null_count() == 0 => arrow::compute::cast(a, &DataType::Utf8)?,
+                        Some(a) => {
+                            let a = arrow::compute::cast(a, &DataType::Utf8)?;
+                            let a = a
+                                .as_any()
+                                .downcast_ref::<StringArray>()
+                                .ok_or_else(|| Error::internal("a hook column is not text"))?;
+                            Arc::new(
+                                a.iter()
+                                    .map(|v| Some(v.unwrap_or(GHOST_RECORD)))
+                                    .collect::<StringArray>(),
+                            )
                         }
-                    } else if c.starts_with("event__") || c.starts_with("measure__") {
-                        match column(c) {
-                            None => new_null_array(f.data_type(), n),
-                            Some(a) => a.clone(),
-                        }
-                    } else {
-                        return Err(Error::internal(format!(
-                            "unified bridge: column {c} of no known kind"
-                        )));
-                    };
+                    }
+                } else if c.starts_with("event__") || c.starts_with("measure__") {
+                    match column(c) {
+                        None => new_null_array(f.data_type(), n),
+                        Some(a) => a.clone(),
+                    }
+                } else {
+                    return Err(Error::internal(format!(
+                        "unified bridge: column {c} of no known kind"
+                    )));
+                };
                 let array = if array.data_type() == f.data_type() {
                     array
                 } else {
