@@ -448,7 +448,14 @@ pub async fn build_dar_model_with(
         for (k, v) in &write_props {
             w = w.property(k.clone(), v.clone());
         }
-        w.sorted_by(sort_by.iter().cloned())
+        let w = w.sorted_by(sort_by.iter().cloned());
+        // A bridge's new rows are its event bridge's changes, an event
+        // bridge's the unified bridge's (see `InputChanges`): kept in memory
+        // for them instead of decoded again from the files just written.
+        match model.kind {
+            DarKind::Bridge(_) | DarKind::Event(_) => w.keep_added(),
+            _ => w,
+        }
     };
 
     // What to compute and how to commit it.

@@ -17,12 +17,21 @@
 //!   One iceberg [`ObjectCache`] (keyed by path) is shared by every table
 //!   this warehouse loads (our patch of iceberg, see
 //!   `vendor/iceberg/PATCHED.md`) and by our own commit code.
+//! - **Added rows.** The rows a commit of this process added, kept when the
+//!   commit asked (a model whose reader takes its last commit's rows, see
+//!   [`crate::storage::commit::rows_added_since`]), keyed by the table's
+//!   location and the new snapshot's id. A snapshot id names one commit of
+//!   one table, and the rows kept are exactly those its added data files
+//!   hold, so a hit equals reading those files. Taken by the first read;
+//!   a newer commit of the same table drops what was kept for older ones.
 //! - Bounded: the table map by entry count (emptied when full: a miss only
-//!   costs a re-read), the object cache by its byte budget.
+//!   costs a re-read), the object cache by its byte budget, the added rows
+//!   by theirs (rows past it are not kept: a miss reads the files).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use arrow::array::RecordBatch;
 use bytes::Bytes;
 use iceberg::io::{FileIO, ObjectCache};
 use iceberg::spec::{Manifest, ManifestFile};
@@ -34,12 +43,18 @@ use crate::error::Result;
 const MAX_TABLES: usize = 1024;
 /// Byte budget of the shared object cache (iceberg's estimate).
 const OBJECT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Byte budget of the added rows kept (Arrow's in-memory size).
+const ADDED_ROWS_BYTES: usize = 256 * 1024 * 1024;
+
+/// Rows kept per (table location, snapshot id), and their total size.
+type AddedRows = (usize, HashMap<(String, i64), (usize, Vec<RecordBatch>)>);
 
 /// Caches shared by the clones of one [`super::Warehouse`].
 #[derive(Debug)]
 pub struct FileCache {
     tables: Mutex<HashMap<String, (Bytes, Table)>>,
     objects: Arc<ObjectCache>,
+    added: Mutex<AddedRows>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -52,6 +67,7 @@ impl FileCache {
         Self {
             tables: Mutex::default(),
             objects: Arc::new(ObjectCache::shared(io, OBJECT_CACHE_BYTES)),
+            added: Mutex::default(),
         }
     }
 
@@ -78,8 +94,77 @@ impl FileCache {
         tables.insert(location, (bytes, table));
     }
 
+    /// Keep the rows snapshot `snapshot` of the table at `location` added
+    /// (all of them: see the module's invariants), within the budget.
+    pub fn put_added(&self, location: &str, snapshot: i64, rows: &[RecordBatch]) {
+        let bytes = rows.iter().map(RecordBatch::get_array_memory_size).sum();
+        let mut added = lock(&self.added);
+        // Only a table's newest snapshot is read that way: older ones of
+        // the same table (left by a reader that never came) go.
+        let older: usize = added
+            .1
+            .iter()
+            .filter(|((l, _), _)| l == location)
+            .map(|(_, (b, _))| *b)
+            .sum();
+        added.1.retain(|(l, _), _| l != location);
+        added.0 -= older;
+        if added.0 + bytes > ADDED_ROWS_BYTES {
+            return;
+        }
+        added.0 += bytes;
+        added
+            .1
+            .insert((location.to_string(), snapshot), (bytes, rows.to_vec()));
+    }
+
+    /// Take the rows kept for snapshot `snapshot` of the table at `location`.
+    pub fn take_added(&self, location: &str, snapshot: i64) -> Option<Vec<RecordBatch>> {
+        let mut added = lock(&self.added);
+        let (bytes, rows) = added.1.remove(&(location.to_string(), snapshot))?;
+        added.0 -= bytes;
+        Some(rows)
+    }
+
     /// The manifest `file` refers to, parsed once per process.
     pub async fn manifest(&self, file: &ManifestFile) -> Result<Arc<Manifest>> {
         Ok(self.objects.get_manifest(file).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{ArrayRef, Int64Array};
+
+    use super::*;
+
+    fn rows(n: i64) -> Vec<RecordBatch> {
+        let a: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+        vec![RecordBatch::try_from_iter([("a", a)]).expect("batch")]
+    }
+
+    /// Added rows are taken once, per table and snapshot; a newer snapshot
+    /// of a table drops the older one's; rows past the budget are not kept.
+    #[test]
+    fn added_rows_are_taken_once_per_table_and_snapshot() {
+        let dir = std::env::temp_dir().join(format!("cache-{}", uuid::Uuid::new_v4()));
+        let wh = crate::storage::Warehouse::open(dir.to_str().expect("path")).expect("warehouse");
+        let c = wh.cache();
+        c.put_added("t1", 1, &rows(3));
+        c.put_added("t2", 1, &rows(5));
+        assert!(c.take_added("t1", 2).is_none(), "another snapshot");
+        assert_eq!(c.take_added("t1", 1).expect("kept")[0].num_rows(), 3);
+        assert!(c.take_added("t1", 1).is_none(), "taken once");
+        c.put_added("t2", 2, &rows(7));
+        assert!(c.take_added("t2", 1).is_none(), "dropped by the newer");
+        assert_eq!(c.take_added("t2", 2).expect("kept")[0].num_rows(), 7);
+        assert_eq!(lock(&c.added).0, 0, "sizes are given back");
+
+        let big = (ADDED_ROWS_BYTES / 8) as i64 + 1;
+        c.put_added("t3", 1, &rows(big));
+        assert!(c.take_added("t3", 1).is_none(), "over the budget");
+        c.put_added("t3", 2, &rows(10));
+        assert_eq!(c.take_added("t3", 2).expect("kept")[0].num_rows(), 10);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

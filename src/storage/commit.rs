@@ -157,6 +157,10 @@ pub struct Write {
     /// a replace's search, and a scan restricted to key values, then decode
     /// only the pages whose min/max may hold one of the keys.
     pub sort_by: Vec<String>,
+    /// Keep the new rows in this process's cache for a reader of this
+    /// commit's added rows (append and replace only: their added files hold
+    /// exactly the new rows; see [`rows_added_since`]).
+    pub keep_added: bool,
 }
 
 impl Write {
@@ -169,6 +173,7 @@ impl Write {
             max_attempts: 100,
             file_per_batch: false,
             sort_by: Vec::new(),
+            keep_added: false,
         }
     }
     pub fn append() -> Self {
@@ -207,6 +212,11 @@ impl Write {
     /// See [`Write::file_per_batch`].
     pub fn file_per_batch(mut self) -> Self {
         self.file_per_batch = true;
+        self
+    }
+    /// See [`Write::keep_added`].
+    pub fn keep_added(mut self) -> Self {
+        self.keep_added = true;
         self
     }
     /// See [`Write::sort_by`].
@@ -312,6 +322,8 @@ impl Warehouse {
         let replacing = matches!(write.mode, WriteMode::Replace { .. }) && !matchers.is_empty();
         // Data files written so far, with the schema they were written under.
         let mut written: Option<(Schema, Vec<DataFile>, u64)> = None;
+        // The rows those files hold, when the commit is to keep them.
+        let mut kept: Vec<RecordBatch> = Vec::new();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -388,6 +400,9 @@ impl Warehouse {
                         .map_err(|e| e.context(format!("writing data of {name}")))?,
                     );
                 }
+                if write.keep_added {
+                    kept = conformed;
+                }
                 written = Some((target_schema.clone(), files, rows));
                 Ok::<_, Error>(())
             };
@@ -431,6 +446,13 @@ impl Warehouse {
                 .await
             {
                 Ok(()) => {
+                    if write.keep_added
+                        && matches!(write.mode, WriteMode::Append | WriteMode::Replace { .. })
+                        && staged.rewritten_rows == 0
+                    {
+                        self.cache()
+                            .put_added(base.location(), staged.snapshot_id, &kept);
+                    }
                     fail("after-commit")?;
                     return Ok(CommitOutcome {
                         snapshot_id: Some(staged.snapshot_id),
@@ -1872,6 +1894,16 @@ pub async fn rows_added_since(
         return Ok(None);
     }
     let target = arrow_schema(table.metadata().current_schema())?;
+    if let Some(rows) = wh
+        .cache()
+        .take_added(table.metadata().location(), current.snapshot_id())
+    {
+        return Ok(Some(
+            rows.iter()
+                .map(|b| project_by_name(b, &target))
+                .collect::<Result<_>>()?,
+        ));
+    }
     let list = table.table.manifest_list_reader(current).load().await?;
     let mut out = Vec::new();
     for mf in list.entries().iter().filter(|mf| {
