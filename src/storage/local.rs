@@ -26,7 +26,6 @@ use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::SystemTime;
 
@@ -88,6 +87,18 @@ fn open(path: &FsPath) -> Result<(File, Metadata)> {
     Ok((file, meta))
 }
 
+/// The file's inode, part of `LocalFileSystem`'s e-tag (0 where there is
+/// none, as there).
+#[cfg(unix)]
+fn inode(meta: &Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+fn inode(_meta: &Metadata) -> u64 {
+    0
+}
+
 /// The metadata `LocalFileSystem` reports for a file.
 fn object_meta(location: &Path, meta: &Metadata) -> ObjectMeta {
     let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
@@ -99,7 +110,7 @@ fn object_meta(location: &Path, meta: &Metadata) -> ObjectMeta {
         location: location.clone(),
         last_modified: modified.into(),
         size: meta.len(),
-        e_tag: Some(format!("{:x}-{micros:x}-{:x}", meta.ino(), meta.len())),
+        e_tag: Some(format!("{:x}-{micros:x}-{:x}", inode(meta), meta.len())),
         version: None,
     }
 }
