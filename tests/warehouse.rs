@@ -89,6 +89,13 @@ fn sorted_ids(batches: &[RecordBatch]) -> Vec<i64> {
     out
 }
 
+/// Replace keys: the values of one text column.
+fn text_keys(column: &str, values: StringArray) -> KeyMatch {
+    let field = Field::new(column, DataType::Utf8, true);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![Arc::new(values)]);
+    KeyMatch::Values(batch.unwrap())
+}
+
 fn owned(rows: &[(i64, Option<&str>, f64)]) -> Vec<(i64, Option<String>, f64)> {
     let mut v: Vec<_> = rows
         .iter()
@@ -623,22 +630,16 @@ async fn merge_on_read_replace(wh: Warehouse) {
 
     // replace by explicit key tuples: delete names "a" and "b2" (and "b",
     // already deleted: not counted again), insert one row.
-    let names = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)])),
-        vec![Arc::new(StringArray::from(vec![
-            Some("a"),
-            Some("b2"),
-            Some("b"),
-            None,
-        ]))],
-    )
-    .unwrap();
+    let names = text_keys(
+        "name",
+        StringArray::from(vec![Some("a"), Some("b2"), Some("b"), None]),
+    );
     let o = wh
         .write(
             &t,
             schema(),
             vec![batch(&[(7, Some("new"), 7.0)])],
-            Write::replace(vec![KeyMatch::Values(names)]),
+            Write::replace(vec![names]),
         )
         .await
         .unwrap();
@@ -687,18 +688,9 @@ async fn merge_on_read_replace(wh: Warehouse) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("'nope'"), "{err}");
-    let unknown = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![Field::new("nope", DataType::Utf8, false)])),
-        vec![Arc::new(StringArray::from(vec!["a"]))],
-    )
-    .unwrap();
+    let unknown = text_keys("nope", StringArray::from(vec!["a"]));
     let err = wh
-        .write(
-            &t,
-            schema(),
-            vec![],
-            Write::replace(vec![KeyMatch::Values(unknown)]),
-        )
+        .write(&t, schema(), vec![], Write::replace(vec![unknown]))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("'nope' is not a column"), "{err}");
@@ -770,13 +762,7 @@ async fn appends_and_replaces_merge_manifests(wh: Warehouse) {
                 &t,
                 schema(),
                 vec![batch(&[(10 * day + 5, Some("new"), 3.0)])],
-                Write::replace(vec![KeyMatch::Values(
-                    RecordBatch::try_new(
-                        Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)])),
-                        vec![Arc::new(StringArray::from(vec!["old"]))],
-                    )
-                    .unwrap(),
-                )]),
+                Write::replace(vec![text_keys("name", StringArray::from(vec!["old"]))]),
             )
             .await
             .unwrap();
@@ -1123,21 +1109,12 @@ async fn sorted_tables_skip_pages_and_find_every_match(wh: Warehouse) {
     gone.extend((6000..n).step_by(3));
     let mut keys: Vec<Option<String>> = gone.iter().map(|&i| name(i)).collect();
     keys.push(Some("k99999".into()));
-    let keys = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)])),
-        vec![Arc::new(StringArray::from(keys))],
-    )
-    .unwrap();
+    let keys = text_keys("name", StringArray::from(keys));
     gone.retain(|i| name(*i).is_some());
     gone.sort();
     gone.dedup();
     let o = wh
-        .write(
-            &t,
-            schema(),
-            vec![],
-            Write::replace(vec![KeyMatch::Values(keys)]),
-        )
+        .write(&t, schema(), vec![], Write::replace(vec![keys]))
         .await
         .unwrap();
     assert_eq!(o.removed_rows, gone.len() as u64);

@@ -407,16 +407,26 @@ pub async fn affected(
             let frame = &frames[i];
             let pit = frame.primary().pit_name();
             let (ns, name) = &model.inputs[0];
-            let rows = changed_in(ns, name)?;
+            let bridge = format!("{ns}.{name}");
+            let per_groups = rank_groups(dar.project.measures.of(&frame.name));
             // Rows the bridge's last commit added are whole versions: all
             // of them are recomputed (an unchanged one gives equal rows).
-            let rows = if changes.whole_versions(&format!("{ns}.{name}")) {
+            // Without rank groups they are all the affected versions: taken
+            // from memory, without a query.
+            if let (true, Some(rows)) = (per_groups.is_empty(), changes.added.get(&bridge)) {
+                return Ok(Recompute::Versions(Affected {
+                    pits: distinct_texts(rows, &pit)?,
+                    pit_column: pit,
+                }));
+            }
+            let rows = changed_in(ns, name)?;
+            let rows = if changes.whole_versions(&bridge) {
                 LogicalPlanBuilder::from(rows)
             } else {
                 changed_bridge_rows(rows, since)?
             };
             let mut union = rows.project(vec![col(pit.as_str()).alias(AFFECTED)])?;
-            for per in rank_groups(dar.project.measures.of(&frame.name)) {
+            for per in per_groups {
                 let per = prefixed(frame, &per);
                 let groups = changed_frame_rows(frame, frame_changes(i)?, since)?
                     .project(vec![col(per.as_str())])?
@@ -596,12 +606,15 @@ pub async fn recompute_plan(
         }
         (DarKind::Event(i), Recompute::Versions(a)) => {
             let bridge = key(&model.inputs[0]);
+            let frame = &dar.project.model.frames[i];
+            let ranked = !rank_groups(dar.project.measures.of(&frame.name)).is_empty();
             let (plan, rows) = match changes.added.get(&bridge) {
                 // The rows the bridge's last commit added are every row of
-                // the versions it rebuilt: when those are exactly the
-                // affected versions (no `count_if` group adds others), they
-                // are the rows to read, already in memory.
-                Some(added) if distinct_texts(added, &a.pit_column)? == a.pits => {
+                // the versions it rebuilt: without `count_if` rank groups
+                // (which add other versions) those are exactly the affected
+                // versions (see `affected`), and the rows to read, already
+                // in memory.
+                Some(added) if !ranked => {
                     let scan = inputs
                         .get(&bridge)
                         .ok_or_else(|| Error::internal(format!("input {bridge} not provided")))?;
@@ -611,7 +624,6 @@ pub async fn recompute_plan(
                 _ => materialize(ctx, &bridge, a.restrict_table(table(&bridge)?).await?).await?,
             };
             inputs.insert(bridge, plan);
-            let frame = &dar.project.model.frames[i];
             let k = key(&model.inputs[1]);
             match rank_groups(dar.project.measures.of(&frame.name)).as_slice() {
                 [] => {

@@ -99,23 +99,21 @@ impl FileCache {
     pub fn put_added(&self, location: &str, snapshot: i64, rows: &[RecordBatch]) {
         let bytes = rows.iter().map(RecordBatch::get_array_memory_size).sum();
         let mut added = lock(&self.added);
+        let (total, kept) = &mut *added;
         // Only a table's newest snapshot is read that way: older ones of
         // the same table (left by a reader that never came) go.
-        let older: usize = added
-            .1
-            .iter()
-            .filter(|((l, _), _)| l == location)
-            .map(|(_, (b, _))| *b)
-            .sum();
-        added.1.retain(|(l, _), _| l != location);
-        added.0 -= older;
-        if added.0 + bytes > ADDED_ROWS_BYTES {
+        kept.retain(|(l, _), (b, _)| {
+            let older = l == location;
+            if older {
+                *total -= *b;
+            }
+            !older
+        });
+        if *total + bytes > ADDED_ROWS_BYTES {
             return;
         }
-        added.0 += bytes;
-        added
-            .1
-            .insert((location.to_string(), snapshot), (bytes, rows.to_vec()));
+        *total += bytes;
+        kept.insert((location.to_string(), snapshot), (bytes, rows.to_vec()));
     }
 
     /// Take the rows kept for snapshot `snapshot` of the table at `location`.
