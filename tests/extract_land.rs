@@ -227,6 +227,9 @@ async fn killed_extraction_converges_without_loss_or_duplicates() {
         _ = watch => {}
     }
     let partial = das_counts(&wh).await;
+    // Nothing of the killed run goes on landing in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(das_counts(&wh).await, partial, "no landing after the kill");
     let expected = server.with_generator(|g| g.row_counts());
     assert!(
         partial.values().sum::<usize>() < expected.values().sum::<usize>(),

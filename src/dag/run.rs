@@ -117,7 +117,9 @@ pub async fn run_models(
     }
     // Each build is a task of its own, so builds run on every worker
     // thread (in one task, their planning, decoding and commits took turns
-    // on one thread); they share the run's inputs.
+    // on one thread); they share the run's inputs. They are aborted when
+    // the run's future is dropped, so a cancelled run does not go on
+    // committing beside the next one.
     let shared = Arc::new(Shared {
         wh: wh.clone(),
         project: project.clone(),
@@ -160,7 +162,7 @@ pub async fn run_models(
                 waiting.remove(&i);
                 let p = todo[&i].clone();
                 let shared = Arc::clone(&shared);
-                let task = tokio::spawn(async move {
+                let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
                     let Shared {
                         wh,
                         project,
@@ -173,7 +175,7 @@ pub async fn run_models(
                         _ => None,
                     };
                     build_node(wh, project, dar.as_ref(), dag, &p, ctx, options).await
-                });
+                }));
                 running.push(async move {
                     let r = task.await.unwrap_or_else(|e| {
                         Err(Error::internal(format!("model build task failed: {e}")))

@@ -162,6 +162,9 @@ pub async fn extract(
     // Each resource lands in a task of its own, so fetching, decoding and
     // writing use every worker thread (polled in this task, they took turns
     // on one thread). The tasks share one query context for their lookups.
+    // They are aborted when this future is dropped (a cancelled or killed
+    // run): left running, they went on landing rows beside the next run,
+    // which landed the same rows again.
     let ctx = SessionContext::new();
     let reports: Vec<ResourceReport> = futures::stream::iter(selected)
         .map(|resource| {
@@ -171,9 +174,9 @@ pub async fn extract(
                 let (wh, client, resource, ctx) =
                     (wh.clone(), client.clone(), resource.clone(), ctx.clone());
                 let load_id = load_id.clone();
-                tokio::spawn(async move {
+                tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
                     land_resource(&wh, &client, &resource, &ctx, &load_id, started).await
-                })
+                }))
             };
             async move {
                 let t0 = Instant::now();
