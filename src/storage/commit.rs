@@ -1483,10 +1483,13 @@ async fn rows_without_keys(
 /// For replace: per live data file of the table's current snapshot, the
 /// positions of its rows that any matcher holds (deleted or not).
 ///
-/// Runs on a thread of the blocking pool: the files are read through
-/// `handle`, a few at a time (object store latency), then searched one after
-/// the other (CPU work, spread over the cores within a file, see
-/// [`matching_positions`]).
+/// Runs on a thread of the blocking pool. Of each file only what the search
+/// decodes is read, through `handle`, a few files at a time (object store
+/// latency): its footer (with the page index), then the key column chunks
+/// of the row groups some matcher may match (see [`SearchPlan`]). A file
+/// of the unified bridge holds ~165 columns of which a search decodes two.
+/// The files are then searched one after the other (CPU work, spread over
+/// the cores within a file, see [`matching_positions`]).
 fn replaced_positions(
     handle: &tokio::runtime::Handle,
     wh: &Warehouse,
@@ -1499,7 +1502,7 @@ fn replaced_positions(
     let Some(current) = base.current_snapshot() else {
         return Ok(HashMap::new());
     };
-    let (files, read) = handle.block_on(async {
+    let plans = handle.block_on(async {
         let list = table.table.manifest_list_reader(current).load().await?;
         let mut files: Vec<DataFile> = Vec::new();
         for mf in list
@@ -1514,32 +1517,176 @@ fn replaced_positions(
                     .map(|e| e.data_file().clone()),
             );
         }
-        let read: Vec<bytes::Bytes> = futures::stream::iter(files.iter())
-            .map(|f| read_parquet_bytes(wh, f))
+        futures::stream::iter(files)
+            .map(|f| SearchPlan::fetch(wh, f, &matchers))
             .buffered(8)
-            .try_collect()
-            .await?;
-        Ok::<_, Error>((files, read))
+            .try_collect::<Vec<_>>()
+            .await
     })?;
     let target = Arc::new(arrow_schema(schema)?);
-    files
-        .iter()
-        .zip(read)
-        .map(|(file, bytes)| {
-            let path = file.file_path().to_string();
-            let hits = matching_positions(handle, bytes, &path, &target, &matchers)?;
+    plans
+        .into_iter()
+        .map(|plan| {
+            let path = plan.location.clone();
+            let hits = matching_positions(handle, plan, &target, &matchers)?;
             Ok((path, hits))
         })
         .collect()
 }
 
-/// For replace: the positions (0-based, in file order) of the file's rows
-/// that any matcher holds. Row groups are read one at a time, each with
-/// only the key columns of the matchers that may match there: a matcher
-/// whose constant text part lies outside the row group's min/max statistics
-/// is skipped (data clustered on such a column, like the unified bridge on
-/// `peripheral`, is then mostly never decoded). Within a row group only
-/// the pages some matcher may match by the page index are decoded (see
+/// What a replace's search reads of one data file: its footer, the row
+/// groups some matcher may match (group, position of its first row,
+/// indices of those matchers) and, of those groups, the column chunks of
+/// the matchers' key columns.
+///
+/// A row group is skipped when no matcher may match it: a matcher whose
+/// constant text part lies outside the group's min/max statistics (data
+/// clustered on such a column, like the unified bridge on `peripheral`, is
+/// then mostly never read).
+struct SearchPlan {
+    location: String,
+    meta: parquet::arrow::arrow_reader::ArrowReaderMetadata,
+    groups: Vec<(usize, i64, Vec<usize>)>,
+    chunks: FetchedRanges,
+}
+
+impl SearchPlan {
+    async fn fetch(wh: &Warehouse, file: DataFile, matchers: &[Matcher]) -> Result<Self> {
+        use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+        use parquet::arrow::async_reader::ParquetObjectReader;
+        let location = file.file_path().to_string();
+        if file.file_format() != DataFileFormat::Parquet {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("file {location} is not Parquet"),
+            ));
+        }
+        let path = wh.url().location_to_path(&location)?;
+        let size = file.file_size_in_bytes();
+        let mut reader = ParquetObjectReader::new(Arc::clone(wh.store()), path.clone())
+            .with_file_size(size)
+            .with_footer_size_hint(FOOTER_HINT_BYTES);
+        // With the page index (when the file has one): see `Matcher::page_selection`.
+        let options = ArrowReaderOptions::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
+        let meta = ArrowReaderMetadata::load_async(&mut reader, options)
+            .await
+            .ctx(ErrorKind::Corrupt, || {
+                format!("cannot read the footer of Parquet file {location}")
+            })?;
+        let metadata = meta.metadata();
+        let leaves = metadata.file_metadata().schema_descr();
+        let mut groups = Vec::new();
+        let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
+        let mut offset = 0i64;
+        for (index, group) in metadata.row_groups().iter().enumerate() {
+            let active: Vec<usize> = (0..matchers.len())
+                .filter(|&m| matchers[m].may_match(group))
+                .collect();
+            for m in &active {
+                for name in &matchers[*m].columns {
+                    let leaf = (0..leaves.num_columns())
+                        .find(|&l| leaves.column(l).path().parts() == [name.as_str()])
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Corrupt,
+                                format!("file {location} has no column {name}"),
+                            )
+                        })?;
+                    let (start, length) = group.column(leaf).byte_range();
+                    ranges.push(start..start + length);
+                }
+            }
+            if !active.is_empty() {
+                groups.push((index, offset, active));
+            }
+            offset += group.num_rows();
+        }
+        ranges.sort_by_key(|r| r.start);
+        let mut merged: Vec<std::ops::Range<u64>> = Vec::new();
+        for r in ranges {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        let bytes = match merged.is_empty() {
+            true => vec![],
+            false => wh
+                .store()
+                .get_ranges(&path, &merged)
+                .await
+                .map_err(|e| Error::from(e).context(format!("cannot read file {location}")))?,
+        };
+        Ok(SearchPlan {
+            location,
+            meta,
+            groups,
+            chunks: FetchedRanges {
+                len: size,
+                parts: Arc::new(merged.into_iter().map(|r| r.start).zip(bytes).collect()),
+            },
+        })
+    }
+}
+
+/// Bytes read at once from the end of a Parquet file for its footer: the
+/// page index our writer puts just before it usually comes in the same read.
+const FOOTER_HINT_BYTES: usize = 256 * 1024;
+
+/// The byte ranges of a Parquet file a [`SearchPlan`] fetched (disjoint,
+/// by offset), read as the file by Parquet's synchronous reader. A read
+/// outside them is an error (the plan fetches every column chunk the search
+/// decodes).
+#[derive(Clone)]
+struct FetchedRanges {
+    len: u64,
+    parts: Arc<Vec<(u64, bytes::Bytes)>>,
+}
+
+impl FetchedRanges {
+    /// The fetched bytes from `start`: `length` of them, or to the end of
+    /// the range holding `start`.
+    fn slice(&self, start: u64, length: Option<usize>) -> parquet::errors::Result<bytes::Bytes> {
+        let i = self.parts.partition_point(|(s, _)| *s <= start);
+        if let Some((s, b)) = i.checked_sub(1).and_then(|i| self.parts.get(i)) {
+            let from = usize::try_from(start - s).unwrap_or(usize::MAX);
+            let to = length.map_or(Some(b.len()), |l| from.checked_add(l));
+            if let Some(to) = to.filter(|&to| from <= to && to <= b.len()) {
+                return Ok(b.slice(from..to));
+            }
+        }
+        Err(parquet::errors::ParquetError::General(format!(
+            "bytes {start}..{} of the file were not read for the search",
+            length.map_or("".to_string(), |l| (start + l as u64).to_string())
+        )))
+    }
+}
+
+impl parquet::file::reader::Length for FetchedRanges {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl parquet::file::reader::ChunkReader for FetchedRanges {
+    type T = bytes::buf::Reader<bytes::Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        self.slice(start, Some(length))
+    }
+}
+
+/// For replace: the positions (0-based, in file order) of the rows of the
+/// file `plan` read that any matcher holds. Row groups are read one at a
+/// time, each with only the key columns of the matchers that may match
+/// there (see [`SearchPlan`]). Within a row group only the pages some
+/// matcher may match by the page index are decoded (see
 /// [`Matcher::page_selection`]; a table written sorted by its key,
 /// [`Write::sort_by`], has narrow pages).
 ///
@@ -1549,35 +1696,20 @@ fn replaced_positions(
 /// kept and reused, rather than on threads created and torn down per file.
 fn matching_positions(
     handle: &tokio::runtime::Handle,
-    bytes: bytes::Bytes,
-    location: &str,
+    plan: SearchPlan,
     target: &ArrowSchemaRef,
     matchers: &Arc<Vec<Matcher>>,
 ) -> Result<Vec<i64>> {
-    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-    // With the page index (when the file has one): see `Matcher::page_selection`.
-    let options = ArrowReaderOptions::new()
-        .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
-    let meta = ArrowReaderMetadata::load(&bytes, options).ctx(ErrorKind::Corrupt, || {
-        format!("file {location} is not valid Parquet")
-    })?;
-    // Row groups some matcher may match: (group, position of its first
-    // row, indices of the matchers that may match).
-    let mut groups: Vec<(usize, i64, Vec<usize>)> = Vec::new();
-    let mut offset = 0i64;
-    for (index, group) in meta.metadata().row_groups().iter().enumerate() {
-        let active: Vec<usize> = (0..matchers.len())
-            .filter(|&m| matchers[m].may_match(group))
-            .collect();
-        if !active.is_empty() {
-            groups.push((index, offset, active));
-        }
-        offset += group.num_rows();
-    }
-    let search = GroupSearch {
-        bytes,
+    let SearchPlan {
+        location,
         meta,
-        location: location.to_string(),
+        groups,
+        chunks,
+    } = plan;
+    let search = GroupSearch {
+        chunks,
+        meta,
+        location: location.clone(),
         target: Arc::clone(target),
         matchers: Arc::clone(matchers),
     };
@@ -1619,7 +1751,7 @@ fn matching_positions(
 /// [`matching_positions`]).
 #[derive(Clone)]
 struct GroupSearch {
-    bytes: bytes::Bytes,
+    chunks: FetchedRanges,
     meta: parquet::arrow::arrow_reader::ArrowReaderMetadata,
     location: String,
     target: ArrowSchemaRef,
@@ -1637,7 +1769,16 @@ impl GroupSearch {
     }
 
     /// Append the positions matched in row group `index` (whose first row is
-    /// at `offset`) by the `active` matchers.
+    /// at `offset`) by the `active` matchers, in order.
+    ///
+    /// Each matcher reads its own key columns in the rows its page
+    /// statistics admit. Matchers of a clustered table (the unified bridge:
+    /// one per peripheral, each keyed on its own PIT column) admit disjoint
+    /// row ranges, so reading each apart decodes far less than one read of
+    /// every active matcher's columns over the union of their rows (a row
+    /// group holding many small peripherals decoded 20-odd columns of all
+    /// its rows that way). When the union read decodes fewer values (the
+    /// matchers share their rows), it is taken instead.
     fn one_group(
         &self,
         index: usize,
@@ -1645,40 +1786,59 @@ impl GroupSearch {
         active: &[usize],
         out: &mut Vec<i64>,
     ) -> Result<()> {
-        let location = &self.location;
-        let mut columns: Vec<String> = active
+        let group_rows = self.meta.metadata().row_group(index).num_rows();
+        let reads: Vec<Read> = active
             .iter()
-            .flat_map(|&m| self.matchers[m].columns.clone())
+            .map(|&m| {
+                let selection = self.matchers[m].page_selection(self.meta.metadata(), index);
+                Read::new(
+                    vec![m],
+                    self.matchers[m].columns.clone(),
+                    selection,
+                    group_rows,
+                )
+            })
             .collect();
-        columns.sort();
-        columns.dedup();
+        let cost = |r: &Read| r.rows as u128 * r.columns.len() as u128;
+        let apart: u128 = reads.iter().map(cost).sum();
+        let union = reads
+            .iter()
+            .cloned()
+            .reduce(|a, b| a.union(b, group_rows))
+            .ok_or_else(|| Error::internal("a row group searched without a matcher"))?;
+        if reads.len() == 1 || cost(&union) <= apart {
+            return self.read_matches(index, offset, &union, out);
+        }
+        let mut found = Vec::new();
+        for read in &reads {
+            self.read_matches(index, offset, read, &mut found)?;
+        }
+        found.sort_unstable();
+        found.dedup();
+        out.extend(found);
+        Ok(())
+    }
+
+    /// Append the positions in row group `index` (first row at `offset`)
+    /// that `read`'s matchers hold, among the rows it selects, in order.
+    fn read_matches(
+        &self,
+        index: usize,
+        offset: i64,
+        read: &Read,
+        out: &mut Vec<i64>,
+    ) -> Result<()> {
+        let location = &self.location;
         let wanted = Arc::new(arrow::datatypes::Schema::new(
             self.target
                 .fields()
                 .iter()
-                .filter(|f| columns.contains(f.name()))
+                .filter(|f| read.columns.contains(f.name()))
                 .cloned()
                 .collect::<Vec<_>>(),
         ));
-        // The rows any active matcher may hold by page statistics (all of
-        // them when one has no statistics to go by).
-        let mut selection: Option<RowSelection> = None;
-        for &m in active {
-            match self.matchers[m].page_selection(self.meta.metadata(), index) {
-                None => {
-                    selection = None;
-                    break;
-                }
-                Some(here) => {
-                    selection = Some(match selection {
-                        None => here,
-                        Some(s) => s.union(&here),
-                    });
-                }
-            }
-        }
         // The file positions of the rows read, as runs in order.
-        let runs: Vec<std::ops::Range<i64>> = match &selection {
+        let runs: Vec<std::ops::Range<i64>> = match &read.selection {
             None => {
                 let end = offset + self.meta.metadata().row_group(index).num_rows();
                 std::iter::once(offset..end).collect()
@@ -1701,14 +1861,14 @@ impl GroupSearch {
         }
         let mut positions = runs.into_iter().flatten();
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.bytes.clone(),
+            self.chunks.clone(),
             self.meta.clone(),
         )
         .with_row_groups(vec![index]);
-        let roots = root_indices(builder.parquet_schema(), &columns);
+        let roots = root_indices(builder.parquet_schema(), &read.columns);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        if let Some(s) = selection {
-            builder = builder.with_row_selection(s);
+        if let Some(s) = &read.selection {
+            builder = builder.with_row_selection(s.clone());
         }
         let reader = builder
             .with_projection(mask)
@@ -1722,7 +1882,7 @@ impl GroupSearch {
             })?;
             let batch = project_by_name(&batch, &wanted)?;
             let mut hit = BooleanArray::from(vec![false; batch.num_rows()]);
-            for &m in active {
+            for &m in &read.matchers {
                 hit = arrow::compute::or(&hit, &self.matchers[m].matches(&batch)?)?;
             }
             for h in hit.iter() {
@@ -1735,6 +1895,50 @@ impl GroupSearch {
             }
         }
         Ok(())
+    }
+}
+
+/// One decode of a row group in a replace's search: the matchers tested,
+/// the key columns they need, and the rows read (`None`: all of them;
+/// `rows` counts them).
+#[derive(Clone)]
+struct Read {
+    matchers: Vec<usize>,
+    columns: Vec<String>,
+    selection: Option<RowSelection>,
+    rows: usize,
+}
+
+impl Read {
+    fn new(
+        matchers: Vec<usize>,
+        mut columns: Vec<String>,
+        selection: Option<RowSelection>,
+        group_rows: i64,
+    ) -> Self {
+        columns.sort();
+        columns.dedup();
+        let rows = match &selection {
+            Some(s) => s.row_count(),
+            None => usize::try_from(group_rows).unwrap_or(usize::MAX),
+        };
+        Read {
+            matchers,
+            columns,
+            selection,
+            rows,
+        }
+    }
+
+    /// One read serving both: their columns over the rows either selects.
+    fn union(mut self, other: Read, group_rows: i64) -> Self {
+        let selection = match (self.selection, other.selection) {
+            (Some(a), Some(b)) => Some(a.union(&b)),
+            _ => None,
+        };
+        self.matchers.extend(other.matchers);
+        self.columns.extend(other.columns);
+        Read::new(self.matchers, self.columns, selection, group_rows)
     }
 }
 
