@@ -217,7 +217,13 @@ pub async fn serve(config: &SourceConfig, options: ServerOptions) -> Result<Serv
             "embedded server page_size must be at least 1",
         ));
     }
-    let generator = Generator::at_day(options.generator, options.day)?;
+    // Generating is a few hundred milliseconds of CPU at scale 1: on a
+    // thread of the blocking pool, so that the caller's other futures (a
+    // run loads its tables' metadata meanwhile) go on.
+    let (generator_options, day) = (options.generator, options.day);
+    let generator = tokio::task::spawn_blocking(move || Generator::at_day(generator_options, day))
+        .await
+        .map_err(|e| Error::internal(format!("the embedded source's generator failed: {e}")))??;
     let mut served = Vec::new();
     for r in &config.resources {
         let t = generator.table_by_path(&r.api_path).ok_or_else(|| {
