@@ -450,10 +450,11 @@ pub async fn build_dar_model_with(
         }
         let w = w.sorted_by(sort_by.iter().cloned());
         // A bridge's new rows are its event bridge's changes, an event
-        // bridge's the unified bridge's (see `InputChanges`): kept in memory
-        // for them instead of decoded again from the files just written.
+        // bridge's the unified bridge's, the unified bridge's the
+        // calendar's (see `InputChanges`): kept in memory for them instead
+        // of decoded again from the files just written.
         match model.kind {
-            DarKind::Bridge(_) | DarKind::Event(_) => w.keep_added(),
+            DarKind::Bridge(_) | DarKind::Event(_) | DarKind::Unified => w.keep_added(),
             _ => w,
         }
     };

@@ -44,7 +44,10 @@
 //! ones (plus, with `count_if` measures, the rest of their rank groups), and
 //! when they are all of them, those rows are the bridge rows it recomputes
 //! from, without a restricted scan of the bridge (a replace commit adds only
-//! new rows: the old ones get position deletes).
+//! new rows: the old ones get position deletes). The calendar looks for new
+//! dates among the rows of the unified bridge's last commit the same way
+//! (the rows a replace deletes hold no date its new rows lack: versions are
+//! only ever closed, never removed).
 //!
 //! The recomputation reads the affected versions of the model's own frame
 //! or bridge, and of each parent bridge (bridge) or related frame (event
@@ -327,10 +330,11 @@ impl InputChanges {
 
 /// Whether `model` takes the rows input `key`'s last commit added as its
 /// changes (see [`InputChanges::added`]): every input of the unified bridge
-/// (event bridges), the bridge of an event bridge.
+/// (event bridges), the bridge of an event bridge, the unified bridge of
+/// the calendar (which looks for new dates among its changed rows).
 fn whole_version_input(model: &DarModel, key: &str) -> bool {
     match model.kind {
-        DarKind::Unified => true,
+        DarKind::Unified | DarKind::Calendar => true,
         DarKind::Event(_) => model
             .inputs
             .first()
@@ -504,7 +508,9 @@ pub async fn affected(
             let (ns, name) = &model.inputs[0];
             let rebuild = match own {
                 None => true,
-                Some(calendar) => calendar_must_grow(ctx, get(ns, name)?, calendar, since).await?,
+                Some(calendar) => {
+                    calendar_must_grow(ctx, changed_in(ns, name)?, calendar, since).await?
+                }
             };
             Recompute::Calendar { rebuild }
         }

@@ -97,7 +97,7 @@ impl FileCache {
     /// Keep the rows snapshot `snapshot` of the table at `location` added
     /// (all of them: see the module's invariants), within the budget.
     pub fn put_added(&self, location: &str, snapshot: i64, rows: &[RecordBatch]) {
-        let bytes = rows.iter().map(RecordBatch::get_array_memory_size).sum();
+        let bytes = memory_size(rows);
         let mut added = lock(&self.added);
         let (total, kept) = &mut *added;
         // Only a table's newest snapshot is read that way: older ones of
@@ -128,6 +128,35 @@ impl FileCache {
     pub async fn manifest(&self, file: &ManifestFile) -> Result<Arc<Manifest>> {
         Ok(self.objects.get_manifest(file).await?)
     }
+}
+
+/// The memory `rows` hold, each buffer counted once: the unified bridge's
+/// rows share one array of ghost records among ~150 columns, which
+/// [`RecordBatch::get_array_memory_size`] would count ~150 times.
+fn memory_size(rows: &[RecordBatch]) -> usize {
+    fn visit(data: &arrow::array::ArrayData, seen: &mut std::collections::HashSet<usize>) -> usize {
+        let mut bytes = 0;
+        let buffers = data
+            .buffers()
+            .iter()
+            .chain(data.nulls().map(|n| n.buffer()));
+        for b in buffers {
+            if seen.insert(b.as_ptr() as usize) {
+                bytes += b.capacity();
+            }
+        }
+        bytes
+            + data
+                .child_data()
+                .iter()
+                .map(|c| visit(c, seen))
+                .sum::<usize>()
+    }
+    let mut seen = std::collections::HashSet::new();
+    rows.iter()
+        .flat_map(|b| b.columns())
+        .map(|c| visit(&c.to_data(), &mut seen))
+        .sum()
 }
 
 #[cfg(test)]
@@ -164,5 +193,20 @@ mod tests {
         c.put_added("t3", 2, &rows(10));
         assert_eq!(c.take_added("t3", 2).expect("kept")[0].num_rows(), 10);
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A buffer shared by several columns (and batches) is counted once.
+    #[test]
+    fn shared_buffers_count_once() {
+        let a: ArrayRef = Arc::new(Int64Array::from_iter_values(0..1000));
+        let b: ArrayRef = Arc::new(Int64Array::from_iter_values(0..1000));
+        let one =
+            memory_size(&[RecordBatch::try_from_iter([("a", Arc::clone(&a))]).expect("batch")]);
+        assert!(one >= 8000, "{one}");
+        let shared = RecordBatch::try_from_iter([("x", Arc::clone(&a)), ("y", Arc::clone(&a))])
+            .expect("batch");
+        assert_eq!(memory_size(&[shared.clone(), shared]), one);
+        let apart = RecordBatch::try_from_iter([("x", a), ("y", b)]).expect("batch");
+        assert_eq!(memory_size(&[apart]), 2 * one);
     }
 }
