@@ -96,6 +96,28 @@ fn text_keys(column: &str, values: StringArray) -> KeyMatch {
     KeyMatch::Values(batch.unwrap())
 }
 
+/// Replace `keys` (no new rows): `removed` rows go, and the ids left are
+/// `kept`, in order.
+async fn replace_leaves(
+    wh: &Warehouse,
+    t: &TableName,
+    keys: KeyMatch,
+    removed: usize,
+    kept: impl Iterator<Item = i64>,
+) {
+    let o = wh
+        .write(t, schema(), vec![], Write::replace(vec![keys]))
+        .await
+        .unwrap();
+    assert_eq!(o.removed_rows, removed as u64);
+    let left: Vec<i64> = rows(wh, t, AsOf::Latest)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(left, kept.collect::<Vec<_>>());
+}
+
 fn owned(rows: &[(i64, Option<&str>, f64)]) -> Vec<(i64, Option<String>, f64)> {
     let mut v: Vec<_> = rows
         .iter()
@@ -1113,18 +1135,84 @@ async fn sorted_tables_skip_pages_and_find_every_match(wh: Warehouse) {
     gone.retain(|i| name(*i).is_some());
     gone.sort();
     gone.dedup();
-    let o = wh
-        .write(&t, schema(), vec![], Write::replace(vec![keys]))
+    replace_leaves(
+        &wh,
+        &t,
+        keys,
+        gone.len(),
+        (0..n).filter(|i| gone.binary_search(i).is_err()),
+    )
+    .await;
+}
+
+/// Many new rows are written as one file per core (at least 32,768 rows
+/// each), each a contiguous run of the sorted rows, and a replace finds
+/// keys in all of them.
+async fn large_writes_split_into_sorted_files(wh: Warehouse) {
+    let t = TableName::parse("dar.split").unwrap();
+    let n = 80_000i64;
+    let data: Vec<(i64, String, f64)> = (0..n)
+        .rev()
+        .map(|i| (i, format!("k{i:05}"), i as f64))
+        .collect();
+    // Several batches, written in reverse order: the write sorts.
+    let batches: Vec<RecordBatch> = data
+        .chunks(7_000)
+        .map(|c| {
+            let refs: Vec<(i64, Option<&str>, f64)> =
+                c.iter().map(|r| (r.0, Some(r.1.as_str()), r.2)).collect();
+            batch(&refs)
+        })
+        .collect();
+    wh.write(&t, schema(), batches, Write::append().sorted_by(["name"]))
         .await
         .unwrap();
-    assert_eq!(o.removed_rows, gone.len() as u64);
-    let left: Vec<i64> = rows(&wh, &t, AsOf::Latest)
-        .await
-        .into_iter()
-        .map(|r| r.0)
+    let table = wh.load_table(&t).await.unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let files = live_data_files(&table).await.unwrap();
+    assert_eq!(
+        files.len(),
+        cores.min(2),
+        "one file per core, 32,768 rows or more each"
+    );
+    let field = table
+        .metadata()
+        .current_schema()
+        .field_by_name("name")
+        .unwrap()
+        .id;
+    let bounds = |f: &iceberg::spec::DataFile| {
+        let text = |d: &iceberg::spec::Datum| d.to_string().trim_matches('"').to_string();
+        (
+            text(&f.lower_bounds()[&field]),
+            text(&f.upper_bounds()[&field]),
+        )
+    };
+    let mut runs: Vec<(String, String, u64)> = files
+        .iter()
+        .map(|f| {
+            let (lo, hi) = bounds(f);
+            (lo, hi, f.record_count())
+        })
         .collect();
-    let kept: Vec<i64> = (0..n).filter(|i| gone.binary_search(i).is_err()).collect();
-    assert_eq!(left, kept);
+    runs.sort();
+    assert_eq!(runs.iter().map(|r| r.2).sum::<u64>(), n as u64);
+    if runs.len() == 2 {
+        assert_eq!(
+            runs,
+            vec![
+                ("k00000".into(), "k39999".into(), 40_000),
+                ("k40000".into(), "k79999".into(), 40_000)
+            ]
+        );
+    }
+    // Every 7th id goes, in both files.
+    let gone: Vec<i64> = (0..n).step_by(7).collect();
+    let keys = text_keys(
+        "name",
+        StringArray::from(gone.iter().map(|i| format!("k{i:05}")).collect::<Vec<_>>()),
+    );
+    replace_leaves(&wh, &t, keys, gone.len(), (0..n).filter(|i| i % 7 != 0)).await;
 }
 
 on_every_backend! {
@@ -1141,4 +1229,5 @@ on_every_backend! {
     replace_row_groups => super::replace_prunes_row_groups_and_finds_every_match,
     restricted_scans => super::restricted_scans_return_exactly_the_matching_rows,
     sorted_tables => super::sorted_tables_skip_pages_and_find_every_match,
+    large_writes => super::large_writes_split_into_sorted_files,
 }

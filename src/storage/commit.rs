@@ -380,26 +380,48 @@ impl Warehouse {
                         .map_err(|e| e.context(format!("sorting the new rows of {name}")))?;
                 }
                 fail("before-data")?;
-                let groups: Vec<&[RecordBatch]> = if write.file_per_batch {
-                    conformed.chunks(1).collect()
+                // Files written at the same time, each on a worker: a file's
+                // columns are encoded one after the other, so many new rows
+                // (the unified bridge's 165 columns) are split into a file
+                // per core (contiguous runs: each stays sorted).
+                let threads = datafusion::common::utils::get_available_parallelism();
+                let parts: Vec<Vec<RecordBatch>> = if write.file_per_batch {
+                    conformed.iter().map(|b| vec![b.clone()]).collect()
                 } else {
-                    vec![conformed.as_slice()]
+                    let k = (rows as usize / PARALLEL_WRITE_ROWS).clamp(1, threads);
+                    balanced_parts(&conformed, k)
                 };
-                let mut files = Vec::new();
-                for (i, group) in groups.into_iter().enumerate() {
-                    files.extend(
-                        write_data_files(
-                            &table.table,
-                            &target_schema,
-                            group,
-                            commit_id,
-                            &format!("new{i}"),
-                            !write.sort_by.is_empty(),
-                        )
+                let sorted = !write.sort_by.is_empty();
+                let files: Vec<DataFile> = {
+                    use futures::{StreamExt, TryStreamExt};
+                    let writes = parts.into_iter().enumerate().map(|(i, part)| {
+                        let (table, schema) = (table.table.clone(), target_schema.clone());
+                        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                            write_data_files(
+                                &table,
+                                &schema,
+                                &part,
+                                commit_id,
+                                &format!("new{i}"),
+                                sorted,
+                            )
+                            .await
+                        }))
+                    });
+                    futures::stream::iter(writes)
+                        .buffered(threads)
+                        .map(|done| {
+                            done.map_err(|e| {
+                                Error::internal(format!("writing a data file failed: {e}"))
+                            })?
+                        })
+                        .try_collect::<Vec<Vec<DataFile>>>()
                         .await
-                        .map_err(|e| e.context(format!("writing data of {name}")))?,
-                    );
-                }
+                        .map_err(|e| e.context(format!("writing data of {name}")))?
+                        .into_iter()
+                        .flatten()
+                        .collect()
+                };
                 if write.keep_added {
                     kept = conformed;
                 }
@@ -877,6 +899,34 @@ fn writer_properties(sorted: bool) -> Result<WriterProperties> {
         b = b.set_data_page_row_count_limit(SORTED_PAGE_ROWS);
     }
     Ok(b.build())
+}
+
+/// Fewest new rows per data file written in parallel (see
+/// [`Warehouse::write`]): below that, a second file costs more (its own
+/// footer, manifest entry and reads) than encoding on one core.
+const PARALLEL_WRITE_ROWS: usize = 32 * 1024;
+
+/// `batches` as `k` runs of (nearly) equal row counts, in order (batches
+/// are sliced where a run ends inside one; empty runs are left out).
+fn balanced_parts(batches: &[RecordBatch], k: usize) -> Vec<Vec<RecordBatch>> {
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let k = k.max(1);
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); k];
+    let mut at = 0usize;
+    for b in batches {
+        let mut offset = 0;
+        while offset < b.num_rows() {
+            // Run of row `at`; it ends where the next run starts.
+            let run = (at * k / total.max(1)).min(k - 1);
+            let end = ((run + 1) * total).div_ceil(k);
+            let n = (end - at).min(b.num_rows() - offset).max(1);
+            parts[run].push(b.slice(offset, n));
+            offset += n;
+            at += n;
+        }
+    }
+    parts.retain(|p| !p.is_empty());
+    parts
 }
 
 /// Rows per data page of a sorted table (see [`writer_properties`]): the
