@@ -175,6 +175,18 @@ async fn materialize(
     Ok((memory_plan(name, schema, batches.clone())?, batches))
 }
 
+/// `rows` of input `key` as a scan of the input's schema.
+fn in_memory(
+    inputs: &HashMap<String, LogicalPlan>,
+    key: &str,
+    rows: Vec<RecordBatch>,
+) -> Result<LogicalPlan> {
+    let scan = inputs
+        .get(key)
+        .ok_or_else(|| Error::internal(format!("input {key} not provided")))?;
+    memory_plan(key, Arc::new(scan.schema().as_arrow().clone()), rows)
+}
+
 /// The loaded input `key`.
 fn loaded_input<'a>(
     loaded: &'a HashMap<String, LoadedTable>,
@@ -198,9 +210,43 @@ pub struct Affected {
     pub pit_column: String,
     /// The affected PIT hook values, sorted.
     pub pits: Vec<String>,
+    /// The rows of the model's own frame holding those versions, when
+    /// finding them read them whole (bridges, peripherals): the recompute
+    /// takes them instead of scanning the frame again.
+    pub rows: Option<Vec<RecordBatch>>,
 }
 
 impl Affected {
+    /// The versions of the frame rows `plan` finds (a UNION ALL of scans of
+    /// the model's own frame, which may find a row more than once), with
+    /// those rows, each once: a frame holds one row per version, so the
+    /// rows of the versions found are exactly the rows found.
+    async fn of_rows(ctx: &SessionContext, plan: LogicalPlan, pit_column: String) -> Result<Self> {
+        let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = Vec::with_capacity(batches.len());
+        for b in batches {
+            let pits = b
+                .column_by_name(&pit_column)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| {
+                    Error::internal(format!("frame rows without a text column {pit_column}"))
+                })?;
+            let first: arrow::array::BooleanArray = pits
+                .iter()
+                .map(|p| Some(p.is_some_and(|p| seen.insert(p.to_string()))))
+                .collect();
+            rows.push(arrow::compute::filter_record_batch(&b, &first)?);
+        }
+        let mut pits: Vec<String> = seen.into_iter().collect();
+        pits.sort();
+        Ok(Affected {
+            pit_column,
+            pits,
+            rows: Some(rows),
+        })
+    }
+
     /// A scan of `table` restricted to the affected versions, pushed into
     /// the Iceberg scan ([`crate::storage::restrict`]).
     pub async fn restrict_table(&self, table: &LoadedTable) -> Result<LogicalPlan> {
@@ -381,8 +427,9 @@ pub async fn affected(
         DarKind::Bridge(i) => {
             let frame = &frames[i];
             let pit = frame.primary().pit_name();
-            let mut union = changed_frame_rows(frame, frame_changes(i)?, since)?
-                .project(vec![col(pit.as_str()).alias(AFFECTED)])?;
+            // Whole frame rows: those of the affected versions are what
+            // the recompute reads.
+            let mut union = changed_frame_rows(frame, frame_changes(i)?, since)?;
             // Versions naming a parent key whose parent-bridge rows changed.
             let mut children = Vec::new();
             for (d, (ns, name)) in dar.graph.nodes[i]
@@ -396,16 +443,9 @@ pub async fn affected(
                 children.push(members(i, d.hook.clone(), keys));
             }
             for plan in futures::future::try_join_all(children).await? {
-                union = union.union(
-                    LogicalPlanBuilder::from(plan)
-                        .project(vec![col(pit.as_str()).alias(AFFECTED)])?
-                        .build()?,
-                )?;
+                union = union.union(plan)?;
             }
-            Recompute::Versions(Affected {
-                pits: collect_texts(ctx, union.build()?).await?,
-                pit_column: pit,
-            })
+            Recompute::Versions(Affected::of_rows(ctx, union.build()?, pit).await?)
         }
         DarKind::Event(i) => {
             let frame = &frames[i];
@@ -421,6 +461,7 @@ pub async fn affected(
                 return Ok(Recompute::Versions(Affected {
                     pits: distinct_texts(rows, &pit)?,
                     pit_column: pit,
+                    rows: None,
                 }));
             }
             let rows = changed_in(ns, name)?;
@@ -445,18 +486,14 @@ pub async fn affected(
             Recompute::Versions(Affected {
                 pits: collect_texts(ctx, union.build()?).await?,
                 pit_column: pit,
+                rows: None,
             })
         }
         DarKind::Peripheral(i) => {
             let frame = &frames[i];
             let pit = frame.primary().pit_name();
-            let plan = changed_frame_rows(frame, frame_changes(i)?, since)?
-                .project(vec![col(pit.as_str())])?
-                .build()?;
-            Recompute::Versions(Affected {
-                pits: collect_texts(ctx, plan).await?,
-                pit_column: pit,
-            })
+            let plan = changed_frame_rows(frame, frame_changes(i)?, since)?.build()?;
+            Recompute::Versions(Affected::of_rows(ctx, plan, pit).await?)
         }
         DarKind::Unified => {
             let mut queries = Vec::new();
@@ -494,6 +531,7 @@ pub async fn affected(
                         Affected {
                             pits,
                             pit_column: pit,
+                            rows: None,
                         },
                     ))
                 });
@@ -592,8 +630,10 @@ pub async fn recompute_plan(
     match (model.kind, recompute) {
         (DarKind::Bridge(i), Recompute::Versions(a)) => {
             let own = key(&model.inputs[0]);
-            let (plan, rows) =
-                materialize(ctx, &own, a.restrict_table(table(&own)?).await?).await?;
+            let (plan, rows) = match &a.rows {
+                Some(rows) => (in_memory(&inputs, &own, rows.clone())?, rows.clone()),
+                None => materialize(ctx, &own, a.restrict_table(table(&own)?).await?).await?,
+            };
             inputs.insert(own, plan);
             for (d, input) in dar.graph.nodes[i]
                 .dependencies
@@ -608,7 +648,11 @@ pub async fn recompute_plan(
         }
         (DarKind::Peripheral(_), Recompute::Versions(a)) => {
             let own = key(&model.inputs[0]);
-            inputs.insert(own.clone(), a.restrict_table(table(&own)?).await?);
+            let plan = match &a.rows {
+                Some(rows) => in_memory(&inputs, &own, rows.clone())?,
+                None => a.restrict_table(table(&own)?).await?,
+            };
+            inputs.insert(own, plan);
         }
         (DarKind::Event(i), Recompute::Versions(a)) => {
             let bridge = key(&model.inputs[0]);
@@ -621,11 +665,7 @@ pub async fn recompute_plan(
                 // versions (see `affected`), and the rows to read, already
                 // in memory.
                 Some(added) if !ranked => {
-                    let scan = inputs
-                        .get(&bridge)
-                        .ok_or_else(|| Error::internal(format!("input {bridge} not provided")))?;
-                    let schema = Arc::new(scan.schema().as_arrow().clone());
-                    (memory_plan(&bridge, schema, added.clone())?, added.clone())
+                    (in_memory(&inputs, &bridge, added.clone())?, added.clone())
                 }
                 _ => materialize(ctx, &bridge, a.restrict_table(table(&bridge)?).await?).await?,
             };
