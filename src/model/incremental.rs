@@ -54,6 +54,10 @@
 //! bridge) the rows of the keys those versions join: every row a PIT join
 //! of the affected versions can match, since rows of other keys never
 //! match. So its result equals the full build's rows for those versions.
+//! A bridge's or peripheral's own frame rows are those that found its
+//! affected versions (changed rows, rows naming a changed parent key), read
+//! whole and kept once per version: a frame holds one row per version, so
+//! they are exactly the frame's rows of those versions.
 //! An event bridge whose `count_if` measures rank within one `per` grouping
 //! reads its frame restricted to the groups of the affected versions, each
 //! group whole, so the ranks are those of the full build.
