@@ -2054,22 +2054,25 @@ impl Generator {
         self.build_rates(&mut step_rng(seed, 5), &mut log);
         // Sales and production are the bulk of day 0 and each has its own
         // random stream, so they are built at the same time: production on
-        // a second thread, on a copy that holds what it reads. The merge
-        // gives exactly the sequential result (pinned by a unit test).
+        // a second thread, on a copy that holds what it reads. Each side
+        // splits its own transactions into archived and current ones, and
+        // the merge appends production's after the sales ones: exactly the
+        // sequential result (pinned by a unit test).
         let mut production = self.production_part();
         std::thread::scope(|scope| {
             let handle = scope.spawn(move || {
                 production
                     .build_production(&mut step_rng(seed, 7), &mut DayLog::unrecorded(BASE_END));
+                production.archive_transactions();
                 production
             });
             self.build_sales(&mut step_rng(seed, 6), &mut log);
+            self.archive_transactions();
             match handle.join() {
                 Ok(production) => self.merge_production(production),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         });
-        self.archive_transactions();
     }
 
     /// A generator holding what [`Generator::build_production`] reads (the
@@ -2107,23 +2110,25 @@ impl Generator {
                 TableData::new(&TABLE_DEFS[idx]),
             );
         }
+        // Both sides split their transactions into archived and current
+        // ones already (`archive_transactions`): production's follow the
+        // sales ones in each.
         let offset = self.world.next_transaction;
-        let made = std::mem::replace(
-            &mut production.tables[TRANSACTION_HISTORIES],
-            TableData::new(&TABLE_DEFS[TRANSACTION_HISTORIES]),
-        );
-        let id = made.column_index("transaction_id").unwrap_or(0);
-        let transactions = &mut self.tables[TRANSACTION_HISTORIES];
-        if transactions.columns.is_empty() {
-            transactions.columns = made.columns.clone();
-        }
-        let mut row = Vec::with_capacity(made.columns.len());
-        for r in made.rows() {
-            row.clear();
-            row.extend_from_slice(r);
-            let local = row[id].as_i64().unwrap_or(0);
-            row[id] = Cell::from(local + offset);
-            transactions.push_cells(&row);
+        for idx in [TRANSACTION_HISTORY_ARCHIVES, TRANSACTION_HISTORIES] {
+            let made = &production.tables[idx];
+            let id = made.column_index("transaction_id").unwrap_or(0);
+            let transactions = &mut self.tables[idx];
+            if transactions.columns.is_empty() {
+                transactions.columns = made.columns.clone();
+            }
+            let mut row = Vec::with_capacity(made.columns.len());
+            for r in made.rows() {
+                row.clear();
+                row.extend_from_slice(r);
+                let local = row[id].as_i64().unwrap_or(0);
+                row[id] = Cell::from(local + offset);
+                transactions.push_cells(&row);
+            }
         }
         let w = production.world;
         self.world.next_transaction += w.next_transaction;
