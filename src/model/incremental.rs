@@ -317,7 +317,10 @@ pub struct InputChanges {
     /// added; event bridge: the rows its bridge's last commit added. A
     /// build replaces whole versions (merge-on-read: its commit adds only
     /// new rows), so these are all the input's rows of the versions it
-    /// recomputed. Missing when the input had more than one commit since.
+    /// recomputed. Bridge: the rows its changed parent bridges' last commits
+    /// added, and calendar: the unified bridge's, which hold every row
+    /// changed since (rows that appeared after the snapshot last read).
+    /// Missing when the input had more than one commit since.
     pub added: HashMap<String, Vec<RecordBatch>>,
 }
 
@@ -381,14 +384,19 @@ impl InputChanges {
 /// Whether `model` takes the rows input `key`'s last commit added as its
 /// changes (see [`InputChanges::added`]): every input of the unified bridge
 /// (event bridges), the bridge of an event bridge, the unified bridge of
-/// the calendar (which looks for new dates among its changed rows).
+/// the calendar (which looks for new dates among its changed rows), a
+/// bridge's parent bridges (whose changed rows it looks for among them).
 fn whole_version_input(model: &DarModel, key: &str) -> bool {
-    match model.kind {
-        DarKind::Unified | DarKind::Calendar => true,
-        DarKind::Event(_) => model
+    let first = || {
+        model
             .inputs
             .first()
-            .is_some_and(|(ns, name)| key == format!("{ns}.{name}")),
+            .is_some_and(|(ns, name)| key == format!("{ns}.{name}"))
+    };
+    match model.kind {
+        DarKind::Unified | DarKind::Calendar => true,
+        DarKind::Bridge(_) => !first(),
+        DarKind::Event(_) => first(),
         _ => false,
     }
 }

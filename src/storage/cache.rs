@@ -22,8 +22,9 @@
 //!   [`crate::storage::commit::rows_added_since`]), keyed by the table's
 //!   location and the new snapshot's id. A snapshot id names one commit of
 //!   one table, and the rows kept are exactly those its added data files
-//!   hold, so a hit equals reading those files. Taken by the first read;
-//!   a newer commit of the same table drops what was kept for older ones.
+//!   hold, so a hit equals reading those files. Every reader gets them (a
+//!   bridge's are read by its event bridge and its child bridges); a newer
+//!   commit of the same table drops what was kept for older ones.
 //! - Bounded: the table map by entry count (emptied when full: a miss only
 //!   costs a re-read), the object cache by its byte budget, the added rows
 //!   by theirs (rows past it are not kept: a miss reads the files).
@@ -116,12 +117,13 @@ impl FileCache {
         kept.insert((location.to_string(), snapshot), (bytes, rows.to_vec()));
     }
 
-    /// Take the rows kept for snapshot `snapshot` of the table at `location`.
-    pub fn take_added(&self, location: &str, snapshot: i64) -> Option<Vec<RecordBatch>> {
-        let mut added = lock(&self.added);
-        let (bytes, rows) = added.1.remove(&(location.to_string(), snapshot))?;
-        added.0 -= bytes;
-        Some(rows)
+    /// The rows kept for snapshot `snapshot` of the table at `location`.
+    pub fn added(&self, location: &str, snapshot: i64) -> Option<Vec<RecordBatch>> {
+        let added = lock(&self.added);
+        added
+            .1
+            .get(&(location.to_string(), snapshot))
+            .map(|(_, rows)| rows.clone())
     }
 
     /// The manifest `file` refers to, parsed once per process.
@@ -170,28 +172,33 @@ mod tests {
         vec![RecordBatch::try_from_iter([("a", a)]).expect("batch")]
     }
 
-    /// Added rows are taken once, per table and snapshot; a newer snapshot
-    /// of a table drops the older one's; rows past the budget are not kept.
+    /// Added rows are read by every reader, per table and snapshot; a
+    /// newer snapshot of a table drops the older one's (giving its size
+    /// back); rows past the budget are not kept.
     #[test]
-    fn added_rows_are_taken_once_per_table_and_snapshot() {
+    fn added_rows_are_kept_per_table_and_snapshot() {
         let dir = std::env::temp_dir().join(format!("cache-{}", uuid::Uuid::new_v4()));
         let wh = crate::storage::Warehouse::open(dir.to_str().expect("path")).expect("warehouse");
         let c = wh.cache();
         c.put_added("t1", 1, &rows(3));
         c.put_added("t2", 1, &rows(5));
-        assert!(c.take_added("t1", 2).is_none(), "another snapshot");
-        assert_eq!(c.take_added("t1", 1).expect("kept")[0].num_rows(), 3);
-        assert!(c.take_added("t1", 1).is_none(), "taken once");
+        assert!(c.added("t1", 2).is_none(), "another snapshot");
+        assert_eq!(c.added("t1", 1).expect("kept")[0].num_rows(), 3);
+        assert_eq!(c.added("t1", 1).expect("kept again")[0].num_rows(), 3);
+        let both = lock(&c.added).0;
         c.put_added("t2", 2, &rows(7));
-        assert!(c.take_added("t2", 1).is_none(), "dropped by the newer");
-        assert_eq!(c.take_added("t2", 2).expect("kept")[0].num_rows(), 7);
-        assert_eq!(lock(&c.added).0, 0, "sizes are given back");
+        assert!(c.added("t2", 1).is_none(), "dropped by the newer");
+        assert_eq!(c.added("t2", 2).expect("kept")[0].num_rows(), 7);
+        assert_eq!(
+            lock(&c.added).0,
+            both - memory_size(&rows(5)) + memory_size(&rows(7))
+        );
 
         let big = (ADDED_ROWS_BYTES / 8) as i64 + 1;
         c.put_added("t3", 1, &rows(big));
-        assert!(c.take_added("t3", 1).is_none(), "over the budget");
+        assert!(c.added("t3", 1).is_none(), "over the budget");
         c.put_added("t3", 2, &rows(10));
-        assert_eq!(c.take_added("t3", 2).expect("kept")[0].num_rows(), 10);
+        assert_eq!(c.added("t3", 2).expect("kept")[0].num_rows(), 10);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

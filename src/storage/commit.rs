@@ -2150,7 +2150,7 @@ pub async fn rows_added_since(
     let target = arrow_schema(table.metadata().current_schema())?;
     if let Some(rows) = wh
         .cache()
-        .take_added(table.metadata().location(), current.snapshot_id())
+        .added(table.metadata().location(), current.snapshot_id())
     {
         return Ok(Some(
             rows.iter()
