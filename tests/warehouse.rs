@@ -1215,6 +1215,110 @@ async fn large_writes_split_into_sorted_files(wh: Warehouse) {
     replace_leaves(&wh, &t, keys, gone.len(), (0..n).filter(|i| i % 7 != 0)).await;
 }
 
+/// A replace keyed on a constant text column and a varying one (the
+/// unified bridge's peripheral and PIT hook) skips decoding the constant
+/// only where page statistics prove it (min = max = the value, no NULL):
+/// on a page shared with another value, or holding a NULL, it is tested.
+async fn proven_constant_columns_are_not_decoded_elsewhere_tested(wh: Warehouse) {
+    let t = TableName::parse("dar.peripherals").unwrap();
+    let pair_schema = Arc::new(Schema::new(vec![
+        Field::new("peripheral", DataType::Utf8, true),
+        Field::new("pit", DataType::Utf8, false),
+    ]));
+    let mut rows: Vec<(Option<String>, String)> = (0..60_000)
+        .map(|i| {
+            let p = ["pa", "pb", "pc"][i / 20_000];
+            (Some(p.to_string()), format!("k{i:06}"))
+        })
+        .collect();
+    // The same PIT under pa (last of pa: on the page shared with pb) and
+    // under pb (mid-pb: a page of pb only); a NULL peripheral (first, on
+    // pa's first page) with a PIT pc also has.
+    rows.push((Some("pa".into()), "k030000a".into()));
+    rows.push((Some("pb".into()), "k030000a".into()));
+    rows.push((None, "k050000".into()));
+    let batch = |rows: &[(Option<String>, String)]| {
+        RecordBatch::try_new(
+            Arc::clone(&pair_schema),
+            vec![
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    };
+    // Sorted: pages of 1,024 rows, each peripheral's run over whole pages
+    // but where two meet.
+    wh.write(
+        &t,
+        Arc::clone(&pair_schema),
+        vec![batch(&rows)],
+        Write::append().sorted_by(["peripheral", "pit"]),
+    )
+    .await
+    .unwrap();
+    let keys = |p: &str, pits: &[&str]| {
+        KeyMatch::Values(batch(
+            &pits
+                .iter()
+                .map(|k| (Some(p.to_string()), k.to_string()))
+                .collect::<Vec<_>>(),
+        ))
+    };
+    let o = wh
+        .write(
+            &t,
+            Arc::clone(&pair_schema),
+            vec![],
+            Write::replace(vec![
+                keys("pa", &["k000000", "k050000"]),
+                keys("pb", &["k030000a", "k020000"]),
+                keys("pc", &["k059999"]),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.removed_rows, 4);
+    let mut left: Vec<(Option<String>, String)> = wh
+        .scan(&t, AsOf::Latest)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|b| {
+            let text = |c: &str| {
+                let a =
+                    arrow::compute::cast(b.column_by_name(c).unwrap(), &DataType::Utf8).unwrap();
+                let a = a.as_any().downcast_ref::<StringArray>().unwrap().clone();
+                (0..a.len())
+                    .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
+                    .collect::<Vec<_>>()
+            };
+            text("peripheral")
+                .into_iter()
+                .zip(text("pit").into_iter().map(Option::unwrap))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    left.sort();
+    let mut expected = rows.clone();
+    expected.retain(|r| {
+        !matches!(
+            (r.0.as_deref(), r.1.as_str()),
+            (Some("pa"), "k000000")
+                | (Some("pb"), "k030000a")
+                | (Some("pb"), "k020000")
+                | (Some("pc"), "k059999")
+        )
+    });
+    expected.sort();
+    assert_eq!(left.len(), 59_999);
+    assert_eq!(left, expected);
+}
+
 on_every_backend! {
     append_overwrite_upsert => super::append_overwrite_upsert_round_trip,
     snapshot_properties => super::snapshot_properties_commit_with_rows,
@@ -1230,4 +1334,5 @@ on_every_backend! {
     restricted_scans => super::restricted_scans_return_exactly_the_matching_rows,
     sorted_tables => super::sorted_tables_skip_pages_and_find_every_match,
     large_writes => super::large_writes_split_into_sorted_files,
+    proven_constants => super::proven_constant_columns_are_not_decoded_elsewhere_tested,
 }

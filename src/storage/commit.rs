@@ -668,19 +668,25 @@ impl Matcher {
         }))
     }
 
+    /// The key columns with a constant text value, with that value.
+    fn text_constants(&self) -> impl Iterator<Item = (&String, &[u8])> {
+        self.columns
+            .iter()
+            .zip(&self.constants)
+            .filter_map(|(name, constant)| {
+                constant
+                    .as_ref()
+                    .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+                    .filter(|c| c.len() == 1 && c.is_valid(0))
+                    .map(|c| (name, c.value(0).as_bytes()))
+            })
+    }
+
     /// Whether a Parquet row group may hold a tuple: false only when a
     /// constant text part lies outside the group's min/max statistics.
     fn may_match(&self, group: &parquet::file::metadata::RowGroupMetaData) -> bool {
         use parquet::file::statistics::Statistics;
-        for (name, constant) in self.columns.iter().zip(&self.constants) {
-            let Some(value) = constant
-                .as_ref()
-                .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
-                .filter(|c| c.len() == 1 && c.is_valid(0))
-                .map(|c| c.value(0).as_bytes())
-            else {
-                continue;
-            };
+        for (name, value) in self.text_constants() {
             let Some(chunk) = group
                 .columns()
                 .iter()
@@ -775,13 +781,94 @@ impl Matcher {
         selection
     }
 
+    /// The constant text key columns that hold their value on every row of
+    /// row group `group` that `selection` reads (all rows when `None`), by
+    /// the page statistics: every page those rows are on has that value as
+    /// its exact min and max and no NULL. The search need not decode them
+    /// (the unified bridge's `peripheral`, one value over long runs). Only
+    /// with a single varying text column (the others are then tested by
+    /// themselves, see [`Matcher::matches`]).
+    fn proven_constants(
+        &self,
+        meta: &ParquetMetaData,
+        group: usize,
+        selection: Option<&RowSelection>,
+    ) -> Vec<String> {
+        if !matches!(self.tuples, Tuples::Text(..)) {
+            return vec![];
+        }
+        let (Some(index), Some(offsets)) = (meta.column_index(), meta.offset_index()) else {
+            return vec![];
+        };
+        let Ok(rows) = usize::try_from(meta.row_group(group).num_rows()) else {
+            return vec![];
+        };
+        let read: Vec<std::ops::Range<usize>> = match selection {
+            None => std::iter::once(0..rows).collect(),
+            Some(s) => {
+                let mut at = 0;
+                let mut out = Vec::new();
+                for sel in s.iter() {
+                    if !sel.skip {
+                        out.push(at..at + sel.row_count);
+                    }
+                    at += sel.row_count;
+                }
+                out
+            }
+        };
+        let schema = meta.file_metadata().schema_descr();
+        let mut out = Vec::new();
+        for (name, value) in self.text_constants() {
+            let Some(leaf) = (0..schema.num_columns())
+                .find(|&l| schema.column(l).path().parts() == [name.as_str()])
+            else {
+                continue;
+            };
+            let (
+                Some(parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(
+                    pages,
+                )),
+                Some(locations),
+            ) = (
+                index.get(group).and_then(|g| g.get(leaf)),
+                offsets.get(group).and_then(|g| g.get(leaf)),
+            )
+            else {
+                continue;
+            };
+            let locations = locations.page_locations();
+            let holds = locations.iter().enumerate().all(|(p, loc)| {
+                let start = usize::try_from(loc.first_row_index).unwrap_or(usize::MAX);
+                let end = locations.get(p + 1).map_or(rows, |next| {
+                    usize::try_from(next.first_row_index).unwrap_or(usize::MAX)
+                });
+                let is_read = read.iter().any(|r| r.start < end && start < r.end);
+                !is_read
+                    || (pages.min_value(p) == Some(value)
+                        && pages.max_value(p) == Some(value)
+                        && pages.null_count(p) == Some(0))
+            });
+            if holds {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+
     /// Which rows of `batch` hold one of the tuples (all false when the
     /// batch lacks a key column).
-    fn matches(&self, batch: &RecordBatch) -> Result<BooleanArray> {
+    /// `assumed`: constant key columns known to hold their value on every
+    /// row of `batch` (see [`Matcher::proven_constants`]), not read.
+    fn matches(&self, batch: &RecordBatch, assumed: &[String]) -> Result<BooleanArray> {
         let n = batch.num_rows();
         let none = || BooleanArray::from(vec![false; n]);
         let mut cols = Vec::with_capacity(self.columns.len());
         for (c, t) in self.columns.iter().zip(&self.types) {
+            if assumed.contains(c) {
+                cols.push(arrow::array::new_null_array(t, 0));
+                continue;
+            }
             let Ok(i) = batch.schema_ref().index_of(c) else {
                 return Ok(none());
             };
@@ -789,7 +876,10 @@ impl Matcher {
         }
         // Constant parts narrow the candidates (NULL compares as no match).
         let mut mask: Option<BooleanArray> = None;
-        for (c, k) in cols.iter().zip(&self.constants) {
+        for ((c, k), name) in cols.iter().zip(&self.constants).zip(&self.columns) {
+            if assumed.contains(name) {
+                continue;
+            }
             if let Some(v) = k {
                 let eq =
                     arrow::compute::kernels::cmp::eq(c, &arrow::array::Scalar::new(v.clone()))?;
@@ -1521,7 +1611,7 @@ async fn rows_without_keys(
     let mut any_hit = false;
     for batch in decode_parquet(bytes, None, file.file_path())? {
         let batch = project_by_name(&batch, &target)?;
-        let hit = matcher.matches(&batch)?;
+        let hit = matcher.matches(&batch, &[])?;
         if hit.true_count() > 0 {
             any_hit = true;
         }
@@ -1837,16 +1927,18 @@ impl GroupSearch {
         out: &mut Vec<i64>,
     ) -> Result<()> {
         let group_rows = self.meta.metadata().row_group(index).num_rows();
+        // One read per matcher, without its proven constants.
         let reads: Vec<Read> = active
             .iter()
             .map(|&m| {
                 let selection = self.matchers[m].page_selection(self.meta.metadata(), index);
-                Read::new(
+                let read = Read::new(
                     vec![m],
                     self.matchers[m].columns.clone(),
                     selection,
                     group_rows,
-                )
+                );
+                self.assuming(index, read)
             })
             .collect();
         let cost = |r: &Read| r.rows as u128 * r.columns.len() as u128;
@@ -1856,7 +1948,10 @@ impl GroupSearch {
             .cloned()
             .reduce(|a, b| a.union(b, group_rows))
             .ok_or_else(|| Error::internal("a row group searched without a matcher"))?;
-        if reads.len() == 1 || cost(&union) <= apart {
+        if reads.len() == 1 {
+            return self.read_matches(index, offset, &reads[0], out);
+        }
+        if cost(&union) < apart {
             return self.read_matches(index, offset, &union, out);
         }
         let mut found = Vec::new();
@@ -1867,6 +1962,20 @@ impl GroupSearch {
         found.dedup();
         out.extend(found);
         Ok(())
+    }
+
+    /// `read` without the key columns proven constant on the rows it reads
+    /// (see [`Matcher::proven_constants`]), when it serves one matcher.
+    fn assuming(&self, index: usize, mut read: Read) -> Read {
+        if let [m] = read.matchers[..] {
+            read.assumed = self.matchers[m].proven_constants(
+                self.meta.metadata(),
+                index,
+                read.selection.as_ref(),
+            );
+            read.columns.retain(|c| !read.assumed.contains(c));
+        }
+        read
     }
 
     /// Append the positions in row group `index` (first row at `offset`)
@@ -1933,7 +2042,7 @@ impl GroupSearch {
             let batch = project_by_name(&batch, &wanted)?;
             let mut hit = BooleanArray::from(vec![false; batch.num_rows()]);
             for &m in &read.matchers {
-                hit = arrow::compute::or(&hit, &self.matchers[m].matches(&batch)?)?;
+                hit = arrow::compute::or(&hit, &self.matchers[m].matches(&batch, &read.assumed)?)?;
             }
             for h in hit.iter() {
                 let at = positions.next().ok_or_else(|| {
@@ -1955,6 +2064,8 @@ impl GroupSearch {
 struct Read {
     matchers: Vec<usize>,
     columns: Vec<String>,
+    /// Key columns not read: their constant holds on every row read.
+    assumed: Vec<String>,
     selection: Option<RowSelection>,
     rows: usize,
 }
@@ -1975,19 +2086,23 @@ impl Read {
         Read {
             matchers,
             columns,
+            assumed: Vec::new(),
             selection,
             rows,
         }
     }
 
-    /// One read serving both: their columns over the rows either selects.
+    /// One read serving both: their columns (assumed ones too) over the
+    /// rows either selects.
     fn union(mut self, other: Read, group_rows: i64) -> Self {
         let selection = match (self.selection, other.selection) {
             (Some(a), Some(b)) => Some(a.union(&b)),
             _ => None,
         };
         self.matchers.extend(other.matchers);
+        self.columns.extend(self.assumed);
         self.columns.extend(other.columns);
+        self.columns.extend(other.assumed);
         Read::new(self.matchers, self.columns, selection, group_rows)
     }
 }
