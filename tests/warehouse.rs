@@ -464,6 +464,20 @@ async fn bad_batch_schema_is_refused_naming_the_column(wh: Warehouse) {
     let mut colours = colours;
     colours.sort();
     assert_eq!(colours, vec![None, Some("red".to_string())]);
+
+    // A replace keyed on the new column reads the older file (which has no
+    // such column: NULL there) without error and deletes only the new row.
+    let o = wh
+        .write(
+            &t,
+            schema(),
+            vec![],
+            Write::replace(vec![text_keys("colour", StringArray::from(vec!["red"]))]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.removed_rows, 1);
+    assert_eq!(wh.load_table(&t).await.unwrap().row_count(), 1);
 }
 
 async fn corrupt_metadata_names_the_file(wh: Warehouse) {
