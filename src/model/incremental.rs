@@ -230,12 +230,14 @@ impl Affected {
         let mut seen = std::collections::HashSet::new();
         let mut rows = Vec::with_capacity(batches.len());
         for b in batches {
-            let pits = b
-                .column_by_name(&pit_column)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .ok_or_else(|| {
-                    Error::internal(format!("frame rows without a text column {pit_column}"))
-                })?;
+            let pits = b.column_by_name(&pit_column).ok_or_else(|| {
+                Error::internal(format!("frame rows without the column {pit_column}"))
+            })?;
+            let pits = arrow::compute::cast(pits, &DataType::Utf8)?;
+            let pits = pits
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| Error::internal(format!("{pit_column} is not text")))?;
             let first: arrow::array::BooleanArray = pits
                 .iter()
                 .map(|p| Some(p.is_some_and(|p| seen.insert(p.to_string()))))
@@ -345,7 +347,7 @@ impl InputChanges {
             if table.metadata().current_snapshot_id() == Some(since) {
                 out.unchanged.insert(key.clone());
             } else if whole_version_input(model, key)
-                && let Some(rows) = rows_added_since(wh, table, since).await?
+                && let Some(rows) = rows_added_since(wh, table, since, decodes_added(model)).await?
             {
                 out.added.insert(key.clone(), rows);
             }
@@ -399,6 +401,15 @@ fn whole_version_input(model: &DarModel, key: &str) -> bool {
         DarKind::Event(_) => first(),
         _ => false,
     }
+}
+
+/// Whether `model` reads the files of an input's last commit for its added
+/// rows when they were not kept in memory. Not a bridge: it only looks for
+/// its parents' changed rows among them, which a change-filtered scan finds
+/// reading fewer columns (after a parent's full rebuild, every row is
+/// added).
+fn decodes_added(model: &DarModel) -> bool {
+    !matches!(model.kind, DarKind::Bridge(_))
 }
 
 /// Find what `model` must recompute for input changes after `since`.

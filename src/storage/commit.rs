@@ -2247,10 +2247,14 @@ async fn write_position_deletes(
 /// never point at files it adds). `None` when the current snapshot is not a
 /// child of `since`, or the table has no snapshot: read the table instead.
 /// `Some(empty)` when the current snapshot is `since` itself.
+///
+/// With `decode` false, only rows kept in memory by the commit
+/// ([`Write::keep_added`]) are returned: `None` when they were not kept.
 pub async fn rows_added_since(
     wh: &Warehouse,
     table: &LoadedTable,
     since: i64,
+    decode: bool,
 ) -> Result<Option<Vec<RecordBatch>>> {
     let Some(current) = table.metadata().current_snapshot() else {
         return Ok(None);
@@ -2271,6 +2275,9 @@ pub async fn rows_added_since(
                 .map(|b| project_by_name(b, &target))
                 .collect::<Result<_>>()?,
         ));
+    }
+    if !decode {
+        return Ok(None);
     }
     let list = table.table.manifest_list_reader(current).load().await?;
     let mut out = Vec::new();
