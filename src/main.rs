@@ -49,9 +49,10 @@ fn main() -> std::process::ExitCode {
     // Leave without the exit-time teardown (destructors, `atexit`
     // handlers): an allocator may return its free pages to the OS there, one
     // `madvise` at a time (mimalloc, used before jemalloc, took about 70 ms
-    // after an `elt`), and the kernel frees the whole address space anyway. Every command has finished its
-    // work here (files written and committed, the run lock released, the
-    // dashboard's server stopped); only the standard streams need flushing.
+    // after an `elt`), and the kernel frees the whole address space anyway.
+    // Every command has finished its work here (files written and committed,
+    // the run lock released, the dashboard's server stopped); only the
+    // standard streams need flushing.
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();

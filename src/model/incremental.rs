@@ -214,9 +214,11 @@ pub struct Affected {
     pub pit_column: String,
     /// The affected PIT hook values, sorted.
     pub pits: Vec<String>,
-    /// The rows of the model's own frame holding those versions, when
-    /// finding them read them whole (bridges, peripherals): the recompute
-    /// takes them instead of scanning the frame again.
+    /// The rows of the model's own input (its frame; an event bridge's
+    /// bridge) holding those versions, when finding them had them whole
+    /// (bridges and peripherals read them; an event bridge without rank
+    /// groups takes its bridge's last commit): the recompute takes them
+    /// instead of scanning the input again.
     pub rows: Option<Vec<RecordBatch>>,
 }
 
@@ -251,6 +253,22 @@ impl Affected {
             pits,
             rows: Some(rows),
         })
+    }
+
+    /// The rows of the model's own input `key` holding the affected
+    /// versions, in memory, and a scan of them: the rows found with the
+    /// versions, else a scan of `table` restricted to them.
+    async fn own_rows(
+        &self,
+        ctx: &SessionContext,
+        inputs: &HashMap<String, LogicalPlan>,
+        key: &str,
+        table: &LoadedTable,
+    ) -> Result<(LogicalPlan, Vec<RecordBatch>)> {
+        match &self.rows {
+            Some(rows) => Ok((in_memory(inputs, key, rows.clone())?, rows.clone())),
+            None => materialize(ctx, key, self.restrict_table(table).await?).await,
+        }
     }
 
     /// A scan of `table` restricted to the affected versions, pushed into
@@ -484,7 +502,7 @@ pub async fn affected(
                 return Ok(Recompute::Versions(Affected {
                     pits: distinct_texts(rows, &pit)?,
                     pit_column: pit,
-                    rows: None,
+                    rows: Some(rows.clone()),
                 }));
             }
             let rows = changed_in(ns, name)?;
@@ -653,10 +671,7 @@ pub async fn recompute_plan(
     match (model.kind, recompute) {
         (DarKind::Bridge(i), Recompute::Versions(a)) => {
             let own = key(&model.inputs[0]);
-            let (plan, rows) = match &a.rows {
-                Some(rows) => (in_memory(&inputs, &own, rows.clone())?, rows.clone()),
-                None => materialize(ctx, &own, a.restrict_table(table(&own)?).await?).await?,
-            };
+            let (plan, rows) = a.own_rows(ctx, &inputs, &own, table(&own)?).await?;
             inputs.insert(own, plan);
             for (d, input) in dar.graph.nodes[i]
                 .dependencies
@@ -680,18 +695,7 @@ pub async fn recompute_plan(
         (DarKind::Event(i), Recompute::Versions(a)) => {
             let bridge = key(&model.inputs[0]);
             let frame = &dar.project.model.frames[i];
-            let ranked = !rank_groups(dar.project.measures.of(&frame.name)).is_empty();
-            let (plan, rows) = match changes.added.get(&bridge) {
-                // The rows the bridge's last commit added are every row of
-                // the versions it rebuilt: without `count_if` rank groups
-                // (which add other versions) those are exactly the affected
-                // versions (see `affected`), and the rows to read, already
-                // in memory.
-                Some(added) if !ranked => {
-                    (in_memory(&inputs, &bridge, added.clone())?, added.clone())
-                }
-                _ => materialize(ctx, &bridge, a.restrict_table(table(&bridge)?).await?).await?,
-            };
+            let (plan, rows) = a.own_rows(ctx, &inputs, &bridge, table(&bridge)?).await?;
             inputs.insert(bridge, plan);
             let k = key(&model.inputs[1]);
             match rank_groups(dar.project.measures.of(&frame.name)).as_slice() {

@@ -101,8 +101,8 @@ impl FileCache {
         let bytes = memory_size(rows);
         let mut added = lock(&self.added);
         let (total, kept) = &mut *added;
-        // Only a table's newest snapshot is read that way: older ones of
-        // the same table (left by a reader that never came) go.
+        // Only a table's newest snapshot is read that way: what was kept
+        // for older ones of the same table goes.
         kept.retain(|(l, _), (b, _)| {
             let older = l == location;
             if older {

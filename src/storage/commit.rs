@@ -712,13 +712,11 @@ impl Matcher {
     /// text part, one of its values. `None` when the file has no page
     /// statistics for them (every row may).
     fn page_selection(&self, meta: &ParquetMetaData, group: usize) -> Option<RowSelection> {
-        let (Some(index), Some(offsets)) = (meta.column_index(), meta.offset_index()) else {
-            return None;
-        };
+        meta.column_index()?;
+        meta.offset_index()?;
         let rows = usize::try_from(meta.row_group(group).num_rows()).ok()?;
-        let schema = meta.file_metadata().schema_descr();
         // Per key column with a test: the values a page must admit one of.
-        let mut tests: Vec<(usize, Vec<&[u8]>)> = Vec::new();
+        let mut tests: Vec<(&String, Vec<&[u8]>)> = Vec::new();
         for (i, (name, constant)) in self.columns.iter().zip(&self.constants).enumerate() {
             let values: Vec<&[u8]> = match (constant, &self.tuples) {
                 (Some(c), _) => match c.as_any().downcast_ref::<arrow::array::StringArray>() {
@@ -730,34 +728,15 @@ impl Matcher {
                 }
                 (None, _) => continue,
             };
-            let Some(leaf) = (0..schema.num_columns())
-                .find(|&l| schema.column(l).path().parts() == [name.as_str()])
-            else {
-                continue;
-            };
-            tests.push((leaf, values));
+            tests.push((name, values));
         }
         let mut selection: Option<RowSelection> = None;
-        for (leaf, values) in tests {
-            let (Some(pages), Some(locations)) = (
-                index.get(group).and_then(|g| g.get(leaf)),
-                offsets.get(group).and_then(|g| g.get(leaf)),
-            ) else {
+        for (name, values) in tests {
+            let Some((pages, page_rows)) = text_pages(meta, group, name) else {
                 continue;
             };
-            let parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(pages) =
-                pages
-            else {
-                continue;
-            };
-            let locations = locations.page_locations();
             let mut ranges = Vec::new();
-            for (p, loc) in locations.iter().enumerate() {
-                let start = usize::try_from(loc.first_row_index).ok()?;
-                let end = match locations.get(p + 1) {
-                    Some(next) => usize::try_from(next.first_row_index).ok()?,
-                    None => rows,
-                };
+            for (p, span) in page_rows.into_iter().enumerate() {
                 let admits = match (pages.min_value(p), pages.max_value(p)) {
                     // Truncated statistics still bound the values.
                     (Some(min), Some(max)) => {
@@ -769,7 +748,7 @@ impl Matcher {
                     _ => !pages.is_null_page(p),
                 };
                 if admits {
-                    ranges.push(start..end);
+                    ranges.push(span);
                 }
             }
             let here = RowSelection::from_consecutive_ranges(ranges.into_iter(), rows);
@@ -797,53 +776,19 @@ impl Matcher {
         if !matches!(self.tuples, Tuples::Text(..)) {
             return vec![];
         }
-        let (Some(index), Some(offsets)) = (meta.column_index(), meta.offset_index()) else {
-            return vec![];
-        };
         let Ok(rows) = usize::try_from(meta.row_group(group).num_rows()) else {
             return vec![];
         };
-        let read: Vec<std::ops::Range<usize>> = match selection {
-            None => std::iter::once(0..rows).collect(),
-            Some(s) => {
-                let mut at = 0;
-                let mut out = Vec::new();
-                for sel in s.iter() {
-                    if !sel.skip {
-                        out.push(at..at + sel.row_count);
-                    }
-                    at += sel.row_count;
-                }
-                out
-            }
-        };
-        let schema = meta.file_metadata().schema_descr();
+        let read = selected_runs(selection, 0, rows);
         let mut out = Vec::new();
         for (name, value) in self.text_constants() {
-            let Some(leaf) = (0..schema.num_columns())
-                .find(|&l| schema.column(l).path().parts() == [name.as_str()])
-            else {
+            let Some((pages, page_rows)) = text_pages(meta, group, name) else {
                 continue;
             };
-            let (
-                Some(parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(
-                    pages,
-                )),
-                Some(locations),
-            ) = (
-                index.get(group).and_then(|g| g.get(leaf)),
-                offsets.get(group).and_then(|g| g.get(leaf)),
-            )
-            else {
-                continue;
-            };
-            let locations = locations.page_locations();
-            let holds = locations.iter().enumerate().all(|(p, loc)| {
-                let start = usize::try_from(loc.first_row_index).unwrap_or(usize::MAX);
-                let end = locations.get(p + 1).map_or(rows, |next| {
-                    usize::try_from(next.first_row_index).unwrap_or(usize::MAX)
-                });
-                let is_read = read.iter().any(|r| r.start < end && start < r.end);
+            let holds = page_rows.into_iter().enumerate().all(|(p, span)| {
+                let is_read = read
+                    .iter()
+                    .any(|r| r.start < span.end && span.start < r.end);
                 !is_read
                     || (pages.min_value(p) == Some(value)
                         && pages.max_value(p) == Some(value)
@@ -967,6 +912,69 @@ fn matchers(write: &Write, batches: &[RecordBatch]) -> Result<Vec<Matcher>> {
         WriteMode::Append | WriteMode::Overwrite => {}
     }
     Ok(out)
+}
+
+/// The leaf column of top-level column `name` (key columns are primitive).
+fn leaf_index(schema: &parquet::schema::types::SchemaDescriptor, name: &str) -> Option<usize> {
+    (0..schema.num_columns()).find(|&l| schema.column(l).path().parts() == [name])
+}
+
+/// The page statistics of text column `name` in row group `group`, and the
+/// rows (within the group) of each of its pages: `None` when the file has
+/// no page index for it.
+fn text_pages<'a>(
+    meta: &'a ParquetMetaData,
+    group: usize,
+    name: &str,
+) -> Option<(
+    &'a parquet::file::page_index::column_index::ByteArrayColumnIndex,
+    Vec<std::ops::Range<usize>>,
+)> {
+    use parquet::file::page_index::column_index::ColumnIndexMetaData;
+    let leaf = leaf_index(meta.file_metadata().schema_descr(), name)?;
+    let rows = usize::try_from(meta.row_group(group).num_rows()).ok()?;
+    let ColumnIndexMetaData::BYTE_ARRAY(pages) = meta.column_index()?.get(group)?.get(leaf)? else {
+        return None;
+    };
+    let locations = meta.offset_index()?.get(group)?.get(leaf)?.page_locations();
+    let starts = locations
+        .iter()
+        .map(|l| usize::try_from(l.first_row_index).ok())
+        .collect::<Option<Vec<usize>>>()?;
+    let ends = starts.iter().skip(1).copied().chain(std::iter::once(rows));
+    Some((
+        pages,
+        starts
+            .iter()
+            .copied()
+            .zip(ends)
+            .map(|(a, b)| a..b)
+            .collect(),
+    ))
+}
+
+/// The rows `selection` reads of a row group of `rows` rows (all of them
+/// when `None`), as runs in order, numbered from `first`.
+fn selected_runs<T>(selection: Option<&RowSelection>, first: T, rows: T) -> Vec<std::ops::Range<T>>
+where
+    T: Copy + std::ops::Add<Output = T> + TryFrom<usize>,
+{
+    let Some(s) = selection else {
+        return vec![first..first + rows];
+    };
+    let mut at = first;
+    let mut runs = Vec::new();
+    for sel in s.iter() {
+        let Ok(n) = T::try_from(sel.row_count) else {
+            break;
+        };
+        let end = at + n;
+        if !sel.skip {
+            runs.push(at..end);
+        }
+        at = end;
+    }
+    runs
 }
 
 /// Parquet settings of every file we write (data and position deletes).
@@ -1727,9 +1735,7 @@ impl SearchPlan {
                 for name in &matchers[*m].columns {
                     // A file written before the column was added has none:
                     // it reads as NULL there, which matches no key.
-                    let Some(leaf) = (0..leaves.num_columns())
-                        .find(|&l| leaves.column(l).path().parts() == [name.as_str()])
-                    else {
+                    let Some(leaf) = leaf_index(leaves, name) else {
                         continue;
                     };
                     let (start, length) = group.column(leaf).byte_range();
@@ -1940,6 +1946,9 @@ impl GroupSearch {
                 self.assuming(index, read)
             })
             .collect();
+        if let [read] = reads.as_slice() {
+            return self.read_matches(index, offset, read, out);
+        }
         let cost = |r: &Read| r.rows as u128 * r.columns.len() as u128;
         let apart: u128 = reads.iter().map(cost).sum();
         let union = reads
@@ -1947,9 +1956,6 @@ impl GroupSearch {
             .cloned()
             .reduce(|a, b| a.union(b, group_rows))
             .ok_or_else(|| Error::internal("a row group searched without a matcher"))?;
-        if reads.len() == 1 {
-            return self.read_matches(index, offset, &reads[0], out);
-        }
         if cost(&union) < apart {
             return self.read_matches(index, offset, &union, out);
         }
@@ -1996,24 +2002,8 @@ impl GroupSearch {
                 .collect::<Vec<_>>(),
         ));
         // The file positions of the rows read, as runs in order.
-        let runs: Vec<std::ops::Range<i64>> = match &read.selection {
-            None => {
-                let end = offset + self.meta.metadata().row_group(index).num_rows();
-                std::iter::once(offset..end).collect()
-            }
-            Some(s) => {
-                let mut row = offset;
-                let mut runs = Vec::new();
-                for sel in s.iter() {
-                    let end = row + sel.row_count as i64;
-                    if !sel.skip {
-                        runs.push(row..end);
-                    }
-                    row = end;
-                }
-                runs
-            }
-        };
+        let group_rows = self.meta.metadata().row_group(index).num_rows();
+        let runs = selected_runs(read.selection.as_ref(), offset, group_rows);
         if runs.is_empty() {
             return Ok(());
         }
