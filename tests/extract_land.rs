@@ -226,10 +226,23 @@ async fn killed_extraction_converges_without_loss_or_duplicates() {
         _ = run => panic!("the extraction finished before it could be killed"),
         _ = watch => {}
     }
+    // Rows landed so far, per table (a table created without rows holds
+    // none: a create already handed to a blocking thread when the run was
+    // dropped still completes, harmlessly).
+    let landed = |counts: BTreeMap<String, usize>| {
+        counts
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect::<BTreeMap<_, _>>()
+    };
     let partial = das_counts(&wh).await;
     // Nothing of the killed run goes on landing in the background.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(das_counts(&wh).await, partial, "no landing after the kill");
+    assert_eq!(
+        landed(das_counts(&wh).await),
+        landed(partial.clone()),
+        "no landing after the kill"
+    );
     let expected = server.with_generator(|g| g.row_counts());
     assert!(
         partial.values().sum::<usize>() < expected.values().sum::<usize>(),
