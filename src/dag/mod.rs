@@ -1,6 +1,7 @@
 //! Orchestration: the model DAG (registry), what a run would do (plan), the
 //! run itself (init/elt), lineage diagrams and the warehouse run lock.
 
+pub mod fingerprints;
 pub mod lineage;
 pub mod lock;
 pub mod plan;

@@ -3,7 +3,8 @@
 //!
 //! A model's fingerprint is a hash of the text of its plan as generated from
 //! config (the same text `render` writes), so any change to a model's config
-//! or to the code that builds its plan changes it.
+//! or to the code that builds its plan changes it. The fingerprints are
+//! remembered per program and project ([`super::fingerprints`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,6 @@ use crate::model::Project;
 use crate::model::build::DAB;
 use crate::model::dar::{Dar, DarKind};
 use crate::model::das;
-use crate::model::render::render_all;
 use crate::storage::TableName;
 
 /// The layer a model belongs to (also its namespace).
@@ -104,19 +104,17 @@ impl Dag {
                 fingerprint: String::new(),
             });
         }
-        let rendered: BTreeMap<String, String> = render_all(project)?
-            .into_iter()
-            .map(|m| (m.qualified(), m.text))
-            .collect();
+        let fingerprints = super::fingerprints::fingerprints(project)?;
         for f in &project.model.frames {
             let name = TableName::new(DAB, f.name.clone())?;
             let source = TableName::new(das::NAMESPACE, f.source_table.clone())?;
             let dep = *index.get(&source).ok_or_else(|| {
                 Error::invalid(format!("frame {} reads unknown table {source}", f.name))
             })?;
-            let text = rendered
+            let fingerprint = fingerprints
                 .get(&name.to_string())
-                .ok_or_else(|| Error::internal(format!("no rendered plan for {name}")))?;
+                .ok_or_else(|| Error::internal(format!("no rendered plan for {name}")))?
+                .clone();
             index.insert(name.clone(), nodes.len());
             nodes.push(Node {
                 name,
@@ -125,7 +123,7 @@ impl Dag {
                     frame: f.name.clone(),
                 },
                 deps: vec![dep],
-                fingerprint: fingerprint(text),
+                fingerprint,
             });
         }
         let dar = Dar::new(project)?;
@@ -144,16 +142,17 @@ impl Dag {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let text = rendered
+                let fingerprint = fingerprints
                     .get(&name.to_string())
-                    .ok_or_else(|| Error::internal(format!("no rendered plan for {name}")))?;
+                    .ok_or_else(|| Error::internal(format!("no rendered plan for {name}")))?
+                    .clone();
                 index.insert(name.clone(), nodes.len());
                 nodes.push(Node {
                     name,
                     layer,
                     kind: ModelKind::Dar { kind: m.kind },
                     deps,
-                    fingerprint: fingerprint(text),
+                    fingerprint,
                 });
             }
         }

@@ -1057,6 +1057,12 @@ fn sorted(
         converter.append(&mut rows, &cols)?;
         at.extend((0..b.num_rows()).map(|r| (i, r)));
     }
+    // Rows often arrive in order already (an event bridge's come from its
+    // bridge's sorted rows, each repeated per event in place): then copying
+    // every column into new arrays would only cost time.
+    if (1..at.len()).all(|i| rows.row(i - 1) <= rows.row(i)) {
+        return Ok(batches.to_vec());
+    }
     let mut order: Vec<usize> = (0..at.len()).collect();
     order.sort_by(|&a, &b| rows.row(a).cmp(&rows.row(b)));
     let mut out = Vec::new();
@@ -2306,4 +2312,91 @@ pub async fn live_data_files(table: &LoadedTable) -> Result<Vec<DataFile>> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(schema: &ArrowSchemaRef, keys: Vec<Option<&str>>, values: Vec<i64>) -> RecordBatch {
+        RecordBatch::try_new(
+            Arc::clone(schema),
+            vec![
+                Arc::new(StringArray::from(keys)),
+                Arc::new(Int64Array::from(values)),
+            ],
+        )
+        .expect("valid batch")
+    }
+
+    fn keys_and_values(batches: &[RecordBatch]) -> Vec<(Option<String>, i64)> {
+        let mut out = Vec::new();
+        for b in batches {
+            let k = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            let v = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                out.push((k.is_valid(i).then(|| k.value(i).to_string()), v.value(i)));
+            }
+        }
+        out
+    }
+
+    fn schema() -> ArrowSchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, false),
+        ]))
+    }
+
+    #[test]
+    fn sorted_orders_rows_across_batches_stably_nulls_first() {
+        let schema = schema();
+        let input = [
+            batch(&schema, vec![Some("b"), Some("a"), None], vec![1, 2, 3]),
+            batch(&schema, vec![Some("a"), Some("c")], vec![4, 5]),
+        ];
+        let out = sorted(&schema, &input, &["k".to_string()]).expect("sorted");
+        assert_eq!(
+            keys_and_values(&out),
+            vec![
+                (None, 3),
+                (Some("a".into()), 2),
+                (Some("a".into()), 4),
+                (Some("b".into()), 1),
+                (Some("c".into()), 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn sorted_returns_rows_already_in_order_without_copying() {
+        let schema = schema();
+        // In order across the batch boundary too (ties included).
+        let input = [
+            batch(&schema, vec![None, Some("a"), Some("a")], vec![1, 2, 3]),
+            batch(&schema, vec![Some("a"), Some("b")], vec![4, 5]),
+        ];
+        let out = sorted(&schema, &input, &["k".to_string()]).expect("sorted");
+        assert_eq!(out.len(), 2);
+        for (o, i) in out.iter().zip(&input) {
+            assert!(Arc::ptr_eq(o.column(0), i.column(0)), "keys were copied");
+            assert!(Arc::ptr_eq(o.column(1), i.column(1)), "values were copied");
+        }
+        // One row out of order at the boundary: sorted anew.
+        let input = [
+            batch(&schema, vec![Some("a"), Some("c")], vec![1, 2]),
+            batch(&schema, vec![Some("b")], vec![3]),
+        ];
+        let out = sorted(&schema, &input, &["k".to_string()]).expect("sorted");
+        assert_eq!(
+            keys_and_values(&out),
+            vec![
+                (Some("a".into()), 1),
+                (Some("b".into()), 3),
+                (Some("c".into()), 2)
+            ]
+        );
+    }
 }
