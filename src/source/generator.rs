@@ -278,14 +278,6 @@ impl TableData {
         self.rows += 1;
     }
 
-    /// An empty table with the same description and columns.
-    fn emptied(&self) -> Self {
-        Self {
-            columns: self.columns.clone(),
-            ..Self::new(self.def)
-        }
-    }
-
     fn cell_mut(&mut self, row: usize, column: &str) -> &mut Cell {
         let c = self
             .column_index(column)
@@ -1840,9 +1832,16 @@ impl Generator {
     ) {
         self.world.next_transaction += 1;
         let id = self.world.next_transaction;
+        // Transactions dated before the archive cutoff are in the archive
+        // table, in the order they were made, like the others in theirs.
+        let table = if date < ARCHIVE_CUTOFF {
+            TRANSACTION_HISTORY_ARCHIVES
+        } else {
+            TRANSACTION_HISTORIES
+        };
         self.add(
             log,
-            TRANSACTION_HISTORIES,
+            table,
             row! {
                 "transaction_id" => id,
                 "product_id" => product,
@@ -2039,6 +2038,11 @@ const REF_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2008, 4, 30) {
     Some(d) => d,
     None => panic!("valid constant date"),
 };
+/// Transactions dated before this day are in the archive table.
+const ARCHIVE_CUTOFF: NaiveDate = match NaiveDate::from_ymd_opt(2012, 10, 31) {
+    Some(d) => d,
+    None => panic!("valid constant date"),
+};
 
 impl Generator {
     fn build_day0(&mut self) {
@@ -2055,19 +2059,17 @@ impl Generator {
         // Sales and production are the bulk of day 0 and each has its own
         // random stream, so they are built at the same time: production on
         // a second thread, on a copy that holds what it reads. Each side
-        // splits its own transactions into archived and current ones, and
-        // the merge appends production's after the sales ones: exactly the
-        // sequential result (pinned by a unit test).
+        // files its transactions as archived or current as it makes them,
+        // and the merge appends production's after the sales ones: exactly
+        // the sequential result (pinned by a unit test).
         let mut production = self.production_part();
         std::thread::scope(|scope| {
             let handle = scope.spawn(move || {
                 production
                     .build_production(&mut step_rng(seed, 7), &mut DayLog::unrecorded(BASE_END));
-                production.archive_transactions();
                 production
             });
             self.build_sales(&mut step_rng(seed, 6), &mut log);
-            self.archive_transactions();
             match handle.join() {
                 Ok(production) => self.merge_production(production),
                 Err(panic) => std::panic::resume_unwind(panic),
@@ -2110,9 +2112,9 @@ impl Generator {
                 TableData::new(&TABLE_DEFS[idx]),
             );
         }
-        // Both sides split their transactions into archived and current
-        // ones already (`archive_transactions`): production's follow the
-        // sales ones in each.
+        // Both sides filed their transactions as archived or current
+        // already (`new_transaction`): production's follow the sales ones
+        // in each.
         let offset = self.world.next_transaction;
         for idx in [TRANSACTION_HISTORY_ARCHIVES, TRANSACTION_HISTORIES] {
             let made = &production.tables[idx];
@@ -2993,24 +2995,6 @@ impl Generator {
             let date = add_days(BASE_START, (k as i64 * span) / purchase_orders as i64);
             self.new_purchase_order(log, rng, date, BASE_END, 0);
         }
-    }
-
-    /// Transactions dated before 2012-10-31 move to the archive table.
-    fn archive_transactions(&mut self) {
-        let cutoff = date_v(ymd(2012, 10, 31));
-        let current = &mut self.tables[TRANSACTION_HISTORIES];
-        let c = current.column_index("transaction_date").unwrap_or(4);
-        let (mut old, mut recent) = (current.emptied(), current.emptied());
-        old.def = &TABLE_DEFS[TRANSACTION_HISTORY_ARCHIVES];
-        for r in current.rows() {
-            if r[c].date() < cutoff.date() {
-                old.push_cells(r);
-            } else {
-                recent.push_cells(r);
-            }
-        }
-        *current = recent;
-        self.tables[TRANSACTION_HISTORY_ARCHIVES] = old;
     }
 }
 
