@@ -1159,12 +1159,12 @@ async fn sorted_tables_skip_pages_and_find_every_match(wh: Warehouse) {
     .await;
 }
 
-/// Many new rows are written as one file per core (at least 32,768 rows
-/// each), each a contiguous run of the sorted rows, and a replace finds
-/// keys in all of them.
+/// Many new rows are written as one file per core (at least 24,576 rows
+/// each: 60,000 rows make two), each a contiguous run of the sorted rows,
+/// and a replace finds keys in all of them.
 async fn large_writes_split_into_sorted_files(wh: Warehouse) {
     let t = TableName::parse("dar.split").unwrap();
-    let n = 80_000i64;
+    let n = 60_000i64;
     let data: Vec<(i64, String, f64)> = (0..n)
         .rev()
         .map(|i| (i, format!("k{i:05}"), i as f64))
@@ -1187,7 +1187,7 @@ async fn large_writes_split_into_sorted_files(wh: Warehouse) {
     assert_eq!(
         files.len(),
         cores.min(2),
-        "one file per core, 32,768 rows or more each"
+        "one file per core, 24,576 rows or more each"
     );
     let field = table
         .metadata()
@@ -1215,8 +1215,8 @@ async fn large_writes_split_into_sorted_files(wh: Warehouse) {
         assert_eq!(
             runs,
             vec![
-                ("k00000".into(), "k39999".into(), 40_000),
-                ("k40000".into(), "k79999".into(), 40_000)
+                ("k00000".into(), "k29999".into(), 30_000),
+                ("k30000".into(), "k59999".into(), 30_000)
             ]
         );
     }
