@@ -831,6 +831,119 @@ async fn appends_and_replaces_merge_manifests(wh: Warehouse) {
     }
 }
 
+/// The vendored iceberg reads the manifests it writes without apache_avro's
+/// container reader (see vendor/iceberg/PATCHED.md). Every manifest of a
+/// table with data and delete manifests reads the same through that fast
+/// path as through apache_avro's reader, and the same file re-encoded with
+/// another codec (which the fast path leaves to apache_avro) gives the
+/// same manifest again.
+async fn manifests_read_alike_through_both_paths(wh: Warehouse) {
+    use apache_avro::types::Value;
+    use iceberg::spec::{Manifest, ManifestStatus};
+    let t = TableName::parse("dar.avro_paths").unwrap();
+    for day in 0..3i64 {
+        let new = [
+            (10 * day, Some("old"), 1.0),
+            (10 * day + 1, Some("keep"), 2.0),
+        ];
+        wh.write(&t, schema(), vec![batch(&new)], Write::append())
+            .await
+            .unwrap();
+        wh.write(
+            &t,
+            schema(),
+            vec![batch(&[(10 * day + 5, Some("new"), 3.0)])],
+            Write::replace(vec![text_keys("name", StringArray::from(vec!["old"]))]),
+        )
+        .await
+        .unwrap();
+    }
+    let loaded = wh.load_table(&t).await.unwrap();
+    let table = loaded.table.clone();
+    let current = table.metadata().current_snapshot().unwrap().clone();
+    let list = table.manifest_list_reader(&current).load().await.unwrap();
+    assert_eq!(list.entries().len(), 2, "one data and one delete manifest");
+    let field = |v: &Value, name: &str| -> Value {
+        match v {
+            Value::Record(fields) => fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no field {name}")),
+            other => panic!("not a record: {other:?}"),
+        }
+    };
+    let mut entries_seen = 0;
+    for mf in list.entries() {
+        let bytes = table
+            .file_io()
+            .new_input(&mf.manifest_path)
+            .unwrap()
+            .read()
+            .await
+            .unwrap();
+        let fast = Manifest::parse_avro(&bytes).unwrap();
+        let reader = apache_avro::Reader::new(&bytes[..]).unwrap();
+        let writer_schema = reader.writer_schema().clone();
+        let metadata = reader.user_metadata().clone();
+        let values: Vec<Value> = reader.map(|v| v.unwrap()).collect();
+        let slow: Vec<(i32, String, i64)> = values
+            .iter()
+            .map(|v| {
+                let status = match field(v, "status") {
+                    Value::Int(s) => s,
+                    other => panic!("status {other:?}"),
+                };
+                let file = field(v, "data_file");
+                let path = match field(&file, "file_path") {
+                    Value::String(p) => p,
+                    other => panic!("file_path {other:?}"),
+                };
+                let count = match field(&file, "record_count") {
+                    Value::Long(c) => c,
+                    other => panic!("record_count {other:?}"),
+                };
+                (status, path, count)
+            })
+            .collect();
+        let of = |m: &Manifest| -> Vec<(i32, String, i64)> {
+            m.entries()
+                .iter()
+                .map(|e| {
+                    let status = match e.status() {
+                        ManifestStatus::Existing => 0,
+                        ManifestStatus::Added => 1,
+                        ManifestStatus::Deleted => 2,
+                    };
+                    let f = e.data_file();
+                    (status, f.file_path().to_string(), f.record_count() as i64)
+                })
+                .collect()
+        };
+        assert_eq!(of(&fast), slow, "{}", mf.manifest_path);
+        assert!(!slow.is_empty());
+        entries_seen += slow.len();
+        // The same entries and metadata under the deflate codec.
+        let mut writer = apache_avro::Writer::with_codec(
+            &writer_schema,
+            Vec::new(),
+            apache_avro::Codec::Deflate(Default::default()),
+        );
+        for (k, v) in &metadata {
+            writer.add_user_metadata(k.clone(), v).unwrap();
+        }
+        for v in values {
+            writer.append(v).unwrap();
+        }
+        let deflated = writer.into_inner().unwrap();
+        assert_ne!(deflated, bytes.to_vec());
+        assert_eq!(Manifest::parse_avro(&deflated).unwrap(), fast);
+    }
+    // Three appends and three replaces: six data files (each write's new
+    // rows) and three position delete files (one per replace).
+    assert_eq!(entries_seen, 9);
+}
+
 /// Replace with a constant key part skips row groups by their statistics
 /// and still finds every match (300,000 rows: three row groups).
 async fn replace_prunes_row_groups_and_finds_every_match(wh: Warehouse) {
@@ -1344,6 +1457,7 @@ on_every_backend! {
     create_only_put => super::create_only_put_refuses_the_second_writer,
     merge_on_read => super::merge_on_read_replace,
     merged_manifests => super::appends_and_replaces_merge_manifests,
+    avro_paths => super::manifests_read_alike_through_both_paths,
     replace_row_groups => super::replace_prunes_row_groups_and_finds_every_match,
     restricted_scans => super::restricted_scans_return_exactly_the_matching_rows,
     sorted_tables => super::sorted_tables_skip_pages_and_find_every_match,
