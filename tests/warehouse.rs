@@ -831,12 +831,12 @@ async fn appends_and_replaces_merge_manifests(wh: Warehouse) {
     }
 }
 
-/// The vendored iceberg reads the manifests it writes without apache_avro's
-/// container reader (see vendor/iceberg/PATCHED.md). Every manifest of a
-/// table with data and delete manifests reads the same through that fast
-/// path as through apache_avro's reader, and the same file re-encoded with
-/// another codec (which the fast path leaves to apache_avro) gives the
-/// same manifest again.
+/// The vendored iceberg reads the manifests and manifest lists it writes
+/// without apache_avro's container reader (see vendor/iceberg/PATCHED.md).
+/// The manifest list and every manifest of a table with data and delete
+/// manifests read the same through that fast path as through apache_avro's
+/// reader, and a manifest re-encoded with another codec (which the fast
+/// path leaves to apache_avro) gives the same manifest again.
 async fn manifests_read_alike_through_both_paths(wh: Warehouse) {
     use apache_avro::types::Value;
     use iceberg::spec::{Manifest, ManifestStatus};
@@ -863,6 +863,35 @@ async fn manifests_read_alike_through_both_paths(wh: Warehouse) {
     let current = table.metadata().current_snapshot().unwrap().clone();
     let list = table.manifest_list_reader(&current).load().await.unwrap();
     assert_eq!(list.entries().len(), 2, "one data and one delete manifest");
+    // The manifest list reads the same through apache_avro's reader.
+    let list_bytes = table
+        .file_io()
+        .new_input(current.manifest_list())
+        .unwrap()
+        .read()
+        .await
+        .unwrap();
+    let listed: Vec<(String, i64)> = apache_avro::Reader::new(&list_bytes[..])
+        .unwrap()
+        .map(|v| {
+            let v = v.unwrap();
+            let Value::Record(fields) = v else {
+                panic!("not a record")
+            };
+            let get = |n: &str| fields.iter().find(|(k, _)| k == n).unwrap().1.clone();
+            match (get("manifest_path"), get("manifest_length")) {
+                (Value::String(p), Value::Long(l)) => (p, l),
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        list.entries()
+            .iter()
+            .map(|m| (m.manifest_path.clone(), m.manifest_length))
+            .collect::<Vec<_>>()
+    );
     let field = |v: &Value, name: &str| -> Value {
         match v {
             Value::Record(fields) => fields

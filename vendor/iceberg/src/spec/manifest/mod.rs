@@ -168,100 +168,40 @@ pub fn deserialize_data_file_from_json(
 }
 
 /// Patched (lakehouse): the manifests iceberg-rust writes for an
-/// unpartitioned table (no codec; entries under the v2 entry schema) are
-/// decoded without apache_avro's container reader, which parses the Avro
-/// schema in the file's header (and checks every name in it with a regex)
-/// for every file: about 2 % of an `elt`'s CPU. The header's schema text is
-/// compared with the text the writer puts there for that schema instead;
-/// when they are equal the entries are decoded with that schema, exactly
-/// as the reader would (a file written with the schema it is read with
-/// needs no resolution). Any other file (another codec, schema, partition
-/// type or format version, or bytes that do not follow the container
-/// layout) returns `None` and goes through apache_avro. See PATCHED.md.
+/// unpartitioned table (entries under the v2 entry schema) are decoded
+/// without apache_avro's container reader
+/// ([`crate::spec::avro_container`]). Any other file returns `None` and
+/// goes through apache_avro. See PATCHED.md.
 mod plain_container {
-    use std::collections::HashMap;
-    use std::io::Read;
     use std::sync::OnceLock;
 
-    use apache_avro::types::Value;
-    use apache_avro::{Schema as AvroSchema, from_avro_datum, from_value};
+    use apache_avro::{Schema as AvroSchema, from_value};
 
     use super::{FormatVersion, ManifestEntry, ManifestMetadata, _serde, manifest_schema_v2};
     use crate::error::Result;
     use crate::spec::StructType;
-
-    const MAGIC: &[u8; 4] = b"Obj\x01";
+    use crate::spec::avro_container::{decode, schema_text};
 
     /// The unpartitioned v2 entry schema and the text the writer stores
     /// for it.
-    fn unpartitioned() -> Result<&'static (AvroSchema, String)> {
-        static SCHEMA: OnceLock<(AvroSchema, String)> = OnceLock::new();
+    fn unpartitioned() -> Result<Option<&'static (AvroSchema, String)>> {
+        static SCHEMA: OnceLock<Option<(AvroSchema, String)>> = OnceLock::new();
         if let Some(s) = SCHEMA.get() {
-            return Ok(s);
+            return Ok(s.as_ref());
         }
         let schema = manifest_schema_v2(&StructType::new(vec![]))?;
-        let text = serde_json::to_string(&schema).map_err(|e| {
-            crate::Error::new(crate::ErrorKind::Unexpected, "manifest schema as JSON")
-                .with_source(e)
-        })?;
-        Ok(SCHEMA.get_or_init(|| (schema, text)))
-    }
-
-    fn long(r: &mut &[u8]) -> Option<i64> {
-        match from_avro_datum(&AvroSchema::Long, r, None).ok()? {
-            Value::Long(n) => Some(n),
-            _ => None,
-        }
-    }
-
-    /// The header's metadata and the rest of the file after the sync
-    /// marker, with the marker.
-    fn header(bs: &[u8]) -> Option<(HashMap<String, Vec<u8>>, &[u8], [u8; 16])> {
-        let mut r = bs.strip_prefix(MAGIC.as_slice())?;
-        let map = AvroSchema::map(AvroSchema::Bytes);
-        let Value::Map(entries) = from_avro_datum(&map, &mut r, None).ok()? else {
-            return None;
-        };
-        let mut meta = HashMap::with_capacity(entries.len());
-        for (k, v) in entries {
-            let Value::Bytes(b) = v else { return None };
-            meta.insert(k, b);
-        }
-        let mut sync = [0u8; 16];
-        r.read_exact(&mut sync).ok()?;
-        Some((meta, r, sync))
-    }
-
-    /// The objects of every data block (`None` unless the layout holds).
-    fn blocks<'a>(mut r: &'a [u8], sync: &[u8; 16]) -> Option<Vec<(i64, &'a [u8])>> {
-        let mut out = Vec::new();
-        while !r.is_empty() {
-            let count = long(&mut r)?;
-            let size = usize::try_from(long(&mut r)?).ok()?;
-            if count < 0 || r.len() < size + 16 || &r[size..size + 16] != sync.as_slice() {
-                return None;
-            }
-            out.push((count, &r[..size]));
-            r = &r[size + 16..];
-        }
-        Some(out)
+        let with_text = schema_text(&schema).map(|text| (schema, text));
+        Ok(SCHEMA.get_or_init(|| with_text).as_ref())
     }
 
     /// The manifest, if `bs` is a file this fast path reads (see above).
     pub(super) fn try_parse(bs: &[u8]) -> Result<Option<(ManifestMetadata, Vec<ManifestEntry>)>> {
-        let Some((meta, body, sync)) = header(bs) else {
+        let Some((schema, text)) = unpartitioned()? else {
             return Ok(None);
         };
-        if meta
-            .get("avro.codec")
-            .is_some_and(|c| c.as_slice() != b"null")
-        {
+        let Some((meta, values)) = decode(bs, schema, text) else {
             return Ok(None);
-        }
-        let (schema, text) = unpartitioned()?;
-        if meta.get("avro.schema").map(Vec::as_slice) != Some(text.as_bytes()) {
-            return Ok(None);
-        }
+        };
         let metadata = ManifestMetadata::parse(&meta)?;
         if metadata.format_version == FormatVersion::V1 {
             return Ok(None);
@@ -270,23 +210,16 @@ mod plain_container {
         if !partition_type.fields().is_empty() {
             return Ok(None);
         }
-        let Some(blocks) = blocks(body, &sync) else {
-            return Ok(None);
-        };
-        let mut entries = Vec::new();
-        for (count, mut data) in blocks {
-            for _ in 0..count {
-                let value = from_avro_datum(schema, &mut data, None)?;
-                entries.push(from_value::<_serde::ManifestEntryV2>(&value)?.try_into(
+        let entries = values
+            .iter()
+            .map(|value| {
+                from_value::<_serde::ManifestEntryV2>(value)?.try_into(
                     metadata.partition_spec.spec_id(),
                     &partition_type,
                     &metadata.schema,
-                )?);
-            }
-            if !data.is_empty() {
-                return Ok(None);
-            }
-        }
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Some((metadata, entries)))
     }
 }

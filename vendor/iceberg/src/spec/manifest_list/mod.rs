@@ -30,7 +30,7 @@ pub use reader::*;
 pub use serde_bytes::ByteBuf;
 pub use writer::*;
 
-use self::_const_schema::MANIFEST_LIST_AVRO_SCHEMA_V1;
+use self::_const_schema::{MANIFEST_LIST_AVRO_SCHEMA_V1, MANIFEST_LIST_AVRO_SCHEMA_V2};
 use super::FormatVersion;
 use crate::error::Result;
 
@@ -66,8 +66,22 @@ impl ManifestList {
                 from_value::<_serde::ManifestListV1>(&values)?.try_into()
             }
             FormatVersion::V2 => {
-                let reader = Reader::new(bs)?;
-                let values = Value::Array(reader.collect::<std::result::Result<Vec<Value>, _>>()?);
+                // Patched (lakehouse): a list iceberg-rust wrote is decoded
+                // without apache_avro's container reader (see
+                // `spec::avro_container` and PATCHED.md).
+                static TEXT: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
+                    crate::spec::avro_container::schema_text(&MANIFEST_LIST_AVRO_SCHEMA_V2)
+                });
+                let fast = TEXT.as_deref().and_then(|text| {
+                    crate::spec::avro_container::decode(bs, &MANIFEST_LIST_AVRO_SCHEMA_V2, text)
+                });
+                let values = match fast {
+                    Some((_, values)) => Value::Array(values),
+                    None => {
+                        let reader = Reader::new(bs)?;
+                        Value::Array(reader.collect::<std::result::Result<Vec<Value>, _>>()?)
+                    }
+                };
                 from_value::<_serde::ManifestListV2>(&values)?.try_into()
             }
             FormatVersion::V3 => {
