@@ -23,10 +23,11 @@
 //!   an error.
 //!
 //! The directory is `LAKEHOUSE_CACHE_DIR` if set, else
-//! `$XDG_CACHE_HOME/lakehouse`, else `$HOME/.cache/lakehouse`.
+//! `$XDG_CACHE_HOME/lakehouse`, else `$HOME/.cache/lakehouse`; it keeps the
+//! 32 most recently written files.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -53,10 +54,13 @@ fn fingerprints_cached_in(
         .into_iter()
         .map(|m| (m.qualified(), fingerprint(&m.text)))
         .collect();
-    if let Some(f) = file
-        && let Err(e) = write(&f, &computed)
-    {
-        tracing::debug!(file = %f.display(), error = %e, "plan fingerprints not cached");
+    if let Some(f) = file {
+        match write(&f, &computed) {
+            Ok(()) => prune(&f, KEPT_FILES),
+            Err(e) => {
+                tracing::debug!(file = %f.display(), error = %e, "plan fingerprints not cached")
+            }
+        }
     }
     Ok(computed)
 }
@@ -110,6 +114,38 @@ fn read(file: &PathBuf) -> Option<BTreeMap<String, String>> {
         out.insert(name.to_string(), value.to_string());
     }
     None
+}
+
+/// Cache files kept: each rebuilt executable and each edited config
+/// writes a new one (a few kB); the oldest beyond this are removed.
+const KEPT_FILES: usize = 32;
+
+/// Remove the least recently written cache files beside `file` beyond
+/// the newest `keep` (`file` itself is the newest). Best effort.
+fn prune(file: &Path, keep: usize) {
+    let Some(dir) = file.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            if !(name.starts_with("fingerprints-") && name.ends_with(".tsv")) {
+                return None;
+            }
+            Some((e.metadata().ok()?.modified().ok()?, e.path()))
+        })
+        .collect();
+    if files.len() <= keep {
+        return;
+    }
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (_, old) in files.into_iter().skip(keep) {
+        if old != file {
+            let _ = std::fs::remove_file(old);
+        }
+    }
 }
 
 fn write(file: &PathBuf, fingerprints: &BTreeMap<String, String>) -> std::io::Result<()> {
@@ -172,6 +208,40 @@ mod tests {
         write(&file, &planted).expect("planted");
         let second = fingerprints_cached_in(&project, Some(file)).expect("second");
         assert_eq!(second["dar.calendar"], "planted");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_cache_files() {
+        let dir = std::env::temp_dir().join(format!("lakehouse-fp-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = |i: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i);
+        for i in 0..5u64 {
+            let f = dir.join(format!("fingerprints-{i}.tsv"));
+            std::fs::write(&f, "end\t0\n").unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&f)
+                .unwrap()
+                .set_modified(at(i))
+                .unwrap();
+        }
+        std::fs::write(dir.join("other.txt"), "kept").unwrap();
+        prune(&dir.join("fingerprints-4.tsv"), 3);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "fingerprints-2.tsv",
+                "fingerprints-3.tsv",
+                "fingerprints-4.tsv",
+                "other.txt"
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
