@@ -254,5 +254,9 @@ mod tests {
         assert!(a.is_some(), "no cache file for the project");
         assert_ne!(a, b);
         assert_eq!(a, cache_file(&project.clone()));
+        // Built anew (new maps, new hash seeds): the same key, as in another
+        // process.
+        let again = Project::adventure_works().expect("project");
+        assert_eq!(a, cache_file(&again));
     }
 }
