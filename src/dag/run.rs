@@ -565,6 +565,10 @@ async fn pipeline(
         SourceSpec::Url(u) => Some(u.clone()),
         SourceSpec::Embedded { .. } => None,
     };
+    // The embedded source generates its data set (a fifth of an `elt`'s
+    // time) while the run is logged and the DAG is built; extraction starts
+    // after both.
+    let source = start_source(&project.source, &options.source, day, scale, seed);
     log_run(
         wh,
         &run_id,
@@ -591,9 +595,7 @@ async fn pipeline(
             wh,
             &project.source,
             &options.source,
-            day,
-            scale,
-            seed,
+            source,
             options.run.progress,
         ),
         load_tables(wh, |t| !is_das(t))
@@ -651,39 +653,62 @@ async fn pipeline(
     })
 }
 
-async fn extract_from(
-    wh: &Warehouse,
+/// The embedded source of a run, generating on a task of its own from the
+/// moment this is called (`None` for a source given by URL), with the
+/// instant it started.
+type StartedSource =
+    Option<tokio_util::task::AbortOnDropHandle<Result<(crate::source::ServerHandle, Instant)>>>;
+
+fn start_source(
     source: &SourceConfig,
     spec: &SourceSpec,
     day: Option<u32>,
     scale: Option<f64>,
     seed: Option<u64>,
+) -> StartedSource {
+    match spec {
+        SourceSpec::Url(_) => None,
+        SourceSpec::Embedded { .. } => {
+            let source = source.clone();
+            let options = ServerOptions {
+                page_size: source.page_size,
+                generator: GeneratorOptions {
+                    seed: seed.unwrap_or(42),
+                    scale: scale.unwrap_or(0.01),
+                },
+                day: day.unwrap_or(0),
+                ..ServerOptions::default()
+            };
+            Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                async move {
+                    let started = Instant::now();
+                    Ok((serve(&source, options).await?, started))
+                },
+            )))
+        }
+    }
+}
+
+async fn extract_from(
+    wh: &Warehouse,
+    source: &SourceConfig,
+    spec: &SourceSpec,
+    started: StartedSource,
     progress: bool,
 ) -> Result<ExtractReport> {
     let options = ExtractOptions {
         progress,
         ..ExtractOptions::default()
     };
-    match spec {
-        SourceSpec::Url(u) => {
+    match (spec, started) {
+        (SourceSpec::Url(u), _) => {
             let client = ODataClient::new(u, RetryPolicy::default())?;
             extract(wh, source, &client, &options).await
         }
-        SourceSpec::Embedded { .. } => {
-            let started = Instant::now();
-            let server = serve(
-                source,
-                ServerOptions {
-                    page_size: source.page_size,
-                    generator: GeneratorOptions {
-                        seed: seed.unwrap_or(42),
-                        scale: scale.unwrap_or(0.01),
-                    },
-                    day: day.unwrap_or(0),
-                    ..ServerOptions::default()
-                },
-            )
-            .await?;
+        (SourceSpec::Embedded { .. }, Some(task)) => {
+            let (server, started) = task.await.map_err(|e| {
+                Error::internal(format!("starting the embedded source failed: {e}"))
+            })??;
             tracing::debug!(
                 ms = started.elapsed().as_millis() as u64,
                 "embedded source ready"
@@ -692,6 +717,9 @@ async fn extract_from(
             let report = extract(wh, source, &client, &options).await;
             server.shutdown().await?;
             report
+        }
+        (SourceSpec::Embedded { .. }, None) => {
+            Err(Error::internal("the embedded source was not started"))
         }
     }
 }
