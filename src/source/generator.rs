@@ -186,6 +186,36 @@ pub struct TableData {
     rows: usize,
 }
 
+/// Map the pages of `chunk`'s capacity now, in one `madvise` call, instead
+/// of one page fault per 4 KiB page as the rows are written: the generator
+/// fills a few hundred MB of fresh memory at the start of every run, and
+/// those faults were two fifths of its time. Contents are unchanged; where
+/// the call is unsupported (kernels before 5.14, other systems) the pages
+/// fault in as before.
+fn populate(chunk: &Vec<Cell>) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = chunk.as_ptr() as usize;
+        let end = start + chunk.capacity() * std::mem::size_of::<Cell>();
+        let (from, to) = (start.next_multiple_of(PAGE), end / PAGE * PAGE);
+        if to > from {
+            // SAFETY: `from..to` lies inside `chunk`'s allocation, which
+            // outlives the call; MADV_POPULATE_WRITE maps the pages
+            // without changing what they hold.
+            unsafe {
+                libc::madvise(
+                    from as *mut libc::c_void,
+                    to - from,
+                    libc::MADV_POPULATE_WRITE,
+                );
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = chunk;
+}
+
 impl TableData {
     fn new(def: &'static TableDef) -> Self {
         Self {
@@ -243,7 +273,13 @@ impl TableData {
     fn tail(&mut self) -> &mut Vec<Cell> {
         let cap = CHUNK_ROWS * self.width();
         if self.chunks.last().is_none_or(|c| c.len() >= cap) {
-            self.chunks.push(Vec::with_capacity(cap));
+            let chunk = Vec::with_capacity(cap);
+            // A table past its first chunk is a big one: its next chunk
+            // will be filled, so its pages are mapped in one call.
+            if !self.chunks.is_empty() {
+                populate(&chunk);
+            }
+            self.chunks.push(chunk);
         }
         let last = self.chunks.len() - 1;
         &mut self.chunks[last]
