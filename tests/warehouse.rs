@@ -9,7 +9,7 @@ use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use lakehouse::ErrorKind;
 use lakehouse::storage::commit::{FailPoint, KeyMatch, live_data_files};
-use lakehouse::storage::{AsOf, TableName, Warehouse, Write};
+use lakehouse::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -758,6 +758,36 @@ async fn merge_on_read_replace(wh: Warehouse) {
     );
 }
 
+/// Day `day` of a table growing by appends and replaces: two rows, one
+/// named "old" (returned).
+async fn append_day(
+    wh: &Warehouse,
+    t: &TableName,
+    day: i64,
+) -> [(i64, Option<&'static str>, f64); 2] {
+    let new = [
+        (10 * day, Some("old"), 1.0),
+        (10 * day + 1, Some("keep"), 2.0),
+    ];
+    wh.write(t, schema(), vec![batch(&new)], Write::append())
+        .await
+        .unwrap();
+    new
+}
+
+/// Replace the rows named "old" (one per earlier [`append_day`]) by a row
+/// that is not named "old", so each replace deletes exactly one row.
+async fn replace_old(wh: &Warehouse, t: &TableName, day: i64) -> CommitOutcome {
+    wh.write(
+        t,
+        schema(),
+        vec![batch(&[(10 * day + 5, Some("new"), 3.0)])],
+        Write::replace(vec![text_keys("name", StringArray::from(vec!["old"]))]),
+    )
+    .await
+    .unwrap()
+}
+
 /// Appends and replaces merge the manifests they keep: the table keeps one
 /// data and one delete manifest however many commits it sees, the merged
 /// entries keep their sequence numbers (a position delete still hides the
@@ -782,26 +812,9 @@ async fn appends_and_replaces_merge_manifests(wh: Warehouse) {
     let mut expected: Vec<(i64, Option<&str>, f64)> = Vec::new();
     let mut history: Vec<Vec<(i64, Option<&str>, f64)>> = Vec::new();
     for day in 0..4i64 {
-        let new = [
-            (10 * day, Some("old"), 1.0),
-            (10 * day + 1, Some("keep"), 2.0),
-        ];
-        wh.write(&t, schema(), vec![batch(&new)], Write::append())
-            .await
-            .unwrap();
-        expected.extend(new);
+        expected.extend(append_day(&wh, &t, day).await);
         history.push(expected.clone());
-        // Replace the rows named "old" (one per earlier append) by a row
-        // that is not named "old", so each replace deletes exactly one row.
-        let o = wh
-            .write(
-                &t,
-                schema(),
-                vec![batch(&[(10 * day + 5, Some("new"), 3.0)])],
-                Write::replace(vec![text_keys("name", StringArray::from(vec!["old"]))]),
-            )
-            .await
-            .unwrap();
+        let o = replace_old(&wh, &t, day).await;
         assert_eq!((o.added_rows, o.removed_rows), (1, 1), "day {day}");
         expected.retain(|r| r.1 != Some("old"));
         expected.push((10 * day + 5, Some("new"), 3.0));
@@ -842,21 +855,8 @@ async fn manifests_read_alike_through_both_paths(wh: Warehouse) {
     use iceberg::spec::{Manifest, ManifestStatus};
     let t = TableName::parse("dar.avro_paths").unwrap();
     for day in 0..3i64 {
-        let new = [
-            (10 * day, Some("old"), 1.0),
-            (10 * day + 1, Some("keep"), 2.0),
-        ];
-        wh.write(&t, schema(), vec![batch(&new)], Write::append())
-            .await
-            .unwrap();
-        wh.write(
-            &t,
-            schema(),
-            vec![batch(&[(10 * day + 5, Some("new"), 3.0)])],
-            Write::replace(vec![text_keys("name", StringArray::from(vec!["old"]))]),
-        )
-        .await
-        .unwrap();
+        append_day(&wh, &t, day).await;
+        replace_old(&wh, &t, day).await;
     }
     let loaded = wh.load_table(&t).await.unwrap();
     let table = loaded.table.clone();

@@ -47,7 +47,7 @@ fn fingerprints_cached_in(
     project: &Project,
     file: Option<PathBuf>,
 ) -> Result<BTreeMap<String, String>> {
-    if let Some(found) = file.as_ref().and_then(read) {
+    if let Some(found) = file.as_deref().and_then(read) {
         return Ok(found);
     }
     let computed: BTreeMap<String, String> = render_all(project)?
@@ -101,7 +101,7 @@ fn cache_file(project: &Project) -> Option<PathBuf> {
 
 /// The fingerprints in `file`: one `name<TAB>fingerprint` line per model,
 /// then a line `end<TAB><count>` (so a file cut short is not taken).
-fn read(file: &PathBuf) -> Option<BTreeMap<String, String>> {
+fn read(file: &Path) -> Option<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(file).ok()?;
     let mut out = BTreeMap::new();
     let mut lines = text.lines();
@@ -148,7 +148,7 @@ fn prune(file: &Path, keep: usize) {
     }
 }
 
-fn write(file: &PathBuf, fingerprints: &BTreeMap<String, String>) -> std::io::Result<()> {
+fn write(file: &Path, fingerprints: &BTreeMap<String, String>) -> std::io::Result<()> {
     let dir = file
         .parent()
         .ok_or_else(|| std::io::Error::other("cache file has no directory"))?;

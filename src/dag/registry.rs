@@ -105,16 +105,19 @@ impl Dag {
             });
         }
         let fingerprints = super::fingerprints::fingerprints(project)?;
+        let fingerprint_of = |name: &TableName| {
+            fingerprints
+                .get(&name.to_string())
+                .cloned()
+                .ok_or_else(|| Error::internal(format!("no rendered plan for {name}")))
+        };
         for f in &project.model.frames {
             let name = TableName::new(DAB, f.name.clone())?;
             let source = TableName::new(das::NAMESPACE, f.source_table.clone())?;
             let dep = *index.get(&source).ok_or_else(|| {
                 Error::invalid(format!("frame {} reads unknown table {source}", f.name))
             })?;
-            let fingerprint = fingerprints
-                .get(&name.to_string())
-                .ok_or_else(|| Error::internal(format!("no rendered plan for {name}")))?
-                .clone();
+            let fingerprint = fingerprint_of(&name)?;
             index.insert(name.clone(), nodes.len());
             nodes.push(Node {
                 name,
@@ -142,10 +145,7 @@ impl Dag {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let fingerprint = fingerprints
-                    .get(&name.to_string())
-                    .ok_or_else(|| Error::internal(format!("no rendered plan for {name}")))?
-                    .clone();
+                let fingerprint = fingerprint_of(&name)?;
                 index.insert(name.clone(), nodes.len());
                 nodes.push(Node {
                     name,

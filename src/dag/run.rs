@@ -591,13 +591,7 @@ async fn pipeline(
     // others are loaded for planning meanwhile.
     let is_das = |t: &TableName| t.namespace == crate::model::das::NAMESPACE;
     let (extract_report, models_loaded) = tokio::join!(
-        extract_from(
-            wh,
-            &project.source,
-            &options.source,
-            source,
-            options.run.progress,
-        ),
+        extract_from(wh, &project.source, source, options.run.progress),
         load_tables(wh, |t| !is_das(t))
     );
     let extract_report = extract_report?;
@@ -653,11 +647,13 @@ async fn pipeline(
     })
 }
 
-/// The embedded source of a run, generating on a task of its own from the
-/// moment this is called (`None` for a source given by URL), with the
-/// instant it started.
-type StartedSource =
-    Option<tokio_util::task::AbortOnDropHandle<Result<(crate::source::ServerHandle, Instant)>>>;
+/// Where a run extracts from: a service by URL, or the embedded source,
+/// generating on a task of its own from the moment [`start_source`] made it
+/// (with the instant it started).
+enum RunSource {
+    Url(String),
+    Embedded(tokio_util::task::AbortOnDropHandle<Result<(crate::source::ServerHandle, Instant)>>),
+}
 
 fn start_source(
     source: &SourceConfig,
@@ -665,9 +661,9 @@ fn start_source(
     day: Option<u32>,
     scale: Option<f64>,
     seed: Option<u64>,
-) -> StartedSource {
+) -> RunSource {
     match spec {
-        SourceSpec::Url(_) => None,
+        SourceSpec::Url(u) => RunSource::Url(u.clone()),
         SourceSpec::Embedded { .. } => {
             let source = source.clone();
             let options = ServerOptions {
@@ -679,7 +675,7 @@ fn start_source(
                 day: day.unwrap_or(0),
                 ..ServerOptions::default()
             };
-            Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            RunSource::Embedded(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
                 async move {
                     let started = Instant::now();
                     Ok((serve(&source, options).await?, started))
@@ -692,20 +688,19 @@ fn start_source(
 async fn extract_from(
     wh: &Warehouse,
     source: &SourceConfig,
-    spec: &SourceSpec,
-    started: StartedSource,
+    from: RunSource,
     progress: bool,
 ) -> Result<ExtractReport> {
     let options = ExtractOptions {
         progress,
         ..ExtractOptions::default()
     };
-    match (spec, started) {
-        (SourceSpec::Url(u), _) => {
-            let client = ODataClient::new(u, RetryPolicy::default())?;
+    match from {
+        RunSource::Url(u) => {
+            let client = ODataClient::new(&u, RetryPolicy::default())?;
             extract(wh, source, &client, &options).await
         }
-        (SourceSpec::Embedded { .. }, Some(task)) => {
+        RunSource::Embedded(task) => {
             let (server, started) = task.await.map_err(|e| {
                 Error::internal(format!("starting the embedded source failed: {e}"))
             })??;
@@ -717,9 +712,6 @@ async fn extract_from(
             let report = extract(wh, source, &client, &options).await;
             server.shutdown().await?;
             report
-        }
-        (SourceSpec::Embedded { .. }, None) => {
-            Err(Error::internal("the embedded source was not started"))
         }
     }
 }
