@@ -808,6 +808,7 @@ async fn demo_source(args: &DemoSourceArgs) -> Result<()> {
             scale: args.scale,
         },
         day: args.day,
+        ..ServerOptions::default()
     };
     let server = serve(&config, options).await?;
     let counts = server.with_generator(|g| g.row_counts());

@@ -695,3 +695,80 @@ fn max_modified(g: &Generator) -> NaiveDate {
         .max()
         .expect("some rows")
 }
+
+/// The rows of `t` modified on or after `from`.
+fn modified_since(t: &TableData, from: NaiveDate) -> Vec<&[Cell]> {
+    let c = t.column_index("modified_date").expect("modified_date");
+    t.rows()
+        .filter(|r| r[c].date().expect("a modified date") >= from)
+        .collect()
+}
+
+#[test]
+fn horizons_leave_out_only_older_rows_of_append_only_tables() {
+    use lakehouse::source::generator::PRUNABLE;
+    let full = Generator::at_day(opts(5), 4).expect("day 4");
+    let day2 = Generator::date_of_day(2);
+    let archive_from = NaiveDate::from_ymd_opt(2012, 6, 1).expect("date");
+    let mut horizons: BTreeMap<String, NaiveDate> = BTreeMap::new();
+    for i in PRUNABLE {
+        let path = TABLE_DEFS[i].api_path;
+        let from = if path == "/TransactionHistoryArchives" {
+            archive_from
+        } else {
+            day2
+        };
+        horizons.insert(path.to_string(), from);
+    }
+    // A horizon for a table that is read back is ignored.
+    horizons.insert("/Persons".to_string(), day2);
+    let mut pruned = Generator::with_horizons(opts(5), 4, &horizons).expect("day 4 pruned");
+    assert_eq!(
+        pruned.deltas(),
+        full.deltas(),
+        "a day's delta counts rows left out"
+    );
+    let check = |pruned: &Generator, full: &Generator| {
+        let mut left_out = 0;
+        for (p, f) in pruned.tables().iter().zip(full.tables()) {
+            assert_eq!(p.columns, f.columns, "{}", f.def.table);
+            let prunable = PRUNABLE.iter().any(|&i| TABLE_DEFS[i].table == f.def.table);
+            match horizons.get(f.def.api_path).copied().filter(|_| prunable) {
+                Some(from) => {
+                    assert_eq!(p.horizon(), Some(from), "{}", f.def.table);
+                    let kept: Vec<&[Cell]> = p.rows().collect();
+                    assert_eq!(kept, modified_since(f, from), "{}", f.def.table);
+                    assert_eq!(p.len() + p.pruned(), f.len(), "{}", f.def.table);
+                    assert!(p.pruned() > 0, "{} leaves rows out", f.def.table);
+                    left_out += p.pruned();
+                }
+                None => {
+                    assert_eq!(p, f, "{} is whole", f.def.table);
+                    assert_eq!(p.horizon(), None);
+                }
+            }
+        }
+        left_out
+    };
+    let left_out = check(&pruned, &full);
+    let prunable_rows: usize = PRUNABLE.iter().map(|&i| full.tables()[i].len()).sum();
+    assert!(
+        left_out * 10 > prunable_rows * 9,
+        "most rows of the append-only tables are left out ({left_out} of {prunable_rows})"
+    );
+    assert_eq!(
+        table(&pruned, "persons").horizon(),
+        None,
+        "persons are read back: never pruned"
+    );
+    // Going back to an earlier day keeps the horizons.
+    pruned.advance_to(3).expect("back to day 3");
+    check(&pruned, &Generator::at_day(opts(5), 3).expect("day 3"));
+    let err = Generator::with_horizons(
+        opts(5),
+        1,
+        &BTreeMap::from([("/Nowhere".to_string(), day2)]),
+    )
+    .expect_err("unknown path");
+    assert!(err.to_string().contains("/Nowhere"), "{err}");
+}

@@ -20,6 +20,7 @@ use arrow::array::{
     Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::NaiveDate;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
@@ -30,7 +31,7 @@ use super::plan::{
 use super::registry::{Dag, ModelKind};
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::extract::land::{ExtractOptions, ExtractReport, extract};
+use crate::extract::land::{ExtractOptions, ExtractReport, extract, landed_cursor};
 use crate::extract::{ODataClient, RetryPolicy};
 use crate::model::Project;
 use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
@@ -568,7 +569,17 @@ async fn pipeline(
     // The embedded source generates its data set (a fifth of an `elt`'s
     // time) while the run is logged and the DAG is built; extraction starts
     // after both.
-    let source = start_source(&project.source, &options.source, day, scale, seed);
+    // An incremental run asks each table only for the rows from its cursor
+    // on: the embedded source need not keep the older rows of the tables
+    // nothing reads back (about half of the rows it makes at day 0).
+    let horizons = match (&options.source, full) {
+        (SourceSpec::Embedded { .. }, false) => embedded_horizons(wh, &project.source).await?,
+        _ => BTreeMap::new(),
+    };
+    if !horizons.is_empty() {
+        tracing::debug!(?horizons, "embedded source horizons");
+    }
+    let source = start_source(&project.source, &options.source, day, scale, seed, horizons);
     log_run(
         wh,
         &run_id,
@@ -655,12 +666,35 @@ enum RunSource {
     Embedded(tokio_util::task::AbortOnDropHandle<Result<(crate::source::ServerHandle, Instant)>>),
 }
 
+/// Per resource of the embedded source that can leave rows out (see
+/// [`crate::source::ServerOptions::horizons`]), the date of the cursor its
+/// landing table holds; resources with nothing landed have none.
+async fn embedded_horizons(
+    wh: &Warehouse,
+    source: &SourceConfig,
+) -> Result<BTreeMap<String, NaiveDate>> {
+    let prunable: Vec<&str> = crate::source::generator::prunable_paths().collect();
+    let cursors = futures::future::try_join_all(
+        source
+            .resources
+            .iter()
+            .filter(|r| prunable.contains(&r.api_path.as_str()))
+            .map(|r| async move {
+                let cursor = landed_cursor(wh, r).await?;
+                Ok::<_, Error>(cursor.map(|c| (r.api_path.clone(), c.date_naive())))
+            }),
+    )
+    .await?;
+    Ok(cursors.into_iter().flatten().collect())
+}
+
 fn start_source(
     source: &SourceConfig,
     spec: &SourceSpec,
     day: Option<u32>,
     scale: Option<f64>,
     seed: Option<u64>,
+    horizons: BTreeMap<String, NaiveDate>,
 ) -> RunSource {
     match spec {
         SourceSpec::Url(u) => RunSource::Url(u.clone()),
@@ -673,6 +707,7 @@ fn start_source(
                     scale: scale.unwrap_or(0.01),
                 },
                 day: day.unwrap_or(0),
+                horizons,
                 ..ServerOptions::default()
             };
             RunSource::Embedded(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(

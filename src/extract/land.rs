@@ -245,6 +245,23 @@ fn parse_cursor(v: &str, table: &TableName) -> Result<DateTime<Utc>> {
         .map_err(|e| Error::invalid(format!("table {table}: bad {CURSOR} property '{v}': {e}")))
 }
 
+/// The cursor `resource`'s landing table holds after its current snapshot
+/// (`None`: nothing landed yet).
+pub async fn landed_cursor(
+    wh: &Warehouse,
+    resource: &ResourceConfig,
+) -> Result<Option<DateTime<Utc>>> {
+    let name = TableName::new(NAMESPACE, resource.table.clone())?;
+    let Some(table) = wh.try_load_table(&name).await? else {
+        return Ok(None);
+    };
+    table
+        .current_properties()
+        .get(CURSOR)
+        .map(|v| parse_cursor(v, &name))
+        .transpose()
+}
+
 async fn land_resource(
     wh: &Warehouse,
     client: &ODataClient,

@@ -40,6 +40,18 @@
 //!   A run regenerates its day's data set (~700k rows at scale 1), so
 //!   allocations per value or per row were most of the generator's time.
 //!
+//! - **Horizons.** An incremental client only asks a table for rows modified
+//!   on or after its cursor. [`Generator::with_horizons`] takes, per API
+//!   path, such a date (a *horizon*) and then leaves out of the tables that
+//!   are only ever appended to and never read back ([`PRUNABLE`]: order
+//!   lines, transactions, archived transactions, work order routings; about
+//!   half of day 0's rows) every row modified before it. Each such row is
+//!   still made (so every random draw and id is the same) but not stored:
+//!   the rows kept are exactly the full data set's rows of that table
+//!   modified on or after the horizon, in the same order, and every other
+//!   table is the full one ([`TableData::horizon`] tells the server which
+//!   requests it can no longer answer).
+//!
 //! Column names are the snake_case names of the source config; the server maps
 //! them to API names.
 
@@ -168,6 +180,21 @@ defs! {
     STORES = "stores", "/Stores", ["business_entity_id"];
 }
 
+/// The tables whose rows the generator may leave out before a horizon (see
+/// the module docs): rows are only ever appended to them, and nothing reads
+/// a row back once made.
+pub const PRUNABLE: [usize; 4] = [
+    SALES_ORDER_DETAILS,
+    TRANSACTION_HISTORIES,
+    TRANSACTION_HISTORY_ARCHIVES,
+    WORK_ORDER_ROUTINGS,
+];
+
+/// The API paths of the [`PRUNABLE`] tables.
+pub fn prunable_paths() -> impl Iterator<Item = &'static str> {
+    PRUNABLE.iter().map(|&i| TABLE_DEFS[i].api_path)
+}
+
 /// Rows per storage chunk of a [`TableData`].
 const CHUNK_ROWS: usize = 4096;
 
@@ -184,6 +211,10 @@ pub struct TableData {
     pub columns: Vec<&'static str>,
     chunks: Vec<Vec<Cell>>,
     rows: usize,
+    /// Rows modified before this date are left out (see the module docs).
+    horizon: Option<NaiveDate>,
+    /// How many rows were left out.
+    pruned: usize,
 }
 
 /// Map the pages of `chunk`'s capacity now, in one `madvise` call, instead
@@ -223,14 +254,38 @@ impl TableData {
             columns: Vec::new(),
             chunks: Vec::new(),
             rows: 0,
+            horizon: None,
+            pruned: 0,
         }
+    }
+
+    /// With rows modified before `horizon` left out (`None`: the full
+    /// table); only for tables of [`PRUNABLE`].
+    fn with_horizon(def: &'static TableDef, horizon: Option<NaiveDate>) -> Self {
+        Self {
+            horizon,
+            ..Self::new(def)
+        }
+    }
+
+    /// The date before which modified rows were left out (`None`: the table
+    /// is whole). Its rows are exactly the full table's rows modified on or
+    /// after that date.
+    pub fn horizon(&self) -> Option<NaiveDate> {
+        self.horizon
+    }
+
+    /// How many rows were left out (see [`TableData::horizon`]).
+    pub fn pruned(&self) -> usize {
+        self.pruned
     }
 
     fn width(&self) -> usize {
         self.columns.len().max(1)
     }
 
-    /// Number of rows.
+    /// Number of rows held (without those left out, see
+    /// [`TableData::horizon`]).
     pub fn len(&self) -> usize {
         self.rows
     }
@@ -286,6 +341,15 @@ impl TableData {
     }
 
     fn push<const N: usize>(&mut self, row: [(&'static str, Cell); N]) -> usize {
+        self.check_columns(&row);
+        self.tail().extend(row.into_iter().map(|(_, v)| v));
+        self.rows += 1;
+        self.rows - 1
+    }
+
+    /// Take the columns of the table's first row; every later row must have
+    /// the same.
+    fn check_columns<const N: usize>(&mut self, row: &[(&'static str, Cell); N]) {
         if self.columns.is_empty() {
             self.columns = row.iter().map(|(k, _)| *k).collect();
         } else {
@@ -294,7 +358,7 @@ impl TableData {
                     && self
                         .columns
                         .iter()
-                        .zip(&row)
+                        .zip(row)
                         // The same literal is usually one address: compare
                         // addresses first, text only when they differ.
                         .all(|(a, (b, _))| std::ptr::eq(*a, *b) || a == b),
@@ -302,9 +366,26 @@ impl TableData {
                 self.def.table
             );
         }
-        self.tail().extend(row.into_iter().map(|(_, v)| v));
-        self.rows += 1;
-        self.rows - 1
+    }
+
+    /// Append a row unless it was modified before the table's horizon.
+    fn push_unless_old<const N: usize>(&mut self, row: [(&'static str, Cell); N]) {
+        if let Some(horizon) = self.horizon {
+            let modified = row.iter().find(|(k, _)| *k == "modified_date");
+            let old = match modified.map(|(_, v)| v) {
+                Some(Cell::Date(d) | Cell::Timestamp(d)) => *d < horizon,
+                _ => panic!(
+                    "generator bug: {} row without a modified date",
+                    self.def.table
+                ),
+            };
+            if old {
+                self.check_columns(&row);
+                self.pruned += 1;
+                return;
+            }
+        }
+        self.push(row);
     }
 
     /// Append a row of cells already aligned with `columns`.
@@ -1200,6 +1281,8 @@ struct World {
 pub struct Generator {
     options: GeneratorOptions,
     day: u32,
+    /// Per table (index of [`TABLE_DEFS`]), its horizon, if any.
+    horizons: Vec<Option<NaiveDate>>,
     tables: Vec<TableData>,
     world: World,
     deltas: Vec<DayDelta>,
@@ -1244,6 +1327,37 @@ fn step_rng(seed: u64, tag: u64) -> ChaCha8Rng {
 impl Generator {
     /// The data set at day 0.
     pub fn new(options: GeneratorOptions) -> Result<Self> {
+        Self::build(options, vec![None; TABLE_DEFS.len()])
+    }
+
+    /// The data set at `day`, without the rows of [`PRUNABLE`] tables
+    /// modified before their horizon: `horizons` maps API paths to dates
+    /// (paths of other tables are ignored; an unknown path is an error).
+    pub fn with_horizons(
+        options: GeneratorOptions,
+        day: u32,
+        horizons: &BTreeMap<String, NaiveDate>,
+    ) -> Result<Self> {
+        let mut per_table = vec![None; TABLE_DEFS.len()];
+        for (path, date) in horizons {
+            let i = TABLE_DEFS
+                .iter()
+                .position(|d| d.api_path == path)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "horizon for `{path}`: not a resource of the embedded generator"
+                    ))
+                })?;
+            if PRUNABLE.contains(&i) {
+                per_table[i] = Some(*date);
+            }
+        }
+        let mut g = Self::build(options, per_table)?;
+        g.advance_to(day)?;
+        Ok(g)
+    }
+
+    fn build(options: GeneratorOptions, horizons: Vec<Option<NaiveDate>>) -> Result<Self> {
         if !options.scale.is_finite() || options.scale <= 0.0 || options.scale > 10.0 {
             return Err(Error::invalid(format!(
                 "generator scale {} is out of range: expected 0 < scale <= 10",
@@ -1253,7 +1367,12 @@ impl Generator {
         let mut g = Generator {
             options,
             day: 0,
-            tables: TABLE_DEFS.iter().map(TableData::new).collect(),
+            tables: TABLE_DEFS
+                .iter()
+                .zip(&horizons)
+                .map(|(def, h)| TableData::with_horizon(def, *h))
+                .collect(),
+            horizons,
             world: World::default(),
             deltas: Vec::new(),
         };
@@ -1288,7 +1407,7 @@ impl Generator {
     /// rebuilding from day 0 (same result as having stopped there).
     pub fn advance_to(&mut self, day: u32) -> Result<()> {
         if day < self.day {
-            *self = Self::new(self.options)?;
+            *self = Self::build(self.options, self.horizons.clone())?;
         }
         while self.day < day {
             self.advance();
@@ -1373,6 +1492,26 @@ impl Generator {
             log.added[idx].insert(r);
         }
         r
+    }
+
+    /// Append a row to a [`PRUNABLE`] table (left out when modified before
+    /// the table's horizon). Unlike [`Generator::add`] it gives no row
+    /// number: nothing may read the row back.
+    fn append<const N: usize>(
+        &mut self,
+        log: &mut DayLog,
+        idx: usize,
+        row: [(&'static str, Cell); N],
+    ) {
+        debug_assert!(PRUNABLE.contains(&idx));
+        let t = &mut self.tables[idx];
+        // The row's number in the full table, so that a day's delta counts
+        // it whether it is kept or not.
+        let number = t.len() + t.pruned();
+        t.push_unless_old(row);
+        if log.record {
+            log.added[idx].insert(number);
+        }
     }
 
     fn modify<const N: usize>(
@@ -1787,7 +1926,7 @@ impl Generator {
             sub_total += line_total;
             self.world.next_order_line += 1;
             let line_id = self.world.next_order_line;
-            self.add(
+            self.append(
                 log,
                 SALES_ORDER_DETAILS,
                 row! {
@@ -1875,7 +2014,7 @@ impl Generator {
         } else {
             TRANSACTION_HISTORIES
         };
-        self.add(
+        self.append(
             log,
             table,
             row! {
@@ -1944,7 +2083,7 @@ impl Generator {
                 let planned = rng.random_range(20.0..120.0);
                 let actual_end: Option<NaiveDate> = if open { None } else { Some(end) };
                 let hrs = rng.random_range(1.0..5.0_f64);
-                self.add(
+                self.append(
                     log,
                     WORK_ORDER_ROUTINGS,
                     row! {
@@ -2116,13 +2255,18 @@ impl Generator {
     /// A generator holding what [`Generator::build_production`] reads (the
     /// products and the world), with no transactions yet.
     fn production_part(&self) -> Generator {
-        let mut tables: Vec<TableData> = TABLE_DEFS.iter().map(TableData::new).collect();
+        let mut tables: Vec<TableData> = TABLE_DEFS
+            .iter()
+            .zip(&self.horizons)
+            .map(|(def, h)| TableData::with_horizon(def, *h))
+            .collect();
         tables[PRODUCTS] = self.tables[PRODUCTS].clone();
         let mut world = self.world.clone();
         world.next_transaction = 0;
         Generator {
             options: self.options,
             day: self.day,
+            horizons: self.horizons.clone(),
             tables,
             world,
             deltas: Vec::new(),
@@ -2159,6 +2303,8 @@ impl Generator {
             if transactions.columns.is_empty() {
                 transactions.columns = made.columns.clone();
             }
+            // Left out on either side: before the horizon both sides share.
+            transactions.pruned += made.pruned;
             let mut row = Vec::with_capacity(made.columns.len());
             for r in made.rows() {
                 row.clear();

@@ -22,7 +22,8 @@
 //! - `GET /` lists the entity sets.
 //!
 //! Errors are OData error objects: unknown resource 404, malformed or
-//! unsupported options 400.
+//! unsupported options 400, a request reaching before a table's horizon
+//! (see [`ServerOptions::horizons`]) 409.
 //!
 //! # Test hooks
 //! [`ServerHandle::set_day`] changes the served day while running;
@@ -31,7 +32,7 @@
 //! retries, timeouts and crash-safety of the extractor can be tested;
 //! [`ServerHandle::request_count`] tells how many requests a resource got.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -41,6 +42,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chrono::NaiveDate;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde_json::Value;
@@ -62,6 +64,13 @@ pub struct ServerOptions {
     pub generator: GeneratorOptions,
     /// Day served at start.
     pub day: u32,
+    /// Per API path, the earliest `ModifiedDate` a client will ask for (an
+    /// incremental run's cursor): the generator may then leave out older
+    /// rows of the tables nothing reads back (see
+    /// [`crate::source::generator`], *Horizons*), and a request reaching
+    /// before the horizon is answered `409 Conflict`. Only resources whose
+    /// cursor is `ModifiedDate` take one (others are served whole).
+    pub horizons: BTreeMap<String, NaiveDate>,
 }
 
 impl Default for ServerOptions {
@@ -71,6 +80,7 @@ impl Default for ServerOptions {
             page_size: 1000,
             generator: GeneratorOptions::default(),
             day: 0,
+            horizons: BTreeMap::new(),
         }
     }
 }
@@ -221,9 +231,22 @@ pub async fn serve(config: &SourceConfig, options: ServerOptions) -> Result<Serv
     // thread of the blocking pool, so that the caller's other futures (a
     // run loads its tables' metadata meanwhile) go on.
     let (generator_options, day) = (options.generator, options.day);
-    let generator = tokio::task::spawn_blocking(move || Generator::at_day(generator_options, day))
-        .await
-        .map_err(|e| Error::internal(format!("the embedded source's generator failed: {e}")))??;
+    // The generator leaves rows out by their modified date: a horizon is
+    // taken only where that is the cursor the client filters on.
+    let horizons: BTreeMap<String, NaiveDate> = options
+        .horizons
+        .into_iter()
+        .filter(|(path, _)| {
+            config.resources.iter().any(|r| {
+                r.api_path == *path && r.cursor_column().is_some_and(|c| c.name == "modified_date")
+            })
+        })
+        .collect();
+    let generator = tokio::task::spawn_blocking(move || {
+        Generator::with_horizons(generator_options, day, &horizons)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("the embedded source's generator failed: {e}")))??;
     let mut served = Vec::new();
     for r in &config.resources {
         let t = generator.table_by_path(&r.api_path).ok_or_else(|| {
@@ -638,10 +661,10 @@ async fn entity_set(
             resp
         }
         Err((status, message)) => {
-            let code = if status == StatusCode::GONE {
-                "Gone"
-            } else {
-                "BadRequest"
+            let code = match status {
+                StatusCode::GONE => "Gone",
+                StatusCode::CONFLICT => "Conflict",
+                _ => "BadRequest",
             };
             odata_error(status, code, message)
         }
@@ -708,6 +731,22 @@ fn respond(
             format!("resource `{}` not found", served.api_path),
         ));
     };
+    if let Some(horizon) = table.horizon() {
+        let from = horizon
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_micros();
+        let within = matches!(filter, Some((Op::Ge | Op::Gt | Op::Eq, at)) if at >= from);
+        if !within {
+            return Err((
+                StatusCode::CONFLICT,
+                format!(
+                    "resource `{}`: this embedded source serves an incremental run and holds only rows modified on or after {horizon}; ask with `$filter={} ge {horizon}` or later",
+                    served.api_path, served.cursor_field
+                ),
+            ));
+        }
+    }
     // Only the rows a filter selects are sorted (an incremental request
     // reads a few rows of a large table); each (table, filter) once per day.
     let sorted = sorted
