@@ -1475,7 +1475,41 @@ async fn proven_constant_columns_are_not_decoded_elsewhere_tested(wh: Warehouse)
     assert_eq!(left, expected);
 }
 
+/// Each data file records how many NaNs each float column holds, counted
+/// over every batch written to it (the vendored iceberg counts a flat
+/// schema's float columns by position, see vendor/iceberg/PATCHED.md), and
+/// nothing for other columns.
+async fn nan_counts_cover_every_batch(wh: Warehouse) {
+    let t = TableName::parse("dab.nan_counts").unwrap();
+    let batches = vec![
+        batch(&[
+            (1, Some("a"), f64::NAN),
+            (2, None, 1.0),
+            (3, Some("c"), f64::NAN),
+        ]),
+        batch(&[(4, Some("d"), 2.0), (5, Some("e"), f64::NAN)]),
+        batch(&[(6, Some("f"), 3.0)]),
+    ];
+    wh.write(&t, schema(), batches, Write::append())
+        .await
+        .unwrap();
+    let table = wh.load_table(&t).await.unwrap();
+    let price = table
+        .metadata()
+        .current_schema()
+        .field_by_name("price")
+        .unwrap()
+        .id;
+    let files = live_data_files(&table).await.unwrap();
+    assert_eq!(files.len(), 1);
+    let counts = files[0].nan_value_counts();
+    assert_eq!(counts.len(), 1, "only the float column: {counts:?}");
+    assert_eq!(counts[&price], 3);
+    assert_eq!(files[0].record_count(), 6);
+}
+
 on_every_backend! {
+    nan_counts => super::nan_counts_cover_every_batch,
     append_overwrite_upsert => super::append_overwrite_upsert_round_trip,
     snapshot_properties => super::snapshot_properties_commit_with_rows,
     concurrent_writers => super::eight_concurrent_writers,

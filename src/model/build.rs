@@ -574,8 +574,12 @@ pub async fn build_dar_model_with(
 ///   load-time statistics) and projection pruning (scans read only the
 ///   columns used). The other rules find nothing to do in these
 ///   generated plans but cost planning time on each of the ~80 models of
-///   a run. Type coercion (the analyzer) and the physical optimizer run as
-///   always.
+///   a run. Type coercion (the analyzer) runs as always;
+/// - the physical optimizer runs without the rules that only act on limits,
+///   sort push-down into sources, statistics-answered aggregates or check
+///   the final plan ([`INCREMENTAL_SKIPPED_PHYSICAL_RULES`]): these plans
+///   have none of those (the calendar's existence check stops at its first
+///   row either way), and each rule walks every plan.
 fn incremental_context(ctx: &SessionContext) -> SessionContext {
     use datafusion::optimizer::OptimizerRule;
     use datafusion::optimizer::optimize_projections::OptimizeProjections;
@@ -593,13 +597,34 @@ fn incremental_context(ctx: &SessionContext) -> SessionContext {
         Arc::new(PushDownFilter::new()),
         Arc::new(OptimizeProjections::new()),
     ];
+    let state = ctx.state();
+    let physical = state
+        .physical_optimizers()
+        .iter()
+        .filter(|r| !INCREMENTAL_SKIPPED_PHYSICAL_RULES.contains(&r.name()))
+        .cloned()
+        .collect();
     SessionContext::new_with_state(
-        SessionStateBuilder::new_from_existing(ctx.state())
+        SessionStateBuilder::new_from_existing(state)
             .with_config(config)
             .with_optimizer_rules(rules)
+            .with_physical_optimizer_rules(physical)
             .build(),
     )
 }
+
+/// Physical optimizer rules (by name) the incremental context leaves out
+/// (see [`incremental_context`]); they change no result, only limits, sort
+/// push-down and statistics shortcuts, or (the last) check the plan.
+const INCREMENTAL_SKIPPED_PHYSICAL_RULES: [&str; 7] = [
+    "aggregate_statistics",
+    "LimitedDistinctAggregation",
+    "LimitAggregation",
+    "LimitPushPastWindows",
+    "LimitPushdown",
+    "PushdownSort",
+    "SanityCheckPlan",
+];
 
 /// (all operators, PIT joins only) `elapsed_compute` of an executed plan.
 fn compute_times(plan: &Arc<dyn ExecutionPlan>) -> (Duration, Duration) {
@@ -768,4 +793,45 @@ pub async fn build_frames(
     let mut reports = results.into_iter().collect::<Result<Vec<_>>>()?;
     reports.sort_by(|a, b| a.model.cmp(&b.model));
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The incremental context drops exactly the listed physical rules, each
+    /// a rule of the default optimizer (a renamed rule would otherwise be
+    /// kept silently), and keeps the ones results depend on.
+    #[test]
+    fn incremental_context_skips_only_the_listed_physical_rules() {
+        let names = |c: &SessionContext| -> Vec<String> {
+            c.state()
+                .physical_optimizers()
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect()
+        };
+        let ctx = crate::query::session_context();
+        let full = names(&ctx);
+        let incremental = names(&incremental_context(&ctx));
+        for skipped in INCREMENTAL_SKIPPED_PHYSICAL_RULES {
+            assert!(
+                full.iter().any(|n| n == skipped),
+                "{skipped} is a default rule"
+            );
+        }
+        let expected: Vec<String> = full
+            .iter()
+            .filter(|n| !INCREMENTAL_SKIPPED_PHYSICAL_RULES.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(incremental, expected);
+        for kept in [
+            "EnforceDistribution",
+            "EnforceSorting",
+            "OutputRequirements",
+        ] {
+            assert!(incremental.iter().any(|n| n == kept), "{kept} kept");
+        }
+    }
 }
