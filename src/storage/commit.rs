@@ -592,7 +592,7 @@ fn utf8(array: &arrow::array::ArrayRef) -> Result<&arrow::array::StringArray> {
 
 /// A decoded text key column: `Utf8`, or `Utf8View` (the replace search
 /// decodes text as views into the Parquet pages, without copying every
-/// value into one buffer, see [`text_as_views`]).
+/// value into one buffer, see [`SearchPlan::fetch`]).
 enum TextColumn<'a> {
     Plain(&'a arrow::array::StringArray),
     View(&'a arrow::array::StringViewArray),
@@ -1769,7 +1769,11 @@ impl SearchPlan {
             .ctx(ErrorKind::Corrupt, || {
                 format!("cannot read the footer of Parquet file {location}")
             })?;
-        let meta = text_as_views(meta).ctx(ErrorKind::Corrupt, || {
+        // Text decoded as views into the decoded pages (or dictionary)
+        // instead of each value being copied into one buffer: that copy was
+        // about a third of a search's decoding (the searched PIT hooks are
+        // 60–200 bytes each).
+        let meta = iceberg::arrow::text_as_views(meta).ctx(ErrorKind::Corrupt, || {
             format!("cannot read the text columns of Parquet file {location} as views")
         })?;
         let metadata = meta.metadata();
@@ -1831,33 +1835,6 @@ fn view_field(field: &arrow::datatypes::FieldRef) -> arrow::datatypes::FieldRef 
         DataType::Utf8 => Arc::new(field.as_ref().clone().with_data_type(DataType::Utf8View)),
         _ => Arc::clone(field),
     }
-}
-
-/// `meta` decoding the file's `Utf8` columns as `Utf8View`: a view points
-/// into the decoded page (or dictionary) instead of each value being copied
-/// into one buffer, which was about a third of a replace search's decoding
-/// (the searched PIT hooks are 60–200 bytes each).
-fn text_as_views(
-    meta: parquet::arrow::arrow_reader::ArrowReaderMetadata,
-) -> parquet::errors::Result<parquet::arrow::arrow_reader::ArrowReaderMetadata> {
-    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-    let schema = meta.schema();
-    if !schema
-        .fields()
-        .iter()
-        .any(|f| *f.data_type() == DataType::Utf8)
-    {
-        return Ok(meta);
-    }
-    let fields: Vec<_> = schema.fields().iter().map(view_field).collect();
-    let views = Arc::new(arrow::datatypes::Schema::new_with_metadata(
-        fields,
-        schema.metadata().clone(),
-    ));
-    ArrowReaderMetadata::try_new(
-        Arc::clone(meta.metadata()),
-        ArrowReaderOptions::new().with_schema(views),
-    )
 }
 
 /// Bytes read at once from the end of a Parquet file for its footer: the
@@ -2410,7 +2387,7 @@ mod tests {
         .expect("valid batch")
     }
 
-    /// A file's text columns read through [`text_as_views`] come out as
+    /// A file's text columns read through `iceberg::arrow::text_as_views` come out as
     /// `Utf8View` with the same values (plain and dictionary pages, NULLs
     /// kept), and the matcher's text probe finds the same rows in them.
     #[test]
@@ -2437,7 +2414,7 @@ mod tests {
             w.close().unwrap();
             let bytes = bytes::Bytes::from(bytes);
             let meta = ArrowReaderMetadata::load(&bytes, Default::default()).unwrap();
-            let views = text_as_views(meta).unwrap();
+            let views = iceberg::arrow::text_as_views(meta).unwrap();
             assert_eq!(views.schema().field(0).data_type(), &DataType::Utf8View);
             assert_eq!(views.schema().field(1).data_type(), &DataType::Int64);
             let read: Vec<RecordBatch> =

@@ -207,6 +207,18 @@ impl FileScanTaskReader {
             arrow_metadata
         };
 
+        // lakehouse patch (see PATCHED.md): a filtered scan decodes text
+        // columns as views into the decoded pages. Its row filter decodes
+        // the filtered column for every row but keeps few of them; as views
+        // the rows left out are never copied, and the rows kept are cast
+        // back to the table's `Utf8` by the record batch transformer below
+        // (a promotion like any other type difference).
+        let arrow_metadata = if task.predicate.is_some() {
+            text_as_views(arrow_metadata)?
+        } else {
+            arrow_metadata
+        };
+
         // Build the stream reader, reusing the already-opened file reader
         let mut record_batch_stream_builder =
             ParquetRecordBatchStreamBuilder::new_with_metadata(parquet_file_reader, arrow_metadata);
@@ -404,6 +416,47 @@ impl FileScanTaskReader {
 
         Ok(Box::pin(record_batch_stream) as ArrowRecordBatchStream)
     }
+}
+
+/// `metadata` reading its top-level `Utf8` columns as `Utf8View` (lakehouse
+/// patch, see PATCHED.md; `lakehouse`'s own replace search uses it too);
+/// unchanged when it has none.
+pub fn text_as_views(metadata: ArrowReaderMetadata) -> Result<ArrowReaderMetadata> {
+    let schema = metadata.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| *f.data_type() == arrow_schema::DataType::Utf8)
+    {
+        return Ok(metadata);
+    }
+    let fields: Vec<arrow_schema::FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            arrow_schema::DataType::Utf8 => Arc::new(
+                f.as_ref()
+                    .clone()
+                    .with_data_type(arrow_schema::DataType::Utf8View),
+            ),
+            _ => Arc::clone(f),
+        })
+        .collect();
+    let views = Arc::new(arrow_schema::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ));
+    ArrowReaderMetadata::try_new(
+        Arc::clone(metadata.metadata()),
+        ArrowReaderOptions::new().with_schema(views),
+    )
+    .map_err(|e| {
+        Error::new(
+            ErrorKind::Unexpected,
+            "Failed to create ArrowReaderMetadata reading text as views",
+        )
+        .with_source(e)
+    })
 }
 
 impl ArrowReader {
