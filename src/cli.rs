@@ -160,19 +160,52 @@ pub enum BenchCommand {
     PitJoin(PitJoinBenchArgs),
     /// The pipeline on generated data (temporary warehouse): extract, frames,
     /// DAR, with the DAR build time and the share spent in PIT joins.
-    Transform(TransformBenchArgs),
+    Transform(BenchDataArgs),
+    /// End to end: `init`, then incremental `elt` days, each a process of its
+    /// own, with wall time, CPU time, peak memory and each day's ratio to `init`.
+    Elt(EltBenchArgs),
 }
 
-/// Arguments of `bench transform`.
+/// Arguments of `bench elt`.
 #[derive(Debug, clap::Args)]
-pub struct TransformBenchArgs {
+pub struct EltBenchArgs {
+    #[command(flatten)]
+    pub data: BenchDataArgs,
+    /// Sequences (init and its days) per executable.
+    #[arg(long, default_value_t = 3)]
+    pub sequences: u32,
+    /// Where the warehouses are created (default: the system temp directory;
+    /// /dev/shm keeps the file system out of the figures).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+    /// Executables to measure, interleaved sequence by sequence (default: this one).
+    #[arg(long = "exe")]
+    pub exes: Vec<std::path::PathBuf>,
+    /// Milliseconds to pause before each run, after syncing the file system.
+    #[arg(long, default_value_t = 1000)]
+    pub pause_ms: u64,
+    /// Passed on to init and elt as --jobs (0: their default).
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
+    /// Target of an elt day's wall time as a percentage of init's.
+    #[arg(long, default_value_t = 10.0)]
+    pub target_percent: f64,
+    /// Keep each sequence's warehouse and log.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// The generated data of `bench transform` and `bench elt`.
+#[derive(Debug, clap::Args)]
+pub struct BenchDataArgs {
     /// Generator scale (1 = the real Adventure Works sizes).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Simulated days extracted before the transform.
+    /// Simulated days: extracted before the transform (`bench transform`),
+    /// `elt` runs after each `init` (`bench elt`).
     #[arg(long, default_value_t = 3)]
     pub days: u32,
 }
@@ -686,6 +719,38 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await?;
             out!("{}", report.render().trim_end());
         }
+        Command::Bench {
+            bench: BenchCommand::Elt(args),
+        } => {
+            use crate::bench::elt::{EltBenchConfig, run_elt_bench};
+            let exes = if args.exes.is_empty() {
+                vec![std::env::current_exe().map_err(|e| {
+                    Error::internal("bench elt: cannot find this executable").with_source(e)
+                })?]
+            } else {
+                args.exes.clone()
+            };
+            let config = EltBenchConfig {
+                exes,
+                scale: args.data.scale,
+                seed: args.data.seed,
+                days: args.data.days,
+                sequences: args.sequences,
+                dir: args.dir.clone().unwrap_or_else(std::env::temp_dir),
+                pause: std::time::Duration::from_millis(args.pause_ms),
+                jobs: args.jobs,
+                target: args.target_percent / 100.0,
+                keep: args.keep,
+            };
+            let report = tokio::task::spawn_blocking(move || {
+                run_elt_bench(&config, |line| eprintln!("{line}"))
+            })
+            .await
+            .map_err(|e| {
+                Error::internal("bench elt: the benchmark thread failed").with_source(e)
+            })??;
+            out!("{}", report.render().trim_end());
+        }
         Command::Tables => {
             let wh = cli.open_warehouse()?;
             let stats = wh.stats().await?;
@@ -1031,5 +1096,35 @@ mod tests {
             panic!("expected bench transform");
         };
         assert_eq!((args.scale, args.seed, args.days), (1.0, 42, 3));
+        let cli = Cli::try_parse_from([
+            "lakehouse",
+            "bench",
+            "elt",
+            "--exe",
+            "a",
+            "--exe",
+            "b",
+            "--dir",
+            "/dev/shm",
+        ])
+        .expect("parses");
+        let Command::Bench {
+            bench: BenchCommand::Elt(args),
+        } = cli.command
+        else {
+            panic!("expected bench elt");
+        };
+        assert_eq!(
+            (
+                args.data.scale,
+                args.data.days,
+                args.sequences,
+                args.pause_ms,
+                args.target_percent
+            ),
+            (1.0, 3, 3, 1000, 10.0)
+        );
+        assert_eq!(args.exes, ["a", "b"].map(std::path::PathBuf::from));
+        assert_eq!(args.dir, Some(std::path::PathBuf::from("/dev/shm")));
     }
 }

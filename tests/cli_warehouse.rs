@@ -106,3 +106,63 @@ fn warehouse_verbs_end_to_end() {
     let (ok, _, err) = lakehouse(wh, &["init"]);
     assert!(!ok && err.contains("lakehouse elt"), "{err}");
 }
+
+/// `bench elt` runs init and the elt days as processes of their own, reports
+/// each day against its sequence's init, and leaves nothing behind.
+#[test]
+fn bench_elt_measures_init_and_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let args = [
+        "bench",
+        "elt",
+        "--scale",
+        "0.005",
+        "--seed",
+        "3",
+        "--days",
+        "2",
+        "--sequences",
+        "1",
+        "--pause-ms",
+        "0",
+        "--dir",
+        d,
+    ];
+    let (ok, out, err) = lakehouse(d, &args);
+    assert!(ok, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("A    1 "))
+        .unwrap_or_else(|| panic!("one sequence row: {out}"));
+    // init, then two days, each with a wall time; the days with a ratio.
+    assert_eq!(row.matches(" s (").count(), 3, "{row}");
+    assert_eq!(row.matches(" %, ").count(), 2, "{row}");
+    assert!(out.contains("  day 2 "), "{out}");
+    assert!(
+        out.contains(" in 1 of 1,") || out.contains(" in 0 of 1,"),
+        "{out}"
+    );
+    assert_eq!(err.lines().filter(|l| l.contains("sequence A")).count(), 3);
+    assert!(err.contains("elt day 2"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "warehouse and log removed"
+    );
+
+    // A failing run stops the benchmark, names the step, keeps its log.
+    let mut failing = args.to_vec();
+    failing.extend(["--exe", "/bin/false"]);
+    let (ok, _, err) = lakehouse(d, &failing);
+    assert!(!ok, "a failing executable fails the benchmark");
+    assert!(
+        err.contains("init failed") && err.contains("/bin/false"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "log kept"
+    );
+}

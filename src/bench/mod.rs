@@ -1,5 +1,6 @@
 //! Benchmark data generators and runners used by `lakehouse bench` and the
 //! criterion benches.
 
+pub mod elt;
 pub mod pit_join;
 pub mod transform;
