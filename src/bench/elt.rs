@@ -375,27 +375,26 @@ fn run_step(
 ) -> Result<RunMeasure> {
     sync();
     std::thread::sleep(config.pause);
-    let open_log = || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .ctx(ErrorKind::Storage, || {
-                format!("bench elt: cannot open {}", log.display())
-            })
-    };
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|f| Ok((f.try_clone()?, f)))
+        .ctx(ErrorKind::Storage, || {
+            format!("bench elt: cannot open {}", log.display())
+        })?;
     let mut cmd = Command::new(exe);
     cmd.args(args)
         .stdin(Stdio::null())
-        .stdout(open_log()?)
-        .stderr(open_log()?);
+        .stdout(out.0)
+        .stderr(out.1);
     let (status, measure) = run_measured(&mut cmd).ctx(ErrorKind::Internal, || {
         format!("bench elt: cannot run {} ({step})", exe.display())
     })?;
     if !status.success() {
         let output = std::fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = output.lines().rev().take(20).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let lines: Vec<&str> = output.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(20)..];
         return Err(Error::internal(format!(
             "bench elt: {step} failed ({status}): {} {}; its warehouse is kept, its output in {}:\n{}",
             exe.display(),
