@@ -14,7 +14,7 @@ use crate::bench::pit_join::{
 };
 use crate::error::{Error, Result};
 use crate::join::PitJoinStrategy;
-use crate::query::{OutputFormat, explain_sql, format_batches, run_sql, session_context};
+use crate::query::{OutputFormat, explain_sql, format_batches, run_sql};
 
 /// `println!` that ends the process quietly when stdout is closed (e.g. `| head`).
 macro_rules! out {
@@ -45,6 +45,15 @@ pub struct Cli {
     /// S3 endpoint for S3-compatible servers (otherwise AWS_ENDPOINT_URL or AWS).
     #[arg(long, global = true, env = "LAKEHOUSE_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
+
+    /// Memory a run may use, e.g. 4GiB or 512MiB (default: half of the machine's memory).
+    /// Sorts, aggregates, windows and joins spill to disk to stay under it.
+    #[arg(long, global = true, env = "LAKEHOUSE_MEMORY_LIMIT")]
+    pub memory_limit: Option<String>,
+
+    /// Where spill files go (a temporary directory made in it, removed at exit; default: the OS temp dir).
+    #[arg(long, global = true, env = "LAKEHOUSE_SPILL_DIR")]
+    pub spill_dir: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -164,6 +173,37 @@ pub enum BenchCommand {
     /// End to end: `init`, then incremental `elt` days, each a process of its
     /// own, with wall time, CPU time, peak memory and each day's ratio to `init`.
     Elt(EltBenchArgs),
+    /// Growth with the source: for each scale `init` then one `elt` day,
+    /// each a process of its own (wall, CPU, peak RSS), against the first
+    /// scale. `--memory-limit` and `--spill-dir` are passed on to the runs.
+    Scale(ScaleBenchArgs),
+}
+
+/// Arguments of `bench scale`.
+#[derive(Debug, clap::Args)]
+pub struct ScaleBenchArgs {
+    /// Source scales, comma-separated, measured in this order (the first is
+    /// the baseline), e.g. 1,3,10.
+    #[arg(long, value_delimiter = ',', default_values_t = [1.0, 3.0, 10.0])]
+    pub scales: Vec<f64>,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where the warehouses are created (default: the system temp directory).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+    /// The executable to run (default: this one).
+    #[arg(long)]
+    pub exe: Option<std::path::PathBuf>,
+    /// Milliseconds to pause before each run, after syncing the file system.
+    #[arg(long, default_value_t = 1000)]
+    pub pause_ms: u64,
+    /// Passed on to init and elt as --jobs (0: their default).
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
+    /// Keep each warehouse and log.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Arguments of `bench elt`.
@@ -373,6 +413,19 @@ impl Cli {
         }
         Warehouse::open_with(&self.warehouse, &options)
     }
+
+    /// The memory budget named on the command line (see [`crate::budget`]).
+    pub fn budget(&self) -> Result<crate::budget::MemoryBudget> {
+        crate::budget::MemoryBudget::from_flags(
+            self.memory_limit.as_deref(),
+            self.spill_dir.clone(),
+        )
+    }
+
+    /// A SQL context executing under [`Cli::budget`].
+    fn sql_context(&self) -> Result<datafusion::prelude::SessionContext> {
+        Ok(crate::query::session_context_in(self.budget()?.runtime()?))
+    }
 }
 
 async fn pipeline(
@@ -391,6 +444,7 @@ async fn pipeline(
         run: RunOptions {
             progress: std::io::stderr().is_terminal(),
             concurrency: source.jobs,
+            budget: cli.budget()?,
             ..RunOptions::default()
         },
         force,
@@ -491,7 +545,7 @@ fn render(model: Option<&str>, write: bool, dir: &std::path::Path) -> Result<()>
 /// A SQL context with our PIT join and every warehouse table registered
 /// as `<namespace>.<table>`.
 async fn warehouse_context(cli: &Cli) -> Result<datafusion::prelude::SessionContext> {
-    let ctx = session_context();
+    let ctx = cli.sql_context()?;
     let wh = cli.open_warehouse()?;
     wh.register_all(&ctx).await?;
     Ok(ctx)
@@ -539,7 +593,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                         .with_timezone(&chrono::Utc),
                 ),
             };
-            let ctx = session_context();
+            let ctx = cli.sql_context()?;
             cli.open_warehouse()?
                 .register_all_as_of(&ctx, as_of)
                 .await?;
@@ -635,13 +689,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             let t0 = std::time::Instant::now();
             let progress = std::io::stderr().is_terminal();
+            let budget = cli.budget()?;
             let mut reports = Vec::new();
             if layer == "dab" || layer == "all" {
-                reports
-                    .extend(build_frames(&wh, &project, models.as_deref(), mode, progress).await?);
+                reports.extend(
+                    build_frames(&wh, &project, models.as_deref(), mode, progress, &budget).await?,
+                );
             }
             if layer == "dar" || layer == "all" {
-                reports.extend(build_dar(&wh, &project, models.as_deref(), progress).await?);
+                reports
+                    .extend(build_dar(&wh, &project, models.as_deref(), progress, &budget).await?);
             }
             let batch = record_batch(vec![
                 (
@@ -748,6 +805,39 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await
             .map_err(|e| {
                 Error::internal("bench elt: the benchmark thread failed").with_source(e)
+            })??;
+            out!("{}", report.render().trim_end());
+        }
+        Command::Bench {
+            bench: BenchCommand::Scale(args),
+        } => {
+            use crate::bench::scale::{ScaleBenchConfig, run_scale_bench};
+            let exe = match &args.exe {
+                Some(e) => e.clone(),
+                None => std::env::current_exe().map_err(|e| {
+                    Error::internal("bench scale: cannot find this executable").with_source(e)
+                })?,
+            };
+            if let Some(limit) = &cli.memory_limit {
+                crate::budget::parse_size(limit)?;
+            }
+            let config = ScaleBenchConfig {
+                exe,
+                scales: args.scales.clone(),
+                seed: args.seed,
+                dir: args.dir.clone().unwrap_or_else(std::env::temp_dir),
+                memory_limit: cli.memory_limit.clone(),
+                spill_dir: cli.spill_dir.clone(),
+                jobs: args.jobs,
+                pause: std::time::Duration::from_millis(args.pause_ms),
+                keep: args.keep,
+            };
+            let report = tokio::task::spawn_blocking(move || {
+                run_scale_bench(&config, |line| eprintln!("{line}"))
+            })
+            .await
+            .map_err(|e| {
+                Error::internal("bench scale: the benchmark thread failed").with_source(e)
             })??;
             out!("{}", report.render().trim_end());
         }

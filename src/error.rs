@@ -29,6 +29,9 @@ pub enum ErrorKind {
     Source,
     /// Query planning or execution failed.
     Query,
+    /// An operator that cannot spill needed more memory than the budget
+    /// (`--memory-limit`) leaves it.
+    OutOfMemory,
     /// Anything else: a bug or an unexpected state.
     Internal,
 }
@@ -45,6 +48,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Storage => "storage error",
             ErrorKind::Source => "source error",
             ErrorKind::Query => "query error",
+            ErrorKind::OutOfMemory => "out of memory",
             ErrorKind::Internal => "internal error",
         };
         f.write_str(s)
@@ -143,7 +147,12 @@ impl From<iceberg::Error> for Error {
 
 impl From<datafusion::error::DataFusionError> for Error {
     fn from(e: datafusion::error::DataFusionError) -> Self {
-        Error::new(ErrorKind::Query, e.to_string()).with_source(e)
+        let kind = if exhausted(&e) {
+            ErrorKind::OutOfMemory
+        } else {
+            ErrorKind::Query
+        };
+        Error::new(kind, e.to_string()).with_source(e)
     }
 }
 
@@ -162,6 +171,23 @@ impl From<object_store::Error> for Error {
             _ => ErrorKind::Storage,
         };
         Error::new(kind, e.to_string()).with_source(e)
+    }
+}
+
+/// Whether `e` (or what it wraps) is a memory pool refusing an allocation.
+fn exhausted(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError as D;
+    match e {
+        D::ResourcesExhausted(_) => true,
+        D::Context(_, inner) => exhausted(inner),
+        D::Shared(inner) => exhausted(inner),
+        D::External(inner) => match inner.downcast_ref::<D>() {
+            Some(d) => exhausted(d),
+            None => inner
+                .downcast_ref::<Error>()
+                .is_some_and(|x| x.kind() == ErrorKind::OutOfMemory),
+        },
+        _ => false,
     }
 }
 

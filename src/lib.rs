@@ -8,6 +8,7 @@
 //! 4. face: [`cli`] and the [`dashboard`].
 
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod dag;

@@ -31,6 +31,14 @@ pub fn session_context() -> SessionContext {
     SessionContext::new_with_state(session_state_builder().build())
 }
 
+/// A context with DataFusion's defaults and the PIT join, executing in
+/// `runtime` (its memory pool and spill directory: [`crate::budget`]).
+pub fn session_context_in(
+    runtime: std::sync::Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> SessionContext {
+    SessionContext::new_with_state(session_state_builder().with_runtime_env(runtime).build())
+}
+
 /// A context with the PIT join and the given configuration.
 pub fn session_context_with_config(config: SessionConfig) -> SessionContext {
     SessionContext::new_with_state(

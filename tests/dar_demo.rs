@@ -74,12 +74,27 @@ async fn demo_dar_is_temporally_exact() {
             .unwrap();
         assert!(r.failures().is_empty());
     }
-    build_frames(&wh, &project, None, BuildMode::Full, false)
-        .await
-        .unwrap();
+    build_frames(
+        &wh,
+        &project,
+        None,
+        BuildMode::Full,
+        false,
+        &lakehouse::budget::MemoryBudget::unbounded(),
+    )
+    .await
+    .unwrap();
     eprintln!("extract + frames: {:.1}s", t0.elapsed().as_secs_f64());
     let t0 = std::time::Instant::now();
-    let reports = build_dar(&wh, &project, None, false).await.unwrap();
+    let reports = build_dar(
+        &wh,
+        &project,
+        None,
+        false,
+        &lakehouse::budget::MemoryBudget::unbounded(),
+    )
+    .await
+    .unwrap();
     eprintln!("DAR build: {:.1}s", t0.elapsed().as_secs_f64());
     assert_eq!(reports.len(), 58 * 3 + 2);
 

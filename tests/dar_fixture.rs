@@ -175,10 +175,25 @@ async fn bridge_rows_of_one_order_line_are_exact() {
     land(&wh, &project, "products", 3, vec![product("Blue")]).await;
     land(&wh, &project, "sales_order_details", 4, vec![line(2)]).await;
 
-    build_frames(&wh, &project, None, BuildMode::Full, false)
-        .await
-        .unwrap();
-    let reports = build_dar(&wh, &project, None, false).await.unwrap();
+    build_frames(
+        &wh,
+        &project,
+        None,
+        BuildMode::Full,
+        false,
+        &lakehouse::budget::MemoryBudget::unbounded(),
+    )
+    .await
+    .unwrap();
+    let reports = build_dar(
+        &wh,
+        &project,
+        None,
+        false,
+        &lakehouse::budget::MemoryBudget::unbounded(),
+    )
+    .await
+    .unwrap();
     assert_eq!(reports.len(), 5 * 3 + 2);
 
     let (t1, t2, t3, t4) = (

@@ -44,9 +44,16 @@ async fn demo_frames_build_and_incremental_equals_full() {
         .unwrap();
     assert!(report.failures().is_empty());
 
-    let reports = build_frames(&wh, &project, None, BuildMode::Full, false)
-        .await
-        .unwrap();
+    let reports = build_frames(
+        &wh,
+        &project,
+        None,
+        BuildMode::Full,
+        false,
+        &lakehouse::budget::MemoryBudget::unbounded(),
+    )
+    .await
+    .unwrap();
     assert_eq!(reports.len(), 58);
     let ctx = lakehouse::query::session_context();
     wh.register_all(&ctx).await.unwrap();
@@ -90,9 +97,16 @@ async fn demo_frames_build_and_incremental_equals_full() {
     extract(&wh, &project.source, &client, &ExtractOptions::default())
         .await
         .unwrap();
-    let inc = build_frames(&wh, &project, None, BuildMode::Incremental, false)
-        .await
-        .unwrap();
+    let inc = build_frames(
+        &wh,
+        &project,
+        None,
+        BuildMode::Incremental,
+        false,
+        &lakehouse::budget::MemoryBudget::unbounded(),
+    )
+    .await
+    .unwrap();
     assert!(inc.iter().all(|r| r.mode == BuildMode::Incremental));
     assert!(inc.iter().any(|r| r.rows > 0), "day 1 changes some frames");
     let mut incremental = Vec::new();
@@ -100,9 +114,16 @@ async fn demo_frames_build_and_incremental_equals_full() {
         let t = TableName::new("dab", frame.name.clone()).unwrap();
         incremental.push((t.clone(), common::rows_as_text(&wh, &t).await));
     }
-    build_frames(&wh, &project, None, BuildMode::Full, false)
-        .await
-        .unwrap();
+    build_frames(
+        &wh,
+        &project,
+        None,
+        BuildMode::Full,
+        false,
+        &lakehouse::budget::MemoryBudget::unbounded(),
+    )
+    .await
+    .unwrap();
     for (t, inc_rows) in incremental {
         let full_rows = common::rows_as_text(&wh, &t).await;
         assert_eq!(inc_rows.len(), full_rows.len(), "{t}: row count");

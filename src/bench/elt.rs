@@ -307,7 +307,7 @@ fn validate(config: &EltBenchConfig) -> Result<()> {
     Ok(())
 }
 
-fn remove(path: &Path) -> Result<()> {
+pub(crate) fn remove(path: &Path) -> Result<()> {
     let r = if path.is_dir() {
         std::fs::remove_dir_all(path)
     } else {
@@ -316,7 +316,7 @@ fn remove(path: &Path) -> Result<()> {
     match r {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e)
             .ctx(ErrorKind::Storage, || {
-                format!("bench elt: cannot remove {}", path.display())
+                format!("cannot remove {}", path.display())
             }),
         _ => Ok(()),
     }
@@ -365,7 +365,7 @@ fn run_sequence(
     })
 }
 
-/// One run: sync, pause, then the process with its output appended to `log`.
+/// One run of `bench elt` (see [`run_logged`]).
 fn run_step(
     config: &EltBenchConfig,
     exe: &Path,
@@ -373,15 +373,29 @@ fn run_step(
     log: &Path,
     step: &str,
 ) -> Result<RunMeasure> {
+    run_logged(exe, args, log, step, config.pause, "bench elt")
+}
+
+/// One run of a benchmark named `bench`: sync, pause, then the process with
+/// its output appended to `log`; a failure names the step and gives the
+/// tail of its output.
+pub(crate) fn run_logged(
+    exe: &Path,
+    args: &[String],
+    log: &Path,
+    step: &str,
+    pause: Duration,
+    bench: &str,
+) -> Result<RunMeasure> {
     sync();
-    std::thread::sleep(config.pause);
+    std::thread::sleep(pause);
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .and_then(|f| Ok((f.try_clone()?, f)))
         .ctx(ErrorKind::Storage, || {
-            format!("bench elt: cannot open {}", log.display())
+            format!("{bench}: cannot open {}", log.display())
         })?;
     let mut cmd = Command::new(exe);
     cmd.args(args)
@@ -389,14 +403,14 @@ fn run_step(
         .stdout(out.0)
         .stderr(out.1);
     let (status, measure) = run_measured(&mut cmd).ctx(ErrorKind::Internal, || {
-        format!("bench elt: cannot run {} ({step})", exe.display())
+        format!("{bench}: cannot run {} ({step})", exe.display())
     })?;
     if !status.success() {
         let output = std::fs::read_to_string(log).unwrap_or_default();
         let lines: Vec<&str> = output.lines().collect();
         let tail = &lines[lines.len().saturating_sub(20)..];
         return Err(Error::internal(format!(
-            "bench elt: {step} failed ({status}): {} {}; its warehouse is kept, its output in {}:\n{}",
+            "{bench}: {step} failed ({status}): {} {}; its warehouse is kept, its output in {}:\n{}",
             exe.display(),
             args.join(" "),
             log.display(),

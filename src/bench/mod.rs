@@ -3,4 +3,5 @@
 
 pub mod elt;
 pub mod pit_join;
+pub mod scale;
 pub mod transform;

@@ -142,10 +142,25 @@ async fn run_in(
     }
     let extract_time = t.elapsed();
     let t = Instant::now();
-    let frames = build_frames(&wh, project, None, BuildMode::Full, false).await?;
+    let frames = build_frames(
+        &wh,
+        project,
+        None,
+        BuildMode::Full,
+        false,
+        &crate::budget::MemoryBudget::unbounded(),
+    )
+    .await?;
     let frames_time = t.elapsed();
     let t = Instant::now();
-    let dar = build_dar(&wh, project, None, false).await?;
+    let dar = build_dar(
+        &wh,
+        project,
+        None,
+        false,
+        &crate::budget::MemoryBudget::unbounded(),
+    )
+    .await?;
     let dar_time = t.elapsed();
     server.shutdown().await?;
     let mut slowest: Vec<(String, Duration)> =

@@ -29,6 +29,7 @@ use super::plan::{
     DEP_EPOCH_PREFIX, DEP_PREFIX, FINGERPRINT, Planned, Status, load_tables, plan_with,
 };
 use super::registry::{Dag, ModelKind};
+use crate::budget::MemoryBudget;
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::extract::land::{ExtractOptions, ExtractReport, extract, landed_cursor};
@@ -48,6 +49,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Test hook: fail when this model (`ns.table`) starts, as a crash would.
     pub fail_at: Option<String>,
+    /// The memory budget the run's queries execute under; it also caps the
+    /// models built at once ([`MemoryBudget::models_at_once`]).
+    pub budget: MemoryBudget,
 }
 
 /// What happened to one model.
@@ -59,6 +63,8 @@ pub struct ModelRun {
     pub rows: u64,
     pub seconds: f64,
     pub commit: Option<CommitOutcome>,
+    /// Bytes spilled to disk to stay within the memory budget.
+    pub spilled_bytes: u64,
 }
 
 /// What every model build of a run reads.
@@ -89,11 +95,11 @@ pub async fn run_models(
     // on one thread (planning, writing Parquet), so one model per core left
     // a quarter of the CPU idle in `elt` runs; two per core cut an `elt`
     // day by about a sixth and left `init` (time and peak memory) as it was.
-    let limit = if options.concurrency == 0 {
+    let limit = options.budget.models_at_once(if options.concurrency == 0 {
         2 * datafusion::common::utils::get_available_parallelism()
     } else {
         options.concurrency
-    };
+    });
     let bar = if options.progress {
         let b = indicatif::ProgressBar::new(todo.len() as u64);
         b.set_style(
@@ -107,7 +113,7 @@ pub async fn run_models(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let ctx = crate::query::session_context();
+    let ctx = crate::query::session_context_in(options.budget.runtime()?);
     // Only DAR models need the DAR layer; deriving it checks the config
     // once, before any build starts.
     let needs_dar = todo
@@ -197,7 +203,11 @@ pub async fn run_models(
             }
             Err(e) => {
                 if failure.is_none() {
-                    failure = Some(e.context(format!("building {}", dag.nodes[i].name)));
+                    failure = Some(
+                        options
+                            .budget
+                            .explain(e.context(format!("building {}", dag.nodes[i].name))),
+                    );
                 }
             }
         }
@@ -292,6 +302,7 @@ async fn build_node(
         rows: report.rows,
         seconds: t0.elapsed().as_secs_f64(),
         commit: report.commit,
+        spilled_bytes: report.spilled_bytes,
     })
 }
 

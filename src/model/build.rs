@@ -28,6 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering as AtomicOrdering};
 
 use arrow::array::{RecordBatch, TimestampMicrosecondArray};
 use datafusion::datasource::provider_as_source;
@@ -47,9 +48,10 @@ use super::dar::{Dar, DarKind, DarModel};
 use super::das;
 use super::frame::{frame_plan, prefixed};
 use super::incremental;
+use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
 use crate::join::{PitJoinExec, PitJoinOptions, PitJoinStrategy};
-use crate::storage::{AsOf, CommitOutcome, LoadedTable, TableName, Warehouse, Write};
+use crate::storage::{AsOf, CommitOutcome, LoadedTable, TableName, Warehouse, Write, WriteMode};
 
 /// Snapshot property: latest DAS load time (micros, UTC) reflected in the table.
 pub const WATERMARK: &str = "lakehouse.watermark";
@@ -92,6 +94,9 @@ pub struct BuildReport {
     /// zero for frames).
     pub compute: Duration,
     pub pit_join_compute: Duration,
+    /// Bytes the plan's operators spilled to disk to stay within the
+    /// memory budget.
+    pub spilled_bytes: u64,
 }
 
 /// A scan of a loaded table as a logical plan named `<ns>.<table>`, and the
@@ -187,29 +192,35 @@ pub async fn build_frame_with(
     };
     let plan = frame_plan(frame, true_key, das_plan, watermark)?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
-    let batches: Vec<RecordBatch> = ctx.execute_logical_plan(plan).await?.collect().await?;
-    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let pit = frame.primary().pit_name();
     let loaded_col = prefixed(frame, "record_loaded_at");
-    let mut new_mark = watermark.unwrap_or(i64::MIN);
-    for b in &batches {
-        if let Some(a) = b
-            .column_by_name(&loaded_col)
-            .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
-            && let Some(m) = arrow::compute::max(a)
-        {
-            new_mark = new_mark.max(m);
+    // The watermark: the latest load time among the rows written.
+    let mark = Arc::new(AtomicI64::new(watermark.unwrap_or(i64::MIN)));
+    let observe = {
+        let mark = Arc::clone(&mark);
+        move |b: &RecordBatch| {
+            if let Some(a) = b
+                .column_by_name(&loaded_col)
+                .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+                && let Some(m) = arrow::compute::max(a)
+            {
+                mark.fetch_max(m, AtomicOrdering::Relaxed);
+            }
         }
-    }
+    };
     // Sorted by the version key, which `elt` replaces and restricts on.
     let write = match mode {
         BuildMode::Full => Write::overwrite(),
-        BuildMode::Incremental => Write::merge([frame.primary().pit_name()]),
+        BuildMode::Incremental => Write::merge([pit.clone()]),
     }
-    .sorted_by([frame.primary().pit_name()]);
+    .sorted_by([pit.clone()]);
     let epoch = epoch_for(existing.as_ref(), mode);
     let properties = |w: Write| {
+        let mark = Arc::clone(&mark);
         let mut w = w
-            .property(WATERMARK, new_mark.to_string())
+            .deferred_property(WATERMARK, move || {
+                mark.load(AtomicOrdering::Relaxed).to_string()
+            })
             .property(
                 SOURCE_SNAPSHOT,
                 das_snapshot.map(|s| s.to_string()).unwrap_or_default(),
@@ -220,23 +231,41 @@ pub async fn build_frame_with(
         }
         w
     };
-    let computed = started.elapsed();
-    let commit = if mode == BuildMode::Incremental && rows == 0 {
-        if extra.is_empty() {
-            None
-        } else {
-            // Nothing changed, but record what was read.
-            Some(
-                wh.write(&target, schema, vec![], properties(Write::append()))
-                    .await?,
-            )
+    let (rows, commit, spilled_bytes) = match mode {
+        // A full build streams its rows (sorted by the plan, spilling if
+        // need be) into the table's files as they are computed.
+        BuildMode::Full => {
+            let plan = sorted_plan(plan, &[pit])?;
+            let (rows, commit, physical) =
+                stream_into(wh, ctx, &target, plan, properties(write), &observe).await?;
+            (rows, Some(commit), compute_times(&physical).2)
         }
-    } else {
-        Some(
-            wh.write(&target, schema, batches, properties(write))
-                .await?,
-        )
+        // An incremental build's rows are the changed versions: few, held
+        // in memory and sorted by the commit.
+        BuildMode::Incremental => {
+            let batches: Vec<RecordBatch> = ctx.execute_logical_plan(plan).await?.collect().await?;
+            batches.iter().for_each(&observe);
+            let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+            let commit = if rows == 0 {
+                if extra.is_empty() {
+                    None
+                } else {
+                    // Nothing changed, but record what was read.
+                    Some(
+                        wh.write(&target, schema, vec![], properties(Write::append()))
+                            .await?,
+                    )
+                }
+            } else {
+                Some(
+                    wh.write(&target, schema, batches, properties(write))
+                        .await?,
+                )
+            };
+            (rows, commit, 0)
+        }
     };
+    let computed = started.elapsed();
     tracing::debug!(
         model = %target,
         rows,
@@ -252,6 +281,7 @@ pub async fn build_frame_with(
         elapsed: started.elapsed(),
         compute: Duration::ZERO,
         pit_join_compute: Duration::ZERO,
+        spilled_bytes,
     })
 }
 
@@ -503,6 +533,7 @@ pub async fn build_dar_model_with(
                     elapsed: started.elapsed(),
                     compute: Duration::ZERO,
                     pit_join_compute: Duration::ZERO,
+                    spilled_bytes: 0,
                 });
             }
             if let incremental::Recompute::Calendar { .. } = recompute {
@@ -522,32 +553,35 @@ pub async fn build_dar_model_with(
             }
         }
     };
-    let schema = Arc::new(plan.schema().as_arrow().clone());
-    let planning = Instant::now();
-    let physical = ctx.state().create_physical_plan(&plan).await?;
-    let planning = planning.elapsed();
-    // Partition by partition: a union's partitions keep its inputs apart, so
-    // the unified bridge is written clustered by peripheral (row groups that
-    // a replace of one peripheral's rows can skip) without a sort.
-    let batches: Vec<RecordBatch> =
-        datafusion::physical_plan::collect_partitioned(Arc::clone(&physical), ctx.task_ctx())
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-    let (compute, pit_join_compute) = compute_times(&physical);
-    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let (rows, commit, physical) = if mode == BuildMode::Full || write.mode == WriteMode::Overwrite
+    {
+        // A full build streams its rows into the table's files as they are
+        // computed: sorted by the plan when the model is written sorted.
+        let plan = sorted_plan(plan, &sort_by)?;
+        stream_into(wh, ctx, &target, plan, write, &|_| {}).await?
+    } else {
+        // An incremental build's rows are the recomputed versions: few,
+        // held in memory and sorted by the commit.
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let physical = ctx.state().create_physical_plan(&plan).await?;
+        let batches: Vec<RecordBatch> =
+            datafusion::physical_plan::collect_partitioned(Arc::clone(&physical), ctx.task_ctx())
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let commit = wh.write(&target, schema, batches, write).await?;
+        (rows, commit, physical)
+    };
+    let (compute, pit_join_compute, spilled_bytes) = compute_times(&physical);
     tracing::debug!(
         model = %target,
         rows,
         ms = started.elapsed().as_millis() as u64,
         loading_ms = loading.as_millis() as u64,
-        planning_ms = planning.as_millis() as u64,
-        "rows computed"
+        "built"
     );
-    let t = Instant::now();
-    let commit = wh.write(&target, schema, batches, write).await?;
-    tracing::debug!(model = %target, ms = t.elapsed().as_millis() as u64, "committed");
     Ok(BuildReport {
         model: target.to_string(),
         mode,
@@ -556,7 +590,70 @@ pub async fn build_dar_model_with(
         elapsed: started.elapsed(),
         compute,
         pit_join_compute,
+        spilled_bytes,
     })
+}
+
+/// `plan` sorted by `columns` (ascending, NULLs first, as the commit sorts
+/// rows in memory); `plan` itself when there are none.
+fn sorted_plan(plan: LogicalPlan, columns: &[String]) -> Result<LogicalPlan> {
+    if columns.is_empty() {
+        return Ok(plan);
+    }
+    Ok(LogicalPlanBuilder::from(plan)
+        .sort(
+            columns
+                .iter()
+                .map(|c| datafusion::logical_expr::ident(c.as_str()).sort(true, true)),
+        )?
+        .build()?)
+}
+
+/// Execute `plan` and stream its rows into `target` with `write` (see
+/// [`Warehouse::write_stream`]), calling `observe` on every batch. Returns
+/// the rows written, the commit and the executed plan (for its metrics).
+///
+/// Each output partition is a part of the write (its rows stay together in
+/// the files: the unified bridge's partitions keep its peripherals apart,
+/// so its files are clustered by peripheral without a sort). A sorted plan
+/// is written partition by partition before its final merge: each
+/// partition is sorted, so each file is, which is all a key search needs.
+async fn stream_into(
+    wh: &Warehouse,
+    ctx: &SessionContext,
+    target: &TableName,
+    plan: LogicalPlan,
+    write: Write,
+    observe: &(dyn Fn(&RecordBatch) + Sync),
+) -> Result<(u64, CommitOutcome, Arc<dyn ExecutionPlan>)> {
+    use datafusion::physical_plan::ExecutionPlanProperties;
+    use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+    use futures::{StreamExt, TryStreamExt};
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let physical = ctx.state().create_physical_plan(&plan).await?;
+    let source = match physical.as_any().downcast_ref::<SortPreservingMergeExec>() {
+        Some(merge) if merge.fetch().is_none() => Arc::clone(merge.input()),
+        _ => Arc::clone(&physical),
+    };
+    let rows = Arc::new(AtomicU64::new(0));
+    let task = ctx.task_ctx();
+    let parts: Vec<crate::storage::Part<'_>> = (0..source.output_partitioning().partition_count())
+        .map(|i| {
+            let (source, task, rows) = (Arc::clone(&source), Arc::clone(&task), Arc::clone(&rows));
+            // Each partition starts when the write takes it up.
+            futures::stream::once(async move { source.execute(i, task) })
+                .try_flatten()
+                .map(move |b| -> Result<RecordBatch> {
+                    let b = b?;
+                    rows.fetch_add(b.num_rows() as u64, AtomicOrdering::Relaxed);
+                    observe(&b);
+                    Ok(b)
+                })
+                .boxed()
+        })
+        .collect();
+    let commit = wh.write_stream(target, schema, parts, write).await?;
+    Ok((rows.load(AtomicOrdering::Relaxed), commit, source))
 }
 
 /// The context incremental builds plan and run their queries in.
@@ -633,21 +730,28 @@ const INCREMENTAL_SKIPPED_PHYSICAL_RULES: [&str; 7] = [
     "SanityCheckPlan",
 ];
 
-/// (all operators, PIT joins only) `elapsed_compute` of an executed plan.
-fn compute_times(plan: &Arc<dyn ExecutionPlan>) -> (Duration, Duration) {
-    let own = plan
-        .metrics()
+/// (all operators, PIT joins only) `elapsed_compute` of an executed plan,
+/// and the bytes its operators spilled.
+fn compute_times(plan: &Arc<dyn ExecutionPlan>) -> (Duration, Duration, u64) {
+    let metrics = plan.metrics();
+    let own = metrics
+        .as_ref()
         .and_then(|m| m.elapsed_compute())
         .map(|n| Duration::from_nanos(n as u64))
         .unwrap_or_default();
+    let mut spilled = metrics
+        .as_ref()
+        .and_then(|m| m.spilled_bytes())
+        .unwrap_or(0) as u64;
     let is_pit = plan.as_any().downcast_ref::<PitJoinExec>().is_some();
     let (mut all, mut pit) = (own, if is_pit { own } else { Duration::ZERO });
     for child in plan.children() {
-        let (a, p) = compute_times(child);
+        let (a, p, s) = compute_times(child);
         all += a;
         pit += p;
+        spilled += s;
     }
-    (all, pit)
+    (all, pit, spilled)
 }
 
 /// Build the DAR layer (models matching `pattern`, all when `None`) in
@@ -658,6 +762,7 @@ pub async fn build_dar(
     project: &super::Project,
     pattern: Option<&str>,
     progress: bool,
+    budget: &MemoryBudget,
 ) -> Result<Vec<BuildReport>> {
     use futures::StreamExt;
     let dar = Dar::new(project)?;
@@ -685,17 +790,17 @@ pub async fn build_dar(
         )));
     }
     let bar = progress_bar(progress, total as u64, "dar")?;
-    let ctx = crate::query::session_context();
-    let parallel = datafusion::common::utils::get_available_parallelism();
+    let ctx = crate::query::session_context_in(budget.runtime()?);
+    let parallel = budget.models_at_once(datafusion::common::utils::get_available_parallelism());
     let mut reports = Vec::new();
     for stage in &stages {
         let results: Vec<Result<BuildReport>> = futures::stream::iter(stage)
             .map(|model| {
                 let (ctx, dar, bar) = (&ctx, &dar, bar.clone());
                 async move {
-                    let r = build_dar_model(wh, ctx, dar, model)
-                        .await
-                        .map_err(|e| e.context(format!("building {}", model.qualified())));
+                    let r = build_dar_model(wh, ctx, dar, model).await.map_err(|e| {
+                        budget.explain(e.context(format!("building {}", model.qualified())))
+                    });
                     bar.inc(1);
                     bar.set_message(model.name.clone());
                     r
@@ -746,6 +851,7 @@ pub async fn build_frames(
     pattern: Option<&str>,
     mode: BuildMode,
     progress: bool,
+    budget: &MemoryBudget,
 ) -> Result<Vec<BuildReport>> {
     use futures::StreamExt;
     let mut frames = Vec::new();
@@ -777,8 +883,8 @@ pub async fn build_frames(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let ctx = crate::query::session_context();
-    let parallel = datafusion::common::utils::get_available_parallelism();
+    let ctx = crate::query::session_context_in(budget.runtime()?);
+    let parallel = budget.models_at_once(datafusion::common::utils::get_available_parallelism());
     let results: Vec<Result<BuildReport>> = futures::stream::iter(frames)
         .map(|frame| {
             let ctx = &ctx;
@@ -787,7 +893,9 @@ pub async fn build_frames(
                 let resource = project.resource_of(frame)?;
                 let r = build_frame(wh, ctx, frame, &resource.primary_key, mode)
                     .await
-                    .map_err(|e| e.context(format!("building {DAB}.{}", frame.name)));
+                    .map_err(|e| {
+                        budget.explain(e.context(format!("building {DAB}.{}", frame.name)))
+                    });
                 bar.inc(1);
                 bar.set_message(frame.name.clone());
                 r

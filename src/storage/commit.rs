@@ -74,6 +74,7 @@ use uuid::Uuid;
 
 use super::catalog::{LoadedTable, TableName, Warehouse};
 use super::schema::{arrow_schema, conform_batch, iceberg_schema_from_arrow, project_by_name};
+use super::sink::{Part, SinkOptions, sink};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 
 /// What a write does to the rows already in the table.
@@ -162,7 +163,28 @@ pub struct Write {
     /// commit's added rows (append and replace only: their added files hold
     /// exactly the new rows; see [`rows_added_since`]).
     pub keep_added: bool,
+    /// Data files are closed and new ones started past this size (bytes,
+    /// encoded); [`DEFAULT_TARGET_FILE_SIZE`] unless set.
+    pub target_file_size: usize,
+    /// Snapshot properties whose values are known only once every new row
+    /// has been written (e.g. the largest load time among streamed rows):
+    /// each function is called once, after the last row, before staging.
+    pub deferred: Vec<(String, Deferred)>,
 }
+
+/// A snapshot property value computed after the last row (see
+/// [`Write::deferred`]).
+#[derive(Clone)]
+pub struct Deferred(pub Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred(..)")
+    }
+}
+
+/// Default [`Write::target_file_size`]: 128 MiB.
+pub const DEFAULT_TARGET_FILE_SIZE: usize = 128 * 1024 * 1024;
 
 impl Write {
     /// A write of the given mode with default settings.
@@ -175,6 +197,8 @@ impl Write {
             file_per_batch: false,
             sort_by: Vec::new(),
             keep_added: false,
+            target_file_size: DEFAULT_TARGET_FILE_SIZE,
+            deferred: Vec::new(),
         }
     }
     pub fn append() -> Self {
@@ -218,6 +242,20 @@ impl Write {
     /// See [`Write::keep_added`].
     pub fn keep_added(mut self) -> Self {
         self.keep_added = true;
+        self
+    }
+    /// A property computed after the last row (see [`Write::deferred`]).
+    pub fn deferred_property(
+        mut self,
+        key: impl Into<String>,
+        value: impl Fn() -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.deferred.push((key.into(), Deferred(Arc::new(value))));
+        self
+    }
+    /// See [`Write::target_file_size`].
+    pub fn target_file_size(mut self, bytes: usize) -> Self {
+        self.target_file_size = bytes.max(1);
         self
     }
     /// See [`Write::sort_by`].
@@ -267,6 +305,42 @@ impl Warehouse {
         schema: ArrowSchemaRef,
         batches: Vec<RecordBatch>,
         write: Write,
+        failpoint: Option<FailPoint>,
+    ) -> Result<CommitOutcome> {
+        self.commit_rows(name, schema, NewRows::Batches(batches), write, failpoint)
+            .await
+    }
+
+    /// Write the rows of `parts` (each batch with schema `schema`) into
+    /// `name` while they are computed, creating the table if needed, as one
+    /// atomic snapshot committed after the last row ([`super::sink`]: rows
+    /// stream into rolling data files; nothing is visible before the commit,
+    /// and a failure leaves only unreferenced files).
+    ///
+    /// With [`Write::sort_by`], each part must arrive sorted by those
+    /// columns (the files are laid out for key search, not re-sorted). A
+    /// merge's keys ([`KeyMatch::NewRows`], upsert) are gathered as the rows
+    /// pass; the base rows they replace are searched after the last one.
+    /// A stream cannot be written twice: if a concurrent commit changes the
+    /// table's schema before this one lands, the write fails with a commit
+    /// conflict (re-run it).
+    pub async fn write_stream(
+        &self,
+        name: &TableName,
+        schema: ArrowSchemaRef,
+        parts: Vec<Part<'_>>,
+        write: Write,
+    ) -> Result<CommitOutcome> {
+        self.commit_rows(name, schema, NewRows::Parts(parts), write, None)
+            .await
+    }
+
+    async fn commit_rows(
+        &self,
+        name: &TableName,
+        schema: ArrowSchemaRef,
+        mut rows_in: NewRows<'_>,
+        mut write: Write,
         failpoint: Option<FailPoint>,
     ) -> Result<CommitOutcome> {
         let fail = |at: &str| match &failpoint {
@@ -319,12 +393,29 @@ impl Warehouse {
             }
         }
         let commit_id = Uuid::now_v7();
-        let matchers = Arc::new(matchers(&write, &batches)?);
-        let replacing = matches!(write.mode, WriteMode::Replace { .. }) && !matchers.is_empty();
+        // Key columns the new rows must give (a merge's): known up front for
+        // rows in memory, gathered as the rows pass for a stream.
+        let new_row_keys: Vec<String> = {
+            let mut cols: Vec<String> = Vec::new();
+            for (keys, from_batch) in &key_lists {
+                for k in keys.iter().filter(|_| *from_batch) {
+                    if !cols.contains(k) {
+                        cols.push(k.clone());
+                    }
+                }
+            }
+            cols
+        };
+        let mut known: Option<Arc<Vec<Matcher>>> = match &rows_in {
+            NewRows::Batches(b) => Some(Arc::new(matchers(&write, b)?)),
+            NewRows::Parts(_) if new_row_keys.is_empty() => Some(Arc::new(matchers(&write, &[])?)),
+            NewRows::Parts(_) => None,
+        };
+        let is_replace = matches!(write.mode, WriteMode::Replace { .. });
         // Data files written so far, with the schema they were written under.
         let mut written: Option<(Schema, Vec<DataFile>, u64)> = None;
         // The rows those files hold, when the commit is to keep them.
-        let mut kept: Vec<RecordBatch> = Vec::new();
+        let mut kept: Option<Vec<RecordBatch>> = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -332,25 +423,119 @@ impl Warehouse {
             let target_schema = target_schema(base, &schema, &write)?;
             let reuse =
                 matches!(&written, Some((s, _, _)) if s.as_struct() == target_schema.as_struct());
+            if written.is_some() && !reuse && matches!(rows_in, NewRows::Parts(_)) {
+                return Err(Error::new(
+                    ErrorKind::CommitConflict,
+                    format!(
+                        "the schema of {name} changed while new rows streamed into it; \
+                         run the write again"
+                    ),
+                ));
+            }
             // A replace searches the table's files for the rows it deletes
-            // while the new rows' files are written. Both are CPU work and
-            // the write does not yield while it encodes, so the search runs
-            // on a thread of the blocking pool. Not as a task of its own: a
-            // task spawned here waits in this worker's LIFO slot, which no
-            // other worker steals from, until the write yields.
-            let search = match replacing {
-                true => {
-                    let (wh, base_table, schema) =
-                        (self.clone(), table.clone(), target_schema.clone());
-                    let matchers = Arc::clone(&matchers);
-                    let handle = tokio::runtime::Handle::current();
-                    Some(tokio::task::spawn_blocking(move || {
-                        replaced_positions(&handle, &wh, &base_table, &schema, matchers)
-                    }))
+            // while the new rows' files are written, when its keys are known
+            // before the rows are. Both are CPU work and the write does not
+            // yield while it encodes, so the search runs on a thread of the
+            // blocking pool. Not as a task of its own: a task spawned here
+            // waits in this worker's LIFO slot, which no other worker steals
+            // from, until the write yields.
+            let search = match &known {
+                Some(m) if is_replace && !m.is_empty() => {
+                    Some(spawn_search(self, &table, &target_schema, m))
                 }
-                false => None,
+                _ => None,
             };
-            let search = async move {
+            let write_new = async {
+                if reuse {
+                    return Ok(None);
+                }
+                let target_arrow = arrow_schema(&target_schema)?;
+                let conform = {
+                    let (table_name, target) = (name.to_string(), Arc::clone(&target_arrow));
+                    let fill = write.schema_policy == SchemaPolicy::AddColumns;
+                    move |b: RecordBatch| {
+                        let b = if fill {
+                            fill_missing_optional(&b, &target)
+                        } else {
+                            b
+                        };
+                        conform_batch(&table_name, &b, &target)
+                    }
+                };
+                let threads = datafusion::common::utils::get_available_parallelism();
+                let mut options = SinkOptions {
+                    writers: threads,
+                    target_file_size: write.target_file_size,
+                    properties: writer_properties(!write.sort_by.is_empty())?,
+                    run_rows: PARALLEL_WRITE_ROWS,
+                    prefix: format!("{commit_id}-a{attempt}"),
+                    file_per_part: write.file_per_batch,
+                    key_columns: if known.is_none() {
+                        new_row_keys.clone()
+                    } else {
+                        vec![]
+                    },
+                    keep_rows_bytes: (write.keep_added
+                        && matches!(write.mode, WriteMode::Append | WriteMode::Replace { .. }))
+                    .then_some(KEEP_ADDED_BYTES),
+                };
+                let sunk = match &mut rows_in {
+                    NewRows::Batches(batches) => {
+                        let mut conformed = batches
+                            .iter()
+                            .map(|b| conform(b.clone()))
+                            .collect::<Result<Vec<_>>>()?;
+                        if !write.sort_by.is_empty() && !write.file_per_batch {
+                            conformed =
+                                sorted(&target_arrow, &conformed, &write.sort_by).map_err(|e| {
+                                    e.context(format!("sorting the new rows of {name}"))
+                                })?;
+                        }
+                        fail("before-data")?;
+                        // Files written at the same time, each on a worker: a
+                        // file's columns are encoded one after the other, so
+                        // many new rows (the unified bridge's 165 columns) are
+                        // split into a file per core (contiguous runs: each
+                        // stays sorted).
+                        let rows: usize = conformed.iter().map(RecordBatch::num_rows).sum();
+                        let runs: Vec<Vec<RecordBatch>> = if write.file_per_batch {
+                            conformed.into_iter().map(|b| vec![b]).collect()
+                        } else {
+                            let k = (rows / PARALLEL_WRITE_ROWS).clamp(1, threads);
+                            balanced_parts(&conformed, k)
+                        };
+                        if runs.len() == 1 {
+                            options.run_rows = usize::MAX;
+                        }
+                        let parts: Vec<Part<'_>> = runs
+                            .into_iter()
+                            .map(|r| {
+                                futures::StreamExt::boxed(futures::stream::iter(
+                                    r.into_iter().map(Ok),
+                                ))
+                            })
+                            .collect();
+                        sink(&table.table, &target_schema, parts, Arc::new(Ok), &options).await
+                    }
+                    NewRows::Parts(parts) => {
+                        fail("before-data")?;
+                        let parts = std::mem::take(parts);
+                        sink(
+                            &table.table,
+                            &target_schema,
+                            parts,
+                            Arc::new(conform),
+                            &options,
+                        )
+                        .await
+                    }
+                }
+                .map_err(|e| e.context(format!("writing data of {name}")))?;
+                written = Some((target_schema.clone(), sunk.files, sunk.rows));
+                kept = sunk.kept;
+                Ok::<_, Error>(Some(sunk.keys))
+            };
+            let (wrote, replaced) = tokio::join!(write_new, async move {
                 match search {
                     Some(task) => task
                         .await
@@ -360,79 +545,33 @@ impl Warehouse {
                         .map(Some),
                     None => Ok(None),
                 }
-            };
-            let write_new = async {
-                if reuse {
-                    return Ok(());
-                }
-                let target_arrow = arrow_schema(&target_schema)?;
-                let mut conformed = Vec::with_capacity(batches.len());
-                for b in &batches {
-                    let b = if write.schema_policy == SchemaPolicy::AddColumns {
-                        fill_missing_optional(b, &target_arrow)
-                    } else {
-                        b.clone()
-                    };
-                    conformed.push(conform_batch(&name.to_string(), &b, &target_arrow)?);
-                }
-                let rows: u64 = conformed.iter().map(|b| b.num_rows() as u64).sum();
-                if !write.sort_by.is_empty() && !write.file_per_batch {
-                    conformed = sorted(&target_arrow, &conformed, &write.sort_by)
-                        .map_err(|e| e.context(format!("sorting the new rows of {name}")))?;
-                }
-                fail("before-data")?;
-                // Files written at the same time, each on a worker: a file's
-                // columns are encoded one after the other, so many new rows
-                // (the unified bridge's 165 columns) are split into a file
-                // per core (contiguous runs: each stays sorted).
-                let threads = datafusion::common::utils::get_available_parallelism();
-                let parts: Vec<Vec<RecordBatch>> = if write.file_per_batch {
-                    conformed.iter().map(|b| vec![b.clone()]).collect()
-                } else {
-                    let k = (rows as usize / PARALLEL_WRITE_ROWS).clamp(1, threads);
-                    balanced_parts(&conformed, k)
-                };
-                let sorted = !write.sort_by.is_empty();
-                let files: Vec<DataFile> = {
-                    use futures::{StreamExt, TryStreamExt};
-                    let writes = parts.into_iter().enumerate().map(|(i, part)| {
-                        let (table, schema) = (table.table.clone(), target_schema.clone());
-                        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-                            write_data_files(
-                                &table,
-                                &schema,
-                                &part,
-                                commit_id,
-                                &format!("new{i}"),
-                                sorted,
-                            )
-                            .await
-                        }))
-                    });
-                    futures::stream::iter(writes)
-                        .buffered(threads)
-                        .map(|done| {
-                            done.map_err(|e| {
-                                Error::internal(format!("writing a data file failed: {e}"))
-                            })?
-                        })
-                        .try_collect::<Vec<Vec<DataFile>>>()
-                        .await
-                        .map_err(|e| e.context(format!("writing data of {name}")))?
-                        .into_iter()
-                        .flatten()
-                        .collect()
-                };
-                if write.keep_added {
-                    kept = conformed;
-                }
-                written = Some((target_schema.clone(), files, rows));
-                Ok::<_, Error>(())
-            };
-            let (wrote, replaced) = tokio::join!(write_new, search);
-            wrote?;
-            let replaced = replaced
+            });
+            let keys = wrote?;
+            for (k, value) in std::mem::take(&mut write.deferred) {
+                write.properties.insert(k, (value.0)());
+            }
+            let mut replaced = replaced
                 .map_err(|e| e.context(format!("finding the rows a replace of {name} deletes")))?;
+            if known.is_none() {
+                // A stream's merge keys are known now that every row passed.
+                let m = Arc::new(matchers(&write, &keys.unwrap_or_default())?);
+                if is_replace && !m.is_empty() {
+                    replaced = Some(
+                        spawn_search(self, &table, &target_schema, &m)
+                            .await
+                            .map_err(|e| {
+                                Error::internal(format!("searching the rows to delete failed: {e}"))
+                            })?
+                            .map_err(|e| {
+                                e.context(format!("finding the rows a replace of {name} deletes"))
+                            })?,
+                    );
+                }
+                known = Some(m);
+            }
+            let matchers_now = known
+                .as_ref()
+                .ok_or_else(|| Error::internal("no matchers"))?;
             let (_, files, rows) = written
                 .as_ref()
                 .ok_or_else(|| Error::internal("no data files"))?;
@@ -455,7 +594,7 @@ impl Warehouse {
                 &table,
                 &target_schema,
                 files.clone(),
-                &matchers,
+                matchers_now,
                 replaced.as_ref(),
                 &write,
                 commit_id,
@@ -472,9 +611,10 @@ impl Warehouse {
                     if write.keep_added
                         && matches!(write.mode, WriteMode::Append | WriteMode::Replace { .. })
                         && staged.rewritten_rows == 0
+                        && let Some(rows) = &kept
                     {
                         self.cache()
-                            .put_added(base.location(), staged.snapshot_id, &kept);
+                            .put_added(base.location(), staged.snapshot_id, rows);
                     }
                     fail("after-commit")?;
                     return Ok(CommitOutcome {
@@ -501,6 +641,35 @@ impl Warehouse {
         }
     }
 }
+
+/// Search `table` (under `schema`) for the rows `matchers` match, on a
+/// thread of the blocking pool (see [`Warehouse::write_stream`]).
+fn spawn_search(
+    wh: &Warehouse,
+    table: &LoadedTable,
+    schema: &Schema,
+    matchers: &Arc<Vec<Matcher>>,
+) -> tokio::task::JoinHandle<Result<HashMap<String, Vec<i64>>>> {
+    let (wh, base_table, schema) = (wh.clone(), table.clone(), schema.clone());
+    let matchers = Arc::clone(matchers);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        replaced_positions(&handle, &wh, &base_table, &schema, matchers)
+    })
+}
+
+/// The new rows of a commit.
+enum NewRows<'a> {
+    /// In memory: sorted here if the write asks for it, and written again
+    /// if a concurrent commit changes the table's schema.
+    Batches(Vec<RecordBatch>),
+    /// Streamed ([`Warehouse::write_stream`]); taken by the first attempt.
+    Parts(Vec<Part<'a>>),
+}
+
+/// Most bytes of new rows a commit keeps in memory for a reader of its
+/// added rows ([`Write::keep_added`]); past it that reader decodes them.
+const KEEP_ADDED_BYTES: usize = 256 * 1024 * 1024;
 
 /// The schema the new snapshot is written under: the table's own unless the
 /// mode or policy lets the batch change it.

@@ -7,7 +7,8 @@
 //! - [`schema`]: Arrow/Iceberg schema mapping and batch validation;
 //! - [`commit`]: append / overwrite / upsert snapshots with a retry loop;
 //! - [`read`]: DataFusion registration, scans and time travel;
-//! - [`restrict`]: scans restricted to key values, pushed into the Iceberg scan.
+//! - [`restrict`]: scans restricted to key values, pushed into the Iceberg scan;
+//! - [`sink`]: new rows streamed into rolling Parquet data files as they are computed.
 //!
 //! This floor knows tables, snapshots and commits, never hooks or models.
 
@@ -20,8 +21,10 @@ pub mod location;
 pub mod read;
 pub mod restrict;
 pub mod schema;
+pub mod sink;
 
 pub use catalog::{LoadedTable, TableName, Warehouse};
 pub use commit::{CommitOutcome, SchemaPolicy, Write, WriteMode};
 pub use location::WarehouseUrl;
 pub use read::AsOf;
+pub use sink::Part;

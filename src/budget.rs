@@ -1,0 +1,249 @@
+//! The memory budget every query of a run executes under.
+//!
+//! A [`MemoryBudget`] (the `--memory-limit` and `--spill-dir` flags) becomes
+//! the DataFusion runtime of a run ([`MemoryBudget::runtime`]):
+//! - a **fair spill pool** of [`POOL_SHARE`] of the limit, wrapped so that an
+//!   allocation failure names the operators holding the most memory. Sorts,
+//!   aggregates, windows and repartitions spill to disk when their share is
+//!   used up; the PIT join's hash strategies reserve from the same pool, and
+//!   its `auto` strategy picks `sort` (which spills) when the right side
+//!   would not fit in half of it. The rest of the limit is headroom for what
+//!   the pool does not track (file reads and Parquet encoding in flight);
+//! - a **disk manager** spilling to a temporary directory under `--spill-dir`
+//!   (default: the OS temp dir), removed when the run ends;
+//! - a **model budget** ([`MemoryBudget::models_at_once`]): the scheduler runs
+//!   at most one model per [`MODEL_SHARE`] of the pool at a time, so raising
+//!   `--jobs` never multiplies the peak past the limit.
+//!
+//! With no limit given, the default is [`DEFAULT_SHARE`] of the machine's
+//! memory (the smaller of physical memory and the cgroup limit).
+//! [`MemoryBudget::unbounded`] keeps the pool unbounded (library callers
+//! and tests that measure nothing about memory).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryPool, TrackConsumersPool, UnboundedMemoryPool,
+};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Share of the machine's memory a run may use by default.
+pub const DEFAULT_SHARE: f64 = 0.5;
+/// Share of the limit given to DataFusion's memory pool.
+pub const POOL_SHARE: f64 = 0.75;
+/// Pool memory each model running at once is counted as needing.
+pub const MODEL_SHARE: usize = 96 * 1024 * 1024;
+
+/// How much memory a run may use and where it spills.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// The limit in bytes; `None`: unbounded.
+    pub limit: Option<u64>,
+    /// Directory for spill files (a temporary directory is made in it);
+    /// `None`: the OS temp dir.
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl MemoryBudget {
+    /// No limit: the pool is unbounded (spilling never triggers).
+    pub fn unbounded() -> Self {
+        Self::default()
+    }
+
+    /// A limit of `bytes`.
+    pub fn limited(bytes: u64) -> Self {
+        Self {
+            limit: Some(bytes),
+            spill_dir: None,
+        }
+    }
+
+    /// The CLI's budget: `limit` as given (see [`parse_size`]), else
+    /// [`DEFAULT_SHARE`] of the machine's memory.
+    pub fn from_flags(limit: Option<&str>, spill_dir: Option<PathBuf>) -> Result<Self> {
+        let limit = match limit {
+            Some(s) => parse_size(s)?,
+            None => (machine_memory()? as f64 * DEFAULT_SHARE) as u64,
+        };
+        if let Some(d) = &spill_dir {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::invalid(format!("spill directory {}: {e}", d.display())))?;
+        }
+        Ok(Self {
+            limit: Some(limit),
+            spill_dir,
+        })
+    }
+
+    /// The pool's size in bytes (`None`: unbounded).
+    pub fn pool_bytes(&self) -> Option<usize> {
+        self.limit.map(|l| {
+            ((l as f64 * POOL_SHARE) as u64)
+                .try_into()
+                .unwrap_or(usize::MAX)
+        })
+    }
+
+    /// Models that may run at once under this budget, at most `wanted`.
+    pub fn models_at_once(&self, wanted: usize) -> usize {
+        match self.pool_bytes() {
+            None => wanted.max(1),
+            Some(p) => wanted.min(p / MODEL_SHARE).max(1),
+        }
+    }
+
+    /// The DataFusion runtime: the pool and the disk manager described in
+    /// the module docs.
+    pub fn runtime(&self) -> Result<Arc<RuntimeEnv>> {
+        let pool: Arc<dyn MemoryPool> = match self.pool_bytes() {
+            Some(bytes) => Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(bytes),
+                std::num::NonZeroUsize::new(3).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            None => Arc::new(UnboundedMemoryPool::default()),
+        };
+        let mode = match &self.spill_dir {
+            Some(d) => DiskManagerMode::Directories(vec![d.clone()]),
+            None => DiskManagerMode::OsTmpDirectory,
+        };
+        Ok(RuntimeEnvBuilder::new()
+            .with_memory_pool(pool)
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
+            .build_arc()?)
+    }
+
+    /// `e` if it is not an out-of-memory error; otherwise `e` with this
+    /// budget's limit and what to do about it.
+    pub fn explain(&self, e: Error) -> Error {
+        if e.kind() != ErrorKind::OutOfMemory {
+            return e;
+        }
+        e.context(format!(
+            "memory limit {} (raise --memory-limit or LAKEHOUSE_MEMORY_LIMIT; \
+             nothing of this model was committed)",
+            self.describe()
+        ))
+    }
+
+    /// The limit as text (e.g. `4.0 GiB`, `unbounded`).
+    pub fn describe(&self) -> String {
+        match self.limit {
+            Some(l) => format_size(l),
+            None => "unbounded".into(),
+        }
+    }
+}
+
+/// Parse a size: a number with an optional unit `B`, `K`/`KB`/`KiB`,
+/// `M`/`MB`/`MiB`, `G`/`GB`/`GiB`, `T`/`TB`/`TiB` (all binary: 1 KiB = 1024 B;
+/// case-insensitive, spaces allowed), e.g. `4GiB`, `512m`, `1.5 G`.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let bad = || {
+        Error::invalid(format!(
+            "bad size '{text}': expected a number and a unit such as 512MiB or 4GiB"
+        ))
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// `bytes` in the largest binary unit that keeps it at least 1.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// The machine's memory: physical memory, or the cgroup's limit if lower.
+fn machine_memory() -> Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let physical = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024);
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match (physical, cgroup) {
+        (Some(p), Some(c)) => Ok(p.min(c)),
+        (Some(p), None) => Ok(p),
+        (None, Some(c)) => Ok(c),
+        (None, None) => Err(Error::invalid(
+            "cannot tell this machine's memory: give --memory-limit (e.g. 4GiB)",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        assert_eq!(parse_size("4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5 G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("64 MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        for bad in ["", "GiB", "4 parsecs", "-1G", "0"] {
+            let e = parse_size(bad).unwrap_err().to_string();
+            assert!(e.contains("bad size"), "{bad}: {e}");
+        }
+        assert_eq!(format_size(4 << 30), "4.0 GiB");
+        assert_eq!(format_size(100), "100 B");
+    }
+
+    #[test]
+    fn the_budget_sizes_the_pool_and_the_models_at_once() {
+        let b = MemoryBudget::limited(4 << 30);
+        assert_eq!(b.pool_bytes(), Some(3 << 30));
+        assert_eq!(b.models_at_once(4), 4);
+        // A tiny budget runs one model at a time, whatever --jobs says.
+        assert_eq!(MemoryBudget::limited(64 << 20).models_at_once(8), 1);
+        assert_eq!(MemoryBudget::unbounded().models_at_once(8), 8);
+        let rt = MemoryBudget::limited(64 << 20).runtime().unwrap();
+        let r = datafusion::execution::memory_pool::MemoryConsumer::new("test")
+            .register(&rt.memory_pool);
+        // The pool refuses what exceeds it.
+        assert!(r.try_grow(100 << 20).is_err());
+        assert!(r.try_grow(1 << 20).is_ok());
+    }
+
+    #[test]
+    fn the_default_is_a_share_of_the_machine() {
+        let b = MemoryBudget::from_flags(None, None).unwrap();
+        let m = machine_memory().unwrap();
+        assert_eq!(b.limit, Some((m as f64 * DEFAULT_SHARE) as u64));
+    }
+}
