@@ -28,6 +28,7 @@ use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryPool, TrackConsumersPool, UnboundedMemoryPool,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -116,17 +117,68 @@ impl MemoryBudget {
             .build_arc()?)
     }
 
-    /// `e` if it is not an out-of-memory error; otherwise `e` with this
-    /// budget's limit and what to do about it.
-    pub fn explain(&self, e: Error) -> Error {
-        if e.kind() != ErrorKind::OutOfMemory {
-            return e;
+    /// DataFusion settings that follow the budget: each sort sets aside
+    /// [`Self::sort_reservation`] for merging its spilled runs.
+    pub fn session_config(&self) -> SessionConfig {
+        let mut config = SessionConfig::new();
+        config.options_mut().execution.sort_spill_reservation_bytes = self.sort_reservation();
+        config.options_mut().execution.batch_size = self.batch_size();
+        config
+    }
+
+    /// Memory each sort partition reserves up front for merging what it
+    /// spilled: DataFusion's 10 MiB, less under small budgets (a 64th of
+    /// the pool, at least 256 KiB), where a plan's several sorts, each in
+    /// every partition, would otherwise reserve the whole pool before any
+    /// row is sorted.
+    pub fn sort_reservation(&self) -> usize {
+        const DEFAULT: usize = 10 * 1024 * 1024;
+        match self.pool_bytes() {
+            Some(pool) => (pool / 64).clamp(256 * 1024, DEFAULT),
+            None => DEFAULT,
         }
-        e.context(format!(
-            "memory limit {} (raise --memory-limit or LAKEHOUSE_MEMORY_LIMIT; \
-             nothing of this model was committed)",
-            self.describe()
+    }
+
+    /// Rows per batch: DataFusion's 8192 from a 1 GiB pool up, fewer below
+    /// (down to 1024 rows): the fair pool gives each spilling operator of
+    /// the running plans an equal share, and under a small budget a share
+    /// must still hold a few batches.
+    pub fn batch_size(&self) -> usize {
+        const DEFAULT: usize = 8192;
+        match self.pool_bytes() {
+            Some(pool) => (pool / (128 * 1024)).clamp(1024, DEFAULT),
+            None => DEFAULT,
+        }
+    }
+
+    /// A SQL context (with the PIT join) executing under this budget.
+    pub fn context(&self) -> Result<SessionContext> {
+        Ok(crate::query::session_context_in(
+            self.session_config(),
+            self.runtime()?,
         ))
+    }
+
+    /// The error of building `model`: `e` with that context, or, when a
+    /// memory pool refused an allocation, one line naming the model, the
+    /// operator that asked (as DataFusion names it, e.g. `ExternalSorter[0]`
+    /// or `PitJoinHashBuild[1]`) and the limit, with `e` as its cause.
+    pub fn explain(&self, model: &str, e: Error) -> Error {
+        if e.kind() != ErrorKind::OutOfMemory {
+            return e.context(format!("building {model}"));
+        }
+        let text = format!("{e:#}");
+        let operator = operator_of(&text).unwrap_or_else(|| "an operator".into());
+        Error::new(
+            ErrorKind::OutOfMemory,
+            format!(
+                "building {model}: {operator} needs more memory than the memory limit of {} \
+                 leaves it and cannot spill more; raise --memory-limit (or \
+                 LAKEHOUSE_MEMORY_LIMIT). Nothing of {model} was committed",
+                self.describe()
+            ),
+        )
+        .with_source(e)
     }
 
     /// The limit as text (e.g. `4.0 GiB`, `unbounded`).
@@ -136,6 +188,17 @@ impl MemoryBudget {
             None => "unbounded".into(),
         }
     }
+}
+
+/// The memory consumer named in a DataFusion "resources exhausted" text.
+fn operator_of(text: &str) -> Option<String> {
+    let re = regex::Regex::new(
+        r"(?:allocation failed for|Failed to allocate additional \S+ \S+ for) (\S+)",
+    )
+    .ok()?;
+    re.captures(text)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().trim_end_matches(',').to_string())
 }
 
 /// Parse a size: a number with an optional unit `B`, `K`/`KB`/`KiB`,

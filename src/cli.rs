@@ -424,7 +424,7 @@ impl Cli {
 
     /// A SQL context executing under [`Cli::budget`].
     fn sql_context(&self) -> Result<datafusion::prelude::SessionContext> {
-        Ok(crate::query::session_context_in(self.budget()?.runtime()?))
+        self.budget()?.context()
     }
 }
 
@@ -497,8 +497,9 @@ async fn pipeline(
         ])?;
         out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
     }
+    let spilled: u64 = m.iter().map(|r| r.spilled_bytes).sum();
     out!(
-        "{command}{}: {} source rows landed ({:.1}s), {} models built, {:.1}s in all",
+        "{command}{}: {} source rows landed ({:.1}s), {} models built{}, {:.1}s in all",
         report
             .day
             .map(|d| format!(" (embedded source, day {d})"))
@@ -506,6 +507,15 @@ async fn pipeline(
         report.extract.landed(),
         report.extract_seconds,
         m.len(),
+        if spilled > 0 {
+            format!(
+                " ({} spilled to disk under the memory limit of {})",
+                crate::budget::format_size(spilled),
+                cli.budget()?.describe()
+            )
+        } else {
+            String::new()
+        },
         report.seconds
     );
     out!(

@@ -68,10 +68,17 @@ async fn run() -> i32 {
     match lakehouse::cli::run(cli).await {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Each cause once: a cause whose text is already printed (an
+            // error that copied its source's message) is left out.
+            let mut printed = e.to_string();
+            eprintln!("error: {printed}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                eprintln!("  caused by: {s}");
+                let text = s.to_string();
+                if !printed.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    printed.push_str(&text);
+                }
                 source = s.source();
             }
             1

@@ -31,12 +31,18 @@ pub fn session_context() -> SessionContext {
     SessionContext::new_with_state(session_state_builder().build())
 }
 
-/// A context with DataFusion's defaults and the PIT join, executing in
+/// A context with the PIT join, the given configuration, executing in
 /// `runtime` (its memory pool and spill directory: [`crate::budget`]).
 pub fn session_context_in(
+    config: SessionConfig,
     runtime: std::sync::Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 ) -> SessionContext {
-    SessionContext::new_with_state(session_state_builder().with_runtime_env(runtime).build())
+    SessionContext::new_with_state(
+        session_state_builder()
+            .with_config(with_pit_join_options(config))
+            .with_runtime_env(runtime)
+            .build(),
+    )
 }
 
 /// A context with the PIT join and the given configuration.

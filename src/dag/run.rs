@@ -113,7 +113,7 @@ pub async fn run_models(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let ctx = crate::query::session_context_in(options.budget.runtime()?);
+    let ctx = options.budget.context()?;
     // Only DAR models need the DAR layer; deriving it checks the config
     // once, before any build starts.
     let needs_dar = todo
@@ -206,7 +206,7 @@ pub async fn run_models(
                     failure = Some(
                         options
                             .budget
-                            .explain(e.context(format!("building {}", dag.nodes[i].name))),
+                            .explain(&dag.nodes[i].name.to_string(), e),
                     );
                 }
             }

@@ -790,7 +790,7 @@ pub async fn build_dar(
         )));
     }
     let bar = progress_bar(progress, total as u64, "dar")?;
-    let ctx = crate::query::session_context_in(budget.runtime()?);
+    let ctx = budget.context()?;
     let parallel = budget.models_at_once(datafusion::common::utils::get_available_parallelism());
     let mut reports = Vec::new();
     for stage in &stages {
@@ -799,7 +799,7 @@ pub async fn build_dar(
                 let (ctx, dar, bar) = (&ctx, &dar, bar.clone());
                 async move {
                     let r = build_dar_model(wh, ctx, dar, model).await.map_err(|e| {
-                        budget.explain(e.context(format!("building {}", model.qualified())))
+                        budget.explain(&model.qualified(), e)
                     });
                     bar.inc(1);
                     bar.set_message(model.name.clone());
@@ -883,7 +883,7 @@ pub async fn build_frames(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let ctx = crate::query::session_context_in(budget.runtime()?);
+    let ctx = budget.context()?;
     let parallel = budget.models_at_once(datafusion::common::utils::get_available_parallelism());
     let results: Vec<Result<BuildReport>> = futures::stream::iter(frames)
         .map(|frame| {
@@ -894,7 +894,7 @@ pub async fn build_frames(
                 let r = build_frame(wh, ctx, frame, &resource.primary_key, mode)
                     .await
                     .map_err(|e| {
-                        budget.explain(e.context(format!("building {DAB}.{}", frame.name)))
+                        budget.explain(&format!("{DAB}.{}", frame.name), e)
                     });
                 bar.inc(1);
                 bar.set_message(frame.name.clone());
