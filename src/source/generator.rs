@@ -53,6 +53,12 @@
 //!   table is the full one ([`TableData::horizon`] tells the server which
 //!   requests it can no longer answer).
 //!
+//! - **Spilling.** [`Generator::with_spill`] keeps full chunks of the
+//!   [`PRUNABLE`] tables, and the chunks of the order headers and work
+//!   orders before their first open row, in a temporary file once the
+//!   tables hold more than a byte budget (see [`super::spill`]); the data
+//!   and every random draw are the same whatever the budget.
+//!
 //! Column names are the snake_case names of the source config; the server maps
 //! them to API names.
 
@@ -65,8 +71,9 @@ use chrono::{Datelike, Days, NaiveDate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub use super::spill::SpillOptions;
 use super::spill::SpillStore;
+pub use super::spill::{SpillOptions, SpillStats};
+use super::table::CHUNK_ROWS;
 pub use super::table::TableData;
 use crate::error::{Error, Result};
 
@@ -1194,8 +1201,29 @@ impl Generator {
             deltas: Vec::new(),
         };
         g.build_day0()?;
+        g.spill_settled();
         g.spill_failure()?;
         Ok(g)
+    }
+
+    /// Spill the settled chunks of the orders and work orders (see
+    /// [`TableData::spill_settled`]): those before the first row still
+    /// open, the only rows the simulation reads back or updates.
+    fn spill_settled(&mut self) {
+        if self.store.is_none() {
+            return;
+        }
+        for (idx, open) in [
+            (SALES_ORDER_HEADERS, &self.world.open_orders),
+            (WORK_ORDERS, &self.world.open_work_orders),
+        ] {
+            let below = open
+                .iter()
+                .map(|&(r, _)| r)
+                .min()
+                .unwrap_or(self.tables[idx].len());
+            self.tables[idx].spill_settled(below);
+        }
     }
 
     /// The first failure to write a spilled chunk, if any.
@@ -1209,10 +1237,10 @@ impl Generator {
         self.store.as_ref().map(|s| s.dir())
     }
 
-    /// When the generator spills: the bytes of cells its tables hold in
-    /// memory and the bytes of spilled chunks written so far.
-    pub fn spill_stats(&self) -> Option<(u64, u64)> {
-        self.store.as_ref().map(|s| (s.held(), s.spilled_bytes()))
+    /// When the generator spills: what its tables hold in memory, what
+    /// was spilled and read back.
+    pub fn spill_stats(&self) -> Option<SpillStats> {
+        self.store.as_ref().map(|s| s.stats())
     }
 
     /// The data set at `day` (day 0 plus `day` days of change).
@@ -1273,6 +1301,7 @@ impl Generator {
         }
         self.day = day;
         self.deltas.push(delta);
+        self.spill_settled();
         &self.deltas[self.deltas.len() - 1]
     }
 
@@ -1330,6 +1359,11 @@ impl Generator {
         let r = self.tables[idx].push(row);
         if log.record {
             log.added[idx].insert(r);
+        }
+        // Day 0 makes years of orders: their settled chunks go as the
+        // table grows, not only at the end of the day.
+        if r % CHUNK_ROWS == 0 && matches!(idx, SALES_ORDER_HEADERS | WORK_ORDERS) {
+            self.spill_settled();
         }
         r
     }

@@ -19,5 +19,5 @@ mod table;
 pub use cell::Cell;
 pub use generator::{DayDelta, Generator, GeneratorOptions, TableData};
 pub use server::{Fault, FaultInjector, ServerHandle, ServerOptions, serve};
-pub use spill::SpillOptions;
+pub use spill::{SpillOptions, SpillStats};
 pub use table::{ChunkCells, Rows};

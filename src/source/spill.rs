@@ -7,7 +7,10 @@
 //! memory: once one of their 4096-row chunks is full and the generator
 //! holds more than [`SpillOptions::above`] bytes of cells, the chunk is
 //! encoded into one spill file and only its offset is kept
-//! ([`super::table::TableData`] reads it back a chunk at a time).
+//! ([`super::table::TableData`] reads it back a chunk at a time). The
+//! order headers and work orders, which the simulation reads back only
+//! while they are open, spill their chunks before the first open row the
+//! same way after day 0 and after every simulated day.
 //!
 //! # Semantics and invariants
 //! - **Same data.** Spilling changes where rows live, never what they are:
@@ -17,10 +20,11 @@
 //!   the budget, and the random draws do not depend on it.
 //! - **Budget.** The store counts the bytes of cell slots (24 per [`Cell`],
 //!   not the text they point to) of every in-memory chunk of the tables
-//!   that share it. A full chunk of an append-only table is spilled when
-//!   that count is over [`SpillOptions::above`] (`0`: every full chunk); a
-//!   table's last, partly filled chunk always stays in memory, and so do
-//!   the tables the simulation reads back.
+//!   that share it. A full chunk of an append-only table (or a settled one
+//!   of the orders and work orders) is spilled when that count is over
+//!   [`SpillOptions::above`] (`0`: every such chunk); a table's last,
+//!   partly filled chunk always stays in memory, and so do the other
+//!   tables the simulation reads back.
 //! - **Lifetime.** The spill file lives in a fresh directory named
 //!   `lakehouse-source-*` under [`SpillOptions::dir`] (default: the OS
 //!   temporary directory), removed when the last table sharing the store is
@@ -75,6 +79,17 @@ impl SpillOptions {
     }
 }
 
+/// What a generator's spill holds and did (see [`crate::source::Generator::spill_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpillStats {
+    /// Bytes of cell slots held in memory by its tables (24 per value).
+    pub held: u64,
+    /// Bytes of spilled chunks written to the spill file.
+    pub written: u64,
+    /// Spilled chunks read back and decoded (cache misses).
+    pub decoded: u64,
+}
+
 /// Where a spilled chunk is in the spill file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Spilled {
@@ -125,6 +140,7 @@ impl Statics {
 pub(crate) struct SpillStore {
     above: u64,
     held: AtomicU64,
+    decoded: AtomicU64,
     // Declared before `dir` so the file is closed before the directory
     // is removed.
     file: Mutex<FileState>,
@@ -173,6 +189,7 @@ impl SpillStore {
         Ok(Arc::new(Self {
             above: options.above,
             held: AtomicU64::new(0),
+            decoded: AtomicU64::new(0),
             file: Mutex::new(FileState { file, end: 0 }),
             statics: Mutex::new(Statics::default()),
             cache: Mutex::new(Vec::new()),
@@ -208,6 +225,15 @@ impl SpillStore {
     /// Spilled chunks written so far, as bytes of the spill file.
     pub(crate) fn spilled_bytes(&self) -> u64 {
         lock(&self.file).end
+    }
+
+    /// What the store holds and did.
+    pub(crate) fn stats(&self) -> SpillStats {
+        SpillStats {
+            held: self.held(),
+            written: self.spilled_bytes(),
+            decoded: self.decoded.load(Ordering::Relaxed),
+        }
     }
 
     /// The first write failure, if any (see the module docs).
@@ -284,6 +310,7 @@ impl SpillStore {
                     )
                 })?;
         }
+        self.decoded.fetch_add(1, Ordering::Relaxed);
         let cells = {
             let statics = lock(&self.statics);
             Arc::new(decode(&buf, chunk.cells, &statics.list)?)

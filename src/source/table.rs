@@ -5,11 +5,15 @@
 //! # Invariants
 //! - Row `r` is in chunk `r / CHUNK_ROWS`, at cell `(r % CHUNK_ROWS) *
 //!   width` (`width = columns.len()`); every chunk but the last is full.
-//! - Only a full chunk of a table of [`PRUNABLE`] is ever spilled (see
-//!   [`super::spill`]); the last chunk, which rows are appended to, and
-//!   every chunk of the other tables stay in memory, so the generator's
-//!   in-place reads and updates ([`TableData::get`], [`TableData::set`])
-//!   never meet a spilled chunk: they are only for tables it reads back.
+//! - Only full chunks are ever spilled (see [`super::spill`]), and only
+//!   chunks the generator will not read or update again: any full chunk of
+//!   a table of [`PRUNABLE`] (spilled as it fills), and, of the orders and
+//!   work orders, the chunks before the first one still open
+//!   ([`TableData::spill_settled`]; only open rows are read back and
+//!   updated). The last chunk, which rows are appended to, and every chunk
+//!   of the other tables stay in memory, so the generator's in-place reads
+//!   and updates ([`TableData::get`], [`TableData::set`]) never meet a
+//!   spilled chunk (one that did would be a generator bug, and panics).
 //! - Reading is the same whether chunks are spilled or not: [`TableData::rows`],
 //!   [`TableData::chunks`] and [`TableData::rows_at`] give the same cells
 //!   in the same order; they borrow in-memory chunks and decode spilled ones
@@ -375,6 +379,31 @@ impl TableData {
                 Some(v)
             }
             Chunk::Spilled(_) => None,
+        }
+    }
+
+    /// Spill the full in-memory chunks that lie wholly before row `below`
+    /// while the store is over budget: for a table the generator reads
+    /// back, `below` is its first row still open to reads and updates (see
+    /// the module docs). Nothing happens without a store; a failed write
+    /// keeps the chunk (the store remembers the failure).
+    pub(super) fn spill_settled(&mut self, below: usize) {
+        let Some(store) = self.spill.as_ref() else {
+            return;
+        };
+        let settled = (below / CHUNK_ROWS).min(self.chunks.len().saturating_sub(1));
+        for chunk in &mut self.chunks[..settled] {
+            if !store.over_budget() {
+                return;
+            }
+            let Chunk::Mem(cells) = chunk else {
+                continue;
+            };
+            let Ok(spilled) = store.write(cells) else {
+                return;
+            };
+            store.hold(-bytes_of(cells));
+            *chunk = Chunk::Spilled(spilled);
         }
     }
 
