@@ -1362,7 +1362,7 @@ impl Generator {
         }
         // Day 0 makes years of orders: their settled chunks go as the
         // table grows, not only at the end of the day.
-        if r % CHUNK_ROWS == 0 && matches!(idx, SALES_ORDER_HEADERS | WORK_ORDERS) {
+        if r.is_multiple_of(CHUNK_ROWS) && matches!(idx, SALES_ORDER_HEADERS | WORK_ORDERS) {
             self.spill_settled();
         }
         r
