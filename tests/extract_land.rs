@@ -131,8 +131,17 @@ async fn lands_every_table_then_each_day_then_nothing() {
             .table("raw__adventure_works__sales_order_headers")
             .unwrap();
         let c = t.column_index("modified_date").unwrap();
-        let last = t.rows().filter_map(|r| r[c].date()).max().unwrap();
-        let at = t.rows().filter(|r| r[c].date() == Some(last)).count();
+        let last = t
+            .rows()
+            .map(|r| r.expect("row"))
+            .filter_map(|r| r[c].date())
+            .max()
+            .unwrap();
+        let at = t
+            .rows()
+            .map(|r| r.expect("row"))
+            .filter(|r| r[c].date() == Some(last))
+            .count();
         (last, at as u64)
     });
     let total = expected["raw__adventure_works__sales_order_headers"] as u64;

@@ -1,12 +1,27 @@
 //! The embedded generator: determinism, sizes, integrity, simulated days.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Instant;
 
 use chrono::NaiveDate;
 use lakehouse::config::SourceConfig;
 use lakehouse::source::generator::{BASE_END, TABLE_DEFS};
-use lakehouse::source::{Cell, Generator, GeneratorOptions, TableData};
+use lakehouse::source::{Cell, Generator, GeneratorOptions, SpillOptions, TableData};
+
+/// Every row of a table, read back (spilled chunks decoded).
+trait AllRows {
+    fn all_rows(&self) -> std::vec::IntoIter<Cow<'_, [Cell]>>;
+}
+
+impl AllRows for TableData {
+    fn all_rows(&self) -> std::vec::IntoIter<Cow<'_, [Cell]>> {
+        self.rows()
+            .collect::<Result<Vec<_>, _>>()
+            .expect("rows read back")
+            .into_iter()
+    }
+}
 
 fn opts(seed: u64) -> GeneratorOptions {
     GeneratorOptions { seed, scale: 0.01 }
@@ -23,7 +38,7 @@ fn ids(g: &Generator, name: &str, column: &str) -> HashSet<String> {
     let c = t
         .column_index(column)
         .unwrap_or_else(|| panic!("{name}.{column}"));
-    t.rows().map(|r| r[c].to_string()).collect()
+    t.all_rows().map(|r| r[c].to_string()).collect()
 }
 
 /// Every non-null `child.column` value is among `parent.parent_column`.
@@ -34,7 +49,7 @@ fn assert_fk(g: &Generator, child: &str, column: &str, parent: &str, parent_colu
         .column_index(column)
         .unwrap_or_else(|| panic!("{child}.{column}"));
     let mut checked = 0;
-    for (i, r) in t.rows().enumerate() {
+    for (i, r) in t.all_rows().enumerate() {
         if r[c].is_null() {
             continue;
         }
@@ -63,8 +78,8 @@ fn key_of(t: &TableData, row: &[Cell]) -> String {
 fn assert_keys_unique(g: &Generator) {
     for t in g.tables() {
         let mut seen = HashSet::new();
-        for r in t.rows() {
-            let k = key_of(t, r);
+        for r in t.all_rows() {
+            let k = key_of(t, &r);
             assert!(seen.insert(k.clone()), "{}: duplicate key {k}", t.def.table);
         }
     }
@@ -77,8 +92,8 @@ fn same_seed_same_data_other_seed_other_data() {
     let c = Generator::new(opts(8)).expect("generate");
     assert_eq!(a.tables(), b.tables());
     assert_ne!(
-        table(&a, "persons").rows().collect::<Vec<_>>(),
-        table(&c, "persons").rows().collect::<Vec<_>>(),
+        table(&a, "persons").all_rows().collect::<Vec<_>>(),
+        table(&c, "persons").all_rows().collect::<Vec<_>>(),
         "another seed gives other people"
     );
     let a3 = Generator::at_day(opts(7), 3).expect("day 3");
@@ -593,7 +608,7 @@ fn nulls_where_the_real_data_has_them() {
     let nulls = |name: &str, column: &str| {
         let t = table(&g, name);
         let c = t.column_index(column).expect("column");
-        t.rows().filter(|r| r[c].is_null()).count()
+        t.all_rows().filter(|r| r[c].is_null()).count()
     };
     let persons = table(&g, "persons").len();
     assert!(nulls("addresses", "address_line2") > table(&g, "addresses").len() / 2);
@@ -626,13 +641,16 @@ fn days_change_only_what_they_say() {
             let name = t.def.table;
             let prev = before.table(name).expect("same tables");
             let md = t.column_index("modified_date").expect("modified_date");
-            let changed: Vec<&[Cell]> = t.rows().filter(|r| r[md].date() == Some(date)).collect();
+            let changed: Vec<Cow<'_, [Cell]>> = t
+                .all_rows()
+                .filter(|r| r[md].date() == Some(date))
+                .collect();
             assert_eq!(changed.len(), delta.changed(name), "{name} on day {day}");
             changed_total += changed.len();
             // Every other row is identical to the day before.
-            let prev_rows: BTreeMap<String, &[Cell]> =
-                prev.rows().map(|r| (key_of(prev, r), r)).collect();
-            for r in t.rows() {
+            let prev_rows: BTreeMap<String, Cow<'_, [Cell]>> =
+                prev.all_rows().map(|r| (key_of(prev, &r), r)).collect();
+            for r in t.all_rows() {
                 if r[md].date() == Some(date) {
                     continue;
                 }
@@ -641,7 +659,7 @@ fn days_change_only_what_they_say() {
                     "{name}: a row from the future"
                 );
                 assert_eq!(
-                    prev_rows.get(&key_of(t, r)),
+                    prev_rows.get(&key_of(t, &r)),
                     Some(&r),
                     "{name}: untouched row changed"
                 );
@@ -690,16 +708,16 @@ fn max_modified(g: &Generator) -> NaiveDate {
         .iter()
         .flat_map(|t| {
             let md = t.column_index("modified_date").expect("modified_date");
-            t.rows().filter_map(move |r| r[md].date())
+            t.all_rows().filter_map(move |r| r[md].date())
         })
         .max()
         .expect("some rows")
 }
 
 /// The rows of `t` modified on or after `from`.
-fn modified_since(t: &TableData, from: NaiveDate) -> Vec<&[Cell]> {
+fn modified_since(t: &TableData, from: NaiveDate) -> Vec<Cow<'_, [Cell]>> {
     let c = t.column_index("modified_date").expect("modified_date");
-    t.rows()
+    t.all_rows()
         .filter(|r| r[c].date().expect("a modified date") >= from)
         .collect()
 }
@@ -736,7 +754,7 @@ fn horizons_leave_out_only_older_rows_of_append_only_tables() {
             match horizons.get(f.def.api_path).copied().filter(|_| prunable) {
                 Some(from) => {
                     assert_eq!(p.horizon(), Some(from), "{}", f.def.table);
-                    let kept: Vec<&[Cell]> = p.rows().collect();
+                    let kept: Vec<Cow<'_, [Cell]>> = p.all_rows().collect();
                     assert_eq!(kept, modified_since(f, from), "{}", f.def.table);
                     assert_eq!(p.len() + p.pruned(), f.len(), "{}", f.def.table);
                     assert!(p.pruned() > 0, "{} leaves rows out", f.def.table);
@@ -771,4 +789,321 @@ fn horizons_leave_out_only_older_rows_of_append_only_tables() {
     )
     .expect_err("unknown path");
     assert!(err.to_string().contains("/Nowhere"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Spilling (append-only tables in a temporary file beyond a memory budget).
+// ---------------------------------------------------------------------------
+
+/// Big enough for the largest append-only tables to fill a few 4096-row
+/// chunks (only full chunks spill).
+fn spill_opts(seed: u64) -> GeneratorOptions {
+    GeneratorOptions { seed, scale: 0.15 }
+}
+
+fn spill_everything() -> Option<SpillOptions> {
+    Some(SpillOptions::above(0))
+}
+
+/// Every table of `a` and `b` has the same columns, counts and rows, in
+/// the same order; returns how many chunks `a` spilled.
+fn assert_same_tables(a: &Generator, b: &Generator) -> usize {
+    assert_eq!(a.tables().len(), b.tables().len());
+    let mut spilled = 0;
+    for (x, y) in a.tables().iter().zip(b.tables()) {
+        let name = x.def.table;
+        assert_eq!(x.columns, y.columns, "{name}");
+        assert_eq!((x.len(), x.pruned()), (y.len(), y.pruned()), "{name}");
+        let (rx, ry) = (x.all_rows(), y.all_rows());
+        for (i, (p, q)) in rx.zip(ry).enumerate() {
+            assert_eq!(p, q, "{name} row {i}");
+        }
+        assert_eq!(x, y, "{name}");
+        spilled += x.spilled_chunks();
+    }
+    spilled
+}
+
+#[test]
+fn spilling_gives_the_same_rows() {
+    let none = BTreeMap::new();
+    let mem = Generator::new(spill_opts(3)).expect("in memory");
+    let mut spilled =
+        Generator::with_spill(spill_opts(3), 0, &none, spill_everything()).expect("spilled");
+    let chunks = assert_same_tables(&spilled, &mem);
+    assert!(chunks >= 3, "only {chunks} chunks spilled");
+    for t in spilled.tables() {
+        let prunable = lakehouse::source::generator::PRUNABLE
+            .iter()
+            .any(|&i| TABLE_DEFS[i].table == t.def.table);
+        let settled = ["sales_order_headers", "work_orders"]
+            .iter()
+            .any(|n| t.def.table.ends_with(n));
+        assert!(
+            prunable || settled || t.spilled_chunks() == 0,
+            "{} is read back: never spilled",
+            t.def.table
+        );
+        if settled {
+            assert!(
+                t.spilled_chunks() > 0,
+                "{}: settled chunks spill",
+                t.def.table
+            );
+        }
+    }
+    let stats = spilled.spill_stats().expect("spills");
+    let (held, written) = (stats.held, stats.written);
+    assert!(written > 0 && held > 0, "held {held}, spilled {written}");
+    // Days added on top spill their full chunks too, and match.
+    let mut mem3 = mem.clone();
+    for _ in 0..3 {
+        let d = spilled.advance().clone();
+        assert_eq!(&d, mem3.advance());
+    }
+    assert!(assert_same_tables(&spilled, &mem3) >= chunks);
+    assert_same_tables(
+        &spilled,
+        &Generator::at_day(spill_opts(3), 3).expect("day 3"),
+    );
+    // Back to day 1: rebuilt, still spilling, same rows.
+    let before = spilled.spill_dir().expect("dir").to_path_buf();
+    spilled.advance_to(1).expect("day 1");
+    assert!(
+        !before.exists(),
+        "the rebuilt generator's old spill is gone"
+    );
+    assert!(spilled.spill_dir().is_some());
+    assert!(
+        assert_same_tables(
+            &spilled,
+            &Generator::at_day(spill_opts(3), 1).expect("day 1")
+        ) > 0
+    );
+    // A budget above what is held spills nothing; one in between, some.
+    let roomy = Generator::with_spill(spill_opts(3), 0, &none, Some(SpillOptions::above(1 << 40)))
+        .expect("roomy");
+    assert_eq!(assert_same_tables(&roomy, &mem), 0);
+    let some = Generator::with_spill(spill_opts(3), 0, &none, Some(SpillOptions::above(held)))
+        .expect("budget");
+    let n = assert_same_tables(&some, &mem);
+    assert!(n > 0 && n <= chunks, "{n} of {chunks} chunks spilled");
+}
+
+#[test]
+fn spilling_with_horizons_gives_the_same_rows() {
+    let day2 = Generator::date_of_day(2);
+    let horizons: BTreeMap<String, NaiveDate> = lakehouse::source::generator::prunable_paths()
+        .map(|p| (p.to_string(), day2))
+        .chain([(
+            "/TransactionHistoryArchives".to_string(),
+            NaiveDate::from_ymd_opt(2011, 6, 1).expect("date"),
+        )])
+        .collect();
+    let mem = Generator::with_horizons(spill_opts(4), 3, &horizons).expect("in memory");
+    let spilled =
+        Generator::with_spill(spill_opts(4), 3, &horizons, spill_everything()).expect("spilled");
+    assert!(assert_same_tables(&spilled, &mem) > 0, "the archive spills");
+    assert_eq!(spilled.deltas(), mem.deltas());
+}
+
+#[test]
+fn spill_directory_goes_with_the_generator() {
+    let parent = tempfile::tempdir().expect("parent");
+    let options = SpillOptions {
+        above: 0,
+        dir: Some(parent.path().to_path_buf()),
+    };
+    let g =
+        Generator::with_spill(spill_opts(5), 1, &BTreeMap::new(), Some(options)).expect("spilled");
+    let dir = g.spill_dir().expect("spills").to_path_buf();
+    assert_eq!(dir.parent(), Some(parent.path()));
+    let name = dir.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(name.starts_with("lakehouse-source-"), "{name}");
+    assert!(std::fs::read_dir(&dir).expect("dir").count() > 0);
+    // A clone shares the spill: the directory stays until both are gone.
+    let copy = g.clone();
+    drop(g);
+    assert!(dir.exists());
+    assert_same_tables(&copy, &Generator::at_day(spill_opts(5), 1).expect("day 1"));
+    drop(copy);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert_eq!(std::fs::read_dir(parent.path()).expect("parent").count(), 0);
+    // Without spilling there is no directory at all.
+    assert!(Generator::new(opts(5)).expect("gen").spill_dir().is_none());
+}
+
+/// Every page of `path` (paged by 700 rows, following next links), as the
+/// JSON bodies with the server's address taken out.
+async fn pages(client: &reqwest::Client, base: &str, query: &str) -> Vec<String> {
+    let mut url = format!("{base}{query}");
+    let mut out = Vec::new();
+    loop {
+        let resp = client.get(&url).send().await.expect("request");
+        assert_eq!(resp.status(), 200, "{url}");
+        let body: serde_json::Value = resp.json().await.expect("json");
+        let next = body["@odata.nextLink"].as_str().map(str::to_string);
+        out.push(body.to_string().replace(base, "<base>"));
+        match next {
+            Some(n) => url = n,
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn spilling_server_serves_the_same_pages() {
+    use lakehouse::source::{ServerOptions, serve};
+    let config = SourceConfig::adventure_works().expect("config");
+    let start = |spill: Option<SpillOptions>| {
+        let config = config.clone();
+        async move {
+            serve(
+                &config,
+                ServerOptions {
+                    page_size: 700,
+                    generator: spill_opts(6),
+                    day: 2,
+                    spill,
+                    ..ServerOptions::default()
+                },
+            )
+            .await
+            .expect("serve")
+        }
+    };
+    let (mem, spilled) = (start(None).await, start(spill_everything()).await);
+    let spilled_chunks: usize =
+        spilled.with_generator(|g| g.tables().iter().map(|t| t.spilled_chunks()).sum());
+    assert!(spilled_chunks > 0);
+    let client = reqwest::Client::new();
+    let day1 = Generator::date_of_day(1);
+    for query in [
+        "/SalesOrderDetails".to_string(),
+        "/TransactionHistories?$count=true".to_string(),
+        "/TransactionHistoryArchives?$skip=1000&$top=3000".to_string(),
+        format!("/SalesOrderDetails?$filter=ModifiedDate ge {day1}"),
+        "/PersonPhones".to_string(),
+        "/Customers?$filter=ModifiedDate le 2013-01-01".to_string(),
+        "/Products".to_string(),
+    ] {
+        let a = pages(&client, mem.base_url(), &query).await;
+        let b = pages(&client, spilled.base_url(), &query).await;
+        assert!(!a.is_empty());
+        assert_eq!(a.len(), b.len(), "{query}");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(x == y, "{query}: page {i} differs");
+        }
+    }
+    mem.shutdown().await.expect("shutdown");
+    spilled.shutdown().await.expect("shutdown");
+}
+
+/// Peak memory of generating one scale, with or without spilling: run by
+/// hand, one configuration per process (the peak is the process's):
+/// `LAKEHOUSE_SCALE=10 LAKEHOUSE_SPILL_ABOVE=268435456 cargo test --release
+/// --test source_generator -- --ignored --nocapture generation_peak_memory`
+/// (no `LAKEHOUSE_SPILL_ABOVE`: all in memory).
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn generation_peak_memory() {
+    let scale: f64 = std::env::var("LAKEHOUSE_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let spill = std::env::var("LAKEHOUSE_SPILL_ABOVE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(SpillOptions::above);
+    let status = |key: &str| -> String {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(key))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let options = GeneratorOptions { seed: 42, scale };
+    let t0 = Instant::now();
+    let g = Generator::with_spill(options, 0, &BTreeMap::new(), spill.clone()).expect("generate");
+    let generated = t0.elapsed();
+    let rows: usize = g.row_counts().values().sum();
+    let spilled: usize = g.tables().iter().map(|t| t.spilled_chunks()).sum();
+    let mut big: Vec<(usize, &str, usize)> = g
+        .tables()
+        .iter()
+        .map(|t| {
+            (
+                t.len() * t.columns.len() * 24,
+                t.def.table,
+                t.spilled_chunks(),
+            )
+        })
+        .collect();
+    big.sort();
+    for (bytes, name, chunks) in big.iter().rev().take(12) {
+        println!(
+            "{name}: {} MB of cells, {chunks} chunks spilled",
+            bytes >> 20
+        );
+    }
+    println!(
+        "scale {scale}, spill {spill:?}: {rows} rows in {generated:?}, {spilled} chunks spilled, \
+         stats {:?}, VmRSS {}, VmHWM {}",
+        g.spill_stats(),
+        status("VmRSS"),
+        status("VmHWM")
+    );
+}
+
+/// Time to page through the largest spilled resources, with and without
+/// spilling, and how many chunks the spilled server decoded for it: run by
+/// hand (`LAKEHOUSE_SCALE`, default 0.3), e.g. `cargo test --test
+/// source_generator -- --ignored --nocapture serving_time`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn serving_time() {
+    use lakehouse::source::{ServerOptions, serve};
+    let scale: f64 = std::env::var("LAKEHOUSE_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.3);
+    let config = SourceConfig::adventure_works().expect("config");
+    let client = reqwest::Client::new();
+    for spill in [None, spill_everything()] {
+        let server = serve(
+            &config,
+            ServerOptions {
+                generator: GeneratorOptions { seed: 42, scale },
+                spill: spill.clone(),
+                ..ServerOptions::default()
+            },
+        )
+        .await
+        .expect("serve");
+        for path in [
+            "/SalesOrderDetails",
+            "/TransactionHistories",
+            "/TransactionHistoryArchives",
+            "/WorkOrderRoutings",
+            "/Customers",
+            "/PersonPhones",
+        ] {
+            let before = server.with_generator(|g| g.spill_stats().map_or(0, |s| s.decoded));
+            let t0 = Instant::now();
+            let n = pages(&client, server.base_url(), path).await.len();
+            let (decoded, chunks) = server.with_generator(|g| {
+                (
+                    g.spill_stats().map_or(0, |s| s.decoded) - before,
+                    g.table_by_path(path).map_or(0, |t| t.spilled_chunks()),
+                )
+            });
+            println!(
+                "scale {scale} spill {}: {path}: {n} pages in {:?}, {decoded} chunk reads for {chunks} spilled chunks",
+                spill.is_some(),
+                t0.elapsed()
+            );
+        }
+        server.shutdown().await.expect("shutdown");
+    }
 }

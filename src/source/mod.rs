@@ -6,12 +6,18 @@
 //! incremental loads and the whole pipeline can be tested offline, at any
 //! size (`scale`), over any number of simulated days (`day`), with injected
 //! HTTP failures. The generator produces only the data; the server applies
-//! the source config's API names and the OData query options.
+//! the source config's API names and the OData query options. At large
+//! scales the generator can keep its append-only tables in a temporary
+//! spill file instead of memory ([`SpillOptions`]).
 
 mod cell;
 pub mod generator;
 pub mod server;
+mod spill;
+mod table;
 
 pub use cell::Cell;
 pub use generator::{DayDelta, Generator, GeneratorOptions, TableData};
 pub use server::{Fault, FaultInjector, ServerHandle, ServerOptions, serve};
+pub use spill::{SpillOptions, SpillStats};
+pub use table::{ChunkCells, Rows};

@@ -23,7 +23,8 @@
 //!
 //! Errors are OData error objects: unknown resource 404, malformed or
 //! unsupported options 400, a request reaching before a table's horizon
-//! (see [`ServerOptions::horizons`]) 409.
+//! (see [`ServerOptions::horizons`]) 409, a failure to read spilled rows
+//! back (see [`ServerOptions::spill`]) 500 with its message.
 //!
 //! # Test hooks
 //! [`ServerHandle::set_day`] changes the served day while running;
@@ -51,7 +52,7 @@ use tokio::sync::oneshot;
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::source::Cell;
-use crate::source::generator::{Generator, GeneratorOptions, TableData};
+use crate::source::generator::{Generator, GeneratorOptions, SpillOptions, TableData};
 
 /// How to run the embedded server.
 #[derive(Debug, Clone)]
@@ -71,6 +72,11 @@ pub struct ServerOptions {
     /// before the horizon is answered `409 Conflict`. Only resources whose
     /// cursor is `ModifiedDate` take one (others are served whole).
     pub horizons: BTreeMap<String, NaiveDate>,
+    /// Keep the generator's append-only tables in a temporary spill file
+    /// beyond a budget of held bytes (see [`SpillOptions`] and
+    /// [`Generator::with_spill`]); `None` (the default): all in memory.
+    /// The pages served are the same either way.
+    pub spill: Option<SpillOptions>,
 }
 
 impl Default for ServerOptions {
@@ -81,6 +87,7 @@ impl Default for ServerOptions {
             generator: GeneratorOptions::default(),
             day: 0,
             horizons: BTreeMap::new(),
+            spill: None,
         }
     }
 }
@@ -230,7 +237,7 @@ pub async fn serve(config: &SourceConfig, options: ServerOptions) -> Result<Serv
     // Generating is a few hundred milliseconds of CPU at scale 1: on a
     // thread of the blocking pool, so that the caller's other futures (a
     // run loads its tables' metadata meanwhile) go on.
-    let (generator_options, day) = (options.generator, options.day);
+    let (generator_options, day, spill) = (options.generator, options.day, options.spill);
     // The generator leaves rows out by their modified date: a horizon is
     // taken only where that is the cursor the client filters on.
     let horizons: BTreeMap<String, NaiveDate> = options
@@ -243,7 +250,7 @@ pub async fn serve(config: &SourceConfig, options: ServerOptions) -> Result<Serv
         })
         .collect();
     let generator = tokio::task::spawn_blocking(move || {
-        Generator::with_horizons(generator_options, day, &horizons)
+        Generator::with_spill(generator_options, day, &horizons, spill)
     })
     .await
     .map_err(|e| Error::internal(format!("the embedded source's generator failed: {e}")))??;
@@ -550,32 +557,43 @@ fn parse_instant(s: &str) -> Option<i64> {
 
 /// The rows of `table` that pass `filter` (all rows without one), ordered
 /// by (cursor, key). A NULL cursor sorts first and passes no filter.
-fn sorted_rows(table: &TableData, served: &Served, filter: Option<Filter>) -> SortedRows {
-    let mut rows: SortedRows = table
-        .rows()
-        .enumerate()
-        .map(|(i, r)| (cursor_micros(&r[served.cursor_col]), i))
-        .filter(|(c, _)| match filter {
-            None => true,
-            Some((op, lit)) => c.is_some_and(|c| op.holds(c, lit)),
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| {
-            // Indices come from enumerating the rows: always in range.
-            let (ra, rb) = (
-                table.row(a.1).unwrap_or_default(),
-                table.row(b.1).unwrap_or_default(),
-            );
-            served
-                .key_cols
-                .iter()
-                .map(|&k| ra[k].total_cmp(&rb[k]))
+///
+/// One pass over the table's chunks (a spilled chunk is decoded once)
+/// takes each selected row's cursor and key cells; the sort then needs no
+/// row reads. Ties on the whole key keep row order.
+fn sorted_rows(table: &TableData, served: &Served, filter: Option<Filter>) -> Result<SortedRows> {
+    let width = table.columns.len().max(1);
+    let nk = served.key_cols.len();
+    let mut selected: SortedRows = Vec::new();
+    let mut keys: Vec<Cell> = Vec::new();
+    let mut first = 0usize;
+    for chunk in table.chunks() {
+        let chunk = chunk?;
+        for (j, r) in chunk.chunks_exact(width).enumerate() {
+            let cursor = cursor_micros(&r[served.cursor_col]);
+            let pass = match filter {
+                None => true,
+                Some((op, lit)) => cursor.is_some_and(|c| op.holds(c, lit)),
+            };
+            if pass {
+                selected.push((cursor, first + j));
+                keys.extend(served.key_cols.iter().map(|&k| r[k].clone()));
+            }
+        }
+        first += chunk.len() / width;
+    }
+    let mut order: Vec<usize> = (0..selected.len()).collect();
+    order.sort_by(|&a, &b| {
+        selected[a].0.cmp(&selected[b].0).then_with(|| {
+            let (ka, kb) = (&keys[a * nk..(a + 1) * nk], &keys[b * nk..(b + 1) * nk]);
+            ka.iter()
+                .zip(kb)
+                .map(|(x, y)| x.total_cmp(y))
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
     });
-    rows
+    Ok(order.into_iter().map(|i| selected[i]).collect())
 }
 
 struct RowSer<'a> {
@@ -593,19 +611,20 @@ impl Serialize for RowSer<'_> {
     }
 }
 
+/// A page's rows, read beforehand ([`TableData::rows_at`]: each chunk
+/// once, in page order).
 struct RowsSer<'a> {
     names: &'a [String],
-    table: &'a TableData,
-    rows: &'a [(Option<i64>, usize)],
+    rows: Vec<std::borrow::Cow<'a, [Cell]>>,
 }
 
 impl Serialize for RowsSer<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.rows.len()))?;
-        for (_, i) in self.rows {
+        for values in &self.rows {
             seq.serialize_element(&RowSer {
                 names: self.names,
-                values: self.table.row(*i).unwrap_or_default(),
+                values,
             })?;
         }
         seq.end()
@@ -664,6 +683,7 @@ async fn entity_set(
             let code = match status {
                 StatusCode::GONE => "Gone",
                 StatusCode::CONFLICT => "Conflict",
+                StatusCode::INTERNAL_SERVER_ERROR => "InternalError",
                 _ => "BadRequest",
             };
             odata_error(status, code, message)
@@ -749,9 +769,13 @@ fn respond(
     }
     // Only the rows a filter selects are sorted (an incremental request
     // reads a few rows of a large table); each (table, filter) once per day.
-    let sorted = sorted
-        .entry((served.table.clone(), filter))
-        .or_insert_with(|| sorted_rows(table, served, filter));
+    let internal = |e: Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let sorted = match sorted.entry((served.table.clone(), filter)) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(sorted_rows(table, served, filter).map_err(internal)?)
+        }
+    };
     let matching = &sorted[..];
     let end = top
         .map_or(matching.len(), |t| skip.saturating_add(t))
@@ -781,8 +805,14 @@ fn respond(
         count: count.then_some(matching.len()),
         value: RowsSer {
             names: &served.names,
-            table,
-            rows: &matching[start..page_end],
+            rows: table
+                .rows_at(
+                    &matching[start..page_end]
+                        .iter()
+                        .map(|&(_, r)| r)
+                        .collect::<Vec<_>>(),
+                )
+                .map_err(internal)?,
         },
         next_link,
     };
