@@ -11,6 +11,9 @@
 //!   the pool does not track (file reads and Parquet encoding in flight);
 //! - a **disk manager** spilling to a temporary directory under `--spill-dir`
 //!   (default: the OS temp dir), removed when the run ends;
+//! - a **source share** ([`MemoryBudget::source_share`]): the embedded
+//!   source spills its generated rows to local files past [`SOURCE_SHARE`]
+//!   of the limit;
 //! - a **model budget** ([`MemoryBudget::models_at_once`]): the scheduler runs
 //!   at most one model per [`MODEL_SHARE`] of the pool at a time, so raising
 //!   `--jobs` never multiplies the peak past the limit.
@@ -36,6 +39,11 @@ use crate::error::{Error, ErrorKind, Result};
 pub const DEFAULT_SHARE: f64 = 0.5;
 /// Share of the limit given to DataFusion's memory pool.
 pub const POOL_SHARE: f64 = 0.75;
+/// Pools smaller than this run plans in one partition
+/// ([`MemoryBudget::target_partitions`]).
+pub const SMALL_POOL: usize = 256 * 1024 * 1024;
+/// Share of the limit the embedded source may hold before it spills.
+pub const SOURCE_SHARE: f64 = 0.125;
 /// Pool memory each model running at once is counted as needing.
 pub const MODEL_SHARE: usize = 96 * 1024 * 1024;
 
@@ -78,6 +86,13 @@ impl MemoryBudget {
             limit: Some(limit),
             spill_dir,
         })
+    }
+
+    /// Bytes the embedded source may hold in memory before it spills its
+    /// generated rows to local files ([`SOURCE_SHARE`] of the limit; `None`:
+    /// unbounded, never spills).
+    pub fn source_share(&self) -> Option<u64> {
+        self.limit.map(|l| (l as f64 * SOURCE_SHARE) as u64)
     }
 
     /// The pool's size in bytes (`None`: unbounded).
@@ -123,6 +138,9 @@ impl MemoryBudget {
         let mut config = SessionConfig::new();
         config.options_mut().execution.sort_spill_reservation_bytes = self.sort_reservation();
         config.options_mut().execution.batch_size = self.batch_size();
+        if let Some(n) = self.target_partitions() {
+            config.options_mut().execution.target_partitions = n;
+        }
         config
     }
 
@@ -139,15 +157,25 @@ impl MemoryBudget {
         }
     }
 
-    /// Rows per batch: DataFusion's 8192 from a 1 GiB pool up, fewer below
-    /// (down to 1024 rows): the fair pool gives each spilling operator of
-    /// the running plans an equal share, and under a small budget a share
-    /// must still hold a few batches.
+    /// Rows per batch: DataFusion's 8192 from a 512 MiB pool up, fewer
+    /// below (one per 64 KiB of pool, at least 256): the fair pool gives each
+    /// spilling operator of the running plans an equal share, and under a
+    /// small budget a share must still hold a few batches of wide rows.
     pub fn batch_size(&self) -> usize {
         const DEFAULT: usize = 8192;
         match self.pool_bytes() {
-            Some(pool) => (pool / (128 * 1024)).clamp(1024, DEFAULT),
+            Some(pool) => (pool / (64 * 1024)).clamp(256, DEFAULT),
             None => DEFAULT,
+        }
+    }
+
+    /// Partitions a plan runs in: DataFusion's default (one per core), or
+    /// one under a pool smaller than [`SMALL_POOL`], where every partition's
+    /// sorts would take a share of the little there is.
+    pub fn target_partitions(&self) -> Option<usize> {
+        match self.pool_bytes() {
+            Some(pool) if pool < SMALL_POOL => Some(1),
+            _ => None,
         }
     }
 

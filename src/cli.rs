@@ -1020,6 +1020,13 @@ async fn extract(cli: &Cli, args: &ExtractArgs) -> Result<()> {
                         scale: args.scale,
                     },
                     day: args.day,
+                    spill: cli
+                        .budget()?
+                        .source_share()
+                        .map(|above| crate::source::SpillOptions {
+                            above,
+                            dir: cli.spill_dir.clone(),
+                        }),
                     ..ServerOptions::default()
                 },
             )

@@ -37,7 +37,7 @@ use crate::extract::{ODataClient, RetryPolicy};
 use crate::model::Project;
 use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
 use crate::model::dar::Dar;
-use crate::source::{GeneratorOptions, ServerOptions, serve};
+use crate::source::{GeneratorOptions, ServerOptions, SpillOptions, serve};
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
 
 /// Options of a model run.
@@ -203,11 +203,7 @@ pub async fn run_models(
             }
             Err(e) => {
                 if failure.is_none() {
-                    failure = Some(
-                        options
-                            .budget
-                            .explain(&dag.nodes[i].name.to_string(), e),
-                    );
+                    failure = Some(options.budget.explain(&dag.nodes[i].name.to_string(), e));
                 }
             }
         }
@@ -590,7 +586,19 @@ async fn pipeline(
     if !horizons.is_empty() {
         tracing::debug!(?horizons, "embedded source horizons");
     }
-    let source = start_source(&project.source, &options.source, day, scale, seed, horizons);
+    let spill = options.run.budget.source_share().map(|above| SpillOptions {
+        above,
+        dir: options.run.budget.spill_dir.clone(),
+    });
+    let source = start_source(
+        &project.source,
+        &options.source,
+        day,
+        scale,
+        seed,
+        horizons,
+        spill,
+    );
     log_run(
         wh,
         &run_id,
@@ -706,6 +714,7 @@ fn start_source(
     scale: Option<f64>,
     seed: Option<u64>,
     horizons: BTreeMap<String, NaiveDate>,
+    spill: Option<SpillOptions>,
 ) -> RunSource {
     match spec {
         SourceSpec::Url(u) => RunSource::Url(u.clone()),
@@ -719,6 +728,7 @@ fn start_source(
                 },
                 day: day.unwrap_or(0),
                 horizons,
+                spill,
                 ..ServerOptions::default()
             };
             RunSource::Embedded(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(

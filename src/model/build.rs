@@ -798,9 +798,9 @@ pub async fn build_dar(
             .map(|model| {
                 let (ctx, dar, bar) = (&ctx, &dar, bar.clone());
                 async move {
-                    let r = build_dar_model(wh, ctx, dar, model).await.map_err(|e| {
-                        budget.explain(&model.qualified(), e)
-                    });
+                    let r = build_dar_model(wh, ctx, dar, model)
+                        .await
+                        .map_err(|e| budget.explain(&model.qualified(), e));
                     bar.inc(1);
                     bar.set_message(model.name.clone());
                     r
@@ -893,9 +893,7 @@ pub async fn build_frames(
                 let resource = project.resource_of(frame)?;
                 let r = build_frame(wh, ctx, frame, &resource.primary_key, mode)
                     .await
-                    .map_err(|e| {
-                        budget.explain(&format!("{DAB}.{}", frame.name), e)
-                    });
+                    .map_err(|e| budget.explain(&format!("{DAB}.{}", frame.name), e));
                 bar.inc(1);
                 bar.set_message(frame.name.clone());
                 r

@@ -1179,9 +1179,9 @@ impl Generator {
         horizons: Vec<Option<NaiveDate>>,
         spill: Option<SpillOptions>,
     ) -> Result<Self> {
-        if !options.scale.is_finite() || options.scale <= 0.0 || options.scale > 10.0 {
+        if !options.scale.is_finite() || options.scale <= 0.0 || options.scale > 100.0 {
             return Err(Error::invalid(format!(
-                "generator scale {} is out of range: expected 0 < scale <= 10",
+                "generator scale {} is out of range: expected 0 < scale <= 100",
                 options.scale
             )));
         }
