@@ -1535,6 +1535,156 @@ async fn nan_counts_cover_every_batch(wh: Warehouse) {
     assert_eq!(files[0].record_count(), 6);
 }
 
+/// Every file under the table's `data/` folder.
+async fn data_files_on_storage(wh: &Warehouse, t: &TableName) -> BTreeSet<String> {
+    use futures::TryStreamExt;
+    let table = wh.load_table(t).await.unwrap();
+    let prefix = wh
+        .url()
+        .location_to_path(&format!("{}/data", table.metadata().location()))
+        .unwrap();
+    wh.store()
+        .list(Some(&prefix))
+        .map_ok(|m| m.location.filename().unwrap_or_default().to_string())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// `n` batches of `rows` ids each, ascending from `from`, named `k<id>`.
+fn sorted_batches(from: i64, n: i64, rows: i64) -> Vec<RecordBatch> {
+    (0..n)
+        .map(|b| {
+            let ids: Vec<(i64, String, f64)> = (0..rows)
+                .map(|r| {
+                    let id = from + b * rows + r;
+                    (id, format!("k{id:06}"), id as f64)
+                })
+                .collect();
+            let refs: Vec<(i64, Option<&str>, f64)> =
+                ids.iter().map(|r| (r.0, Some(r.1.as_str()), r.2)).collect();
+            batch(&refs)
+        })
+        .collect()
+}
+
+async fn streamed_writes_roll_files_and_a_failed_stream_leaves_nothing_visible(wh: Warehouse) {
+    use futures::StreamExt;
+    let t = TableName::parse("dar.streamed").unwrap();
+    // 60,000 rows arriving sorted, in 30 batches, into files of ~64 KiB.
+    let parts =
+        vec![futures::stream::iter(sorted_batches(0, 30, 2_000).into_iter().map(Ok)).boxed()];
+    let outcome = wh
+        .write_stream(
+            &t,
+            schema(),
+            parts,
+            Write::overwrite()
+                .sorted_by(["name"])
+                .target_file_size(64 * 1024),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.added_rows, 60_000);
+    let table = wh.load_table(&t).await.unwrap();
+    let files = live_data_files(&table).await.unwrap();
+    assert!(
+        files.len() > 4,
+        "rolled over into many files: {}",
+        files.len()
+    );
+    assert_eq!(files.iter().map(|f| f.record_count()).sum::<u64>(), 60_000);
+    let ids: Vec<i64> = rows(&wh, &t, AsOf::Latest)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(ids, (0..60_000).collect::<Vec<_>>());
+
+    // A merge whose keys come from the streamed rows: ids 59,000.. are
+    // replaced (new prices), 60,000..61,000 added.
+    let mut merged = sorted_batches(59_000, 1, 2_000);
+    merged[0] = RecordBatch::try_new(
+        schema(),
+        vec![
+            merged[0].column(0).clone(),
+            merged[0].column(1).clone(),
+            Arc::new(Float64Array::from(vec![-1.0; 2_000])),
+        ],
+    )
+    .unwrap();
+    let outcome = wh
+        .write_stream(
+            &t,
+            schema(),
+            vec![futures::stream::iter(merged.into_iter().map(Ok)).boxed()],
+            Write::merge(["name"]).sorted_by(["name"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!((outcome.added_rows, outcome.removed_rows), (2_000, 1_000));
+    let after = rows(&wh, &t, AsOf::Latest).await;
+    assert_eq!(after.len(), 61_000);
+    assert!(after.iter().all(|r| (r.2 == -1.0) == (r.0 >= 59_000)));
+    let version = wh.load_table(&t).await.unwrap().version;
+    let live: BTreeSet<String> = live_data_files(&wh.load_table(&t).await.unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.file_path().rsplit('/').next().unwrap().to_string())
+        .collect();
+    let on_storage = data_files_on_storage(&wh, &t).await;
+
+    // A stream that fails after 20 batches (files already rolled over):
+    // the write fails with the stream's error and nothing becomes visible.
+    let failing = futures::stream::iter(sorted_batches(100_000, 20, 2_000).into_iter().map(Ok))
+        .chain(futures::stream::once(async {
+            Err(lakehouse::Error::internal(
+                "the source went away mid-stream",
+            ))
+        }))
+        .boxed();
+    let err = wh
+        .write_stream(
+            &t,
+            schema(),
+            vec![failing],
+            Write::append().target_file_size(64 * 1024),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("went away mid-stream"), "{err}");
+    let table = wh.load_table(&t).await.unwrap();
+    assert_eq!(table.version, version, "no new version");
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await, after, "no row visible");
+    let live_now: BTreeSet<String> = live_data_files(&table)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.file_path().rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(live_now, live, "no partial file referenced");
+    let orphans: Vec<String> = data_files_on_storage(&wh, &t)
+        .await
+        .difference(&on_storage)
+        .cloned()
+        .collect();
+    assert!(
+        !orphans.is_empty() && orphans.iter().all(|f| !live_now.contains(f)),
+        "the failed stream's files stay unreferenced: {orphans:?}"
+    );
+    // The re-run converges.
+    wh.write_stream(
+        &t,
+        schema(),
+        vec![futures::stream::iter(sorted_batches(100_000, 20, 2_000).into_iter().map(Ok)).boxed()],
+        Write::append(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await.len(), 101_000);
+}
+
 on_every_backend! {
     nan_counts => super::nan_counts_cover_every_batch,
     append_overwrite_upsert => super::append_overwrite_upsert_round_trip,
@@ -1553,4 +1703,5 @@ on_every_backend! {
     sorted_tables => super::sorted_tables_skip_pages_and_find_every_match,
     large_writes => super::large_writes_split_into_sorted_files,
     proven_constants => super::proven_constant_columns_are_not_decoded_elsewhere_tested,
+    streamed_writes => super::streamed_writes_roll_files_and_a_failed_stream_leaves_nothing_visible,
 }
