@@ -1048,6 +1048,7 @@ async fn extract(cli: &Cli, args: &ExtractArgs) -> Result<()> {
         resources: args.resources.clone(),
         concurrency: args.concurrency,
         progress: std::io::stderr().is_terminal(),
+        held_pages_bytes: crate::dag::run::held_pages_bytes(&cli.budget()?),
     };
     let report = extract(&wh, &config, &client, &options).await;
     if let Some(s) = server {

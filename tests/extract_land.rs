@@ -81,12 +81,26 @@ async fn das_rows(wh: &Warehouse, config: &SourceConfig, table: &str) -> Vec<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lands_every_table_then_each_day_then_nothing() {
+    lands_every_table_then_each_day_then_nothing_holding(ExtractOptions::default()).await;
+}
+
+/// The same with every fetch streamed into its table page by page instead
+/// of held in memory first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_fetches_land_every_table_then_each_day_then_nothing() {
+    lands_every_table_then_each_day_then_nothing_holding(ExtractOptions {
+        held_pages_bytes: 0,
+        ..ExtractOptions::default()
+    })
+    .await;
+}
+
+async fn lands_every_table_then_each_day_then_nothing_holding(options: ExtractOptions) {
     let config = SourceConfig::adventure_works().unwrap();
     let server = start(&config, 250).await;
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
     let client = ODataClient::new(server.base_url(), quick_retries()).unwrap();
-    let options = ExtractOptions::default();
 
     let report = extract(&wh, &config, &client, &options).await.unwrap();
     assert!(report.failures().is_empty(), "{:?}", report.failures());

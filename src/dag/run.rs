@@ -32,7 +32,9 @@ use super::registry::{Dag, ModelKind};
 use crate::budget::MemoryBudget;
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::extract::land::{ExtractOptions, ExtractReport, extract, landed_cursor};
+use crate::extract::land::{
+    DEFAULT_HELD_PAGES_BYTES, ExtractOptions, ExtractReport, extract, landed_cursor,
+};
 use crate::extract::{ODataClient, RetryPolicy};
 use crate::model::Project;
 use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
@@ -621,7 +623,13 @@ async fn pipeline(
     // others are loaded for planning meanwhile.
     let is_das = |t: &TableName| t.namespace == crate::model::das::NAMESPACE;
     let (extract_report, models_loaded) = tokio::join!(
-        extract_from(wh, &project.source, source, options.run.progress),
+        extract_from(
+            wh,
+            &project.source,
+            source,
+            options.run.progress,
+            &options.run.budget,
+        ),
         load_tables(wh, |t| !is_das(t))
     );
     let extract_report = extract_report?;
@@ -741,14 +749,24 @@ fn start_source(
     }
 }
 
+/// Bytes of fetched pages a resource may hold under `budget` before it
+/// streams (a 32nd of the limit, at most the default).
+pub fn held_pages_bytes(budget: &MemoryBudget) -> usize {
+    budget.limit.map_or(DEFAULT_HELD_PAGES_BYTES, |l| {
+        DEFAULT_HELD_PAGES_BYTES.min((l / 32) as usize)
+    })
+}
+
 async fn extract_from(
     wh: &Warehouse,
     source: &SourceConfig,
     from: RunSource,
     progress: bool,
+    budget: &MemoryBudget,
 ) -> Result<ExtractReport> {
     let options = ExtractOptions {
         progress,
+        held_pages_bytes: held_pages_bytes(budget),
         ..ExtractOptions::default()
     };
     match from {

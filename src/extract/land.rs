@@ -23,24 +23,17 @@
 //! nothing for it; the next run re-fetches from the last committed cursor,
 //! and step 3 makes the re-read rows land exactly once.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{
-    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    new_null_array,
-};
-use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 use datafusion::logical_expr::col;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 
+use super::landing::Landing;
 use super::odata::{Cursor, ODataClient};
-use super::schema::resource_schema;
 use crate::config::{ResourceConfig, SourceConfig};
 use crate::error::{Error, Result};
 use crate::model::das::NAMESPACE;
@@ -63,6 +56,10 @@ pub struct ExtractOptions {
     pub concurrency: usize,
     /// Show progress bars on a terminal.
     pub progress: bool,
+    /// Bytes of a resource's fetched pages held in memory: a fetch that
+    /// fits lands from memory, a larger one streams into its table page by
+    /// page ([`DEFAULT_HELD_PAGES_BYTES`] by default).
+    pub held_pages_bytes: usize,
 }
 
 impl Default for ExtractOptions {
@@ -71,6 +68,7 @@ impl Default for ExtractOptions {
             resources: Vec::new(),
             concurrency: 4,
             progress: false,
+            held_pages_bytes: DEFAULT_HELD_PAGES_BYTES,
         }
     }
 }
@@ -174,8 +172,9 @@ pub async fn extract(
                 let (wh, client, resource, ctx) =
                     (wh.clone(), client.clone(), resource.clone(), ctx.clone());
                 let load_id = load_id.clone();
+                let held = options.held_pages_bytes;
                 tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-                    land_resource(&wh, &client, &resource, &ctx, &load_id, started).await
+                    land_resource(&wh, &client, &resource, &ctx, &load_id, started, held).await
                 }))
             };
             async move {
@@ -269,7 +268,9 @@ async fn land_resource(
     ctx: &SessionContext,
     load_id: &str,
     started: DateTime<Utc>,
+    held_pages_bytes: usize,
 ) -> Result<ResourceReport> {
+    use futures::SinkExt;
     let name = TableName::new(NAMESPACE, resource.table.clone())?;
     let existing = wh.try_load_table(&name).await?;
     let props = existing
@@ -281,198 +282,163 @@ async fn land_resource(
         .map(|v| parse_cursor(v, &name))
         .transpose()?;
     let last_loaded: Option<i64> = props.get(LOADED_AT_PROP).and_then(|v| v.parse().ok());
+    let loaded_at = started
+        .timestamp_micros()
+        .max(last_loaded.map_or(i64::MIN, |l| l + 1));
 
-    // Fetch every page.
+    // The first pages, up to `held_pages_bytes`: a fetch that fits is
+    // landed from memory; a larger one streams into the table.
     let mut pages = client.pages(resource, cursor.map(Cursor::AtOrAfter));
-    let mut batches = Vec::new();
-    let mut page_count = 0;
-    let mut max_cursor = cursor;
-    while let Some(page) = pages.try_next().await? {
+    let mut held = Vec::new();
+    let (mut held_bytes, mut page_count, mut max_cursor) = (0usize, 0usize, cursor);
+    let mut whole = false;
+    while held_bytes <= held_pages_bytes {
+        let Some(page) = pages.try_next().await? else {
+            whole = true;
+            break;
+        };
         page_count += 1;
         max_cursor = max_cursor.max(page.max_cursor);
         if page.batch.num_rows() > 0 {
-            batches.push(page.batch);
+            held_bytes += page.batch.get_array_memory_size();
+            held.push(page.batch);
         }
     }
-    let fetched: usize = batches.iter().map(|b| b.num_rows()).sum();
     let mut report = ResourceReport {
         table: resource.table.clone(),
         pages: page_count,
-        fetched,
+        fetched: 0,
         landed: 0,
         seconds: 0.0,
         cursor: max_cursor,
         error: None,
     };
-    if fetched == 0 {
+    if whole && held.is_empty() {
         return Ok(report);
     }
-    let batch = unify(resource, &batches)?;
+    let mut landing = Landing::new(resource, &held, load_id, loaded_at)?;
 
     // Drop re-read rows: same configured columns as a row already landed at
     // or after the cursor, or as an earlier row of this fetch.
-    let configured: Vec<String> = resource.columns.iter().map(|c| c.name.clone()).collect();
-    let converter = RowConverter::new(
-        configured
-            .iter()
-            .map(|c| {
-                Ok(SortField::new(
-                    batch.schema_ref().field_with_name(c)?.data_type().clone(),
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?,
-    )?;
-    let encode = |b: &RecordBatch| -> Result<arrow::row::Rows> {
-        let cols = configured
-            .iter()
-            .map(|c| Ok(b.column(b.schema_ref().index_of(c)?).clone()))
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        Ok(converter.convert_columns(&cols)?)
-    };
-    let mut seen: HashSet<Box<[u8]>> = HashSet::new();
     let t_seen = Instant::now();
     if let (Some(t), Some(c)) = (&existing, cursor) {
         let cursor_col = resource.cursor_column().ok_or_else(|| {
             Error::invalid(format!("resource {} has no cursor column", resource.table))
         })?;
-        let landed = ctx
+        let configured: Vec<&str> = resource.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut landed = ctx
             .read_table(t.provider(AsOf::Latest).await?)?
             .filter(col(cursor_col.name.as_str()).gt_eq(cursor_literal(cursor_col.data_type, c)))?
-            .select_columns(&configured.iter().map(String::as_str).collect::<Vec<_>>())?
-            .collect()
+            .select_columns(&configured)?
+            .execute_stream()
             .await?;
-        for b in &landed {
-            let b = crate::storage::schema::project_by_name(
-                b,
-                &Arc::new(Schema::new(
-                    configured
-                        .iter()
-                        .map(|c| batch.schema_ref().field_with_name(c).cloned())
-                        .collect::<std::result::Result<Vec<Field>, _>>()?,
-                )),
-            )?;
-            for r in encode(&b)?.iter() {
-                seen.insert(r.as_ref().into());
-            }
+        let types = landing.configured_schema()?;
+        while let Some(b) = landed.try_next().await? {
+            landing.remember_landed(&crate::storage::schema::project_by_name(&b, &types)?)?;
         }
     }
-    tracing::debug!(table = %resource.table, fetched, landed_at_cursor = seen.len(), ms = t_seen.elapsed().as_millis() as u64, "re-read rows looked up");
-    let rows = encode(&batch)?;
-    let keep: BooleanArray = rows
-        .iter()
-        .map(|r| Some(seen.insert(r.as_ref().into())))
-        .collect();
-    let batch = filter_record_batch(&batch, &keep)?;
-    report.landed = batch.num_rows();
-    if batch.num_rows() == 0 {
-        return Ok(report);
-    }
+    tracing::debug!(table = %resource.table, ms = t_seen.elapsed().as_millis() as u64, "re-read rows looked up");
 
-    // Load columns.
-    let loaded_at = started
-        .timestamp_micros()
-        .max(last_loaded.map_or(i64::MIN, |l| l + 1));
-    let n = batch.num_rows();
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.extend(crate::model::das::load_fields());
-    let mut columns = batch.columns().to_vec();
-    columns.push(Arc::new(StringArray::from(vec![load_id; n])));
-    columns.push(Arc::new(
-        TimestampMicrosecondArray::from(vec![loaded_at; n]).with_timezone("UTC"),
-    ));
-    columns.push(Arc::new(Int64Array::from_iter_values(0..n as i64)));
-    let schema: SchemaRef = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    // The rows at the new cursor land in a file of their own: the next
-    // run's re-read lookup (`cursor >= c`) then skips the file of older
-    // rows by its statistics instead of decoding it.
-    let batches = match (resource.cursor_column(), max_cursor) {
-        (Some(c), Some(max)) => split_at_cursor(&batch, &c.name, max)?,
-        _ => vec![batch],
-    };
-    let mut write = Write::append()
+    let schema = landing.schema();
+    let write = Write::append()
         .file_per_batch()
         .schema_policy(SchemaPolicy::AddColumns)
         .property(LOAD_ID_PROP, load_id)
         .property(LOADED_AT_PROP, loaded_at.to_string());
-    if let Some(c) = max_cursor {
-        write = write.property(
-            CURSOR,
-            c.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        );
+    let cursor_text = |c: DateTime<Utc>| c.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    if whole {
+        // Landed from memory: the rows, then those at the new cursor in a
+        // file of their own (see [`Landing`]).
+        let mut ready = Vec::new();
+        for b in &held {
+            ready.extend(landing.push(b)?);
+        }
+        drop(held);
+        let tail = landing.finish()?;
+        report.fetched = landing.fetched;
+        report.landed = landing.landed;
+        if landing.landed == 0 {
+            return Ok(report);
+        }
+        let mut batches = Vec::new();
+        if !ready.is_empty() {
+            batches.push(arrow::compute::concat_batches(&schema, &ready)?);
+        }
+        batches.extend(tail);
+        let write = match max_cursor {
+            Some(c) => write.property(CURSOR, cursor_text(c)),
+            None => write,
+        };
+        wh.write(&name, schema, batches, write)
+            .await
+            .map_err(|e| e.context(format!("landing {}", resource.table)))?;
+        return Ok(report);
     }
-    wh.write(&name, schema, batches, write)
-        .await
-        .map_err(|e| e.context(format!("landing {}", resource.table)))?;
+
+    // Streamed: the pages are taken as the table's files are written; the
+    // rows at the final cursor follow in a part of their own, and the
+    // cursor is committed with the rows.
+    let final_cursor = Arc::new(std::sync::Mutex::new(max_cursor));
+    let (mut rows_tx, rows_rx) = futures::channel::mpsc::channel::<Result<RecordBatch>>(2);
+    let (tail_tx, tail_rx) = futures::channel::oneshot::channel::<RecordBatch>();
+    let produce = {
+        let final_cursor = Arc::clone(&final_cursor);
+        let landing = &mut landing;
+        async move {
+            let mut page_count = page_count;
+            let result: Result<()> = async {
+                for b in &held {
+                    for r in landing.push(b)? {
+                        if rows_tx.send(Ok(r)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                drop(held);
+                while let Some(page) = pages.try_next().await? {
+                    page_count += 1;
+                    if let Ok(mut c) = final_cursor.lock() {
+                        *c = (*c).max(page.max_cursor);
+                    }
+                    for r in landing.push(&page.batch)? {
+                        if rows_tx.send(Ok(r)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if let Some(tail) = landing.finish()? {
+                    let _ = tail_tx.send(tail);
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                // The write fails with the fetch's error; nothing commits.
+                let _ = rows_tx.send(Err(e)).await;
+            }
+            page_count
+        }
+    };
+    let parts: Vec<crate::storage::Part<'_>> = vec![
+        rows_rx.boxed(),
+        futures::stream::once(tail_rx)
+            .filter_map(|t| async move { t.ok().map(Ok) })
+            .boxed(),
+    ];
+    let write = {
+        let final_cursor = Arc::clone(&final_cursor);
+        write.only_with_rows().deferred_property(CURSOR, move || {
+            final_cursor.lock().ok().and_then(|c| *c).map(cursor_text)
+        })
+    };
+    let (page_count, written) = tokio::join!(produce, wh.write_stream(&name, schema, parts, write));
+    written.map_err(|e| e.context(format!("landing {}", resource.table)))?;
+    report.pages = page_count;
+    report.cursor = final_cursor.lock().ok().and_then(|c| *c);
+    report.fetched = landing.fetched;
+    report.landed = landing.landed;
     Ok(report)
 }
 
-/// `batch` as (rows before `cursor`, rows at or after it), leaving out an
-/// empty part. Rows with a NULL cursor count as before.
-fn split_at_cursor(
-    batch: &RecordBatch,
-    column: &str,
-    cursor: DateTime<Utc>,
-) -> Result<Vec<RecordBatch>> {
-    use arrow::array::Array;
-    use arrow::compute::kernels::cmp::gt_eq;
-    use arrow::compute::{cast, not, prep_null_mask_filter};
-    use arrow::datatypes::{DataType, TimeUnit};
-    let values = cast(
-        batch.column(batch.schema_ref().index_of(column)?),
-        &DataType::Timestamp(TimeUnit::Microsecond, None),
-    )?;
-    let at = gt_eq(
-        &values,
-        &TimestampMicrosecondArray::new_scalar(cursor.timestamp_micros()),
-    )?;
-    let at = match at.nulls() {
-        Some(_) => prep_null_mask_filter(&at),
-        None => at,
-    };
-    let before = not(&at)?;
-    Ok([before, at]
-        .iter()
-        .map(|mask| filter_record_batch(batch, mask))
-        .filter(|b| b.as_ref().map_or(true, |b| b.num_rows() > 0))
-        .collect::<std::result::Result<_, _>>()?)
-}
-
-/// One batch with the configured columns followed by every extra column seen
-/// (NULL where a page lacked it). Fields carry no metadata.
-fn unify(resource: &ResourceConfig, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let base = resource_schema(resource);
-    let mut fields: Vec<Field> = base
-        .fields()
-        .iter()
-        .map(|f| Field::new(f.name(), f.data_type().clone(), true))
-        .collect();
-    for b in batches {
-        for f in b.schema().fields() {
-            if !fields.iter().any(|x| x.name() == f.name()) {
-                fields.push(Field::new(f.name(), f.data_type().clone(), true));
-            }
-        }
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let aligned = batches
-        .iter()
-        .map(|b| {
-            let cols = schema
-                .fields()
-                .iter()
-                .map(|f| match b.schema().index_of(f.name()) {
-                    Ok(i) => b.column(i).clone(),
-                    Err(_) => new_null_array(f.data_type(), b.num_rows()),
-                })
-                .collect::<Vec<_>>();
-            RecordBatch::try_new(schema.clone(), cols)
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(concat_batches(&schema, &aligned)?)
-}
+/// Default [`ExtractOptions::held_pages_bytes`]: 64 MiB.
+pub const DEFAULT_HELD_PAGES_BYTES: usize = 64 * 1024 * 1024;

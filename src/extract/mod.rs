@@ -15,6 +15,7 @@
 //! the next load resumes from it ([`odata::Cursor::After`]).
 
 pub mod land;
+pub mod landing;
 pub mod naming;
 pub mod odata;
 pub mod schema;

@@ -219,7 +219,7 @@ pub async fn build_frame_with(
         let mark = Arc::clone(&mark);
         let mut w = w
             .deferred_property(WATERMARK, move || {
-                mark.load(AtomicOrdering::Relaxed).to_string()
+                Some(mark.load(AtomicOrdering::Relaxed).to_string())
             })
             .property(
                 SOURCE_SNAPSHOT,

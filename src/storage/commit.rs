@@ -168,14 +168,18 @@ pub struct Write {
     pub target_file_size: usize,
     /// Snapshot properties whose values are known only once every new row
     /// has been written (e.g. the largest load time among streamed rows):
-    /// each function is called once, after the last row, before staging.
+    /// each function is called once, after the last row, before staging
+    /// (`None`: the property is not set).
     pub deferred: Vec<(String, Deferred)>,
+    /// Commit nothing (not even the properties) when there are no new rows
+    /// (an append or replace streaming rows that may all be filtered out).
+    pub only_with_rows: bool,
 }
 
 /// A snapshot property value computed after the last row (see
 /// [`Write::deferred`]).
 #[derive(Clone)]
-pub struct Deferred(pub Arc<dyn Fn() -> String + Send + Sync>);
+pub struct Deferred(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
 
 impl std::fmt::Debug for Deferred {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -199,6 +203,7 @@ impl Write {
             keep_added: false,
             target_file_size: DEFAULT_TARGET_FILE_SIZE,
             deferred: Vec::new(),
+            only_with_rows: false,
         }
     }
     pub fn append() -> Self {
@@ -248,9 +253,14 @@ impl Write {
     pub fn deferred_property(
         mut self,
         key: impl Into<String>,
-        value: impl Fn() -> String + Send + Sync + 'static,
+        value: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.deferred.push((key.into(), Deferred(Arc::new(value))));
+        self
+    }
+    /// See [`Write::only_with_rows`].
+    pub fn only_with_rows(mut self) -> Self {
+        self.only_with_rows = true;
         self
     }
     /// See [`Write::target_file_size`].
@@ -548,7 +558,9 @@ impl Warehouse {
             });
             let keys = wrote?;
             for (k, value) in std::mem::take(&mut write.deferred) {
-                write.properties.insert(k, (value.0)());
+                if let Some(v) = (value.0)() {
+                    write.properties.insert(k, v);
+                }
             }
             let mut replaced = replaced
                 .map_err(|e| e.context(format!("finding the rows a replace of {name} deletes")))?;
@@ -575,10 +587,15 @@ impl Warehouse {
             let (_, files, rows) = written
                 .as_ref()
                 .ok_or_else(|| Error::internal("no data files"))?;
-            if files.is_empty()
-                && write.properties.is_empty()
-                && write.mode == WriteMode::Append
-                && target_schema.as_struct() == base.current_schema().as_struct()
+            let nothing = *rows == 0
+                && write.only_with_rows
+                && matches!(write.mode, WriteMode::Append | WriteMode::Replace { .. })
+                && replaced.as_ref().is_none_or(|r| r.is_empty());
+            if nothing
+                || files.is_empty()
+                    && write.properties.is_empty()
+                    && write.mode == WriteMode::Append
+                    && target_schema.as_struct() == base.current_schema().as_struct()
             {
                 return Ok(CommitOutcome {
                     snapshot_id: None,
