@@ -3,12 +3,14 @@
 //! random instants, every PIT hook of the unified bridge joins exactly one
 //! peripheral row, and the placed line totals add up to the DAS line totals.
 
+mod common;
+
 use arrow::array::{Array, Float64Array, Int64Array};
 use datafusion::prelude::SessionContext;
 use lakehouse::extract::land::{ExtractOptions, extract};
 use lakehouse::extract::{ODataClient, RetryPolicy};
 use lakehouse::model::Project;
-use lakehouse::model::build::{BuildMode, build_dar, build_frames};
+use lakehouse::model::build::BuildMode;
 use lakehouse::model::dar::entity;
 use lakehouse::source::{GeneratorOptions, ServerOptions, serve};
 use lakehouse::storage::Warehouse;
@@ -74,27 +76,10 @@ async fn demo_dar_is_temporally_exact() {
             .unwrap();
         assert!(r.failures().is_empty());
     }
-    build_frames(
-        &wh,
-        &project,
-        None,
-        BuildMode::Full,
-        false,
-        &lakehouse::budget::MemoryBudget::unbounded(),
-    )
-    .await
-    .unwrap();
+    common::frames(&wh, &project, BuildMode::Full).await;
     eprintln!("extract + frames: {:.1}s", t0.elapsed().as_secs_f64());
     let t0 = std::time::Instant::now();
-    let reports = build_dar(
-        &wh,
-        &project,
-        None,
-        false,
-        &lakehouse::budget::MemoryBudget::unbounded(),
-    )
-    .await
-    .unwrap();
+    let reports = common::dar(&wh, &project).await;
     eprintln!("DAR build: {:.1}s", t0.elapsed().as_secs_f64());
     assert_eq!(reports.len(), 58 * 3 + 2);
 

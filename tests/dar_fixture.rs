@@ -4,6 +4,8 @@
 //! every inherited PIT hook are asserted exactly; then its event rows and
 //! measures, the peripherals' ghost records and the calendar.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
@@ -11,7 +13,7 @@ use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use lakehouse::config::SourceConfig;
 use lakehouse::model::Project;
-use lakehouse::model::build::{BuildMode, build_dar, build_frames};
+use lakehouse::model::build::BuildMode;
 use lakehouse::model::config::ModelConfig;
 use lakehouse::model::measures::MeasureConfig;
 use lakehouse::storage::{AsOf, TableName, Warehouse, Write};
@@ -175,25 +177,8 @@ async fn bridge_rows_of_one_order_line_are_exact() {
     land(&wh, &project, "products", 3, vec![product("Blue")]).await;
     land(&wh, &project, "sales_order_details", 4, vec![line(2)]).await;
 
-    build_frames(
-        &wh,
-        &project,
-        None,
-        BuildMode::Full,
-        false,
-        &lakehouse::budget::MemoryBudget::unbounded(),
-    )
-    .await
-    .unwrap();
-    let reports = build_dar(
-        &wh,
-        &project,
-        None,
-        false,
-        &lakehouse::budget::MemoryBudget::unbounded(),
-    )
-    .await
-    .unwrap();
+    common::frames(&wh, &project, BuildMode::Full).await;
+    let reports = common::dar(&wh, &project).await;
     assert_eq!(reports.len(), 5 * 3 + 2);
 
     let (t1, t2, t3, t4) = (

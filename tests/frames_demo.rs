@@ -8,7 +8,7 @@ use arrow::array::Int64Array;
 use lakehouse::extract::land::{ExtractOptions, extract};
 use lakehouse::extract::{ODataClient, RetryPolicy};
 use lakehouse::model::Project;
-use lakehouse::model::build::{BuildMode, build_frames};
+use lakehouse::model::build::BuildMode;
 use lakehouse::source::{GeneratorOptions, ServerOptions, serve};
 use lakehouse::storage::{TableName, Warehouse};
 
@@ -44,16 +44,7 @@ async fn demo_frames_build_and_incremental_equals_full() {
         .unwrap();
     assert!(report.failures().is_empty());
 
-    let reports = build_frames(
-        &wh,
-        &project,
-        None,
-        BuildMode::Full,
-        false,
-        &lakehouse::budget::MemoryBudget::unbounded(),
-    )
-    .await
-    .unwrap();
+    let reports = common::frames(&wh, &project, BuildMode::Full).await;
     assert_eq!(reports.len(), 58);
     let ctx = lakehouse::query::session_context();
     wh.register_all(&ctx).await.unwrap();
@@ -97,16 +88,7 @@ async fn demo_frames_build_and_incremental_equals_full() {
     extract(&wh, &project.source, &client, &ExtractOptions::default())
         .await
         .unwrap();
-    let inc = build_frames(
-        &wh,
-        &project,
-        None,
-        BuildMode::Incremental,
-        false,
-        &lakehouse::budget::MemoryBudget::unbounded(),
-    )
-    .await
-    .unwrap();
+    let inc = common::frames(&wh, &project, BuildMode::Incremental).await;
     assert!(inc.iter().all(|r| r.mode == BuildMode::Incremental));
     assert!(inc.iter().any(|r| r.rows > 0), "day 1 changes some frames");
     let mut incremental = Vec::new();
@@ -114,16 +96,7 @@ async fn demo_frames_build_and_incremental_equals_full() {
         let t = TableName::new("dab", frame.name.clone()).unwrap();
         incremental.push((t.clone(), common::rows_as_text(&wh, &t).await));
     }
-    build_frames(
-        &wh,
-        &project,
-        None,
-        BuildMode::Full,
-        false,
-        &lakehouse::budget::MemoryBudget::unbounded(),
-    )
-    .await
-    .unwrap();
+    common::frames(&wh, &project, BuildMode::Full).await;
     for (t, inc_rows) in incremental {
         let full_rows = common::rows_as_text(&wh, &t).await;
         assert_eq!(inc_rows.len(), full_rows.len(), "{t}: row count");

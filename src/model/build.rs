@@ -2,7 +2,9 @@
 //!
 //! A frame build reads its DAS table at the current snapshot and writes
 //! `dab.<frame>`:
-//! - **full**: the whole plan, committed as an overwrite;
+//! - **full**: the whole plan, sorted by the PIT hook in the plan (a
+//!   spilling sort) and streamed into the table's files as it is computed
+//!   ([`Warehouse::write_stream`]), committed as an overwrite;
 //! - **incremental**: only rows whose `record_updated_at` is later than the
 //!   frame's watermark (new versions and the versions they closed), committed
 //!   as an upsert keyed on the PIT hook. Versions never change their
@@ -14,9 +16,11 @@
 //! recomputed whole) and commits merge-on-read (position deletes), so no
 //! data file is rewritten.
 //!
-//! DAR models are built in full (overwrite), or incrementally: only the
-//! versions affected by input changes after the model's watermark are
-//! recomputed and replaced ([`super::incremental`]). [`build_dar`] (the
+//! DAR models are built in full (overwrite, streamed like a full frame
+//! build), or incrementally: only the versions affected by input changes
+//! after the model's watermark are recomputed and replaced
+//! ([`super::incremental`]); an incremental build's rows (the changed
+//! versions, few by design) are held in memory and sorted by the commit. [`build_dar`] (the
 //! `transform` verb) builds in full, in the stage order of [`Dar::stages`].
 //!
 //! Every model commit carries, as snapshot properties in the same commit as

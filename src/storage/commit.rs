@@ -5,8 +5,12 @@
 //! producer for all three kinds, so they share one code path:
 //!
 //! 1. Validate and conform the batches to the table schema (nothing is
-//!    written if that fails: the error names the column).
-//! 2. Write the new rows as Parquet data files (LZ4) under `data/`.
+//!    committed if that fails: the error names the column).
+//! 2. Write the new rows as Parquet data files (LZ4) under `data/`: rows in
+//!    memory ([`Warehouse::write`]) are sorted here if asked; streamed rows
+//!    ([`Warehouse::write_stream`]) go into rolling files as they arrive
+//!    ([`super::sink`]), already sorted, and a merge's keys are gathered as
+//!    they pass.
 //! 3. Against the current snapshot (the *base*), decide the manifests:
 //!    - **append**: every base file is kept; one manifest adds the new files;
 //!    - **overwrite**: every live base file is marked deleted; the new files are added;

@@ -282,8 +282,8 @@ impl Driver<'_> {
             return Ok(());
         }
         // The writers this part feeds: all of them in turn (one part), or
-        // one it holds until done (several parts; `buffer_unordered` in
-        // [`sink`] runs at most one part per writer, so one is free).
+        // one it holds until done (several parts; [`sink`] runs at most
+        // one part per writer at a time, so one is free).
         let lanes: Vec<usize> = if self.single {
             (0..self.queues.len()).collect()
         } else {

@@ -218,3 +218,30 @@ pub async fn rows_as_text(
     }
     out
 }
+
+/// Build the frames (`mode`) matching nothing in particular: all of them,
+/// without progress bars or a memory limit.
+#[allow(dead_code)]
+pub async fn frames(
+    wh: &Warehouse,
+    project: &lakehouse::model::Project,
+    mode: lakehouse::model::build::BuildMode,
+) -> Vec<lakehouse::model::build::BuildReport> {
+    let budget = lakehouse::budget::MemoryBudget::unbounded();
+    lakehouse::model::build::build_frames(wh, project, None, mode, false, &budget)
+        .await
+        .unwrap()
+}
+
+/// Build the whole DAR layer in full, without progress bars or a memory
+/// limit.
+#[allow(dead_code)]
+pub async fn dar(
+    wh: &Warehouse,
+    project: &lakehouse::model::Project,
+) -> Vec<lakehouse::model::build::BuildReport> {
+    let budget = lakehouse::budget::MemoryBudget::unbounded();
+    lakehouse::model::build::build_dar(wh, project, None, false, &budget)
+        .await
+        .unwrap()
+}
