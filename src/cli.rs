@@ -51,6 +51,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "LAKEHOUSE_MEMORY_LIMIT")]
     pub memory_limit: Option<String>,
 
+    /// Size data files roll over at when a build streams rows into a table,
+    /// e.g. 128MiB (the default).
+    #[arg(long, global = true, env = "LAKEHOUSE_TARGET_FILE_SIZE")]
+    pub target_file_size: Option<String>,
+
     /// Where spill files go (a temporary directory made in it, removed at exit; default: the OS temp dir).
     #[arg(long, global = true, env = "LAKEHOUSE_SPILL_DIR")]
     pub spill_dir: Option<std::path::PathBuf>,
@@ -411,7 +416,13 @@ impl Cli {
         if let Some(ep) = &self.s3_endpoint {
             options.push(("aws_endpoint".to_string(), ep.clone()));
         }
-        Warehouse::open_with(&self.warehouse, &options)
+        let wh = Warehouse::open_with(&self.warehouse, &options)?;
+        Ok(match &self.target_file_size {
+            Some(size) => wh.with_target_file_size(
+                usize::try_from(crate::budget::parse_size(size)?).unwrap_or(usize::MAX),
+            ),
+            None => wh,
+        })
     }
 
     /// The memory budget named on the command line (see [`crate::budget`]).

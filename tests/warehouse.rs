@@ -1673,16 +1673,24 @@ async fn streamed_writes_roll_files_and_a_failed_stream_leaves_nothing_visible(w
         !orphans.is_empty() && orphans.iter().all(|f| !live_now.contains(f)),
         "the failed stream's files stay unreferenced: {orphans:?}"
     );
-    // The re-run converges.
-    wh.write_stream(
-        &t,
-        schema(),
-        vec![futures::stream::iter(sorted_batches(100_000, 20, 2_000).into_iter().map(Ok)).boxed()],
-        Write::append(),
-    )
-    .await
-    .unwrap();
+    // The re-run converges; its files roll over at the warehouse's size.
+    let before = live_now.len();
+    wh.clone()
+        .with_target_file_size(64 * 1024)
+        .write_stream(
+            &t,
+            schema(),
+            vec![
+                futures::stream::iter(sorted_batches(100_000, 20, 2_000).into_iter().map(Ok))
+                    .boxed(),
+            ],
+            Write::append(),
+        )
+        .await
+        .unwrap();
     assert_eq!(rows(&wh, &t, AsOf::Latest).await.len(), 101_000);
+    let table = wh.load_table(&t).await.unwrap();
+    assert!(live_data_files(&table).await.unwrap().len() > before + 2);
 }
 
 on_every_backend! {

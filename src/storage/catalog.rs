@@ -143,6 +143,9 @@ pub struct Warehouse {
     file_io: FileIO,
     /// Parsed metadata and manifests, shared by clones.
     cache: Arc<FileCache>,
+    /// Size data files roll over at, unless a write sets its own
+    /// (`None`: [`super::commit::DEFAULT_TARGET_FILE_SIZE`]).
+    target_file_size: Option<usize>,
 }
 
 const METADATA_DIR: &str = "metadata";
@@ -184,7 +187,21 @@ impl Warehouse {
             url,
             store,
             file_io,
+            target_file_size: None,
         }
+    }
+
+    /// Data files of this warehouse's writes roll over past `bytes`
+    /// (unless a write sets its own size).
+    pub fn with_target_file_size(mut self, bytes: usize) -> Self {
+        self.target_file_size = Some(bytes.max(1));
+        self
+    }
+
+    /// The size data files roll over at (see [`Warehouse::with_target_file_size`]).
+    pub fn target_file_size(&self) -> usize {
+        self.target_file_size
+            .unwrap_or(super::commit::DEFAULT_TARGET_FILE_SIZE)
     }
 
     /// The caches of parsed metadata and manifests.

@@ -168,8 +168,8 @@ pub struct Write {
     /// exactly the new rows; see [`rows_added_since`]).
     pub keep_added: bool,
     /// Data files are closed and new ones started past this size (bytes,
-    /// encoded); [`DEFAULT_TARGET_FILE_SIZE`] unless set.
-    pub target_file_size: usize,
+    /// encoded); `None`: the warehouse's ([`Warehouse::target_file_size`]).
+    pub target_file_size: Option<usize>,
     /// Snapshot properties whose values are known only once every new row
     /// has been written (e.g. the largest load time among streamed rows):
     /// each function is called once, after the last row, before staging
@@ -191,7 +191,7 @@ impl std::fmt::Debug for Deferred {
     }
 }
 
-/// Default [`Write::target_file_size`]: 128 MiB.
+/// Default [`Warehouse::target_file_size`]: 128 MiB.
 pub const DEFAULT_TARGET_FILE_SIZE: usize = 128 * 1024 * 1024;
 
 impl Write {
@@ -205,7 +205,7 @@ impl Write {
             file_per_batch: false,
             sort_by: Vec::new(),
             keep_added: false,
-            target_file_size: DEFAULT_TARGET_FILE_SIZE,
+            target_file_size: None,
             deferred: Vec::new(),
             only_with_rows: false,
         }
@@ -269,7 +269,7 @@ impl Write {
     }
     /// See [`Write::target_file_size`].
     pub fn target_file_size(mut self, bytes: usize) -> Self {
-        self.target_file_size = bytes.max(1);
+        self.target_file_size = Some(bytes.max(1));
         self
     }
     /// See [`Write::sort_by`].
@@ -479,7 +479,9 @@ impl Warehouse {
                 let threads = datafusion::common::utils::get_available_parallelism();
                 let mut options = SinkOptions {
                     writers: threads,
-                    target_file_size: write.target_file_size,
+                    target_file_size: write
+                        .target_file_size
+                        .unwrap_or_else(|| self.target_file_size()),
                     properties: writer_properties(!write.sort_by.is_empty())?,
                     run_rows: PARALLEL_WRITE_ROWS,
                     prefix: format!("{commit_id}-a{attempt}"),
