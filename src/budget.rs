@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{
-    FairSpillPool, MemoryPool, TrackConsumersPool, UnboundedMemoryPool,
+    FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
+    UnboundedMemoryPool,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -44,6 +45,11 @@ pub const POOL_SHARE: f64 = 0.75;
 pub const SMALL_POOL: usize = 256 * 1024 * 1024;
 /// Share of the limit the embedded source may hold before it spills.
 pub const SOURCE_SHARE: f64 = 0.125;
+/// A sort's merge of its spill files holds at most a this-many-th of the
+/// pool, and at least [`MERGE_FLOOR`] (see [`MergeCap`]).
+pub const MERGE_SHARE: usize = 16;
+/// The least a sort's merge may hold (two spilled batches of wide rows).
+pub const MERGE_FLOOR: usize = 64 * 1024 * 1024;
 /// Pool memory each model running at once is counted as needing.
 pub const MODEL_SHARE: usize = 96 * 1024 * 1024;
 
@@ -117,7 +123,10 @@ impl MemoryBudget {
     pub fn runtime(&self) -> Result<Arc<RuntimeEnv>> {
         let pool: Arc<dyn MemoryPool> = match self.pool_bytes() {
             Some(bytes) => Arc::new(TrackConsumersPool::new(
-                FairSpillPool::new(bytes),
+                MergeCap {
+                    inner: FairSpillPool::new(bytes),
+                    cap: (bytes / MERGE_SHARE).max(MERGE_FLOOR),
+                },
                 std::num::NonZeroUsize::new(3).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             None => Arc::new(UnboundedMemoryPool::default()),
@@ -229,6 +238,61 @@ fn operator_of(text: &str) -> Option<String> {
         .map(|m| m.as_str().trim_end_matches(',').to_string())
 }
 
+/// A pool that caps how much one sort's merge of its spill files may hold
+/// ([`MERGE_SHARE`]): DataFusion's multi-level merge reads as many spill
+/// files at once as its reservation can grow, and a merge reservation cannot
+/// spill, so in a shared pool one large merge took most of it (1.7 GB of a
+/// 3 GiB pool at scale 10) and starved the operators beside it. Refused
+/// past the cap, the merge reads fewer files per pass (more passes) instead.
+#[derive(Debug)]
+struct MergeCap<P> {
+    inner: P,
+    cap: usize,
+}
+
+impl<P: MemoryPool> MemoryPool for MergeCap<P> {
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer)
+    }
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer)
+    }
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional)
+    }
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink)
+    }
+    fn try_grow(
+        &self,
+        reservation: &MemoryReservation,
+        additional: usize,
+    ) -> datafusion::error::Result<()> {
+        if reservation
+            .consumer()
+            .name()
+            .starts_with("ExternalSorterMerge")
+            && reservation.size() + additional > self.cap
+        {
+            return Err(datafusion::error::DataFusionError::ResourcesExhausted(
+                format!(
+                    "Failed to allocate additional {} for {}: a sort's merge may hold at most {}",
+                    format_size(additional as u64),
+                    reservation.consumer().name(),
+                    format_size(self.cap as u64)
+                ),
+            ));
+        }
+        self.inner.try_grow(reservation, additional)
+    }
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+    fn memory_limit(&self) -> MemoryLimit {
+        self.inner.memory_limit()
+    }
+}
+
 /// Parse a size: a number with an optional unit `B`, `K`/`KB`/`KiB`,
 /// `M`/`MB`/`MiB`, `G`/`GB`/`GiB`, `T`/`TB`/`TiB` (all binary: 1 KiB = 1024 B;
 /// case-insensitive, spaces allowed), e.g. `4GiB`, `512m`, `1.5 G`.
@@ -329,6 +393,16 @@ mod tests {
         // The pool refuses what exceeds it.
         assert!(r.try_grow(100 << 20).is_err());
         assert!(r.try_grow(1 << 20).is_ok());
+        // A sort's merge gets at most a 16th of the pool, at least 64 MiB
+        // (2 GiB: 96 MiB of a 1.5 GiB pool).
+        let rt = MemoryBudget::limited(2 << 30).runtime().unwrap();
+        let consumer = datafusion::execution::memory_pool::MemoryConsumer::new;
+        let merge = consumer("ExternalSorterMerge[0]").register(&rt.memory_pool);
+        assert!(merge.try_grow(90 << 20).is_ok());
+        let other = consumer("ExternalSorter[0]").register(&rt.memory_pool);
+        assert!(other.try_grow(100 << 20).is_ok(), "only merges are capped");
+        let e = merge.try_grow(10 << 20).unwrap_err().to_string();
+        assert!(e.contains("ExternalSorterMerge[0]"), "{e}");
     }
 
     #[test]
