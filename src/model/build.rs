@@ -456,7 +456,7 @@ pub async fn build_dar_model_with(
         (BuildMode::Incremental, Some(p), Some(_)) => Some(p),
         _ => None,
     };
-    let mode = if since.is_some() {
+    let mut mode = if since.is_some() {
         BuildMode::Incremental
     } else {
         BuildMode::Full
@@ -542,6 +542,19 @@ pub async fn build_dar_model_with(
             }
             if let incremental::Recompute::Calendar { .. } = recompute {
                 (full_plan(&inputs)?, with_props(Write::overwrite()))
+            } else if recompute.versions() > LARGE_RECOMPUTE {
+                // A cascade reaching this many versions is a rebuild in all
+                // but name: build in full instead, streamed within the
+                // memory budget (an incremental build holds its rows in
+                // memory). The new epoch tells its descendants to rebuild
+                // in full too.
+                tracing::debug!(model = %target, versions = recompute.versions(), "large recompute: building in full");
+                mode = BuildMode::Full;
+                let epoch = epoch_for(existing.as_ref(), mode);
+                (
+                    full_plan(&inputs)?,
+                    with_props(Write::overwrite()).property(EPOCH, epoch),
+                )
             } else {
                 let (plan, matches) = incremental::recompute_plan(
                     ctx,
@@ -659,6 +672,10 @@ async fn stream_into(
     let commit = wh.write_stream(target, schema, parts, write).await?;
     Ok((rows.load(AtomicOrdering::Relaxed), commit, source))
 }
+
+/// Versions an incremental DAR build recomputes at most; a larger cascade
+/// is built in full (see [`build_dar_model_with`]).
+pub const LARGE_RECOMPUTE: usize = 250_000;
 
 /// The context incremental builds plan and run their queries in.
 ///

@@ -316,6 +316,15 @@ pub enum Recompute {
 }
 
 impl Recompute {
+    /// How many versions are to be recomputed.
+    pub fn versions(&self) -> usize {
+        match self {
+            Recompute::Versions(a) => a.pits.len(),
+            Recompute::Unified(v) => v.iter().map(|(_, a)| a.pits.len()).sum(),
+            Recompute::Calendar { .. } => 0,
+        }
+    }
+
     /// Whether nothing needs recomputing.
     pub fn is_empty(&self) -> bool {
         match self {
