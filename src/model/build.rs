@@ -462,6 +462,7 @@ pub async fn build_dar_model_with(
         BuildMode::Full
     };
     let incremental_ctx = since.map(|_| incremental_context(ctx));
+    let full_ctx = ctx;
     let ctx = incremental_ctx.as_ref().unwrap_or(ctx);
     let mut write_props = extra.clone();
     write_props.insert(EPOCH.to_string(), epoch_for(existing.as_ref(), mode));
@@ -575,7 +576,9 @@ pub async fn build_dar_model_with(
         // A full build streams its rows into the table's files as they are
         // computed: sorted by the plan when the model is written sorted.
         let plan = sorted_plan(plan, &sort_by)?;
-        stream_into(wh, ctx, &target, plan, write, &|_| {}).await?
+        // In the full context (partitions, spilling strategies) even when
+        // an incremental build fell back to a full one.
+        stream_into(wh, full_ctx, &target, plan, write, &|_| {}).await?
     } else {
         // An incremental build's rows are the recomputed versions: few,
         // held in memory and sorted by the commit.
