@@ -261,22 +261,7 @@ async fn build_node(
         pins.push(snap);
         pinned.insert(dep.to_string(), loaded);
     }
-    // An input rebuilt in full since this model last read it (its epoch
-    // moved; also during this run, when a large cascade made an input build
-    // in full) means a full build, as the plan decides before a run.
-    let recorded = match wh.try_load_table(&node.name).await? {
-        Some(own) => own.current_properties(),
-        None => Default::default(),
-    };
-    let input_rebuilt = node.deps.iter().any(|&d| {
-        let dep = &dag.nodes[d].name;
-        let key = format!("{DEP_EPOCH_PREFIX}{dep}");
-        matches!(
-            (recorded.get(&key), extra.get(&key)),
-            (Some(before), Some(now)) if !before.is_empty() && before != now
-        )
-    });
-    let mode = if planned.full() || input_rebuilt {
+    let mode = if planned.full() {
         BuildMode::Full
     } else {
         BuildMode::Incremental

@@ -452,8 +452,22 @@ pub async fn build_dar_model_with(
         Some(t) => watermark_of(t)?,
         None => None,
     };
+    // An input rebuilt in full since this model last read it (its epoch,
+    // recorded by the DAG runner in `extra`, moved; e.g. a large cascade
+    // earlier in this run) means a full build, as the plan decides before
+    // a run.
+    let recorded = existing
+        .as_ref()
+        .map(LoadedTable::current_properties)
+        .unwrap_or_default();
+    let input_rebuilt = extra.iter().any(|(k, now)| {
+        k.starts_with(DEP_EPOCH_PREFIX)
+            && recorded
+                .get(k)
+                .is_some_and(|before| !before.is_empty() && before != now)
+    });
     let since = match (mode, previous, input_mark) {
-        (BuildMode::Incremental, Some(p), Some(_)) => Some(p),
+        (BuildMode::Incremental, Some(p), Some(_)) if !input_rebuilt => Some(p),
         _ => None,
     };
     let mut mode = if since.is_some() {
