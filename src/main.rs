@@ -13,16 +13,14 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 ///   for ~270 MB live, a quarter of its CPU time in page faults on fresh pages);
 /// - `oversize_threshold:0`: large buffers (whole column chunks) come from that arena too, not
 ///   from a separate one;
-/// - `dirty_decay_ms:-1,muzzy_decay_ms:-1`: freed pages stay with the process for reuse instead
-///   of going back to the OS over the next seconds (each page would fault again when reused).
-///   A process holds at most its peak, which every command reaches anyway; the `dashboard`
-///   server holds the peak of the queries it served.
-///
-/// Measured on an `elt` day with a cascade (scale 1): page faults 230,000 -> 110,000, peak
-/// resident memory 930 -> 510 MB, 1.85 -> 1.6 s; `init` 12.5 -> 11.2 s at about the same peak.
+/// - `dirty_decay_ms:1000,muzzy_decay_ms:0`: freed pages stay with the process for a second,
+///   for the next buffers to reuse without faulting, then go back to the OS. Keeping them for
+///   good (`-1`) held each size class's peak forever: a scale-10 `elt` under a 4 GiB memory
+///   limit grew to 9 GB resident as its builds moved from one mix of buffer sizes to another;
+///   with a one-second decay its peak is 3 GB at the same speed.
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: Option<&std::ffi::c_char> = Some(unsafe {
-    &*c"narenas:1,oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1".as_ptr()
+    &*c"narenas:1,oversize_threshold:0,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr()
 });
 
 fn main() -> std::process::ExitCode {

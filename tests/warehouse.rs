@@ -1693,6 +1693,105 @@ async fn streamed_writes_roll_files_and_a_failed_stream_leaves_nothing_visible(w
     assert!(live_data_files(&table).await.unwrap().len() > before + 2);
 }
 
+/// The rows a commit added, read back for a reader that follows the table
+/// commit by commit: from the writer's memory when it kept them, else
+/// lazily from the added data files (several, each read by DataFusion), with
+/// the same rows either way; nothing when the current snapshot does not
+/// directly follow the one given.
+async fn rows_added_by_a_commit_are_read_from_memory_or_files(wh: Warehouse) {
+    use lakehouse::storage::added::{AddedRows, rows_added_since};
+    let t = TableName::parse("dar.followed").unwrap();
+    let first: Vec<(i64, Option<String>, f64)> = (0..3_000)
+        .map(|i| (i, Some(format!("n{i}")), i as f64))
+        .collect();
+    let first_rows: Vec<(i64, Option<&str>, f64)> = first
+        .iter()
+        .map(|(i, n, p)| (*i, n.as_deref(), *p))
+        .collect();
+    let base = wh
+        .write(&t, schema(), vec![batch(&first_rows)], Write::overwrite())
+        .await
+        .unwrap()
+        .snapshot_id
+        .unwrap();
+    // A replace of ids 0..20 by new versions, plus new ids, in small files.
+    let new_rows: Vec<(i64, Option<String>, f64)> = (0..20)
+        .chain(5_000..5_500)
+        .map(|i| (i, Some(format!("v2-{i}")), i as f64 * 2.0))
+        .collect();
+    let new_ref: Vec<(i64, Option<&str>, f64)> = new_rows
+        .iter()
+        .map(|(i, n, p)| (*i, n.as_deref(), *p))
+        .collect();
+    let keys = KeyMatch::Values(
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from((0..20).collect::<Vec<i64>>()))],
+        )
+        .unwrap(),
+    );
+    let write = |keep: bool| {
+        let w = Write::replace(vec![keys.clone()]).target_file_size(1024);
+        if keep { w.keep_added() } else { w }
+    };
+    let batches = || new_ref.chunks(50).map(batch).collect::<Vec<_>>();
+    let second = wh
+        .write(&t, schema(), batches(), write(false))
+        .await
+        .unwrap()
+        .snapshot_id
+        .unwrap();
+    let table = wh.load_table(&t).await.unwrap();
+    let ctx = datafusion::prelude::SessionContext::new();
+    let read = |added: AddedRows| {
+        let ctx = ctx.clone();
+        let wh = wh.clone();
+        async move {
+            let plan = added.plan(&ctx, &wh, "dar.followed", schema()).unwrap();
+            let batches = ctx
+                .execute_logical_plan(plan)
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            sorted_ids(&batches)
+        }
+    };
+    let mut want: Vec<i64> = new_rows.iter().map(|r| r.0).collect();
+    want.sort();
+    // Not kept by the writer: the added files, more than one.
+    let added = rows_added_since(&wh, &table, base).await.unwrap().unwrap();
+    match &added {
+        AddedRows::Files(files) => assert!(files.len() > 1, "small files: {files:?}"),
+        AddedRows::Kept(_) => panic!("rows kept without keep_added"),
+    }
+    assert_eq!(read(added).await, want);
+    // The current snapshot itself: nothing added since.
+    let none = rows_added_since(&wh, &table, second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(read(none).await.is_empty());
+    // Kept by the writer: the same rows, from memory.
+    let third = wh
+        .write(&t, schema(), batches(), write(true))
+        .await
+        .unwrap()
+        .snapshot_id
+        .unwrap();
+    let table = wh.load_table(&t).await.unwrap();
+    let kept = rows_added_since(&wh, &table, second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(kept, AddedRows::Kept(_)), "kept in memory");
+    assert_eq!(read(kept).await, want);
+    // Two commits behind: unknown, the table must be read instead.
+    assert!(rows_added_since(&wh, &table, base).await.unwrap().is_none());
+    assert_ne!(third, second);
+}
+
 on_every_backend! {
     nan_counts => super::nan_counts_cover_every_batch,
     append_overwrite_upsert => super::append_overwrite_upsert_round_trip,
@@ -1712,4 +1811,5 @@ on_every_backend! {
     large_writes => super::large_writes_split_into_sorted_files,
     proven_constants => super::proven_constant_columns_are_not_decoded_elsewhere_tested,
     streamed_writes => super::streamed_writes_roll_files_and_a_failed_stream_leaves_nothing_visible,
+    added_rows => super::rows_added_by_a_commit_are_read_from_memory_or_files,
 }

@@ -522,7 +522,9 @@ pub async fn build_dar_model_with(
                 .as_ref()
                 .map(LoadedTable::current_properties)
                 .unwrap_or_default();
-            let changes = incremental::InputChanges::of(wh, model, &loaded_inputs, &read).await?;
+            let changes =
+                incremental::InputChanges::of(ctx, wh, model, &inputs, &loaded_inputs, &read)
+                    .await?;
             let recompute = incremental::affected(
                 ctx,
                 dar,

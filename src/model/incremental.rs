@@ -84,7 +84,8 @@ use super::frame::{prefixed, ts_lit};
 use super::measures::Measure;
 use super::peripheral::GHOST_RECORD;
 use crate::error::{Error, Result};
-use crate::storage::commit::{KeyMatch, rows_added_since};
+use crate::storage::added::{AddedRows, rows_added_since};
+use crate::storage::commit::KeyMatch;
 use crate::storage::{AsOf, LoadedTable, Warehouse};
 
 /// The column holding affected PIT hooks in the union of their sources.
@@ -349,17 +350,23 @@ pub struct InputChanges {
     /// recomputed. Bridge: the rows its changed parent bridges' last commits
     /// added, and calendar: the unified bridge's, which hold every row
     /// changed since (rows that appeared after the snapshot last read).
-    /// Missing when the input had more than one commit since.
-    pub added: HashMap<String, Vec<RecordBatch>>,
+    /// Missing when the input had more than one commit since. In memory
+    /// when the writer kept them, else a lazy scan of the files
+    /// ([`crate::storage::added`]).
+    pub added: HashMap<String, AddedRows>,
+    /// A scan of each of `added`, with its input's schema.
+    added_plans: HashMap<String, LogicalPlan>,
 }
 
 impl InputChanges {
     /// Compare each of `loaded` (the inputs, at the snapshots this build
-    /// reads) with the snapshot recorded in `read` (the model's last
-    /// commit's properties).
+    /// reads; `inputs` scan them) with the snapshot recorded in `read` (the
+    /// model's last commit's properties).
     pub async fn of(
+        ctx: &SessionContext,
         wh: &Warehouse,
         model: &DarModel,
+        inputs: &HashMap<String, LogicalPlan>,
         loaded: &HashMap<String, LoadedTable>,
         read: &HashMap<String, String>,
     ) -> Result<Self> {
@@ -374,8 +381,14 @@ impl InputChanges {
             if table.metadata().current_snapshot_id() == Some(since) {
                 out.unchanged.insert(key.clone());
             } else if whole_version_input(model, key)
-                && let Some(rows) = rows_added_since(wh, table, since, decodes_added(model)).await?
+                && let Some(rows) = rows_added_since(wh, table, since).await?
             {
+                let scan = inputs
+                    .get(key)
+                    .ok_or_else(|| Error::internal(format!("input {key} not provided")))?;
+                let schema = Arc::new(scan.schema().as_arrow().clone());
+                out.added_plans
+                    .insert(key.clone(), rows.plan(ctx, wh, key, schema)?);
                 out.added.insert(key.clone(), rows);
             }
         }
@@ -386,6 +399,11 @@ impl InputChanges {
     /// commit added: whole versions, taken as they are.
     fn whole_versions(&self, key: &str) -> bool {
         self.added.contains_key(key)
+    }
+
+    /// The rows input `key`'s last commit added, when they are in memory.
+    fn kept(&self, key: &str) -> Option<&[RecordBatch]> {
+        self.added.get(key).and_then(AddedRows::kept)
     }
 
     /// The plan to look for changed rows of input `key` in: nothing for an
@@ -399,14 +417,7 @@ impl InputChanges {
                 },
             ));
         }
-        match self.added.get(key) {
-            Some(rows) => memory_plan(
-                key,
-                Arc::new(scan.schema().as_arrow().clone()),
-                rows.clone(),
-            ),
-            None => Ok(scan),
-        }
+        Ok(self.added_plans.get(key).cloned().unwrap_or(scan))
     }
 }
 
@@ -428,15 +439,6 @@ fn whole_version_input(model: &DarModel, key: &str) -> bool {
         DarKind::Event(_) => first(),
         _ => false,
     }
-}
-
-/// Whether `model` reads the files of an input's last commit for its added
-/// rows when they were not kept in memory. Not a bridge: it only looks for
-/// its parents' changed rows among them, which a change-filtered scan finds
-/// reading fewer columns (after a parent's full rebuild, every row is
-/// added).
-fn decodes_added(model: &DarModel) -> bool {
-    !matches!(model.kind, DarKind::Bridge(_))
 }
 
 /// Find what `model` must recompute for input changes after `since`.
@@ -507,11 +509,11 @@ pub async fn affected(
             // of them are recomputed (an unchanged one gives equal rows).
             // Without rank groups they are all the affected versions: taken
             // from memory, without a query.
-            if let (true, Some(rows)) = (per_groups.is_empty(), changes.added.get(&bridge)) {
+            if let (true, Some(rows)) = (per_groups.is_empty(), changes.kept(&bridge)) {
                 return Ok(Recompute::Versions(Affected {
                     pits: distinct_texts(rows, &pit)?,
                     pit_column: pit,
-                    rows: Some(rows.clone()),
+                    rows: Some(rows.to_vec()),
                 }));
             }
             let rows = changed_in(ns, name)?;
@@ -566,10 +568,7 @@ pub async fn affected(
                     Some(rows.project(vec![col(pit.as_str())])?.build()?)
                 };
                 // Rows known in memory: their versions, without a query.
-                let known = changes
-                    .added
-                    .get(&key)
-                    .filter(|_| changes.whole_versions(&key));
+                let known = changes.kept(&key);
                 queries.push(async move {
                     let pits = match (known, plan) {
                         (Some(rows), _) => distinct_texts(rows, &pit)?,
@@ -792,8 +791,8 @@ pub async fn recompute_plan(
             if a.pits.is_empty() {
                 continue;
             }
-            let rows = match changes.added.get(&k) {
-                Some(rows) => rows.clone(),
+            let rows = match changes.kept(&k) {
+                Some(rows) => rows.to_vec(),
                 None => {
                     let scan = inputs
                         .remove(&k)

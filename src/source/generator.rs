@@ -1119,6 +1119,9 @@ impl DayLog {
     }
 }
 
+/// Sales people per unit of scale (see `build_hr`).
+const SALES_FORCE: i64 = 17;
+
 fn scaled(base: f64, scale: f64, floor: usize) -> usize {
     ((base * scale).round() as usize).max(floor)
 }
@@ -2711,10 +2714,18 @@ impl Generator {
 
 impl Generator {
     fn build_hr(&mut self, rng: &mut ChaCha8Rng, log: &mut DayLog) {
-        const EMPLOYEES_N: i64 = 290;
         const FIRST_SALES: i64 = 274;
+        // The sales force grows with the business: 17 sales people per unit
+        // of scale (above 1.5), so each of them serves about as many stores
+        // and orders at every scale. With 17 at every scale, the few sales
+        // people whose year-to-date sales a day's orders move would each
+        // head an ever larger share of the orders, and a day's changes
+        // would cascade (bridge fan-out) to a share of the order lines that
+        // grows with the scale.
+        let sales_force = SALES_FORCE * (self.scale().round() as i64).max(1);
+        let employees_n = FIRST_SALES - 1 + sales_force;
         self.world.sales_people = vec![Vec::new(); TERRITORIES.len()];
-        for n in 1..=EMPLOYEES_N {
+        for n in 1..=employees_n {
             let hire = rand_date(rng, ymd(2007, 1, 1), ymd(2013, 5, 30));
             let md = add_days(hire, rng.random_range(30..400)).min(ymd(2014, 6, 30));
             let kind = if n >= FIRST_SALES { "SP" } else { "EM" };
@@ -2808,7 +2819,9 @@ impl Generator {
                 self.add(log, EMPLOYEE_DEPARTMENT_HISTORIES, row! {"business_entity_id" => id, "department_id" => dept, "shift_id" => shift, "start_date" => ts_v(hire), "modified_date" => date_v(hire), "end_date" => Cell::Null});
             }
             if n >= FIRST_SALES {
-                let k = n - FIRST_SALES; // 0..=16
+                // The place in a group of 17: three managers without a
+                // territory, then one or two per territory.
+                let k = (n - FIRST_SALES) % SALES_FORCE;
                 let territory: Option<i64> = if k < 3 {
                     None
                 } else {

@@ -19,7 +19,7 @@
 //!   `vendor/iceberg/PATCHED.md`) and by our own commit code.
 //! - **Added rows.** The rows a commit of this process added, kept when the
 //!   commit asked (a model whose reader takes its last commit's rows, see
-//!   [`crate::storage::commit::rows_added_since`]), keyed by the table's
+//!   [`crate::storage::added::rows_added_since`]), keyed by the table's
 //!   location and the new snapshot's id. A snapshot id names one commit of
 //!   one table, and the rows kept are exactly those its added data files
 //!   hold, so a hit equals reading those files. Every reader gets them (a

@@ -165,7 +165,7 @@ pub struct Write {
     pub sort_by: Vec<String>,
     /// Keep the new rows in this process's cache for a reader of this
     /// commit's added rows (append and replace only: their added files hold
-    /// exactly the new rows; see [`rows_added_since`]).
+    /// exactly the new rows; see [`super::added`]).
     pub keep_added: bool,
     /// Data files are closed and new ones started past this size (bytes,
     /// encoded); `None`: the warehouse's ([`Warehouse::target_file_size`]).
@@ -2483,64 +2483,6 @@ async fn write_position_deletes(
     }
     b.build()
         .map_err(|e| Error::internal(format!("position delete file entry: {e}")))
-}
-
-/// The rows a table's current snapshot added, when it is the direct child
-/// of `since` (a snapshot read earlier): then they are exactly the rows that
-/// appeared after `since` and are still live (a commit's position deletes
-/// never point at files it adds). `None` when the current snapshot is not a
-/// child of `since`, or the table has no snapshot: read the table instead.
-/// `Some(empty)` when the current snapshot is `since` itself.
-///
-/// With `decode` false, only rows kept in memory by the commit
-/// ([`Write::keep_added`]) are returned: `None` when they were not kept.
-pub async fn rows_added_since(
-    wh: &Warehouse,
-    table: &LoadedTable,
-    since: i64,
-    decode: bool,
-) -> Result<Option<Vec<RecordBatch>>> {
-    let Some(current) = table.metadata().current_snapshot() else {
-        return Ok(None);
-    };
-    if current.snapshot_id() == since {
-        return Ok(Some(vec![]));
-    }
-    if current.parent_snapshot_id() != Some(since) {
-        return Ok(None);
-    }
-    let target = arrow_schema(table.metadata().current_schema())?;
-    if let Some(rows) = wh
-        .cache()
-        .added(table.metadata().location(), current.snapshot_id())
-    {
-        return Ok(Some(
-            rows.iter()
-                .map(|b| project_by_name(b, &target))
-                .collect::<Result<_>>()?,
-        ));
-    }
-    if !decode {
-        return Ok(None);
-    }
-    let list = table.table.manifest_list_reader(current).load().await?;
-    let mut out = Vec::new();
-    for mf in list.entries().iter().filter(|mf| {
-        mf.content == ManifestContentType::Data && mf.added_snapshot_id == current.snapshot_id()
-    }) {
-        let m = wh.cache().manifest(mf).await?;
-        for e in m
-            .entries()
-            .iter()
-            .filter(|e| e.status() == iceberg::spec::ManifestStatus::Added)
-        {
-            let bytes = read_parquet_bytes(wh, e.data_file()).await?;
-            for b in decode_parquet(bytes, None, e.file_path())? {
-                out.push(project_by_name(&b, &target)?);
-            }
-        }
-    }
-    Ok(Some(out))
 }
 
 /// Files of the current snapshot (live entries), for inspection and tests.

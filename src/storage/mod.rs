@@ -12,6 +12,7 @@
 //!
 //! This floor knows tables, snapshots and commits, never hooks or models.
 
+pub mod added;
 pub mod cache;
 pub mod catalog;
 pub mod commit;
