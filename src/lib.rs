@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod join;
 pub mod model;
+pub mod project;
 pub mod query;
 pub mod source;
 pub mod storage;

@@ -9,11 +9,7 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Field, Schema};
 use clap::{Parser, Subcommand};
 
-use crate::bench::pit_join::{
-    BENCH_SQL, PitBenchConfig, builtin_context, generate, pit_context, run_comparison,
-};
 use crate::error::{Error, Result};
-use crate::join::PitJoinStrategy;
 use crate::query::{OutputFormat, explain_sql, format_batches, run_sql};
 
 /// `println!` that ends the process quietly when stdout is closed (e.g. `| head`).
@@ -27,20 +23,26 @@ macro_rules! out {
         }
     }};
 }
+mod bench;
+
+pub use bench::BenchCommand;
+
+use crate::project::ProjectDir;
 use crate::storage::{TableName, Warehouse};
 
 /// A pure-Rust lakehouse: OData -> Iceberg -> HOOK -> Unified Star Schema.
 #[derive(Debug, Parser)]
 #[command(name = "lakehouse", version, about, long_about = None)]
 pub struct Cli {
-    /// Where the warehouse lives: a local path, file://..., or s3://bucket/prefix.
-    #[arg(
-        long,
-        global = true,
-        env = "LAKEHOUSE_WAREHOUSE",
-        default_value = "./lakehouse"
-    )]
-    pub warehouse: String,
+    /// The project directory, holding lakehouse.yaml (default: the current directory or the
+    /// nearest parent holding one; without one, the built-in Adventure Works example).
+    #[arg(long, global = true, env = "LAKEHOUSE_PROJECT")]
+    pub project: Option<std::path::PathBuf>,
+
+    /// Where the warehouse lives: a local path, file://..., or s3://bucket/prefix (default: the
+    /// project's warehouse; ./lakehouse for the built-in example).
+    #[arg(long, global = true, env = "LAKEHOUSE_WAREHOUSE")]
+    pub warehouse: Option<String>,
 
     /// S3 endpoint for S3-compatible servers (otherwise AWS_ENDPOINT_URL or AWS).
     #[arg(long, global = true, env = "LAKEHOUSE_S3_ENDPOINT")]
@@ -62,11 +64,23 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+
+    /// The project, once read.
+    #[arg(skip)]
+    loaded: std::sync::OnceLock<ProjectDir>,
 }
 
 /// The verbs.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a new project into DIR: lakehouse.yaml, its source and model files.
+    New {
+        /// The directory (created if missing).
+        dir: std::path::PathBuf,
+        /// The example to start from.
+        #[arg(long, default_value = "adventure-works", value_parser = crate::project::EXAMPLES.to_vec())]
+        example: String,
+    },
     /// List the warehouse's tables with row and snapshot counts.
     Tables,
     /// Show a table's snapshots, oldest first.
@@ -131,9 +145,9 @@ pub enum Command {
         /// Write every model's plan to <dir>/<namespace>/<model>.txt.
         #[arg(long)]
         write: bool,
-        /// Where plans are written.
-        #[arg(long, default_value = "plans")]
-        dir: std::path::PathBuf,
+        /// Where plans are written (default: the project's `plans` directory).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
     },
     /// Build models from the layer below.
     Transform {
@@ -150,12 +164,12 @@ pub enum Command {
     },
     /// Serve the dashboard (process-control cards over the DAR tables) until Ctrl-C.
     Dashboard {
-        /// TCP port (0 picks a free one).
-        #[arg(long, default_value_t = 8501)]
-        port: u16,
-        /// Address to bind; the default serves this machine only.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: std::net::IpAddr,
+        /// TCP port, 0 picks a free one (default: the project's, else 8501).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address to bind (default: the project's, else 127.0.0.1: this machine only).
+        #[arg(long)]
+        host: Option<std::net::IpAddr>,
         /// Open the page in the default browser once listening.
         #[arg(long)]
         open: bool,
@@ -165,165 +179,6 @@ pub enum Command {
         #[command(subcommand)]
         bench: BenchCommand,
     },
-}
-
-/// Benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Our PIT join vs DataFusion's built-in plan on generated SCD2 data.
-    PitJoin(PitJoinBenchArgs),
-    /// The pipeline on generated data (temporary warehouse): extract, frames,
-    /// DAR, with the DAR build time and the share spent in PIT joins.
-    Transform(BenchDataArgs),
-    /// End to end: `init`, then incremental `elt` days, each a process of its
-    /// own, with wall time, CPU time, peak memory and each day's ratio to `init`.
-    Elt(EltBenchArgs),
-    /// Growth with the source: for each scale `init` then one `elt` day,
-    /// each a process of its own (wall, CPU, peak RSS), against the first
-    /// scale. `--memory-limit` and `--spill-dir` are passed on to the runs.
-    Scale(ScaleBenchArgs),
-}
-
-/// Arguments of `bench scale`.
-#[derive(Debug, clap::Args)]
-pub struct ScaleBenchArgs {
-    /// Source scales, comma-separated, measured in this order (the first is
-    /// the baseline), e.g. 1,3,10.
-    #[arg(long, value_delimiter = ',', default_values_t = [1.0, 3.0, 10.0])]
-    pub scales: Vec<f64>,
-    /// Generator seed.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Where the warehouses are created (default: the system temp directory).
-    #[arg(long)]
-    pub dir: Option<std::path::PathBuf>,
-    /// The executable to run (default: this one).
-    #[arg(long)]
-    pub exe: Option<std::path::PathBuf>,
-    /// Milliseconds to pause before each run, after syncing the file system.
-    #[arg(long, default_value_t = 1000)]
-    pub pause_ms: u64,
-    /// Passed on to init and elt as --jobs (0: their default).
-    #[arg(long, default_value_t = 0)]
-    pub jobs: usize,
-    /// Keep each warehouse and log.
-    #[arg(long)]
-    pub keep: bool,
-}
-
-/// Arguments of `bench elt`.
-#[derive(Debug, clap::Args)]
-pub struct EltBenchArgs {
-    #[command(flatten)]
-    pub data: BenchDataArgs,
-    /// Sequences (init and its days) per executable.
-    #[arg(long, default_value_t = 3)]
-    pub sequences: u32,
-    /// Where the warehouses are created (default: the system temp directory;
-    /// /dev/shm keeps the file system out of the figures).
-    #[arg(long)]
-    pub dir: Option<std::path::PathBuf>,
-    /// Executables to measure, interleaved sequence by sequence (default: this one).
-    #[arg(long = "exe")]
-    pub exes: Vec<std::path::PathBuf>,
-    /// Milliseconds to pause before each run, after syncing the file system.
-    #[arg(long, default_value_t = 1000)]
-    pub pause_ms: u64,
-    /// Passed on to init and elt as --jobs (0: their default).
-    #[arg(long, default_value_t = 0)]
-    pub jobs: usize,
-    /// Target of an elt day's wall time as a percentage of init's.
-    #[arg(long, default_value_t = 10.0)]
-    pub target_percent: f64,
-    /// Keep each sequence's warehouse and log.
-    #[arg(long)]
-    pub keep: bool,
-}
-
-/// The generated data of `bench transform` and `bench elt`.
-#[derive(Debug, clap::Args)]
-pub struct BenchDataArgs {
-    /// Generator scale (1 = the real Adventure Works sizes).
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
-    /// Generator seed.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Simulated days: extracted before the transform (`bench transform`),
-    /// `elt` runs after each `init` (`bench elt`).
-    #[arg(long, default_value_t = 3)]
-    pub days: u32,
-}
-
-/// Arguments of `bench pit-join`.
-#[derive(Debug, clap::Args)]
-pub struct PitJoinBenchArgs {
-    /// Left (event/child) rows.
-    #[arg(long)]
-    pub left: usize,
-    /// Right (versioned) rows; with --keys determines versions per key unless --versions is given.
-    #[arg(long)]
-    pub right: usize,
-    /// Distinct keys on the right side.
-    #[arg(long)]
-    pub keys: usize,
-    /// Versions per key (default: right / keys).
-    #[arg(long)]
-    pub versions: Option<usize>,
-    /// Fraction of left rows on the hot key 0.
-    #[arg(long, default_value_t = 0.0)]
-    pub hot_share: f64,
-    /// Partitions / threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// RNG seed.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Strategies of our operator to run, comma-separated: auto (the
-    /// default, resolved from the inputs' statistics), hash,
-    /// partitioned_hash, sort, or all (each compared with the same built-in run).
-    #[arg(long, default_value = "auto")]
-    pub strategy: String,
-    /// Timed runs of each plan; with more than one, plans run in
-    /// interleaved rounds after an untimed warm-up round and each plan's
-    /// median is reported.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
-    /// Also print `EXPLAIN ANALYZE` of both plans (one extra run each).
-    #[arg(long)]
-    pub explain: bool,
-}
-
-/// `--strategy`: one or several comma-separated strategies, or `all`.
-fn parse_strategies(s: &str) -> Result<Vec<PitJoinStrategy>> {
-    if s.trim().eq_ignore_ascii_case("all") {
-        return Ok(PitJoinStrategy::ALL.to_vec());
-    }
-    s.split(',')
-        .map(|part| {
-            part.parse::<PitJoinStrategy>()
-                .map_err(|e| Error::invalid(format!("--strategy: {e}")))
-        })
-        .collect()
-}
-
-impl PitJoinBenchArgs {
-    fn config(&self) -> Result<PitBenchConfig> {
-        let defaults = PitBenchConfig::default();
-        Ok(PitBenchConfig {
-            left_rows: self.left,
-            keys: self.keys,
-            versions: self
-                .versions
-                .unwrap_or_else(|| self.right.checked_div(self.keys).unwrap_or(0).max(1)),
-            hot_share: self.hot_share,
-            seed: self.seed,
-            threads: self.threads.unwrap_or(defaults.threads),
-            batch_size: defaults.batch_size,
-            strategies: parse_strategies(&self.strategy)?,
-            runs: self.runs,
-        })
-    }
 }
 
 /// Source arguments of `init` and `elt`.
@@ -410,13 +265,38 @@ pub struct DemoSourceArgs {
 }
 
 impl Cli {
-    /// Open the warehouse named on the command line.
+    /// The project (see [`crate::project`]): `--project`, else found from
+    /// the current directory upwards, else the built-in example. Read once.
+    pub fn project_dir(&self) -> Result<&ProjectDir> {
+        if let Some(p) = self.loaded.get() {
+            return Ok(p);
+        }
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::internal("cannot read the current directory").with_source(e))?;
+        let found = ProjectDir::discover(self.project.as_deref(), &cwd)?;
+        Ok(self.loaded.get_or_init(|| found))
+    }
+
+    /// The project's validated sources and models.
+    pub fn project(&self) -> Result<&crate::model::Project> {
+        Ok(&self.project_dir()?.project)
+    }
+
+    /// Where the warehouse is: `--warehouse`, else the project's.
+    pub fn warehouse_location(&self) -> Result<String> {
+        match &self.warehouse {
+            Some(w) => Ok(w.clone()),
+            None => Ok(self.project_dir()?.warehouse.clone()),
+        }
+    }
+
+    /// Open the warehouse named on the command line, else the project's.
     pub fn open_warehouse(&self) -> Result<Warehouse> {
         let mut options = Vec::new();
         if let Some(ep) = &self.s3_endpoint {
             options.push(("aws_endpoint".to_string(), ep.clone()));
         }
-        let wh = Warehouse::open_with(&self.warehouse, &options)?;
+        let wh = Warehouse::open_with(&self.warehouse_location()?, &options)?;
         Ok(match &self.target_file_size {
             Some(size) => wh.with_target_file_size(
                 usize::try_from(crate::budget::parse_size(size)?).unwrap_or(usize::MAX),
@@ -449,7 +329,10 @@ async fn pipeline(
 
     use crate::dag::run::{PipelineOptions, RunOptions, elt, init};
     let wh = cli.open_warehouse()?;
-    let project = crate::model::Project::adventure_works()?;
+    let project = cli.project()?;
+    if cli.project_dir()?.root.is_some() {
+        eprintln!("{}", cli.project_dir()?.describe());
+    }
     let options = PipelineOptions {
         source: source.spec(),
         run: RunOptions {
@@ -462,9 +345,9 @@ async fn pipeline(
         ..PipelineOptions::default()
     };
     let report = if command == "init" {
-        init(&wh, &project, &options).await?
+        init(&wh, project, &options).await?
     } else {
-        elt(&wh, &project, &options).await?
+        elt(&wh, project, &options).await?
     };
     let m = &report.models;
     if !m.is_empty() {
@@ -535,22 +418,30 @@ async fn pipeline(
     Ok(())
 }
 
-fn render(model: Option<&str>, write: bool, dir: &std::path::Path) -> Result<()> {
-    use crate::model::Project;
+fn render(
+    cli: &Cli,
+    model: Option<&str>,
+    write: bool,
+    dir: Option<&std::path::Path>,
+) -> Result<()> {
     use crate::model::render::{render_all, write_plans};
-    let project = Project::adventure_works()?;
+    let project = cli.project()?;
     if write {
-        let files = write_plans(&project, dir)?;
+        let dir = match dir {
+            Some(d) => d,
+            None => cli.project_dir()?.plans.as_path(),
+        };
+        let files = write_plans(project, dir)?;
         out!("wrote {} plans under {}", files.len(), dir.display());
         return Ok(());
     }
     let Some(model) = model else {
-        for m in render_all(&project)? {
+        for m in render_all(project)? {
             out!("{}", m.qualified());
         }
         return Ok(());
     };
-    let all = render_all(&project)?;
+    let all = render_all(project)?;
     let found = all
         .iter()
         .find(|m| m.qualified() == model || m.name == model)
@@ -573,9 +464,19 @@ async fn warehouse_context(cli: &Cli) -> Result<datafusion::prelude::SessionCont
 }
 
 /// Serve the dashboard until Ctrl-C.
-async fn dashboard(cli: &Cli, host: std::net::IpAddr, port: u16, open: bool) -> Result<()> {
+async fn dashboard(
+    cli: &Cli,
+    host: Option<std::net::IpAddr>,
+    port: Option<u16>,
+    open: bool,
+) -> Result<()> {
     let wh = cli.open_warehouse()?;
-    let server = crate::dashboard::serve(&wh, std::net::SocketAddr::new(host, port)).await?;
+    let settings = &cli.project_dir()?.dashboard;
+    let window = settings
+        .window_days
+        .unwrap_or(crate::dashboard::data::DEFAULT_WINDOW_DAYS);
+    let addr = dashboard_address(host, port, settings);
+    let server = crate::dashboard::serve_with(&wh, addr, window).await?;
     let url = format!("{}/", server.base_url());
     eprintln!("dashboard on {url} (Ctrl-C to stop)");
     if open {
@@ -594,10 +495,40 @@ async fn dashboard(cli: &Cli, host: std::net::IpAddr, port: u16, open: bool) -> 
     server.shutdown().await
 }
 
+/// The dashboard's address: the flags, else the project's settings, else
+/// 127.0.0.1:8501 (this machine only).
+fn dashboard_address(
+    host: Option<std::net::IpAddr>,
+    port: Option<u16>,
+    settings: &crate::project::DashboardSettings,
+) -> std::net::SocketAddr {
+    let host = host
+        .or(settings.host)
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    std::net::SocketAddr::new(host, port.or(settings.port).unwrap_or(8501))
+}
+
 /// Run the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::DemoSource(args) => demo_source(args).await?,
+        Command::New { dir, example } => {
+            let files = crate::project::write_example(dir, example)?;
+            out!(
+                "wrote a new project ({example}) in {}: {}",
+                dir.display(),
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            out!(
+                "next: `cd {}` then `lakehouse init` (builds into {}/lakehouse), `lakehouse plan` after editing models/*.yaml",
+                dir.display(),
+                dir.display()
+            );
+        }
+        Command::DemoSource(args) => demo_source(&cli, args).await?,
         Command::Dashboard { port, host, open } => dashboard(&cli, *host, *port, *open).await?,
         Command::Extract(args) => extract(&cli, args).await?,
         Command::Query { sql, format, as_of } => {
@@ -635,15 +566,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             let ctx = warehouse_context(&cli).await?;
             out!("{}", explain_sql(&ctx, sql, *analyze).await?);
         }
-        Command::Render { model, write, dir } => render(model.as_deref(), *write, dir)?,
+        Command::Render { model, write, dir } => {
+            render(&cli, model.as_deref(), *write, dir.as_deref())?
+        }
         Command::Init { source, force } => pipeline(&cli, "init", source, *force).await?,
         Command::Elt { source } => pipeline(&cli, "elt", source, false).await?,
         Command::Plan => {
             use crate::dag::Dag;
             use crate::dag::plan::{Status, plan};
             let wh = cli.open_warehouse()?;
-            let project = crate::model::Project::adventure_works()?;
-            let dag = Dag::build(&project)?;
+            let project = cli.project()?;
+            let dag = Dag::build(project)?;
             let planned = plan(&wh, &dag, false).await?;
             let todo: Vec<_> = planned
                 .iter()
@@ -671,8 +604,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             use crate::dag::Dag;
             use crate::dag::lineage::{Level, mermaid};
-            let project = crate::model::Project::adventure_works()?;
-            let dag = Dag::build(&project)?;
+            let dag = Dag::build(cli.project()?)?;
             let level = if level == "layer" {
                 Level::Layer
             } else {
@@ -699,10 +631,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             use std::io::IsTerminal;
 
-            use crate::model::Project;
             use crate::model::build::{BuildMode, build_dar, build_frames};
             let wh = cli.open_warehouse()?;
-            let project = Project::adventure_works()?;
+            let project = cli.project()?;
             let mode = if *full {
                 BuildMode::Full
             } else {
@@ -714,12 +645,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             let mut reports = Vec::new();
             if layer == "dab" || layer == "all" {
                 reports.extend(
-                    build_frames(&wh, &project, models.as_deref(), mode, progress, &budget).await?,
+                    build_frames(&wh, project, models.as_deref(), mode, progress, &budget).await?,
                 );
             }
             if layer == "dar" || layer == "all" {
                 reports
-                    .extend(build_dar(&wh, &project, models.as_deref(), progress, &budget).await?);
+                    .extend(build_dar(&wh, project, models.as_deref(), progress, &budget).await?);
             }
             let batch = record_batch(vec![
                 (
@@ -761,107 +692,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 t0.elapsed().as_secs_f64()
             );
         }
-        Command::Bench {
-            bench: BenchCommand::PitJoin(args),
-        } => {
-            let config = args.config()?;
-            let report = run_comparison(&config).await?;
-            out!("{}", report.render().trim_end());
-            if args.explain {
-                let data = generate(&config)?;
-                let mut contexts = Vec::new();
-                for &strategy in &config.strategies {
-                    contexts.push((
-                        format!("pit_join strategy={strategy}"),
-                        pit_context(&data, &config, strategy)?,
-                    ));
-                }
-                contexts.push(("builtin".to_string(), builtin_context(&data, &config)?));
-                for (name, ctx) in contexts {
-                    out!(
-                        "\n== {name} ==\n{}",
-                        explain_sql(&ctx, BENCH_SQL, true).await?
-                    );
-                }
-            }
-        }
-        Command::Bench {
-            bench: BenchCommand::Transform(args),
-        } => {
-            use crate::bench::transform::{TransformBenchConfig, run_transform_bench};
-            let report = run_transform_bench(&TransformBenchConfig {
-                scale: args.scale,
-                seed: args.seed,
-                days: args.days,
-            })
-            .await?;
-            out!("{}", report.render().trim_end());
-        }
-        Command::Bench {
-            bench: BenchCommand::Elt(args),
-        } => {
-            use crate::bench::elt::{EltBenchConfig, run_elt_bench};
-            let exes = if args.exes.is_empty() {
-                vec![std::env::current_exe().map_err(|e| {
-                    Error::internal("bench elt: cannot find this executable").with_source(e)
-                })?]
-            } else {
-                args.exes.clone()
-            };
-            let config = EltBenchConfig {
-                exes,
-                scale: args.data.scale,
-                seed: args.data.seed,
-                days: args.data.days,
-                sequences: args.sequences,
-                dir: args.dir.clone().unwrap_or_else(std::env::temp_dir),
-                pause: std::time::Duration::from_millis(args.pause_ms),
-                jobs: args.jobs,
-                target: args.target_percent / 100.0,
-                keep: args.keep,
-            };
-            let report = tokio::task::spawn_blocking(move || {
-                run_elt_bench(&config, |line| eprintln!("{line}"))
-            })
-            .await
-            .map_err(|e| {
-                Error::internal("bench elt: the benchmark thread failed").with_source(e)
-            })??;
-            out!("{}", report.render().trim_end());
-        }
-        Command::Bench {
-            bench: BenchCommand::Scale(args),
-        } => {
-            use crate::bench::scale::{ScaleBenchConfig, run_scale_bench};
-            let exe = match &args.exe {
-                Some(e) => e.clone(),
-                None => std::env::current_exe().map_err(|e| {
-                    Error::internal("bench scale: cannot find this executable").with_source(e)
-                })?,
-            };
-            if let Some(limit) = &cli.memory_limit {
-                crate::budget::parse_size(limit)?;
-            }
-            let config = ScaleBenchConfig {
-                exe,
-                scales: args.scales.clone(),
-                seed: args.seed,
-                dir: args.dir.clone().unwrap_or_else(std::env::temp_dir),
-                memory_limit: cli.memory_limit.clone(),
-                spill_dir: cli.spill_dir.clone(),
-                jobs: args.jobs,
-                pause: std::time::Duration::from_millis(args.pause_ms),
-                keep: args.keep,
-            };
-            let report = tokio::task::spawn_blocking(move || {
-                run_scale_bench(&config, |line| eprintln!("{line}"))
-            })
-            .await
-            .map_err(|e| {
-                Error::internal("bench scale: the benchmark thread failed").with_source(e)
-            })??;
-            out!("{}", report.render().trim_end());
-        }
+        Command::Bench { bench } => bench::run(&cli, bench).await?,
         Command::Tables => {
             let wh = cli.open_warehouse()?;
             let stats = wh.stats().await?;
@@ -967,14 +798,14 @@ fn record_batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
     )?)
 }
 
-async fn demo_source(args: &DemoSourceArgs) -> Result<()> {
+async fn demo_source(cli: &Cli, args: &DemoSourceArgs) -> Result<()> {
     use crate::config::SourceConfig;
     use crate::error::{ErrorKind, ResultExt};
     use crate::source::{GeneratorOptions, ServerOptions, serve};
 
     let config = match &args.config {
         Some(path) => SourceConfig::from_path(path)?,
-        None => SourceConfig::adventure_works()?,
+        None => cli.project()?.source.clone(),
     };
     let options = ServerOptions {
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
@@ -1016,7 +847,7 @@ async fn extract(cli: &Cli, args: &ExtractArgs) -> Result<()> {
 
     let config = match &args.config {
         Some(path) => SourceConfig::from_path(path)?,
-        None => SourceConfig::adventure_works()?,
+        None => cli.project()?.source.clone(),
     };
     let wh = cli.open_warehouse()?;
     let server = match &args.source {
@@ -1172,9 +1003,25 @@ mod tests {
         let Command::Dashboard { port, host, open } = cli.command else {
             panic!("expected dashboard");
         };
-        assert_eq!(port, 8501);
-        assert_eq!(host, std::net::IpAddr::from([127, 0, 0, 1]));
+        let none = crate::project::DashboardSettings::default();
+        assert_eq!(
+            dashboard_address(host, port, &none).to_string(),
+            "127.0.0.1:8501"
+        );
         assert!(!open);
+        // The project's settings apply unless a flag is given.
+        let project = crate::project::DashboardSettings {
+            port: Some(9001),
+            ..Default::default()
+        };
+        assert_eq!(
+            dashboard_address(None, None, &project).to_string(),
+            "127.0.0.1:9001"
+        );
+        assert_eq!(
+            dashboard_address(None, Some(9002), &project).to_string(),
+            "127.0.0.1:9002"
+        );
         let cli = Cli::try_parse_from([
             "lakehouse",
             "dashboard",
@@ -1189,8 +1036,8 @@ mod tests {
             panic!("expected dashboard");
         };
         assert_eq!(
-            (port, host.to_string().as_str(), open),
-            (9000, "0.0.0.0", true)
+            (dashboard_address(host, port, &none).to_string(), open),
+            ("0.0.0.0:9000".to_string(), true)
         );
         assert!(Cli::try_parse_from(["lakehouse", "dashboard", "--host", "x' OR 1"]).is_err());
     }

@@ -134,6 +134,9 @@ pub struct DashboardData {
     /// the source's "today". Later event dates are scheduled, not observed
     /// (e.g. an offer's end date), so the default window ends here.
     source_today: Option<NaiveDate>,
+    /// The default window's length in days ([`DEFAULT_WINDOW_DAYS`] unless
+    /// the project sets it).
+    window_days: i64,
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -307,10 +310,22 @@ impl DashboardData {
             slices,
             data_range: None,
             source_today: None,
+            window_days: DEFAULT_WINDOW_DAYS,
         };
         data.data_range = data.compute_data_range().await?;
         data.source_today = data.compute_source_today(&bridge_columns).await?;
         Ok(data)
+    }
+
+    /// Set the default window's length (days before its last day).
+    pub fn with_window_days(mut self, days: i64) -> Self {
+        self.window_days = days;
+        self
+    }
+
+    /// The default window's length in days.
+    pub fn window_days(&self) -> i64 {
+        self.window_days
     }
 
     /// The DataFusion context with the `dar` tables registered.
@@ -347,13 +362,13 @@ impl DashboardData {
         self.data_range
     }
 
-    /// The default window: the 52 weeks ending on the last day with data,
+    /// The default window: [`Self::window_days`] (52 weeks unless set) ending on the last day with data,
     /// or on the source's last modification day if that is earlier (days
     /// after it only hold scheduled dates).
     pub fn default_window(&self) -> Option<(NaiveDate, NaiveDate)> {
         let (_, last) = self.data_range?;
         let end = self.source_today.map_or(last, |t| t.min(last));
-        Some((end - Duration::days(DEFAULT_WINDOW_DAYS), end))
+        Some((end - Duration::days(self.window_days), end))
     }
 
     async fn compute_source_today(&self, bridge_columns: &[String]) -> Result<Option<NaiveDate>> {

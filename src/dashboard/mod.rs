@@ -97,7 +97,16 @@ impl DashboardServer {
 /// Load the DAR tables of `wh` and serve the dashboard on `addr` (port 0
 /// picks a free port). Returns once the socket is bound.
 pub async fn serve(wh: &Warehouse, addr: SocketAddr) -> Result<DashboardServer> {
-    let data = Arc::new(DashboardData::load(wh).await?);
+    serve_with(wh, addr, data::DEFAULT_WINDOW_DAYS).await
+}
+
+/// [`serve`] with a default window of `window_days` days.
+pub async fn serve_with(
+    wh: &Warehouse,
+    addr: SocketAddr,
+    window_days: i64,
+) -> Result<DashboardServer> {
+    let data = Arc::new(DashboardData::load(wh).await?.with_window_days(window_days));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .ctx(ErrorKind::InvalidInput, || {
@@ -257,7 +266,7 @@ pub fn metric_query(
             ));
         }
     };
-    let window_days = Duration::days(data::DEFAULT_WINDOW_DAYS);
+    let window_days = Duration::days(data.window_days());
     let (from, to) = match (from, to, data.default_window()) {
         (Some(f), Some(t), _) => (f, t),
         (Some(f), None, _) => (f, f + window_days),
