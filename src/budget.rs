@@ -46,10 +46,14 @@ pub const SMALL_POOL: usize = 256 * 1024 * 1024;
 /// Share of the limit the embedded source may hold before it spills.
 pub const SOURCE_SHARE: f64 = 0.125;
 /// A sort's merge of its spill files holds at most a this-many-th of the
-/// pool, and at least [`MERGE_FLOOR`] (see [`MergeCap`]).
+/// pool, at least [`MERGE_FLOOR`] and at most [`MERGE_CEILING`] (see
+/// [`MergeCap`]).
 pub const MERGE_SHARE: usize = 4;
 /// The least a sort's merge may hold (two spilled batches of wide rows).
 pub const MERGE_FLOOR: usize = 64 * 1024 * 1024;
+/// The most one sort's merge may hold: merging fewer files per pass past
+/// this costs little, and what it held was taken from the operators beside it.
+pub const MERGE_CEILING: usize = 512 * 1024 * 1024;
 /// Pool memory each model running at once is counted as needing.
 pub const MODEL_SHARE: usize = 96 * 1024 * 1024;
 
@@ -123,10 +127,7 @@ impl MemoryBudget {
     pub fn runtime(&self) -> Result<Arc<RuntimeEnv>> {
         let pool: Arc<dyn MemoryPool> = match self.pool_bytes() {
             Some(bytes) => Arc::new(TrackConsumersPool::new(
-                MergeCap {
-                    inner: FairSpillPool::new(bytes),
-                    cap: (bytes / MERGE_SHARE).max(MERGE_FLOOR),
-                },
+                MergeCap::new(FairSpillPool::new(bytes), bytes),
                 std::num::NonZeroUsize::new(3).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             None => Arc::new(UnboundedMemoryPool::default()),
@@ -246,10 +247,27 @@ fn operator_of(text: &str) -> Option<String> {
 /// past the cap, the merge reads fewer files per pass (more passes) instead.
 /// A 16th of the pool was too little at scale 3: a pass needs two spilled
 /// batches, and the event bridges' were ~100 MB each.
+///
+/// One merge is also capped at [`MERGE_CEILING`]: at scale 30 three
+/// concurrent merges at a quarter of a 3 GiB pool each held 1.85 GB, and a
+/// sort beside them found nothing left to start with. (A cap on all merges
+/// together was tried and refused the growth a merge needs to make
+/// progress once started, failing models instead of slowing them.)
 #[derive(Debug)]
 struct MergeCap<P> {
     inner: P,
+    /// What one merge may hold.
     cap: usize,
+}
+
+impl<P> MergeCap<P> {
+    /// The cap for a pool of `pool` bytes.
+    fn new(inner: P, pool: usize) -> Self {
+        Self {
+            inner,
+            cap: (pool / MERGE_SHARE).clamp(MERGE_FLOOR, MERGE_CEILING),
+        }
+    }
 }
 
 impl<P: MemoryPool> MemoryPool for MergeCap<P> {
@@ -405,6 +423,18 @@ mod tests {
         assert!(other.try_grow(100 << 20).is_ok(), "only merges are capped");
         let e = merge.try_grow(10 << 20).unwrap_err().to_string();
         assert!(e.contains("ExternalSorterMerge[0]"), "{e}");
+    }
+
+    /// One merge holds at most 512 MiB however large the pool.
+    #[test]
+    fn a_merge_holds_at_most_512_mib() {
+        let rt = MemoryBudget::limited(4 << 30).runtime().unwrap();
+        let consumer = datafusion::execution::memory_pool::MemoryConsumer::new;
+        let merge = consumer("ExternalSorterMerge[0]").register(&rt.memory_pool);
+        assert!(merge.try_grow(513 << 20).is_err(), "past the ceiling");
+        assert!(merge.try_grow(512 << 20).is_ok());
+        let other = consumer("ExternalSorter[0]").register(&rt.memory_pool);
+        assert!(other.try_grow(1 << 30).is_ok(), "only merges are capped");
     }
 
     #[test]

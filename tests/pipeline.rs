@@ -27,17 +27,6 @@ fn options(day: Option<u32>) -> PipelineOptions {
     }
 }
 
-/// Every model table (not DAS, not the run log) as sets of rows.
-async fn model_tables(wh: &Warehouse) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out = BTreeMap::new();
-    for t in wh.list_all_tables().await.unwrap() {
-        if t.namespace != "das" && t.namespace != "lakehouse" {
-            out.insert(t.to_string(), common::rows_as_text(wh, &t).await);
-        }
-    }
-    out
-}
-
 async fn versions(wh: &Warehouse) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for t in wh.list_all_tables().await.unwrap() {
@@ -53,7 +42,7 @@ async fn full_rebuild(wh: &Warehouse, project: &Project) -> BTreeMap<String, BTr
     run_models(wh, project, &dag, &planned, &RunOptions::default(), None)
         .await
         .unwrap();
-    model_tables(wh).await
+    common::model_tables(wh).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +103,7 @@ async fn three_days_of_elt_equal_a_fresh_full_build() {
         .unwrap();
     assert_eq!(r2.day, Some(2));
 
-    let incremental = model_tables(&wh).await;
+    let incremental = common::model_tables(&wh).await;
     assert_eq!(incremental.len(), built);
     let dag = Dag::build(&project).unwrap();
     assert!(
@@ -159,6 +148,18 @@ async fn a_failed_run_converges_without_redoing_committed_work() {
         .map(|p| dag.nodes[p.node].name.to_string())
         .collect();
     assert!(pending.contains(failing));
+    // Only the failed model and the models reading it were left: every
+    // other model of the day was built despite the failure.
+    let failed = dag.index_of(&TableName::parse(failing).unwrap()).unwrap();
+    let readers = dag.descendants(&BTreeSet::from([failed]));
+    for m in &pending {
+        let i = dag.index_of(&TableName::parse(m).unwrap()).unwrap();
+        assert!(
+            i == failed || readers.contains(&i),
+            "{m} does not read {failing} yet was not built"
+        );
+    }
+    assert!(err.to_string().contains("were not built"), "{err}");
 
     // The re-run finishes day 1 (not day 2) and builds only what was left.
     let r = elt(&wh, &project, &PipelineOptions::default())
@@ -181,7 +182,7 @@ async fn a_failed_run_converges_without_redoing_committed_work() {
         }
     }
     // Converged: equal to a full build over the same DAS.
-    let converged = model_tables(&wh).await;
+    let converged = common::model_tables(&wh).await;
     let full = full_rebuild(&wh, &project).await;
     assert_eq!(converged, full);
 }

@@ -97,18 +97,29 @@ fn a_new_project_is_found_built_and_edited_without_a_rebuild() {
         plan_line(&out, "dab.frame__adventure_works__products").is_none(),
         "an unrelated frame stays up to date: {out}"
     );
-    // `elt` rebuilds the edited frame (and only its descendants besides the
-    // day's changes); the new column names are in the table.
-    let (ok, out, err) = lakehouse(&dir, &["elt"]);
+    // `transform` builds what the plan says: the edited frame in full, its
+    // readers after it; the new column names are in the table.
+    let (ok, out, err) = lakehouse(&dir, &["transform", "--layer", "all"]);
     assert!(ok, "{err}");
     let built = out
         .lines()
         .find(|l| l.contains("| dab.frame__adventure_works__departments "))
         .unwrap_or_else(|| panic!("the edited frame is rebuilt: {out}"));
-    assert!(built.contains("overwrite"), "rebuilt in full: {built}");
+    assert!(
+        built.contains("changed") && built.contains("full"),
+        "{built}"
+    );
+    assert!(
+        out.contains("dar.adventure_works__departments"),
+        "its peripheral follows: {out}"
+    );
+    assert!(!out.contains("frame__adventure_works__products "), "{out}");
     let (ok, out, err) = lakehouse(&sub, &["plan"]);
     assert!(ok, "{err}");
     assert_eq!(plan_counts(&out).0, 0, "{out}");
+    let (ok, out, err) = lakehouse(&dir, &["transform"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("up to date"), "{out}");
     let (ok, out, err) = lakehouse(
         &dir,
         &[

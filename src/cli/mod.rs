@@ -149,16 +149,17 @@ pub enum Command {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
-    /// Build models from the layer below.
+    /// Build models from the layer below, as `plan` decides (no extraction).
     Transform {
-        /// The layer to build: dab (frames), dar (Unified Star Schema, always
-        /// in full) or all (dab, then dar).
+        /// The layer to build: dab (frames), dar (Unified Star Schema) or all
+        /// (dab, then dar). New and changed models build in full, stale ones
+        /// incrementally, up-to-date ones not at all.
         #[arg(long, default_value = "dab", value_parser = ["dab", "dar", "all"])]
         layer: String,
         /// Only models matching this glob (e.g. 'frame__adventure_works__sales_*').
         #[arg(long)]
         models: Option<String>,
-        /// Rebuild from scratch instead of incrementally.
+        /// Rebuild every selected model from scratch.
         #[arg(long)]
         full: bool,
     },
@@ -631,27 +632,31 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             use std::io::IsTerminal;
 
-            use crate::model::build::{BuildMode, build_dar, build_frames};
+            use crate::dag::Layer;
+            use crate::dag::run::{RunOptions, transform};
             let wh = cli.open_warehouse()?;
             let project = cli.project()?;
-            let mode = if *full {
-                BuildMode::Full
-            } else {
-                BuildMode::Incremental
-            };
             let t0 = std::time::Instant::now();
-            let progress = std::io::stderr().is_terminal();
-            let budget = cli.budget()?;
-            let mut reports = Vec::new();
-            if layer == "dab" || layer == "all" {
-                reports.extend(
-                    build_frames(&wh, project, models.as_deref(), mode, progress, &budget).await?,
-                );
-            }
-            if layer == "dar" || layer == "all" {
-                reports
-                    .extend(build_dar(&wh, project, models.as_deref(), progress, &budget).await?);
-            }
+            let layers: &[Layer] = match layer.as_str() {
+                "dab" => &[Layer::Dab],
+                "dar" => &[Layer::DarStaging, Layer::Dar],
+                _ => &[Layer::Dab, Layer::DarStaging, Layer::Dar],
+            };
+            let options = RunOptions {
+                progress: std::io::stderr().is_terminal(),
+                budget: cli.budget()?,
+                ..RunOptions::default()
+            };
+            let reports = transform(
+                &wh,
+                project,
+                layers,
+                models.as_deref(),
+                *full,
+                &options,
+                std::time::Duration::from_secs(60),
+            )
+            .await?;
             let batch = record_batch(vec![
                 (
                     "model",
@@ -660,12 +665,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                     )),
                 ),
                 (
-                    "mode",
+                    "status",
                     Arc::new(StringArray::from_iter_values(
-                        reports
-                            .iter()
-                            .map(|r| format!("{:?}", r.mode).to_lowercase()),
+                        reports.iter().map(|r| r.status.to_string()),
                     )),
+                ),
+                (
+                    "mode",
+                    Arc::new(StringArray::from_iter_values(reports.iter().map(|r| {
+                        if r.full { "full" } else { "incremental" }.to_string()
+                    }))),
                 ),
                 (
                     "rows",
@@ -685,9 +694,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ))),
                 ),
             ])?;
-            out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
+            if reports.is_empty() {
+                out!("every selected model is up to date (`--full` rebuilds them)");
+            } else {
+                out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
+            }
             out!(
-                "{} models in {:.1}s",
+                "{} models built in {:.1}s",
                 reports.len(),
                 t0.elapsed().as_secs_f64()
             );

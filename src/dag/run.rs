@@ -145,15 +145,19 @@ pub async fn run_models(
     let mut done: BTreeSet<usize> = BTreeSet::new();
     let mut running = FuturesUnordered::new();
     let mut results = Vec::new();
-    let mut failure: Option<Error> = None;
+    // A model that fails stops only the models that read it (transitively):
+    // every other model still builds. Losing the run lock stops the run.
+    let mut failures: Vec<(usize, Error)> = Vec::new();
+    let mut skipped: BTreeSet<usize> = BTreeSet::new();
+    let mut stop: Option<Error> = None;
     loop {
-        if failure.is_none()
+        if stop.is_none()
             && let Some(l) = lock
             && let Err(e) = l.check()
         {
-            failure = Some(e);
+            stop = Some(e);
         }
-        if failure.is_none() {
+        if stop.is_none() {
             let mut ready: Vec<usize> = waiting
                 .iter()
                 .copied()
@@ -204,18 +208,55 @@ pub async fn run_models(
                 results.push(run);
             }
             Err(e) => {
-                if failure.is_none() {
-                    failure = Some(options.budget.explain(&dag.nodes[i].name.to_string(), e));
+                let below = dag.descendants(&BTreeSet::from([i]));
+                for d in below.intersection(&waiting.clone()) {
+                    waiting.remove(d);
+                    skipped.insert(*d);
                 }
+                failures.push((i, options.budget.explain(&dag.nodes[i].name.to_string(), e)));
             }
         }
     }
     bar.finish_and_clear();
-    if let Some(e) = failure {
+    if let Some(e) = stop {
         return Err(e);
+    }
+    if !failures.is_empty() {
+        return Err(failed_models(dag, failures, &skipped, results.len()));
     }
     results.sort_by(|a, b| a.model.cmp(&b.model));
     Ok(results)
+}
+
+/// The error of a run in which models failed: the first failure's, as it
+/// is when it is the only one and nothing had to be skipped; otherwise one
+/// line naming every failed model, how many models that read them were not
+/// built, how many were, and the first failure's cause.
+fn failed_models(
+    dag: &Dag,
+    mut failures: Vec<(usize, Error)>,
+    skipped: &BTreeSet<usize>,
+    built: usize,
+) -> Error {
+    if failures.len() == 1 && skipped.is_empty() {
+        return failures.remove(0).1;
+    }
+    let names: Vec<String> = failures
+        .iter()
+        .map(|(i, _)| dag.nodes[*i].name.to_string())
+        .collect();
+    let (_, first) = failures.remove(0);
+    Error::new(
+        first.kind(),
+        format!(
+            "{} model(s) failed ({}); {} model(s) reading them were not built, the other {built} were \
+             (re-run to finish); first failure: {first}",
+            names.len(),
+            names.join(", "),
+            skipped.len(),
+        ),
+    )
+    .with_source(first)
 }
 
 async fn build_node(
@@ -508,6 +549,55 @@ pub async fn init(
             SourceSpec::Url(_) => (None, None, None),
         };
         pipeline(wh, project, options, &lock, "init", day, scale, seed, true).await
+    }
+    .await;
+    lock.release().await?;
+    result
+}
+
+/// `transform`: build the models of `layers` whose name matches `pattern`
+/// (all when `None`) from the tables below them, as the plan decides: new
+/// and changed models (a config edit) in full, stale ones incrementally,
+/// up-to-date ones not at all; with `full`, every selected model in full.
+/// Nothing is extracted. Holds the run lock like `init` and `elt`.
+pub async fn transform(
+    wh: &Warehouse,
+    project: &Project,
+    layers: &[super::Layer],
+    pattern: Option<&str>,
+    full: bool,
+    options: &RunOptions,
+    lock_ttl: Duration,
+) -> Result<Vec<ModelRun>> {
+    let dag = Dag::build(project)?;
+    let mut selected = Vec::new();
+    let mut matched = false;
+    let lock = RunLock::acquire(wh, "transform", lock_ttl).await?;
+    let result = async {
+        for p in plan_with(&dag, full, &load_tables(wh, |_| true).await?) {
+            let node = &dag.nodes[p.node];
+            if !layers.contains(&node.layer) {
+                continue;
+            }
+            if let Some(pat) = pattern
+                && !crate::model::build::matches_pattern(
+                    pat,
+                    &node.name.namespace,
+                    &node.name.name,
+                )?
+            {
+                continue;
+            }
+            matched = true;
+            selected.push(p);
+        }
+        if !matched {
+            return Err(Error::not_found(format!(
+                "no model of the layer(s) asked for matches '{}' (`lakehouse render` lists them)",
+                pattern.unwrap_or("*")
+            )));
+        }
+        run_models(wh, project, &dag, &selected, options, Some(&lock)).await
     }
     .await;
     lock.release().await?;

@@ -314,6 +314,17 @@ async fn land_resource(
         error: None,
     };
     if whole && held.is_empty() {
+        if existing.is_none() {
+            // An empty resource still lands its table, empty, with its
+            // schema (no cursor yet): the models over it build, empty.
+            let schema = Landing::new(resource, &held, load_id, loaded_at)?.schema();
+            let write = Write::append()
+                .property(LOAD_ID_PROP, load_id)
+                .property(LOADED_AT_PROP, loaded_at.to_string());
+            wh.write(&name, schema, vec![], write)
+                .await
+                .map_err(|e| e.context(format!("landing {} (empty)", resource.table)))?;
+        }
         return Ok(report);
     }
     let mut landing = Landing::new(resource, &held, load_id, loaded_at)?;

@@ -102,6 +102,10 @@ pub enum Fault {
     FailAfterPages { pages: usize, status: u16 },
     /// Wait `delay` before answering the next `times` requests.
     Delay { delay: Duration, times: usize },
+    /// Serve the resource as an empty entity set (no rows, no next link)
+    /// until the fault is cleared, as a service holding no data for it does
+    /// (four of Adventure Works' entity sets are empty in the real data).
+    Empty,
 }
 
 /// Per-resource injected failures (see [`Fault`]).
@@ -114,6 +118,7 @@ enum FaultAction {
     None,
     Fail(u16),
     Delay(Duration),
+    Empty,
 }
 
 impl FaultInjector {
@@ -161,6 +166,10 @@ impl FaultInjector {
                 Fault::Delay { delay, times } if *times > 0 => {
                     *times -= 1;
                     action = FaultAction::Delay(*delay);
+                    break;
+                }
+                Fault::Empty => {
+                    action = FaultAction::Empty;
                     break;
                 }
                 _ => {}
@@ -668,6 +677,14 @@ async fn entity_set(
             );
         }
         FaultAction::Delay(d) => tokio::time::sleep(d).await,
+        FaultAction::Empty => {
+            let mut resp = br#"{"value":[]}"#.to_vec().into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; odata.metadata=minimal"),
+            );
+            return resp;
+        }
     }
     let base = base_of(&headers, shared.bound);
     match respond(&shared, served, query.as_deref().unwrap_or(""), &base) {

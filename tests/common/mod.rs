@@ -219,6 +219,20 @@ pub async fn rows_as_text(
     out
 }
 
+/// Every model table (not DAS, not the run log) as sets of rows.
+#[allow(dead_code)]
+pub async fn model_tables(
+    wh: &Warehouse,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for t in wh.list_all_tables().await.unwrap() {
+        if t.namespace != "das" && t.namespace != "lakehouse" {
+            out.insert(t.to_string(), rows_as_text(wh, &t).await);
+        }
+    }
+    out
+}
+
 /// Build the frames (`mode`) matching nothing in particular: all of them,
 /// without progress bars or a memory limit.
 #[allow(dead_code)]
