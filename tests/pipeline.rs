@@ -448,3 +448,26 @@ async fn elt_continues_where_the_warehouse_left_off(wh: Warehouse) {
             .all(|p| p.status == Status::UpToDate)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_out_of_memory_beside_others_is_built_again_alone() {
+    let project = Project::adventure_works().unwrap();
+    let frame = "dab.frame__adventure_works__addresses";
+    // Beside other builds: built again alone, and the run succeeds.
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    let mut opts = options(None);
+    opts.run.out_of_memory_once_at = Some(frame.to_string());
+    opts.run.concurrency = 4;
+    let r = init(&wh, &project, &opts).await.unwrap();
+    assert_eq!(r.models.len(), 58 * 4 + 2, "every model built");
+    assert!(r.models.iter().any(|m| m.model == frame && m.rows > 0));
+    // Alone from the start (one model at a time): no retry, the run fails
+    // naming the model, and its readers are not built.
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    opts.run.concurrency = 1;
+    let err = init(&wh, &project, &opts).await.unwrap_err();
+    assert_eq!(err.kind(), lakehouse::ErrorKind::OutOfMemory, "{err}");
+    assert!(err.to_string().contains(frame), "{err}");
+}

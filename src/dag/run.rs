@@ -51,6 +51,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Test hook: fail when this model (`ns.table`) starts, as a crash would.
     pub fail_at: Option<String>,
+    /// Test hook: this model (`ns.table`) runs out of memory the first time
+    /// it starts, as it would beside other builds sharing the pool.
+    pub out_of_memory_once_at: Option<String>,
     /// The memory budget the run's queries execute under; it also caps the
     /// models built at once ([`MemoryBudget::models_at_once`]).
     pub budget: MemoryBudget,
@@ -144,12 +147,21 @@ pub async fn run_models(
     let mut waiting: BTreeSet<usize> = todo.keys().copied().collect();
     let mut done: BTreeSet<usize> = BTreeSet::new();
     let mut running = FuturesUnordered::new();
+    // The models `running` builds.
+    let mut active: BTreeSet<usize> = BTreeSet::new();
     let mut results = Vec::new();
     // A model that fails stops only the models that read it (transitively):
     // every other model still builds. Losing the run lock stops the run.
     let mut failures: Vec<(usize, Error)> = Vec::new();
     let mut skipped: BTreeSet<usize> = BTreeSet::new();
     let mut stop: Option<Error> = None;
+    // A model that ran out of memory while others were building shared the
+    // pool with them: it is built again, once, alone (nothing of it was
+    // committed), after the builds running then have ended. Models that
+    // built beside another one.
+    let mut company: BTreeSet<usize> = BTreeSet::new();
+    let mut retry: Vec<usize> = Vec::new();
+    let mut retried: BTreeSet<usize> = BTreeSet::new();
     loop {
         if stop.is_none()
             && let Some(l) = lock
@@ -157,24 +169,41 @@ pub async fn run_models(
         {
             stop = Some(e);
         }
-        if stop.is_none() {
-            let mut ready: Vec<usize> = waiting
-                .iter()
-                .copied()
-                .filter(|i| {
-                    dag.nodes[*i]
-                        .deps
-                        .iter()
-                        .all(|d| !todo.contains_key(d) || done.contains(d))
-                })
-                .collect();
-            // Costliest chains of readers first (see `Dag::chain_costs`).
-            ready.sort_by_key(|&i| (std::cmp::Reverse(chains[i]), i));
-            ready.truncate(limit.saturating_sub(running.len()));
+        // Whether a model retried alone is building: nothing starts beside it.
+        let alone = active.len() == 1 && active.iter().all(|i| retried.contains(i));
+        if stop.is_none() && !alone {
+            let ready: Vec<usize> = if retry.is_empty() {
+                let mut ready: Vec<usize> = waiting
+                    .iter()
+                    .copied()
+                    .filter(|i| {
+                        dag.nodes[*i]
+                            .deps
+                            .iter()
+                            .all(|d| !todo.contains_key(d) || done.contains(d))
+                    })
+                    .collect();
+                // Costliest chains of readers first (see `Dag::chain_costs`).
+                ready.sort_by_key(|&i| (std::cmp::Reverse(chains[i]), i));
+                ready.truncate(limit.saturating_sub(running.len()));
+                ready
+            } else if running.is_empty() {
+                vec![retry.remove(0)]
+            } else {
+                // A retry waits for the running builds to end.
+                vec![]
+            };
             for i in ready {
                 waiting.remove(&i);
+                if !active.is_empty() {
+                    company.insert(i);
+                    company.extend(active.iter().copied());
+                }
                 let p = todo[&i].clone();
                 let shared = Arc::clone(&shared);
+                let inject_oom = !retried.contains(&i)
+                    && options.out_of_memory_once_at.as_deref()
+                        == Some(dag.nodes[i].name.to_string().as_str());
                 let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
                     let Shared {
                         wh,
@@ -183,12 +212,19 @@ pub async fn run_models(
                         options,
                         ctx,
                     } = &*shared;
+                    if inject_oom {
+                        return Err(Error::new(
+                            ErrorKind::OutOfMemory,
+                            "injected: Failed to allocate additional 1 MB for ExternalSorter[0]",
+                        ));
+                    }
                     let dar = match dag.nodes[p.node].kind {
                         ModelKind::Dar { .. } => Some(Dar::new(project)?),
                         _ => None,
                     };
                     build_node(wh, project, dar.as_ref(), dag, &p, ctx, options).await
                 }));
+                active.insert(i);
                 running.push(async move {
                     let r = task.await.unwrap_or_else(|e| {
                         Err(Error::internal(format!("model build task failed: {e}")))
@@ -200,6 +236,8 @@ pub async fn run_models(
         let Some((i, r)) = running.next().await else {
             break;
         };
+        active.remove(&i);
+        let shared_pool = company.remove(&i);
         bar.inc(1);
         bar.set_message(dag.nodes[i].name.to_string());
         match r {
@@ -208,12 +246,18 @@ pub async fn run_models(
                 results.push(run);
             }
             Err(e) => {
+                let e = options.budget.explain(&dag.nodes[i].name.to_string(), e);
+                if e.kind() == ErrorKind::OutOfMemory && shared_pool && retried.insert(i) {
+                    tracing::info!(model = %dag.nodes[i].name, "out of memory beside other builds: retrying alone");
+                    retry.push(i);
+                    continue;
+                }
                 let below = dag.descendants(&BTreeSet::from([i]));
                 for d in below.intersection(&waiting.clone()) {
                     waiting.remove(d);
                     skipped.insert(*d);
                 }
-                failures.push((i, options.budget.explain(&dag.nodes[i].name.to_string(), e)));
+                failures.push((i, e));
             }
         }
     }
