@@ -425,7 +425,7 @@ mod tests {
         let consumer = datafusion::execution::memory_pool::MemoryConsumer::new;
         let merge = consumer("ExternalSorterMerge[0]").register(&rt.memory_pool);
         assert!(merge.try_grow(90 << 20).is_ok());
-        let mut other = consumer("ExternalSorter[0]").register(&rt.memory_pool);
+        let other = consumer("ExternalSorter[0]").register(&rt.memory_pool);
         assert!(other.try_grow(100 << 20).is_ok(), "only merges are capped");
         let e = merge.try_grow(10 << 20).unwrap_err().to_string();
         assert!(e.contains("ExternalSorterMerge[0]"), "{e}");
