@@ -183,7 +183,7 @@ impl ProjectDir {
             .unwrap_or_else(|| PathBuf::from("."));
         let root = std::path::absolute(&root).unwrap_or(root);
         let bad = |key: &str, msg: String| Error::invalid(format!("{origin}: `{key}`: {msg}"));
-        if !is_snake_case(&raw.name) {
+        if !crate::config::source::is_identifier(&raw.name) {
             return Err(bad(
                 "name",
                 format!("`{}` is not a snake_case identifier", raw.name),
@@ -302,13 +302,6 @@ fn resolve_sources(root: &Path, entries: &[String]) -> Result<Vec<PathBuf>> {
     out.sort();
     out.dedup();
     Ok(out)
-}
-
-fn is_snake_case(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
 /// Write a new project into `dir` from `example` (one of [`EXAMPLES`]):

@@ -313,7 +313,9 @@ impl SourceConfig {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+/// Whether `s` is a snake_case identifier (lowercase letters, digits and
+/// `_`, not starting with a digit).
+pub(crate) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
