@@ -10,7 +10,8 @@
 //!   would not fit in half of it. The rest of the limit is headroom for what
 //!   the pool does not track (file reads and Parquet encoding in flight);
 //! - a **disk manager** spilling to a temporary directory under `--spill-dir`
-//!   (default: the OS temp dir), removed when the run ends;
+//!   (default: the OS temp dir), removed when the run ends; spill files are
+//!   LZ4-compressed Arrow IPC;
 //! - a **source share** ([`MemoryBudget::source_share`]): the embedded
 //!   source spills its generated rows to local files past [`SOURCE_SHARE`]
 //!   of the limit;
@@ -144,6 +145,11 @@ impl MemoryBudget {
         let mut config = SessionConfig::new();
         config.options_mut().execution.sort_spill_reservation_bytes = self.sort_reservation();
         config.options_mut().execution.batch_size = self.batch_size();
+        // Spilled runs hold wide rows of long, repetitive hook text: LZ4
+        // writes about a tenth of the bytes (31.6 GiB -> 3.3 GiB at scale 10)
+        // and the run gets faster, not slower.
+        config.options_mut().execution.spill_compression =
+            datafusion::common::config::SpillCompression::Lz4Frame;
         if let Some(n) = self.target_partitions() {
             config.options_mut().execution.target_partitions = n;
         }
