@@ -191,32 +191,20 @@ impl ProjectDir {
         }
         let sources = resolve_sources(&root, &raw.sources)
             .map_err(|e| e.context(format!("{origin}: `sources`")))?;
-        let source = match sources.as_slice() {
-            [one] => SourceConfig::from_path(one)?,
-            [] => {
-                return Err(bad(
-                    "sources",
-                    format!(
-                        "{} match no file under {}",
-                        raw.sources.join(", "),
-                        root.display()
-                    ),
-                ));
-            }
-            many => {
-                return Err(bad(
-                    "sources",
-                    format!(
-                        "{} source files ({}): a project holds one source system for now",
-                        many.len(),
-                        many.iter()
-                            .map(|p| p.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-        };
+        if sources.is_empty() {
+            return Err(bad(
+                "sources",
+                format!(
+                    "{} match no file under {}",
+                    raw.sources.join(", "),
+                    root.display()
+                ),
+            ));
+        }
+        let sources = sources
+            .iter()
+            .map(SourceConfig::from_path)
+            .collect::<Result<Vec<_>>>()?;
         let read = |key: &str, rel: &str| -> Result<(String, String)> {
             let p = root.join(rel);
             let text = std::fs::read_to_string(&p)
@@ -240,7 +228,7 @@ impl ProjectDir {
                 }
             }
         };
-        let mut project = Project::new(source, model)?;
+        let mut project = Project::new(sources, model)?;
         if let Some(m) = measures {
             project = project.with_measures(m)?;
         }
@@ -402,7 +390,8 @@ mod tests {
             p.project.model.frames.len(),
             built_in.project.model.frames.len()
         );
-        assert_eq!(p.project.source.resources.len(), 58);
+        assert_eq!(p.project.sources.len(), 1);
+        assert_eq!(p.project.sources[0].resources.len(), 58);
         assert_eq!(
             p.project.measures.of("sales_order_details").len(),
             built_in.project.measures.of("sales_order_details").len()

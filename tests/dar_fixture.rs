@@ -37,7 +37,7 @@ fn fixture_project() -> Project {
     source.resources.retain(|r| tables.contains(&r.table));
     model.frames.retain(|f| tables.contains(&f.source_table));
     assert_eq!(model.frames.len(), 5);
-    Project::new(source, model)
+    Project::new(vec![source], model)
         .unwrap()
         .with_measures(MeasureConfig::adventure_works().unwrap())
         .unwrap()
@@ -45,7 +45,7 @@ fn fixture_project() -> Project {
 
 async fn land(wh: &Warehouse, project: &Project, entity: &str, day: u32, rows: Vec<Value>) {
     let table = format!("raw__adventure_works__{entity}");
-    let resource = project.source.resource_by_table(&table).unwrap();
+    let resource = project.resource_by_table(&table).unwrap();
     let schema = Project::das_schema(resource);
     let mut text = String::new();
     for (i, mut r) in rows.into_iter().enumerate() {
@@ -292,7 +292,7 @@ async fn bridge_rows_of_one_order_line_are_exact() {
             (
                 "epoch__date|2014-01-01",
                 "false",
-                "21.0",
+                "21.000000",
                 "NULL",
                 "NULL",
                 "2"
@@ -309,7 +309,7 @@ async fn bridge_rows_of_one_order_line_are_exact() {
                 "epoch__date|2014-01-05",
                 "false",
                 "NULL",
-                "21.0",
+                "21.000000",
                 "NULL",
                 "NULL"
             ),

@@ -21,11 +21,7 @@ async fn dashboard_on_demo_data_in_headless_chromium() {
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
     let project = Project::adventure_works().unwrap();
     let opts = PipelineOptions {
-        source: SourceSpec::Embedded {
-            day: None,
-            scale: Some(0.01),
-            seed: Some(42),
-        },
+        source: SourceSpec::embedded(None, Some(0.01), Some(42)),
         ..PipelineOptions::default()
     };
     init(&wh, &project, &opts).await.unwrap();

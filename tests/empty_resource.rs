@@ -56,7 +56,7 @@ async fn empty_resources_land_empty_tables_and_every_model_builds() {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
     let options = PipelineOptions {
-        source: SourceSpec::Url(server.base_url().to_string()),
+        source: SourceSpec::url(server.base_url().to_string()),
         ..PipelineOptions::default()
     };
     let report = init(&wh, &project, &options).await.unwrap();

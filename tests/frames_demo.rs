@@ -25,7 +25,7 @@ async fn scalar(ctx: &datafusion::prelude::SessionContext, sql: &str) -> i64 {
 async fn demo_frames_build_and_incremental_equals_full() {
     let project = Project::adventure_works().unwrap();
     let server = serve(
-        &project.source,
+        &project.sources[0],
         ServerOptions {
             generator: GeneratorOptions {
                 seed: 42,
@@ -39,9 +39,14 @@ async fn demo_frames_build_and_incremental_equals_full() {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
     let client = ODataClient::new(server.base_url(), RetryPolicy::default()).unwrap();
-    let report = extract(&wh, &project.source, &client, &ExtractOptions::default())
-        .await
-        .unwrap();
+    let report = extract(
+        &wh,
+        &project.sources[0],
+        &client,
+        &ExtractOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(report.failures().is_empty());
 
     let reports = common::frames(&wh, &project, BuildMode::Full).await;
@@ -85,9 +90,14 @@ async fn demo_frames_build_and_incremental_equals_full() {
 
     // A simulated day, then incremental; it must equal a full rebuild.
     server.set_day(1).unwrap();
-    extract(&wh, &project.source, &client, &ExtractOptions::default())
-        .await
-        .unwrap();
+    extract(
+        &wh,
+        &project.sources[0],
+        &client,
+        &ExtractOptions::default(),
+    )
+    .await
+    .unwrap();
     let inc = common::frames(&wh, &project, BuildMode::Incremental).await;
     assert!(inc.iter().all(|r| r.mode == BuildMode::Incremental));
     assert!(inc.iter().any(|r| r.rows > 0), "day 1 changes some frames");

@@ -21,11 +21,7 @@ const SMALL: u64 = 48 << 20;
 
 fn options(budget: MemoryBudget) -> PipelineOptions {
     PipelineOptions {
-        source: SourceSpec::Embedded {
-            day: None,
-            scale: Some(0.03),
-            seed: Some(5),
-        },
+        source: SourceSpec::embedded(None, Some(0.03), Some(5)),
         run: RunOptions {
             budget,
             ..RunOptions::default()

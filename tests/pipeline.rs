@@ -18,11 +18,7 @@ use lakehouse::storage::{TableName, Warehouse};
 
 fn options(day: Option<u32>) -> PipelineOptions {
     PipelineOptions {
-        source: SourceSpec::Embedded {
-            day,
-            scale: Some(0.01),
-            seed: Some(11),
-        },
+        source: SourceSpec::embedded(day, Some(0.01), Some(11)),
         ..PipelineOptions::default()
     }
 }
@@ -425,11 +421,7 @@ on_every_backend! {
 async fn elt_continues_where_the_warehouse_left_off(wh: Warehouse) {
     let project = Project::adventure_works().unwrap();
     let opts = PipelineOptions {
-        source: SourceSpec::Embedded {
-            day: Some(3),
-            scale: Some(0.005),
-            seed: Some(5),
-        },
+        source: SourceSpec::embedded(Some(3), Some(0.005), Some(5)),
         ..PipelineOptions::default()
     };
     init(&wh, &project, &opts).await.unwrap();

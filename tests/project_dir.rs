@@ -4,25 +4,9 @@
 //! clear errors for a bad project file, and the built-in example when no
 //! project is found.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-/// Run the binary in `cwd` with no project or warehouse from the
-/// environment: (success, stdout, stderr).
-fn lakehouse(cwd: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lakehouse"))
-        .current_dir(cwd)
-        .env_remove("LAKEHOUSE_PROJECT")
-        .env_remove("LAKEHOUSE_WAREHOUSE")
-        .args(args)
-        .output()
-        .expect("run lakehouse");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::lakehouse_in as lakehouse;
 
 /// The `plan` lines naming `model`.
 fn plan_line<'a>(plan: &'a str, model: &str) -> Option<&'a str> {

@@ -115,7 +115,7 @@ async fn run_in(
         .ok_or_else(|| Error::invalid(format!("{} is not UTF-8", dir.display())))?;
     let wh = Warehouse::open(location)?;
     let server = serve(
-        &project.source,
+        &project.sources[0],
         ServerOptions {
             generator: GeneratorOptions {
                 seed: config.seed,
@@ -129,7 +129,13 @@ async fn run_in(
     let t = Instant::now();
     for day in 0..config.days {
         server.set_day(day)?;
-        let r = extract(&wh, &project.source, &client, &ExtractOptions::default()).await?;
+        let r = extract(
+            &wh,
+            &project.sources[0],
+            &client,
+            &ExtractOptions::default(),
+        )
+        .await?;
         if let Some(f) = r.failures().first() {
             return Err(Error::new(
                 ErrorKind::Source,

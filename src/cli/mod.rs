@@ -185,9 +185,9 @@ pub enum Command {
 /// Source arguments of `init` and `elt`.
 #[derive(Debug, clap::Args)]
 pub struct PipelineSourceArgs {
-    /// OData service URL; without it the embedded source is served in-process.
-    #[arg(long)]
-    pub source: Option<String>,
+    /// OData service URL serving a source instead of its `base_url`: `NAME=URL`, or a bare URL when the project has one source; repeat for several. Without it, each source is read from its `base_url` (`embedded`: served in-process)
+    #[arg(long, value_name = "[NAME=]URL")]
+    pub source: Vec<String>,
     /// Embedded source: the simulated day (init: 0; elt: the day after the last run).
     #[arg(long)]
     pub day: Option<u32>,
@@ -203,25 +203,18 @@ pub struct PipelineSourceArgs {
 }
 
 impl PipelineSourceArgs {
-    fn spec(&self) -> crate::dag::run::SourceSpec {
-        use crate::dag::run::SourceSpec;
-        match &self.source {
-            Some(u) => SourceSpec::Url(u.clone()),
-            None => SourceSpec::Embedded {
-                day: self.day,
-                scale: self.scale,
-                seed: self.seed,
-            },
-        }
+    fn spec(&self) -> Result<crate::dag::sources::SourceSpec> {
+        crate::dag::sources::SourceSpec::embedded(self.day, self.scale, self.seed)
+            .with_source_args(&self.source)
     }
 }
 
 /// Arguments of `extract`.
 #[derive(Debug, clap::Args)]
 pub struct ExtractArgs {
-    /// OData service URL; without it the embedded source is started in-process.
-    #[arg(long)]
-    pub source: Option<String>,
+    /// OData service URL serving a source instead of its `base_url`: `NAME=URL`, or a bare URL when there is one source; repeat for several. Without it, each source is read from its `base_url` (`embedded`: started in-process)
+    #[arg(long, value_name = "[NAME=]URL")]
+    pub source: Vec<String>,
     /// Only these resources (comma-separated table names, entity names or API paths).
     #[arg(long, value_delimiter = ',')]
     pub resources: Vec<String>,
@@ -237,7 +230,7 @@ pub struct ExtractArgs {
     /// Resources extracted at the same time.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
-    /// Source config file (default: the built-in Adventure Works config).
+    /// Source config file to extract instead of the project's sources.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
 }
@@ -335,7 +328,7 @@ async fn pipeline(
         eprintln!("{}", cli.project_dir()?.describe());
     }
     let options = PipelineOptions {
-        source: source.spec(),
+        source: source.spec()?,
         run: RunOptions {
             progress: std::io::stderr().is_terminal(),
             concurrency: source.jobs,
@@ -388,6 +381,16 @@ async fn pipeline(
                 Arc::new(arrow::array::Float64Array::from_iter_values(
                     m.iter().map(|r| (r.seconds * 100.0).round() / 100.0),
                 )),
+            ),
+            (
+                "spilled",
+                Arc::new(StringArray::from_iter_values(m.iter().map(|r| {
+                    if r.spilled_bytes > 0 {
+                        crate::budget::format_size(r.spilled_bytes)
+                    } else {
+                        String::new()
+                    }
+                }))),
             ),
         ])?;
         out!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?);
@@ -816,9 +819,19 @@ async fn demo_source(cli: &Cli, args: &DemoSourceArgs) -> Result<()> {
     use crate::error::{ErrorKind, ResultExt};
     use crate::source::{GeneratorOptions, ServerOptions, serve};
 
+    // The generator serves the Adventure Works data: the project's embedded
+    // source, else the built-in config.
     let config = match &args.config {
         Some(path) => SourceConfig::from_path(path)?,
-        None => cli.project()?.source.clone(),
+        None => match cli
+            .project()?
+            .sources
+            .iter()
+            .find(|s| s.base_url == crate::config::BaseUrl::Embedded)
+        {
+            Some(s) => s.clone(),
+            None => SourceConfig::adventure_works()?,
+        },
     };
     let options = ServerOptions {
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
@@ -854,62 +867,77 @@ async fn extract(cli: &Cli, args: &ExtractArgs) -> Result<()> {
     use std::io::IsTerminal;
 
     use crate::config::SourceConfig;
-    use crate::extract::land::{ExtractOptions, extract};
-    use crate::extract::{ODataClient, RetryPolicy};
-    use crate::source::{GeneratorOptions, ServerOptions, serve};
+    use crate::extract::land::ExtractOptions;
 
-    let config = match &args.config {
-        Some(path) => SourceConfig::from_path(path)?,
-        None => cli.project()?.source.clone(),
+    use crate::dag::sources::{EmbeddedSettings, SourceSpec, describe, extract_one, start};
+
+    let sources = match &args.config {
+        Some(path) => vec![SourceConfig::from_path(path)?],
+        None => cli.project()?.sources.clone(),
     };
-    let wh = cli.open_warehouse()?;
-    let server = match &args.source {
-        Some(_) => None,
-        None => Some(
-            serve(
-                &config,
-                ServerOptions {
-                    page_size: config.page_size,
-                    generator: GeneratorOptions {
-                        seed: args.seed,
-                        scale: args.scale,
-                    },
-                    day: args.day,
-                    spill: cli
-                        .budget()?
-                        .source_share()
-                        .map(|above| crate::source::SpillOptions {
-                            above,
-                            dir: cli.spill_dir.clone(),
-                        }),
-                    ..ServerOptions::default()
-                },
-            )
-            .await?,
-        ),
-    };
-    let url = match (&args.source, &server) {
-        (Some(u), _) => u.clone(),
-        (None, Some(s)) => s.base_url().to_string(),
-        (None, None) => unreachable!("a server is started when no source is given"),
-    };
-    eprintln!(
-        "extracting {} from {url} into {}",
-        config.name,
-        wh.url().root_url()
-    );
-    let client = ODataClient::new(&url, RetryPolicy::default())?;
-    let options = ExtractOptions {
-        resources: args.resources.clone(),
-        concurrency: args.concurrency,
-        progress: std::io::stderr().is_terminal(),
-        held_pages_bytes: crate::dag::run::held_pages_bytes(&cli.budget()?),
-    };
-    let report = extract(&wh, &config, &client, &options).await;
-    if let Some(s) = server {
-        s.shutdown().await?;
+    // Every name given must name a resource of some source.
+    if let Some(unknown) = args.resources.iter().find(|n| {
+        !sources
+            .iter()
+            .flat_map(|s| &s.resources)
+            .any(|r| r.is_named(n))
+    }) {
+        return Err(crate::Error::invalid(format!(
+            "--resources: no source has a resource `{unknown}` (sources: {})",
+            sources
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
-    let report = report?;
+    let wh = cli.open_warehouse()?;
+    let spec = SourceSpec::embedded(Some(args.day), Some(args.scale), Some(args.seed))
+        .with_source_args(&args.source)?;
+    let served = spec.resolve(&sources)?;
+    let settings = EmbeddedSettings {
+        day: args.day,
+        scale: args.scale,
+        seed: args.seed,
+        horizons: Default::default(),
+        spill: cli
+            .budget()?
+            .source_share()
+            .map(|above| crate::source::SpillOptions {
+                above,
+                dir: cli.spill_dir.clone(),
+            }),
+    };
+    let mut report: Option<crate::extract::land::ExtractReport> = None;
+    for (source, where_) in &served {
+        let resources: Vec<String> = args
+            .resources
+            .iter()
+            .filter(|n| source.resources.iter().any(|r| r.is_named(n)))
+            .cloned()
+            .collect();
+        if !args.resources.is_empty() && resources.is_empty() {
+            continue;
+        }
+        eprintln!(
+            "extracting {} from {} into {}",
+            source.name,
+            describe(&[(*source, where_.clone())]).unwrap_or_else(|| "the embedded source".into()),
+            wh.url().root_url()
+        );
+        let options = ExtractOptions {
+            resources,
+            concurrency: args.concurrency,
+            progress: std::io::stderr().is_terminal(),
+            held_pages_bytes: crate::dag::run::held_pages_bytes(&cli.budget()?),
+        };
+        let one = extract_one(&wh, source, start(source, where_, &settings), &options).await?;
+        match &mut report {
+            None => report = Some(one),
+            Some(r) => r.resources.extend(one.resources),
+        }
+    }
+    let report = report.ok_or_else(|| crate::Error::invalid("nothing to extract"))?;
     let r = &report.resources;
     let batch = record_batch(vec![
         (

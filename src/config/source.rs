@@ -56,9 +56,9 @@ impl fmt::Display for BaseUrl {
     }
 }
 
-/// A curated column type (the `data_type` vocabulary of the original).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A curated column type (the `data_type` vocabulary of the original, plus
+/// `decimal(p,s)` for exact amounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ColumnType {
     Text,
     Bigint,
@@ -69,12 +69,32 @@ pub enum ColumnType {
     Xml,
     Timestamp,
     Binary,
+    /// An exact decimal: `precision` digits in all (1..=38), `scale` of
+    /// them after the point (0..=precision). Lands as Arrow `Decimal128`
+    /// and Iceberg `decimal(p,s)`.
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
 }
 
+/// The type names a YAML file may use, for error messages.
+pub const TYPE_NAMES: &str =
+    "text, bigint, date, double, uniqueidentifier, bool, xml, timestamp, binary, decimal(p,s)";
+
 impl ColumnType {
-    /// The YAML spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
+    /// Whether sums over the type are meaningful (a measure's `value`).
+    pub fn is_numeric(&self) -> bool {
+        matches!(
+            self,
+            ColumnType::Bigint | ColumnType::Double | ColumnType::Decimal { .. }
+        )
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
             ColumnType::Text => "text",
             ColumnType::Bigint => "bigint",
             ColumnType::Date => "date",
@@ -84,13 +104,70 @@ impl ColumnType {
             ColumnType::Xml => "xml",
             ColumnType::Timestamp => "timestamp",
             ColumnType::Binary => "binary",
-        }
+            ColumnType::Decimal { precision, scale } => {
+                return write!(f, "decimal({precision},{scale})");
+            }
+        };
+        f.write_str(name)
     }
 }
 
-impl fmt::Display for ColumnType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl std::str::FromStr for ColumnType {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s.trim() {
+            "text" => ColumnType::Text,
+            "bigint" => ColumnType::Bigint,
+            "date" => ColumnType::Date,
+            "double" => ColumnType::Double,
+            "uniqueidentifier" => ColumnType::Uniqueidentifier,
+            "bool" => ColumnType::Bool,
+            "xml" => ColumnType::Xml,
+            "timestamp" => ColumnType::Timestamp,
+            "binary" => ColumnType::Binary,
+            other => {
+                let args = other
+                    .strip_prefix("decimal(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(|| {
+                        format!("unknown type `{other}`: expected one of {TYPE_NAMES}")
+                    })?;
+                let (p, sc) = args.split_once(',').ok_or_else(|| {
+                    format!("type `{other}`: write a decimal as decimal(precision,scale)")
+                })?;
+                let precision: u8 = p.trim().parse().map_err(|_| {
+                    format!("type `{other}`: precision `{}` is not a number", p.trim())
+                })?;
+                let scale: i8 = sc.trim().parse().map_err(|_| {
+                    format!("type `{other}`: scale `{}` is not a number", sc.trim())
+                })?;
+                if !(1..=38).contains(&precision) {
+                    return Err(format!(
+                        "type `{other}`: precision must be 1 to 38, not {precision}"
+                    ));
+                }
+                if scale < 0 || scale as u8 > precision {
+                    return Err(format!(
+                        "type `{other}`: scale must be 0 to the precision ({precision}), not {scale}"
+                    ));
+                }
+                ColumnType::Decimal { precision, scale }
+            }
+        })
+    }
+}
+
+impl Serialize for ColumnType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ColumnType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -124,6 +201,15 @@ pub struct ResourceConfig {
 }
 
 impl ResourceConfig {
+    /// Whether `name` names this resource: its table name, its API path, its
+    /// entity set, or the table name's last part (`sales_order_headers`).
+    pub fn is_named(&self, name: &str) -> bool {
+        self.table == name
+            || self.api_path == name
+            || self.entity_set() == name
+            || self.table.ends_with(&format!("__{name}"))
+    }
+
     /// The column with this snake_case name.
     pub fn column(&self, name: &str) -> Option<&ColumnConfig> {
         self.columns.iter().find(|c| c.name == name)
@@ -170,6 +256,8 @@ pub struct SourceConfig {
     pub page_size: usize,
     /// The resources, in extraction order.
     pub resources: Vec<ResourceConfig>,
+    /// The file it was read from (for error messages).
+    pub origin: String,
 }
 
 impl SourceConfig {
@@ -209,6 +297,7 @@ impl SourceConfig {
             base_url,
             page_size: raw.page_size,
             resources: raw.resources,
+            origin: origin.to_string(),
         };
         config.validate(origin)?;
         Ok(config)
@@ -387,6 +476,55 @@ resources:
             c.resources[0].cursor_column().map(|c| c.name.as_str()),
             Some("modified_date")
         );
+    }
+
+    #[test]
+    fn decimal_types_parse_and_print_as_written() {
+        let t: ColumnType = "decimal(19,4)".parse().unwrap();
+        assert_eq!(
+            t,
+            ColumnType::Decimal {
+                precision: 19,
+                scale: 4
+            }
+        );
+        assert_eq!(t.to_string(), "decimal(19,4)");
+        assert!(t.is_numeric());
+        assert_eq!(
+            "decimal( 38 , 0 )"
+                .parse::<ColumnType>()
+                .unwrap()
+                .to_string(),
+            "decimal(38,0)"
+        );
+        for (bad, why) in [
+            ("decimal(39,2)", "precision must be 1 to 38"),
+            ("decimal(5,6)", "scale must be 0 to the precision (5)"),
+            ("decimal(10)", "decimal(precision,scale)"),
+            ("decimal(x,2)", "precision `x` is not a number"),
+            ("money", "expected one of text, bigint"),
+        ] {
+            let e = bad.parse::<ColumnType>().unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let c = SourceConfig::from_yaml(
+            &MINIMAL.replace(
+                "      - { name: modified_date",
+                "      - { name: price, source: Price, type: \"decimal(19,4)\" }\n      - { name: modified_date",
+            ),
+            "things.yaml",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.resources[0].column("price").map(|c| c.data_type),
+            Some(ColumnType::Decimal {
+                precision: 19,
+                scale: 4
+            })
+        );
+        let msg = parse_err(&MINIMAL.replace("type: bigint", "type: \"decimal(40,2)\""));
+        assert!(msg.contains("things.yaml"), "{msg}");
+        assert!(msg.contains("precision must be 1 to 38"), "{msg}");
     }
 
     #[test]

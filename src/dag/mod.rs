@@ -1,5 +1,6 @@
 //! Orchestration: the model DAG (registry), what a run would do (plan), the
-//! run itself (init/elt), lineage diagrams and the warehouse run lock.
+//! run itself (init/elt), where its sources are served, lineage diagrams and
+//! the warehouse run lock.
 
 pub mod fingerprints;
 pub mod lineage;
@@ -7,5 +8,6 @@ pub mod lock;
 pub mod plan;
 pub mod registry;
 pub mod run;
+pub mod sources;
 
 pub use registry::{Dag, Layer, ModelKind, Node};

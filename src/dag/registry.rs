@@ -93,7 +93,7 @@ impl Dag {
     pub fn build(project: &Project) -> Result<Self> {
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
-        for r in &project.source.resources {
+        for r in project.resources() {
             let name = TableName::new(das::NAMESPACE, r.table.clone())?;
             index.insert(name.clone(), nodes.len());
             nodes.push(Node {

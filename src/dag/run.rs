@@ -20,7 +20,6 @@ use arrow::array::{
     Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use chrono::NaiveDate;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
@@ -29,17 +28,15 @@ use super::plan::{
     DEP_EPOCH_PREFIX, DEP_PREFIX, FINGERPRINT, Planned, Status, load_tables, plan_with,
 };
 use super::registry::{Dag, ModelKind};
+use super::sources::{self, EmbeddedSettings, Served};
+pub use super::sources::{SourceSpec, held_pages_bytes};
 use crate::budget::MemoryBudget;
-use crate::config::SourceConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::extract::land::{
-    DEFAULT_HELD_PAGES_BYTES, ExtractOptions, ExtractReport, extract, landed_cursor,
-};
-use crate::extract::{ODataClient, RetryPolicy};
+use crate::extract::land::ExtractReport;
 use crate::model::Project;
 use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
 use crate::model::dar::Dar;
-use crate::source::{GeneratorOptions, ServerOptions, SpillOptions, serve};
+use crate::source::SpillOptions;
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
 
 /// Options of a model run.
@@ -389,19 +386,6 @@ async fn build_node(
     })
 }
 
-/// Where the source is.
-#[derive(Debug, Clone)]
-pub enum SourceSpec {
-    /// The embedded generator; `None` fields continue from the last run.
-    Embedded {
-        day: Option<u32>,
-        scale: Option<f64>,
-        seed: Option<u64>,
-    },
-    /// A live OData service.
-    Url(String),
-}
-
 /// Options of `init` and `elt`.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
@@ -416,11 +400,7 @@ pub struct PipelineOptions {
 impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
-            source: SourceSpec::Embedded {
-                day: None,
-                scale: None,
-                seed: None,
-            },
+            source: SourceSpec::default(),
             run: RunOptions::default(),
             force: false,
             lock_ttl: Duration::from_secs(60),
@@ -588,9 +568,15 @@ pub async fn init(
                 wh.drop_table(&t).await?;
             }
         }
-        let (day, scale, seed) = match &options.source {
-            SourceSpec::Embedded { day, scale, seed } => (Some(day.unwrap_or(0)), Some(scale.unwrap_or(0.01)), Some(seed.unwrap_or(42))),
-            SourceSpec::Url(_) => (None, None, None),
+        let spec = &options.source;
+        let (day, scale, seed) = if any_embedded(project, spec)? {
+            (
+                Some(spec.day.unwrap_or(0)),
+                Some(spec.scale.unwrap_or(0.01)),
+                Some(spec.seed.unwrap_or(42)),
+            )
+        } else {
+            (None, None, None)
         };
         pipeline(wh, project, options, &lock, "init", day, scale, seed, true).await
     }
@@ -658,9 +644,10 @@ pub async fn elt(
     let lock = RunLock::acquire(wh, "elt", options.lock_ttl).await?;
     let result = async {
         let last = last_run(wh).await?;
-        let (day, scale, seed) = match (&options.source, &last) {
-            (SourceSpec::Url(_), _) => (None, None, None),
-            (SourceSpec::Embedded { .. }, None) => {
+        let spec = &options.source;
+        let (day, scale, seed) = match (any_embedded(project, spec)?, &last) {
+            (false, _) => (None, None, None),
+            (true, None) => {
                 return Err(Error::new(
                     ErrorKind::NotFound,
                     format!(
@@ -669,9 +656,9 @@ pub async fn elt(
                     ),
                 ));
             }
-            (SourceSpec::Embedded { day, scale, seed }, Some(last)) => {
-                let next = match (day, last.day) {
-                    (Some(d), _) => *d,
+            (true, Some(last)) => {
+                let next = match (spec.day, last.day) {
+                    (Some(d), _) => d,
                     // An interrupted run is finished on the same day.
                     (None, Some(d)) if last.status != "done" => d,
                     (None, Some(d)) => d + 1,
@@ -679,8 +666,8 @@ pub async fn elt(
                 };
                 (
                     Some(next),
-                    scale.or(last.scale).or(Some(0.01)),
-                    seed.or(last.seed).or(Some(42)),
+                    spec.scale.or(last.scale).or(Some(0.01)),
+                    spec.seed.or(last.seed).or(Some(42)),
                 )
             }
         };
@@ -705,36 +692,36 @@ async fn pipeline(
 ) -> Result<PipelineReport> {
     let t0 = Instant::now();
     let run_id = uuid::Uuid::now_v7().to_string();
-    let source_url = match &options.source {
-        SourceSpec::Url(u) => Some(u.clone()),
-        SourceSpec::Embedded { .. } => None,
-    };
-    // The embedded source generates its data set (a fifth of an `elt`'s
+    let served = options.source.resolve(&project.sources)?;
+    let source_url = sources::describe(&served);
+    // An embedded source generates its data set (a fifth of an `elt`'s
     // time) while the run is logged and the DAG is built; extraction starts
     // after both.
     // An incremental run asks each table only for the rows from its cursor
     // on: the embedded source need not keep the older rows of the tables
     // nothing reads back (about half of the rows it makes at day 0).
-    let horizons = match (&options.source, full) {
-        (SourceSpec::Embedded { .. }, false) => embedded_horizons(wh, &project.source).await?,
-        _ => BTreeMap::new(),
-    };
-    if !horizons.is_empty() {
-        tracing::debug!(?horizons, "embedded source horizons");
-    }
     let spill = options.run.budget.source_share().map(|above| SpillOptions {
         above,
         dir: options.run.budget.spill_dir.clone(),
     });
-    let source = start_source(
-        &project.source,
-        &options.source,
-        day,
-        scale,
-        seed,
-        horizons,
-        spill,
-    );
+    let mut started = Vec::with_capacity(served.len());
+    for (source, where_) in &served {
+        let horizons = match (where_, full) {
+            (Served::Embedded, false) => sources::embedded_horizons(wh, source).await?,
+            _ => BTreeMap::new(),
+        };
+        if !horizons.is_empty() {
+            tracing::debug!(source = %source.name, ?horizons, "embedded source horizons");
+        }
+        let settings = EmbeddedSettings {
+            day: day.unwrap_or(0),
+            scale: scale.unwrap_or(0.01),
+            seed: seed.unwrap_or(42),
+            horizons,
+            spill: spill.clone(),
+        };
+        started.push((*source, sources::start(source, where_, &settings)));
+    }
     log_run(
         wh,
         &run_id,
@@ -757,13 +744,7 @@ async fn pipeline(
     // others are loaded for planning meanwhile.
     let is_das = |t: &TableName| t.namespace == crate::model::das::NAMESPACE;
     let (extract_report, models_loaded) = tokio::join!(
-        extract_from(
-            wh,
-            &project.source,
-            source,
-            options.run.progress,
-            &options.run.budget,
-        ),
+        sources::extract_all(wh, started, options.run.progress, &options.run.budget),
         load_tables(wh, |t| !is_das(t))
     );
     let extract_report = extract_report?;
@@ -819,107 +800,10 @@ async fn pipeline(
     })
 }
 
-/// Where a run extracts from: a service by URL, or the embedded source,
-/// generating on a task of its own from the moment [`start_source`] made it
-/// (with the instant it started).
-enum RunSource {
-    Url(String),
-    Embedded(tokio_util::task::AbortOnDropHandle<Result<(crate::source::ServerHandle, Instant)>>),
-}
-
-/// Per resource of the embedded source that can leave rows out (see
-/// [`crate::source::ServerOptions::horizons`]), the date of the cursor its
-/// landing table holds; resources with nothing landed have none.
-async fn embedded_horizons(
-    wh: &Warehouse,
-    source: &SourceConfig,
-) -> Result<BTreeMap<String, NaiveDate>> {
-    let prunable: Vec<&str> = crate::source::generator::prunable_paths().collect();
-    let cursors = futures::future::try_join_all(
-        source
-            .resources
-            .iter()
-            .filter(|r| prunable.contains(&r.api_path.as_str()))
-            .map(|r| async move {
-                let cursor = landed_cursor(wh, r).await?;
-                Ok::<_, Error>(cursor.map(|c| (r.api_path.clone(), c.date_naive())))
-            }),
-    )
-    .await?;
-    Ok(cursors.into_iter().flatten().collect())
-}
-
-fn start_source(
-    source: &SourceConfig,
-    spec: &SourceSpec,
-    day: Option<u32>,
-    scale: Option<f64>,
-    seed: Option<u64>,
-    horizons: BTreeMap<String, NaiveDate>,
-    spill: Option<SpillOptions>,
-) -> RunSource {
-    match spec {
-        SourceSpec::Url(u) => RunSource::Url(u.clone()),
-        SourceSpec::Embedded { .. } => {
-            let source = source.clone();
-            let options = ServerOptions {
-                page_size: source.page_size,
-                generator: GeneratorOptions {
-                    seed: seed.unwrap_or(42),
-                    scale: scale.unwrap_or(0.01),
-                },
-                day: day.unwrap_or(0),
-                horizons,
-                spill,
-                ..ServerOptions::default()
-            };
-            RunSource::Embedded(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-                async move {
-                    let started = Instant::now();
-                    Ok((serve(&source, options).await?, started))
-                },
-            )))
-        }
-    }
-}
-
-/// Bytes of fetched pages a resource may hold under `budget` before it
-/// streams (a 32nd of the limit, at most the default).
-pub fn held_pages_bytes(budget: &MemoryBudget) -> usize {
-    budget.limit.map_or(DEFAULT_HELD_PAGES_BYTES, |l| {
-        DEFAULT_HELD_PAGES_BYTES.min((l / 32) as usize)
-    })
-}
-
-async fn extract_from(
-    wh: &Warehouse,
-    source: &SourceConfig,
-    from: RunSource,
-    progress: bool,
-    budget: &MemoryBudget,
-) -> Result<ExtractReport> {
-    let options = ExtractOptions {
-        progress,
-        held_pages_bytes: held_pages_bytes(budget),
-        ..ExtractOptions::default()
-    };
-    match from {
-        RunSource::Url(u) => {
-            let client = ODataClient::new(&u, RetryPolicy::default())?;
-            extract(wh, source, &client, &options).await
-        }
-        RunSource::Embedded(task) => {
-            let (server, started) = task.await.map_err(|e| {
-                Error::internal(format!("starting the embedded source failed: {e}"))
-            })??;
-            tracing::debug!(
-                ms = started.elapsed().as_millis() as u64,
-                "embedded source ready"
-            );
-            let client = ODataClient::new(server.base_url(), RetryPolicy::default())?;
-            let report = extract(wh, source, &client, &options).await;
-            server.shutdown().await?;
-            report
-        }
-    }
+/// Whether any of `project`'s sources is served by the embedded generator.
+fn any_embedded(project: &Project, spec: &SourceSpec) -> Result<bool> {
+    Ok(spec
+        .resolve(&project.sources)?
+        .iter()
+        .any(|(_, w)| *w == Served::Embedded))
 }

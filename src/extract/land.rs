@@ -127,12 +127,7 @@ pub async fn extract(
                 config
                     .resources
                     .iter()
-                    .find(|r| {
-                        &r.table == name
-                            || &r.api_path == name
-                            || r.entity_set() == name
-                            || r.table.ends_with(&format!("__{name}"))
-                    })
+                    .find(|r| r.is_named(name))
                     .ok_or_else(|| {
                         Error::invalid(format!(
                             "unknown resource '{name}' in source {}",

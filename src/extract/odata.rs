@@ -8,7 +8,9 @@
 //! cursor is at midnight UTC, an RFC 3339 date-time otherwise. After each
 //! page the top-level `@odata.nextLink` (absolute, or relative to the page's
 //! URL) is requested verbatim, until a page has none. Rows are the `value`
-//! array.
+//! array. Requests ask for `IEEE754Compatible=true` JSON, so a service
+//! that honours it sends `Edm.Int64` and `Edm.Decimal` values as strings and
+//! no digit passes through a binary double (see `extract::schema`).
 //!
 //! # Retries
 //! HTTP 429, any 5xx, timeouts and connection failures are retried up to
@@ -46,6 +48,11 @@ use url::Url;
 use crate::config::{BaseUrl, ResourceConfig, SourceConfig};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::extract::schema::{parse_instant, resource_schema, rows_to_batch};
+
+/// The `Accept` header of every page request: JSON, with 64-bit integers
+/// and decimals as strings where the service supports it (OData v4 JSON
+/// format, section 3.2).
+const ACCEPT_JSON: &str = "application/json;IEEE754Compatible=true, application/json;q=0.9";
 
 /// Retry and timeout settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,7 +378,7 @@ impl ODataClient {
             let (reason, retry_after) = match self
                 .http
                 .get(url.clone())
-                .header(reqwest::header::ACCEPT, "application/json")
+                .header(reqwest::header::ACCEPT, ACCEPT_JSON)
                 .send()
                 .await
             {

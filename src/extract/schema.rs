@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
+    StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -63,13 +63,14 @@ pub fn arrow_type(t: ColumnType) -> DataType {
         ColumnType::Date => DataType::Date32,
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         ColumnType::Binary => DataType::Binary,
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
     }
 }
 
 fn field(name: &str, source: &str, t: ColumnType, extra: bool) -> Field {
     let mut meta = HashMap::from([
         (SOURCE_NAME_KEY.to_string(), source.to_string()),
-        (CURATED_TYPE_KEY.to_string(), t.as_str().to_string()),
+        (CURATED_TYPE_KEY.to_string(), t.to_string()),
     ]);
     if extra {
         meta.insert(EXTRA_COLUMN_KEY.to_string(), "true".to_string());
@@ -186,6 +187,33 @@ fn to_f64(v: &Value) -> Conv<f64> {
         },
         other => Err(format!("expected a number, got {other}")),
     }
+}
+
+/// A decimal of `precision` digits, `scale` after the point, from a JSON
+/// number or string (OData sends `Edm.Decimal` as either), exactly: the
+/// value's text is parsed, never a binary double. More fractional digits
+/// than the scale holds is an error, not a silent rounding.
+fn to_decimal(v: &Value, precision: u8, scale: i8) -> Conv<i128> {
+    use arrow::datatypes::Decimal128Type;
+    let text = match v {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        other => return Err(format!("expected a decimal number, got {other}")),
+    };
+    if !text.contains(['e', 'E'])
+        && let Some((_, fraction)) = text.split_once('.')
+    {
+        let digits = fraction.trim_end_matches('0').len();
+        if digits > scale as usize {
+            return Err(format!(
+                "{text} has {digits} digits after the point, more than decimal({precision},{scale}) keeps"
+            ));
+        }
+    }
+    arrow::compute::kernels::cast_utils::parse_decimal::<Decimal128Type>(&text, precision, scale)
+        .map(Some)
+        .map_err(|e| format!("{text} is not a decimal({precision},{scale}): {e}"))
 }
 
 fn to_text(v: &Value) -> Conv<String> {
@@ -330,6 +358,14 @@ pub fn rows_to_batch(
                 let v: Vec<Option<Vec<u8>>> = collect!(to_binary);
                 Arc::new(BinaryArray::from_iter(v))
             }
+            ColumnType::Decimal { precision, scale } => {
+                let convert = |v: &Value| to_decimal(v, precision, scale);
+                Arc::new(
+                    Decimal128Array::from(collect!(convert))
+                        .with_precision_and_scale(precision, scale)
+                        .map_err(|e| fail(0, e.to_string()))?,
+                )
+            }
         };
         columns.push(array);
     }
@@ -438,6 +474,72 @@ mod tests {
             .iter()
             .map(|r| r.as_object().expect("object").clone())
             .collect()
+    }
+
+    #[test]
+    fn decimals_land_exactly_or_fail_naming_the_value() {
+        let money = ColumnType::Decimal {
+            precision: 19,
+            scale: 4,
+        };
+        let r = ResourceConfig {
+            table: "raw__demo__prices".into(),
+            api_path: "/Prices".into(),
+            primary_key: vec!["price_id".into()],
+            cursor_field: "ModifiedDate".into(),
+            columns: vec![
+                ColumnConfig {
+                    name: "price_id".into(),
+                    source: "PriceId".into(),
+                    data_type: ColumnType::Bigint,
+                },
+                ColumnConfig {
+                    name: "amount".into(),
+                    source: "Amount".into(),
+                    data_type: money,
+                },
+                ColumnConfig {
+                    name: "modified_date".into(),
+                    source: "ModifiedDate".into(),
+                    data_type: ColumnType::Date,
+                },
+            ],
+        };
+        let data = rows(serde_json::json!([
+            {"PriceId": 1, "Amount": 0.1, "ModifiedDate": "2014-07-01"},
+            {"PriceId": 2, "Amount": "0.2", "ModifiedDate": "2014-07-01"},
+            {"PriceId": 3, "Amount": "123456789012345.6789", "ModifiedDate": "2014-07-01"},
+            {"PriceId": 4, "Amount": "-3578.2700", "ModifiedDate": "2014-07-01"},
+            {"PriceId": 5, "Amount": null, "ModifiedDate": "2014-07-01"}
+        ]));
+        let (batch, _) = rows_to_batch(&r, &data, 0).expect("converts");
+        let amounts = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .expect("decimal");
+        assert_eq!(amounts.data_type(), &DataType::Decimal128(19, 4));
+        assert_eq!(amounts.value(0), 1_000);
+        assert_eq!(amounts.value(1), 2_000);
+        // 0.1 + 0.2 is exactly 0.3 (a double sum would give 0.30000000000000004).
+        assert_eq!(amounts.value(0) + amounts.value(1), 3_000);
+        // Sent as a string, all 19 digits arrive (a JSON number would pass through a double).
+        assert_eq!(amounts.value_as_string(2), "123456789012345.6789");
+        assert_eq!(amounts.value_as_string(3), "-3578.2700");
+        assert!(amounts.is_null(4));
+        let too_fine = rows(serde_json::json!([
+            {"PriceId": 1, "Amount": 1.23456, "ModifiedDate": "2014-07-01"}
+        ]));
+        let e = rows_to_batch(&r, &too_fine, 40).unwrap_err().to_string();
+        assert!(e.contains("raw__demo__prices"), "{e}");
+        assert!(e.contains("row 40"), "{e}");
+        assert!(e.contains("Amount"), "{e}");
+        assert!(e.contains("1.23456 has 5 digits after the point"), "{e}");
+        let not_a_number = rows(serde_json::json!([
+            {"PriceId": 1, "Amount": "12,50", "ModifiedDate": "2014-07-01"}
+        ]));
+        let e = rows_to_batch(&r, &not_a_number, 0).unwrap_err().to_string();
+        assert!(e.contains("12,50 is not a decimal(19,4)"), "{e}");
     }
 
     #[test]

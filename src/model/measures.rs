@@ -119,7 +119,7 @@ impl MeasureConfig {
         &self,
         model: &ModelConfig,
         graph: &DependencyGraph,
-        source: &SourceConfig,
+        sources: &[SourceConfig],
     ) -> Result<()> {
         let o = &self.origin;
         let mut names = BTreeSet::new();
@@ -139,8 +139,9 @@ impl MeasureConfig {
             }
             let frame = &model.frames[fi];
             let column_type = |table: &str, column: &str| {
-                source
-                    .resource_by_table(table)
+                sources
+                    .iter()
+                    .find_map(|s| s.resource_by_table(table))
                     .and_then(|r| r.column(column))
                     .map(|c| c.data_type)
             };
@@ -170,7 +171,7 @@ impl MeasureConfig {
                 }
                 match (&m.value, m.count_if, &m.per) {
                     (Some(value), None, None) => match column_type(&frame.source_table, value) {
-                        Some(ColumnType::Bigint | ColumnType::Double) => {}
+                        Some(t) if t.is_numeric() => {}
                         Some(t) => {
                             return Err(Error::invalid(format!(
                                 "{}: column {value} is {t}, not numeric",

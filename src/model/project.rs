@@ -1,6 +1,13 @@
-//! A project: one source system's config plus its model config, validated
-//! against each other once, and the list of models they define.
+//! A project: the config of its source systems plus its model config,
+//! validated against each other once, and the list of models they define.
+//!
+//! Invariants checked by [`Project::new`]: at least one source; source names
+//! are unique; a landing table belongs to exactly one source (so a frame's
+//! `source_table` names one resource of one system); every frame reads a
+//! table of some source. Frames of different systems meet where they share
+//! a hook (same concept and keyset), as frames of one system do.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -17,10 +24,11 @@ use crate::config::{ResourceConfig, SourceConfig};
 use crate::error::{Error, Result};
 use crate::extract::schema::resource_schema;
 
-/// Source and model config of one system.
+/// Source and model config of the project's systems.
 #[derive(Debug, Clone)]
 pub struct Project {
-    pub source: SourceConfig,
+    /// The source systems, in the order the project lists them.
+    pub sources: Vec<SourceConfig>,
     pub model: ModelConfig,
     /// Measures of the event bridges (empty unless given).
     pub measures: MeasureConfig,
@@ -30,7 +38,7 @@ impl Project {
     /// The built-in Adventure Works project.
     pub fn adventure_works() -> Result<Self> {
         Self::new(
-            SourceConfig::adventure_works()?,
+            vec![SourceConfig::adventure_works()?],
             ModelConfig::adventure_works()?,
         )?
         .with_measures(MeasureConfig::adventure_works()?)
@@ -40,35 +48,80 @@ impl Project {
     /// and the source tables.
     pub fn with_measures(mut self, measures: MeasureConfig) -> Result<Self> {
         let graph = DependencyGraph::new(&self.model)?;
-        measures.validate(&self.model, &graph, &self.source)?;
+        measures.validate(&self.model, &graph, &self.sources)?;
         self.measures = measures;
         Ok(self)
     }
 
-    /// Validate `model` against `source`.
-    pub fn new(source: SourceConfig, model: ModelConfig) -> Result<Self> {
-        model.validate(|table| {
-            source
+    /// Validate the sources against each other and `model` against them.
+    pub fn new(sources: Vec<SourceConfig>, model: ModelConfig) -> Result<Self> {
+        if sources.is_empty() {
+            return Err(Error::invalid("a project needs at least one source system"));
+        }
+        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut tables: BTreeMap<&str, &str> = BTreeMap::new();
+        for s in &sources {
+            if names.insert(&s.name, &s.origin).is_some() {
+                return Err(Error::invalid(format!(
+                    "{}: source name `{}` is also the name of the source in {}",
+                    s.origin,
+                    s.name,
+                    names[s.name.as_str()]
+                )));
+            }
+            for r in &s.resources {
+                if let Some(other) = tables.insert(&r.table, &s.name) {
+                    return Err(Error::invalid(format!(
+                        "{}: resource `{}`: table `{}` is also landed by source `{other}`; \
+                         each source lands its own tables (name them raw__<source>__<entity>)",
+                        s.origin, r.api_path, r.table
+                    )));
+                }
+            }
+        }
+        let project = Self {
+            sources,
+            model,
+            measures: MeasureConfig::default(),
+        };
+        project.model.validate(|table| {
+            project
                 .resource_by_table(table)
                 .map(|r| r.columns.iter().map(|c| c.name.clone()).collect())
         })?;
-        Ok(Self {
-            source,
-            model,
-            measures: MeasureConfig::default(),
-        })
+        Ok(project)
+    }
+
+    /// The resource landing `table`, of whichever source.
+    pub fn resource_by_table(&self, table: &str) -> Option<&ResourceConfig> {
+        self.sources.iter().find_map(|s| s.resource_by_table(table))
+    }
+
+    /// The source system landing `table`.
+    pub fn source_of_table(&self, table: &str) -> Option<&SourceConfig> {
+        self.sources
+            .iter()
+            .find(|s| s.resource_by_table(table).is_some())
+    }
+
+    /// The source system named `name`.
+    pub fn source_named(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// Every resource of every source, source by source.
+    pub fn resources(&self) -> impl Iterator<Item = &ResourceConfig> {
+        self.sources.iter().flat_map(|s| s.resources.iter())
     }
 
     /// The source resource a frame reads.
     pub fn resource_of(&self, frame: &Frame) -> Result<&ResourceConfig> {
-        self.source
-            .resource_by_table(&frame.source_table)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "frame {}: unknown source table {}",
-                    frame.name, frame.source_table
-                ))
-            })
+        self.resource_by_table(&frame.source_table).ok_or_else(|| {
+            Error::invalid(format!(
+                "frame {}: unknown source table {}",
+                frame.name, frame.source_table
+            ))
+        })
     }
 
     /// The DAS table's schema as the extractor lands it (configured columns,

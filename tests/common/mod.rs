@@ -193,22 +193,18 @@ macro_rules! on_every_backend {
     };
 }
 
-/// Every row of a table rendered as text (`|`-joined, NULL as `NULL`), as a set:
-/// two tables are equal as sets of rows when these are equal.
-pub async fn rows_as_text(
-    wh: &Warehouse,
-    t: &lakehouse::storage::TableName,
-) -> std::collections::BTreeSet<String> {
+/// Rows of `batches` as text lines (`|`-joined, NULL as `NULL`), in order.
+pub fn text_rows(batches: &[arrow::array::RecordBatch]) -> Vec<String> {
     let opts = arrow::util::display::FormatOptions::default().with_null("NULL");
-    let mut out = std::collections::BTreeSet::new();
-    for b in wh.scan(t, lakehouse::storage::AsOf::Latest).await.unwrap() {
+    let mut out = Vec::new();
+    for b in batches {
         let f: Vec<_> = b
             .columns()
             .iter()
             .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
             .collect();
         for i in 0..b.num_rows() {
-            out.insert(
+            out.push(
                 f.iter()
                     .map(|x| x.value(i).to_string())
                     .collect::<Vec<_>>()
@@ -217,6 +213,33 @@ pub async fn rows_as_text(
         }
     }
     out
+}
+
+/// Every row of a table rendered as text (see [`text_rows`]), as a set:
+/// two tables are equal as sets of rows when these are equal.
+pub async fn rows_as_text(
+    wh: &Warehouse,
+    t: &lakehouse::storage::TableName,
+) -> std::collections::BTreeSet<String> {
+    let batches = wh.scan(t, lakehouse::storage::AsOf::Latest).await.unwrap();
+    text_rows(&batches).into_iter().collect()
+}
+
+/// Run the binary in `dir` with no project or warehouse from the
+/// environment: (success, stdout, stderr).
+pub fn lakehouse_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lakehouse"))
+        .current_dir(dir)
+        .env_remove("LAKEHOUSE_PROJECT")
+        .env_remove("LAKEHOUSE_WAREHOUSE")
+        .args(args)
+        .output()
+        .expect("run lakehouse");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Every model table (not DAS, not the run log) as sets of rows.
