@@ -194,6 +194,23 @@ async fn fixture(dir: &Path) -> Warehouse {
         true,
         1e6,
     );
+    // A customer's address changes months after the last order: a
+    // modification with no measure. The default window still ends on the
+    // measures' newest day, not on months of zeros.
+    rows.push(
+        territory_pit(1),
+        category_pit(1),
+        "epoch__date|2013-12-20".into(),
+        1,
+        true,
+        0.0,
+    );
+    let n = rows.peripheral.len() - 1;
+    rows.ordered[n] = None;
+    rows.shipped[n] = None;
+    rows.total[n] = None;
+    rows.new_customers[n] = None;
+    rows.returning_customers[n] = None;
     let BridgeRows {
         peripheral,
         pit_bridge,

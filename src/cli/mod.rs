@@ -993,13 +993,9 @@ async fn extract(cli: &Cli, args: &ExtractArgs) -> Result<()> {
         return Err(crate::Error::new(
             crate::ErrorKind::Source,
             format!(
-                "{} resource(s) failed (the others were committed): {}",
+                "{} resource(s) failed; the others were committed:\n{}",
                 failed.len(),
-                failed
-                    .iter()
-                    .map(|f| f.table.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::extract::land::failure_lines(&failed)
             ),
         ));
     }

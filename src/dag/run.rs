@@ -752,13 +752,9 @@ async fn pipeline(
         return Err(Error::new(
             ErrorKind::Source,
             format!(
-                "extraction failed for {}; models were not built (re-run to retry)",
-                extract_report
-                    .failures()
-                    .iter()
-                    .map(|f| format!("{} ({})", f.table, f.error.clone().unwrap_or_default()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "extraction failed for {} resource(s); models were not built (re-run to retry; the others were committed):\n{}",
+                extract_report.failures().len(),
+                crate::extract::land::failure_lines(&extract_report.failures())
             ),
         ));
     }

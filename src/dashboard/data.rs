@@ -134,6 +134,11 @@ pub struct DashboardData {
     /// the source's "today". Later event dates are scheduled, not observed
     /// (e.g. an offer's end date), so the default window ends here.
     source_today: Option<NaiveDate>,
+    /// The newest day carrying a measure (`measure__*` not NULL). A source
+    /// can modify reference data (a contact, a product) years after its
+    /// last order; the default window ends at the measures' newest day then,
+    /// not on a stretch of zeros.
+    measures_last: Option<NaiveDate>,
     /// The default window's length in days ([`DEFAULT_WINDOW_DAYS`] unless
     /// the project sets it).
     window_days: i64,
@@ -310,10 +315,12 @@ impl DashboardData {
             slices,
             data_range: None,
             source_today: None,
+            measures_last: None,
             window_days: DEFAULT_WINDOW_DAYS,
         };
         data.data_range = data.compute_data_range().await?;
         data.source_today = data.compute_source_today(&bridge_columns).await?;
+        data.measures_last = data.compute_measures_last(&bridge_columns).await?;
         Ok(data)
     }
 
@@ -362,25 +369,41 @@ impl DashboardData {
         self.data_range
     }
 
-    /// The default window: [`Self::window_days`] (52 weeks unless set) ending on the last day with data,
-    /// or on the source's last modification day if that is earlier (days
-    /// after it only hold scheduled dates).
+    /// The default window: [`Self::window_days`] (52 weeks unless set)
+    /// ending on the earliest of: the last day with data, the source's last
+    /// modification day (days after it only hold scheduled dates) and the
+    /// newest day carrying a measure (see `measures_last`).
     pub fn default_window(&self) -> Option<(NaiveDate, NaiveDate)> {
         let (_, last) = self.data_range?;
-        let end = self.source_today.map_or(last, |t| t.min(last));
+        let end = [self.source_today, self.measures_last]
+            .into_iter()
+            .flatten()
+            .fold(last, NaiveDate::min);
         Some((end - Duration::days(self.window_days), end))
     }
 
     async fn compute_source_today(&self, bridge_columns: &[String]) -> Result<Option<NaiveDate>> {
-        let modified: Vec<&String> = bridge_columns
+        let any = bridge_columns
             .iter()
             .filter(|c| c.starts_with("event__") && c.ends_with("_modified"))
-            .collect();
-        let Some(any) = modified
-            .iter()
             .map(|c| ident(c.as_str()).is_true())
-            .reduce(|a, b| a.or(b))
-        else {
+            .reduce(|a, b| a.or(b));
+        self.newest_day_where(any).await
+    }
+
+    async fn compute_measures_last(&self, bridge_columns: &[String]) -> Result<Option<NaiveDate>> {
+        let any = bridge_columns
+            .iter()
+            .filter(|c| c.starts_with("measure__"))
+            .map(|c| ident(c.as_str()).is_not_null())
+            .reduce(|a, b| a.or(b));
+        self.newest_day_where(any).await
+    }
+
+    /// The newest day of the current rows passing `filter` (`None`: no
+    /// filter, or no such row).
+    async fn newest_day_where(&self, filter: Option<Expr>) -> Result<Option<NaiveDate>> {
+        let Some(any) = filter else {
             return Ok(None);
         };
         let batches = self

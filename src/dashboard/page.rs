@@ -160,6 +160,19 @@ pub fn render(view: &PageView<'_>) -> String {
     let _ = write!(h, "<main data-cards=\"{}\">", cards.len());
     if cards.is_empty() {
         h.push_str("<p class=\"empty\">No metric to show.</p>");
+    } else if cards
+        .iter()
+        .all(|s| s.points.iter().all(|p| p.value == 0.0))
+    {
+        // Every card would be a flat line at zero: say so, and where the
+        // data is.
+        let _ = match view.data_range {
+            Some((a, b)) => write!(
+                h,
+                "<p class=\"empty\">No events in this window; the data runs from {a} to {b}.</p>"
+            ),
+            None => write!(h, "<p class=\"empty\">No events in this window.</p>"),
+        };
     }
     for s in cards {
         render_card(&mut h, s);
@@ -440,6 +453,37 @@ mod tests {
             order,
             vec!["metric__c", "metric__d", "metric__a", "metric__b"]
         );
+    }
+
+    #[test]
+    fn a_window_without_events_says_where_the_data_is() {
+        let view = |s: &[MetricSeries]| {
+            render(&PageView {
+                window: Some((
+                    NaiveDate::from_ymd_opt(2017, 1, 1).unwrap(),
+                    NaiveDate::from_ymd_opt(2017, 12, 31).unwrap(),
+                )),
+                data_range: Some((
+                    NaiveDate::from_ymd_opt(2011, 5, 31).unwrap(),
+                    NaiveDate::from_ymd_opt(2014, 7, 8).unwrap(),
+                )),
+                selected_slice: None,
+                slice: None,
+                slices: vec![],
+                slice_values: &[],
+                series: s,
+            })
+        };
+        let quiet = vec![
+            series("metric__a", &[0.0, 0.0]),
+            series("metric__b", &[0.0]),
+        ];
+        assert!(
+            view(&quiet)
+                .contains("No events in this window; the data runs from 2011-05-31 to 2014-07-08.")
+        );
+        let busy = vec![series("metric__a", &[0.0, 2.0])];
+        assert!(!view(&busy).contains("No events in this window"));
     }
 
     #[test]

@@ -110,6 +110,28 @@ impl ExtractReport {
     }
 }
 
+/// One line per failed resource: `  <table>: <cause>`, the cause without
+/// its error-kind prefix and without repeating the table's name.
+pub fn failure_lines(failed: &[&ResourceReport]) -> String {
+    failed
+        .iter()
+        .map(|f| {
+            let mut cause = f.error.as_deref().unwrap_or("failed");
+            if let Some((kind, rest)) = cause.split_once(": ")
+                && !kind.contains(['`', '/', '('])
+            {
+                cause = rest;
+            }
+            let own = format!("resource `{}`", f.table);
+            if let Some(rest) = cause.strip_prefix(&own) {
+                cause = rest.trim_start_matches(':').trim_start();
+            }
+            format!("  {}: {cause}", f.table)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Extract `config`'s resources through `client` into the warehouse's DAS layer.
 pub async fn extract(
     wh: &Warehouse,
@@ -137,6 +159,9 @@ pub async fn extract(
             })
             .collect::<Result<_>>()?
     };
+    // A service that cannot be reached at all fails the extraction at once,
+    // in one line, rather than after every resource's retries.
+    client.check_reachable().await?;
     let load_id = uuid::Uuid::now_v7().to_string();
     let started = Utc::now();
     let bar = if options.progress {

@@ -5,7 +5,10 @@
 //!   (unknown members kept as extra `Utf8` columns).
 //! - [`odata`]: the HTTP client: incremental cursor, server-driven paging,
 //!   retries with backoff, one [`odata::Page`] (a record batch plus the
-//!   page's maximum cursor value) at a time.
+//!   page's maximum cursor value) at a time;
+//! - [`paging`]: what the client refuses of a faulty service's pages (a next
+//!   link to another origin or back to a page read, a repeated page, a NULL
+//!   key).
 //!
 //! # Where the load metadata goes
 //! The extractor's batches carry only source data. The loader (storage
@@ -18,6 +21,7 @@ pub mod land;
 pub mod landing;
 pub mod naming;
 pub mod odata;
+pub mod paging;
 pub mod schema;
 
 pub use odata::{Cursor, Extracted, ODataClient, Page, RetryPolicy};

@@ -12,6 +12,11 @@
 //! that honours it sends `Edm.Int64` and `Edm.Decimal` values as strings and
 //! no digit passes through a binary double (see `extract::schema`).
 //!
+//! Before the first page the client asks `<api_path>/$count` with the same
+//! filter; a service that answers with a number is held to it: reading
+//! fewer rows than counted fails the resource (see also
+//! [`crate::extract::paging`] for the checks on each page).
+//!
 //! # Retries
 //! HTTP 429, any 5xx, timeouts and connection failures are retried up to
 //! [`RetryPolicy::max_retries`] times with exponential backoff
@@ -47,7 +52,8 @@ use url::Url;
 
 use crate::config::{BaseUrl, ResourceConfig, SourceConfig};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
-use crate::extract::schema::{parse_instant, resource_schema, rows_to_batch};
+use crate::extract::paging::{PageGuard, check_keys};
+use crate::extract::schema::{member, parse_instant, resource_schema, rows_to_batch};
 
 /// The `Accept` header of every page request: JSON, with 64-bit integers
 /// and decimals as strings where the service supports it (OData v4 JSON
@@ -220,6 +226,46 @@ impl ODataClient {
         }
     }
 
+    /// Fail fast, in one line, when nothing answers at the service root:
+    /// a refused or unresolvable connection (retried twice, half a second
+    /// apart) or no answer within ten seconds. Any HTTP answer, even an
+    /// error status, counts as reachable (the resources' own requests then
+    /// say what is wrong).
+    pub async fn check_reachable(&self) -> Result<()> {
+        let mut last = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            match self
+                .http
+                .get(self.base_url.clone())
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_connect() || e.is_timeout() => last = Some(e),
+                Err(_) => return Ok(()),
+            }
+        }
+        let why = last.map(|e| {
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(c) = cause.source() {
+                cause = c;
+            }
+            cause.to_string()
+        });
+        Err(Error::new(
+            ErrorKind::Source,
+            format!(
+                "the source at {} cannot be reached ({}); is the service running and the URL right?",
+                self.base_url,
+                why.unwrap_or_else(|| "no answer".into())
+            ),
+        ))
+    }
+
     /// The base URL.
     pub fn base_url(&self) -> &Url {
         &self.base_url
@@ -258,27 +304,82 @@ impl ODataClient {
             next: Option<Url>,
             index: usize,
             rows: usize,
+            guard: PageGuard,
+            /// The service's `$count` for the same filter, asked before the
+            /// first page (`None`: not offered).
+            count: Option<Option<u64>>,
+            filter: String,
         }
         let first = match self.first_url(resource, cursor.as_ref()) {
             Ok(u) => u,
             Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
         };
         let state = State {
+            guard: PageGuard::new(&first),
+            filter: cursor
+                .unwrap_or(Cursor::AtOrAfter(DateTime::UNIX_EPOCH))
+                .filter(&resource.cursor_field),
             next: Some(first),
             index: 0,
             rows: 0,
+            count: None,
         };
         futures::stream::try_unfold(state, move |mut st| async move {
+            if st.count.is_none() {
+                st.count = Some(self.count(resource, &st.filter).await);
+            }
             let Some(url) = st.next.take() else {
+                // Fewer rows than counted is a loss. More is not: a row
+                // modified while the pages are read moves past the cursor
+                // and is read again, as its new version.
+                if let Some(Some(n)) = st.count
+                    && (st.rows as u64) < n
+                {
+                    return Err(Error::new(
+                        ErrorKind::Source,
+                        format!(
+                            "resource `{}` ({}): read {} rows over {} page(s), but the service's $count for `{}` is {n}: rows were lost",
+                            resource.table, resource.api_path, st.rows, st.index, st.filter
+                        ),
+                    ));
+                }
                 return Ok(None);
             };
-            let page = self.fetch_page(resource, url, st.index, st.rows).await?;
+            let page = self
+                .fetch_page(resource, url, st.index, st.rows, &mut st.guard)
+                .await?;
             st.index += 1;
             st.rows += page.batch.num_rows();
             st.next = page.next_url.clone();
             Ok(Some((page, st)))
         })
         .boxed()
+    }
+
+    /// The service's row count of `resource` under `filter`
+    /// (`GET <path>/$count?$filter=...`), when it offers one: any failure
+    /// or an answer that is not a number means "not offered" (the count is
+    /// a cross-check, never a reason to fail by itself).
+    async fn count(&self, resource: &ResourceConfig, filter: &str) -> Option<u64> {
+        let mut url = Url::parse(&format!(
+            "{}{}/$count",
+            self.base_url.as_str().trim_end_matches('/'),
+            resource.api_path
+        ))
+        .ok()?;
+        url.query_pairs_mut().append_pair("$filter", filter);
+        let resp = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "text/plain")
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.text().await.ok()?.trim().parse().ok()
     }
 
     /// Read every page of `resource` from `cursor` into memory.
@@ -315,8 +416,9 @@ impl ODataClient {
         url: Url,
         index: usize,
         first_row: usize,
+        guard: &mut PageGuard,
     ) -> Result<Page> {
-        tracing::info!(table = %resource.table, %url, "requesting page {index}");
+        tracing::debug!(table = %resource.table, %url, "requesting page {index}");
         let body = self.get_json(resource, &url).await?;
         let malformed = |what: &str| {
             Error::new(
@@ -351,15 +453,24 @@ impl ODataClient {
             })?),
             Some(other) => return Err(malformed(&format!("invalid @odata.nextLink {other}"))),
         };
+        check_keys(resource, &url, &rows, first_row)?;
+        guard.check_rows(resource, index, &url, &rows)?;
+        if let Some(next) = &next_url {
+            guard.check_link(resource, index, &url, next)?;
+        }
         let max_cursor = rows
             .iter()
-            .filter_map(|r| r.get(&resource.cursor_field)?.as_str())
+            .filter_map(|r| member(r, &resource.cursor_field)?.as_str())
             .filter_map(parse_instant)
             .max();
-        let (batch, extra_columns) = rows_to_batch(resource, &rows, first_row)?;
-        if let Some(next) = &next_url {
-            tracing::info!(table = %resource.table, "Next page URL: {next}");
-        }
+        let (batch, extra_columns) = rows_to_batch(resource, &rows, first_row).map_err(|e| {
+            let own = format!("resource `{}`: ", resource.table);
+            let what = e.message().strip_prefix(&own).unwrap_or(e.message());
+            Error::new(e.kind(), what).context(format!(
+                "resource `{}` ({}): GET {url}",
+                resource.table, resource.api_path
+            ))
+        })?;
         Ok(Page {
             index,
             first_row,
@@ -384,10 +495,15 @@ impl ODataClient {
             {
                 Ok(resp) if resp.status().is_success() => match resp.bytes().await {
                     Ok(bytes) => {
-                        return serde_json::from_slice(&bytes).ctx(ErrorKind::Source, || {
-                            format!(
-                                "resource `{}` ({}): GET {url}: the response is not valid JSON",
-                                resource.table, resource.api_path
+                        return serde_json::from_slice(&bytes).map_err(|e| {
+                            Error::new(
+                                ErrorKind::Source,
+                                format!(
+                                    "resource `{}` ({}): GET {url}: the response is not JSON ({e}); it begins `{}`",
+                                    resource.table,
+                                    resource.api_path,
+                                    excerpt(&bytes)
+                                ),
                             )
                         });
                     }
@@ -448,11 +564,23 @@ impl ODataClient {
             let delay = self.retry.backoff(attempt, retry_after);
             let jitter = rand::rng().random_range(0.5..=1.0);
             let delay = delay.mul_f64(jitter);
-            tracing::warn!(table = %resource.table, %url, attempt, ?delay, "retrying: {reason}");
+            tracing::warn!(
+                "{}: attempt {} of {} failed ({reason}); retrying in {:.1}s",
+                resource.table,
+                attempt + 1,
+                self.retry.max_retries + 1,
+                delay.as_secs_f64()
+            );
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
     }
+}
+
+/// The first bytes of a body, on one line, for an error message.
+fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `: <message>` from an OData error body, or a short excerpt of the text.

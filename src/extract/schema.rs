@@ -29,7 +29,7 @@
 //! Every field carries metadata: [`SOURCE_NAME_KEY`] (API name) and
 //! [`CURATED_TYPE_KEY`] (curated type, `text` for extras).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -289,6 +289,16 @@ fn to_binary(v: &Value) -> Conv<Vec<u8>> {
     }
 }
 
+/// A row's member `name`: exactly, else the one equal to it ignoring case
+/// (as [`rows_to_batch`] matches configured fields).
+pub fn member<'a>(row: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    row.get(name).or_else(|| {
+        row.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
 /// Whether a JSON member is an OData annotation rather than data.
 pub fn is_annotation(member: &str) -> bool {
     member.starts_with('@') || member.contains("@odata.")
@@ -304,24 +314,83 @@ pub fn rows_to_batch(
     rows: &[Map<String, Value>],
     first_row: usize,
 ) -> Result<(RecordBatch, Vec<(String, String)>)> {
-    // Unknown members, by normalised name (first API spelling wins).
-    let mut extras: BTreeMap<String, String> = BTreeMap::new();
+    // The members of this page (annotations aside), in first-seen order.
+    let mut members: Vec<&str> = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
     for row in rows {
         for key in row.keys() {
-            if resource.column_by_source(key).is_none() && !is_annotation(key) {
-                let name = snake_case(key);
-                if resource.column(&name).is_none() {
-                    extras.entry(name).or_insert_with(|| key.clone());
-                }
+            if !is_annotation(key) && seen.insert(key.as_str()) {
+                members.push(key.as_str());
             }
         }
+    }
+    let fail = |why: String| {
+        Error::new(
+            ErrorKind::SchemaMismatch,
+            format!("resource `{}`: {why}", resource.table),
+        )
+    };
+    // Each configured column's member, matched as OData clients do: the
+    // exact name, else the one member equal to it ignoring case (a service
+    // sending `Rowguid` for the configured `rowguid`).
+    let mut matched: Vec<&str> = Vec::with_capacity(resource.columns.len());
+    for c in &resource.columns {
+        let member = if seen.contains(c.source.as_str()) {
+            Some(c.source.as_str())
+        } else {
+            let mut alike = members.iter().filter(|m| {
+                m.eq_ignore_ascii_case(&c.source) && resource.column_by_source(m).is_none()
+            });
+            match (alike.next(), alike.next()) {
+                (Some(m), None) => Some(*m),
+                (Some(a), Some(b)) => {
+                    return Err(fail(format!(
+                        "field `{}` arrives as both `{a}` and `{b}`; name one of them in the config",
+                        c.source
+                    )));
+                }
+                (None, _) => None,
+            }
+        };
+        match member {
+            Some(m) => matched.push(m),
+            // A configured field absent from every row of a page with rows
+            // would land as NULLs, silently: refuse it.
+            None if !rows.is_empty() => {
+                return Err(fail(format!(
+                    "rows {}..{}: no row has the configured field `{}` (column `{}`); the page's fields are {}",
+                    first_row,
+                    first_row + rows.len(),
+                    c.source,
+                    c.name,
+                    members.join(", ")
+                )));
+            }
+            None => matched.push(c.source.as_str()),
+        }
+    }
+    // Unknown members, by normalised name (first API spelling wins); one
+    // whose name is a configured column's would shadow it: refused.
+    let mut extras: BTreeMap<String, String> = BTreeMap::new();
+    for key in &members {
+        if matched.contains(key) {
+            continue;
+        }
+        let name = snake_case(key);
+        if let Some(c) = resource.column(&name) {
+            return Err(fail(format!(
+                "field `{key}` is not the configured `{}` but lands as the same column `{name}`; rename one",
+                c.source
+            )));
+        }
+        extras.entry(name).or_insert_with(|| key.to_string());
     }
     let extras: Vec<(String, String)> = extras.into_iter().collect();
     let schema = page_schema(resource, &extras);
     let null = Value::Null;
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for c in &resource.columns {
-        let values = rows.iter().map(|r| r.get(&c.source).unwrap_or(&null));
+    for (c, member) in resource.columns.iter().zip(&matched) {
+        let values = rows.iter().map(|r| r.get(*member).unwrap_or(&null));
         let fail = |i: usize, why: String| {
             Error::new(
                 ErrorKind::SchemaMismatch,
@@ -390,7 +459,7 @@ pub fn rows_to_batch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::ColumnConfig;
     use arrow::array::Array;
@@ -444,7 +513,8 @@ mod tests {
         );
     }
 
-    fn resource() -> ResourceConfig {
+    /// A resource with a column of every type (shared with the paging tests).
+    pub(crate) fn resource() -> ResourceConfig {
         let col = |name: &str, source: &str, t| ColumnConfig {
             name: name.into(),
             source: source.into(),
@@ -543,6 +613,43 @@ mod tests {
     }
 
     #[test]
+    fn fields_match_ignoring_case_and_never_land_silent_nulls() {
+        let r = resource();
+        // The service spells `rowguid` as `Rowguid`: matched, not an extra.
+        let data = rows(serde_json::json!([
+            {"ThingId": 1, "Price": 2.5, "Name": "a", "Rowguid": "A1B2C3D4-0000-4000-8000-000000000001",
+             "Active": true, "StartDate": null, "Photo": null, "ModifiedDate": "2014-07-01"}
+        ]));
+        let (batch, extras) = rows_to_batch(&r, &data, 0).expect("converts");
+        assert!(extras.is_empty(), "{extras:?}");
+        let guid = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("str");
+        assert_eq!(guid.value(0), "a1b2c3d4-0000-4000-8000-000000000001");
+        // A configured field in no row of a page with rows is an error.
+        let mut missing = data.clone();
+        missing[0].remove("Rowguid");
+        let e = rows_to_batch(&r, &missing, 5).unwrap_err().to_string();
+        assert!(
+            e.contains("rows 5..6: no row has the configured field `rowguid` (column `rowguid`)"),
+            "{e}"
+        );
+        // A field landing as a configured column's name, but not matching
+        // it, would shadow it: refused.
+        let mut shadow = data.clone();
+        shadow[0].insert("Start_Date".into(), serde_json::json!("x"));
+        let e = rows_to_batch(&r, &shadow, 0).unwrap_err().to_string();
+        assert!(
+            e.contains("field `Start_Date` is not the configured `StartDate` but lands as the same column `start_date`"),
+            "{e}"
+        );
+        // An empty page is fine.
+        assert_eq!(rows_to_batch(&r, &[], 0).unwrap().0.num_rows(), 0);
+    }
+
+    #[test]
     fn converts_every_type() {
         let r = resource();
         let data = rows(serde_json::json!([
@@ -605,14 +712,24 @@ mod tests {
     #[test]
     fn bad_value_names_resource_row_and_field() {
         let r = resource();
-        let data = rows(serde_json::json!([{"ThingId": 1}, {"ThingId": "x1"}]));
+        // Every configured field present (NULL), so only the value is wrong.
+        let row = |k: &str, v: serde_json::Value| {
+            let mut m: Map<String, Value> = r
+                .columns
+                .iter()
+                .map(|c| (c.source.clone(), Value::Null))
+                .collect();
+            m.insert(k.into(), v);
+            m
+        };
+        let data = vec![row("ThingId", 1.into()), row("ThingId", "x1".into())];
         let err = rows_to_batch(&r, &data, 40).expect_err("bad id");
         assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
         assert_eq!(
             err.message(),
             "resource `raw__demo__things`: row 41: field `ThingId` (bigint): string \"x1\" is not an integer"
         );
-        let data = rows(serde_json::json!([{"ModifiedDate": "July"}]));
+        let data = vec![row("ModifiedDate", "July".into())];
         let err = rows_to_batch(&r, &data, 0).expect_err("bad date");
         assert_eq!(
             err.message(),
