@@ -19,6 +19,7 @@ pub mod join;
 pub mod model;
 pub mod project;
 pub mod query;
+pub mod scaffold;
 pub mod source;
 pub mod storage;
 pub mod telemetry;

@@ -318,6 +318,12 @@ pub fn write_example(dir: &Path, example: &str) -> Result<Vec<PathBuf>> {
         ("models/measures.yaml", MEASURES_YAML),
         (".gitignore", "/lakehouse/\n"),
     ];
+    write_files(dir, &files)
+}
+
+/// Write `(relative path, text)` files under `dir`, making directories as
+/// needed; returns the relative paths.
+pub(crate) fn write_files(dir: &Path, files: &[(&str, &str)]) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (rel, text) in files {
         let p = dir.join(rel);

@@ -78,8 +78,11 @@ pub enum Command {
         /// The directory (created if missing).
         dir: std::path::PathBuf,
         /// The example to start from.
-        #[arg(long, default_value = "adventure-works", value_parser = crate::project::EXAMPLES.to_vec())]
+        #[arg(long, default_value = "adventure-works", value_parser = crate::project::EXAMPLES.to_vec(), conflicts_with = "from_odata")]
         example: String,
+        /// Write a starter source, frames and concepts from a live OData v4 service's $metadata instead of the example.
+        #[arg(long, value_name = "URL")]
+        from_odata: Option<String>,
     },
     /// List the warehouse's tables with row and snapshot counts.
     Tables,
@@ -515,7 +518,40 @@ fn dashboard_address(
 /// Run the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::New { dir, example } => {
+        Command::New {
+            dir,
+            from_odata: Some(url),
+            ..
+        } => {
+            let made = crate::scaffold::write_from_odata(dir, url).await?;
+            out!(
+                "wrote a new project from {url} in {}: {} ({} resources and frames{})",
+                dir.display(),
+                made.files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                made.resources,
+                if made.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; left out: {}",
+                        made.skipped
+                            .iter()
+                            .map(|(s, why)| format!("{s} ({why})"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+            out!(
+                "next: `cd {}`, review sources/*.yaml and models/*.yaml, then `lakehouse init`",
+                dir.display()
+            );
+        }
+        Command::New { dir, example, .. } => {
             let files = crate::project::write_example(dir, example)?;
             out!(
                 "wrote a new project ({example}) in {}: {}",

@@ -6,6 +6,8 @@
 //! - [`odata`]: the HTTP client: incremental cursor, server-driven paging,
 //!   retries with backoff, one [`odata::Page`] (a record batch plus the
 //!   page's maximum cursor value) at a time;
+//! - [`metadata`]: a service's `$metadata` (CSDL) read into entity sets,
+//!   keys and typed properties, and written for a source config;
 //! - [`paging`]: what the client refuses of a faulty service's pages (a next
 //!   link to another origin or back to a page read, a repeated page, a NULL
 //!   key).
@@ -19,6 +21,7 @@
 
 pub mod land;
 pub mod landing;
+pub mod metadata;
 pub mod naming;
 pub mod odata;
 pub mod paging;

@@ -19,7 +19,10 @@
 //!   the same options plus `$skiptoken=<day>-<offset>`. A token from a day
 //!   that is no longer served is answered `410 Gone`, so a client never
 //!   mixes two days' pages silently.
-//! - `GET /` lists the entity sets.
+//! - `GET /` lists the entity sets; `GET /$metadata` describes them in CSDL
+//!   XML (keys, configured columns and their EDM types, see
+//!   [`crate::extract::metadata`]), so `lakehouse new --from-odata` works
+//!   against it.
 //!
 //! Errors are OData error objects: unknown resource 404, malformed or
 //! unsupported options 400, a request reaching before a table's horizon
@@ -212,6 +215,8 @@ struct Shared {
     data: Mutex<Data>,
     faults: FaultInjector,
     requests: Mutex<HashMap<String, usize>>,
+    /// The `$metadata` document.
+    metadata: String,
 }
 
 /// A running server.
@@ -326,9 +331,11 @@ pub async fn serve(config: &SourceConfig, options: ServerOptions) -> Result<Serv
         }),
         faults: FaultInjector::default(),
         requests: Mutex::new(HashMap::new()),
+        metadata: crate::extract::metadata::csdl(config),
     });
     let app = Router::new()
         .route("/", get(service_document))
+        .route("/$metadata", get(metadata_document))
         .route("/{entity}", get(entity_set))
         .fallback(not_found)
         .with_state(shared.clone());
@@ -484,6 +491,14 @@ async fn service_document(State(shared): State<Arc<Shared>>, headers: HeaderMap)
         )
         .collect();
     axum::Json(serde_json::json!({"@odata.context": format!("{base}/$metadata"), "value": sets}))
+        .into_response()
+}
+
+async fn metadata_document(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/xml")],
+        shared.metadata.clone(),
+    )
         .into_response()
 }
 
