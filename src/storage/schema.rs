@@ -162,7 +162,9 @@ pub fn conform_batch(
             return Err(Error::new(
                 ErrorKind::SchemaMismatch,
                 format!(
-                    "column '{}' of table {table} has type {} but the batch has {}",
+                    "column '{}' of table {table} has type {} but the batch has {}; \
+                     Iceberg cannot change a column to that type in place: rebuild the table \
+                     (`lakehouse init --force` rebuilds the warehouse)",
                     tf.name(),
                     tf.data_type(),
                     col.data_type()
