@@ -174,6 +174,29 @@ impl From<object_store::Error> for Error {
     }
 }
 
+/// The instance-metadata endpoint S3 clients ask for credentials when no
+/// other source of credentials is configured.
+const INSTANCE_METADATA: &str = "169.254.169.254";
+
+/// A one-line diagnosis of an error chain whose cause is well known, to print
+/// before the chain: today, S3 access with no AWS credentials configured (the
+/// client fell back to the instance metadata service, which refused or did
+/// not answer).
+pub fn diagnosis(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut at = Some(e);
+    while let Some(x) = at {
+        if x.to_string().contains(INSTANCE_METADATA) {
+            return Some(
+                "no AWS credentials found for S3: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                 (plus AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE, or run \
+                 where instance or container credentials are available",
+            );
+        }
+        at = x.source();
+    }
+    None
+}
+
 /// Whether `e` (or what it wraps) is a memory pool refusing an allocation.
 fn exhausted(e: &datafusion::error::DataFusionError) -> bool {
     use datafusion::error::DataFusionError as D;
@@ -194,5 +217,25 @@ fn exhausted(e: &datafusion::error::DataFusionError) -> bool {
 impl From<Error> for datafusion::error::DataFusionError {
     fn from(e: Error) -> Self {
         datafusion::error::DataFusionError::External(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_s3_credentials_are_diagnosed_in_one_line() {
+        let inner = Error::new(
+            ErrorKind::Storage,
+            "Generic S3 error: Error performing PUT http://169.254.169.254/latest/api/token: 403 Forbidden",
+        );
+        let e = Error::new(ErrorKind::Storage, "cannot list x").with_source(inner);
+        let d = diagnosis(&e).expect("diagnosed");
+        assert!(d.starts_with(
+            "no AWS credentials found for S3: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ));
+        assert!(!d.contains('\n'));
+        assert!(diagnosis(&Error::new(ErrorKind::Storage, "cannot list x")).is_none());
     }
 }

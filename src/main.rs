@@ -68,6 +68,9 @@ async fn run() -> i32 {
         Err(e) => {
             // Each cause once: a cause whose text is already printed (an
             // error that copied its source's message) is left out.
+            if let Some(d) = lakehouse::error::diagnosis(&e) {
+                eprintln!("error: {d}");
+            }
             let mut printed = e.to_string();
             eprintln!("error: {printed}");
             let mut source = std::error::Error::source(&e);

@@ -362,17 +362,14 @@ impl<'a> PageIndexEvaluator<'a> {
                     )
                 })
                 .collect(),
+            // Decimals (and fixed/UUID) have page statistics this evaluator
+            // does not decode: no pruning from them, as with no index,
+            // rather than failing the whole scan (lakehouse patch).
             ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(_) => {
-                return Err(Error::new(
-                    ErrorKind::FeatureUnsupported,
-                    "unsupported 'FIXED_LEN_BYTE_ARRAY' index type in column_index",
-                ));
+                return Ok(None);
             }
             ColumnIndexMetaData::INT96(_) => {
-                return Err(Error::new(
-                    ErrorKind::FeatureUnsupported,
-                    "unsupported 'INT96' index type in column_index",
-                ));
+                return Ok(None);
             }
         };
 
