@@ -258,6 +258,10 @@ async fn killed_extraction_converges_without_loss_or_duplicates() {
             .filter(|(_, n)| *n > 0)
             .collect::<BTreeMap<_, _>>()
     };
+    // A commit whose final file write was already running on a blocking
+    // thread when the run was dropped completes (whole, as a commit always
+    // is); let those settle first (in a real kill the process is gone).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let partial = das_counts(&wh).await;
     // Nothing of the killed run goes on landing in the background.
     tokio::time::sleep(Duration::from_millis(500)).await;

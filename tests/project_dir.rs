@@ -175,3 +175,32 @@ fn bad_project_files_and_no_project() {
         "{out}"
     );
 }
+
+/// `extract` then `transform` build what `init` would; with no new source
+/// data after them, `plan` (what `elt` would build) has nothing to do. Logs
+/// written to a pipe carry no colour escape codes.
+#[test]
+fn extract_then_transform_leaves_nothing_for_elt_to_rebuild() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
+        .current_dir(dir)
+        .env_remove("LAKEHOUSE_PROJECT")
+        .env_remove("LAKEHOUSE_WAREHOUSE")
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "lakehouse=debug")
+        .args(["extract", "--scale", "0.003", "--seed", "9"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "extract: {err}");
+    assert!(err.contains("DEBUG"), "debug logs were written: {err}");
+    assert!(!err.contains('\u{1b}'), "no escape codes in piped logs");
+    let (ok, out, err) = lakehouse(dir, &["transform", "--layer", "all"]);
+    assert!(ok, "transform: {err}\n{out}");
+    let (ok, out, err) = lakehouse(dir, &["plan"]);
+    assert!(ok, "{err}");
+    let (todo, all) = plan_counts(&out);
+    assert!(all > 200, "{out}");
+    assert_eq!(todo, 0, "every model is up to date: {out}");
+}

@@ -31,10 +31,17 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::registry::fingerprint;
 use crate::error::Result;
 use crate::model::Project;
 use crate::model::render::render_all;
+
+/// Hex SHA-256 of `text`.
+pub fn fingerprint(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Each model's fingerprint by qualified name (`namespace.name`), from the
 /// cache when this program has computed them for this project before.

@@ -8,8 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
 use crate::model::Project;
 use crate::model::build::DAB;
@@ -78,14 +76,6 @@ pub struct Node {
 pub struct Dag {
     pub nodes: Vec<Node>,
     index: BTreeMap<TableName, usize>,
-}
-
-/// Hex SHA-256 of `text`.
-pub fn fingerprint(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 impl Dag {

@@ -87,35 +87,16 @@ use super::bounds::is_supported_bound_type;
 use super::hash::{
     HashProbeStream, HashTable, KeyMode, ProbeSpec, SideExprs, build_table, hash_metrics,
 };
-use super::logical::{PitJoinType, RangeKind};
+use super::logical::PitJoinType;
 use super::options::PitJoinStrategy;
 use super::output::OutputSpec;
+use super::range::PhysicalRange;
 use super::stream::PitJoinStream;
 
 /// The right side's table of `strategy=hash`, built once and shared by all
 /// output partitions.
 type SharedTable =
     Shared<BoxFuture<'static, std::result::Result<Arc<HashTable>, Arc<DataFusionError>>>>;
-
-/// The range condition with physical expressions; see
-/// [`super::logical::RangeSpec`] for the semantics.
-#[derive(Debug, Clone)]
-pub struct PhysicalRange {
-    /// Display hint.
-    pub kind: RangeKind,
-    /// Left expression compared with `right_end`.
-    pub left_start: PhysicalExprRef,
-    /// Left expression compared with `right_start`.
-    pub left_end: PhysicalExprRef,
-    /// Right expression compared with `left_end`.
-    pub right_start: PhysicalExprRef,
-    /// Right expression compared with `left_start`.
-    pub right_end: PhysicalExprRef,
-    /// `right_start <= left_end` when true, `<` when false.
-    pub start_inclusive: bool,
-    /// `left_start <= right_end` when true, `<` when false.
-    pub end_inclusive: bool,
-}
 
 /// The physical point-in-time / interval-overlap join.
 #[derive(Debug)]

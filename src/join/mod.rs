@@ -74,8 +74,9 @@
 //! * [`PitJoinPlanner`] / [`PitQueryPlanner`] ([`planner`]): physical
 //!   planning;
 //! * [`PitJoinExec`] ([`exec`]) with its hash build and probe ([`hash`]) and
-//!   its sort-merge sweep ([`stream`]); shared pieces: the range search
-//!   within a key group (`search`) and output assembly (`output`);
+//!   its sort-merge sweep ([`stream`]); shared pieces: the range condition
+//!   ([`range`]), the range search within a key group (`search`) and output
+//!   assembly (`output`);
 //! * [`PitJoinOptions`] ([`options`]): the session option choosing the
 //!   strategy.
 //!
@@ -89,6 +90,7 @@ pub mod logical;
 pub mod options;
 mod output;
 pub mod planner;
+pub mod range;
 pub mod rule;
 mod search;
 pub mod stream;
@@ -100,10 +102,11 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use crate::error::{Error, ErrorKind, Result};
 
-pub use exec::{PhysicalRange, PitJoinExec};
+pub use exec::PitJoinExec;
 pub use logical::{PitJoin, PitJoinType, RangeKind, RangeSpec};
 pub use options::{PitJoinOptions, PitJoinStrategy, with_pit_join_options};
 pub use planner::{PitJoinPlanner, PitQueryPlanner};
+pub use range::PhysicalRange;
 pub use rule::PitJoinRule;
 
 /// Add the PIT join rule (appended after DataFusion's own optimizer rules,

@@ -36,7 +36,7 @@ use datafusion::physical_plan::metrics::{BaselineMetrics, Time};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::future::BoxFuture;
 
-use super::exec::PhysicalRange;
+use super::range::PhysicalRange;
 
 /// Turns pending rows into output batches; see the module docs.
 pub(crate) struct OutputBuilder {

@@ -13,9 +13,10 @@ use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
-use super::exec::{PhysicalRange, PitJoinExec, estimated_size};
+use super::exec::{PitJoinExec, estimated_size};
 use super::logical::PitJoin;
 use super::options::PitJoinOptions;
+use super::range::PhysicalRange;
 
 /// Plans `PitJoin` extension nodes; returns `None` for any other node so it
 /// can share a planner list with other extensions.

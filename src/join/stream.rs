@@ -71,9 +71,9 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use super::bounds::encode_bounds;
-use super::exec::PhysicalRange;
 use super::logical::PitJoinType;
 use super::output::{JoinState, OutputBuilder, OutputSpec, into_stream};
+use super::range::PhysicalRange;
 use super::search::{end_lower, is_monotone, max_tree_query, push_max_tree, start_prefix};
 
 /// Flush pending output early when more input batches than this are pinned

@@ -35,12 +35,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering as AtomicOrdering};
 
 use arrow::array::{RecordBatch, TimestampMicrosecondArray};
-use datafusion::datasource::provider_as_source;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::simplify_expressions::SimplifyExpressions;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::TableReference;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -57,24 +55,10 @@ use crate::error::{Error, Result};
 use crate::join::{PitJoinExec, PitJoinOptions, PitJoinStrategy};
 use crate::storage::{AsOf, CommitOutcome, LoadedTable, TableName, Warehouse, Write, WriteMode};
 
-/// Snapshot property: latest DAS load time (micros, UTC) reflected in the table.
-pub const WATERMARK: &str = "lakehouse.watermark";
-/// Snapshot property: the DAS snapshot the build read.
-pub const SOURCE_SNAPSHOT: &str = "lakehouse.source-snapshot";
-
-/// Snapshot property: changes (a new UUID) on every full build; kept by
-/// incremental builds.
-pub const EPOCH: &str = "lakehouse.epoch";
-
-/// Snapshot property prefix: `lakehouse.dep.<ns.table>` = snapshot id of
-/// an input read by the build (written by the DAG runner).
-pub const DEP_PREFIX: &str = "lakehouse.dep.";
-/// Snapshot property prefix: `lakehouse.dep-epoch.<ns.table>` = the input's
-/// [`EPOCH`] when read; empty if it had none.
-pub const DEP_EPOCH_PREFIX: &str = "lakehouse.dep-epoch.";
-
-/// The DAB namespace.
-pub const DAB: &str = "dab";
+pub use super::tables::{
+    DAB, DEP_EPOCH_PREFIX, DEP_PREFIX, EPOCH, SOURCE_SNAPSHOT, WATERMARK, loaded_scan_plan,
+    restricted_scan_plan,
+};
 
 /// Full or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,43 +85,6 @@ pub struct BuildReport {
     /// Bytes the plan's operators spilled to disk to stay within the
     /// memory budget.
     pub spilled_bytes: u64,
-}
-
-/// A scan of a loaded table as a logical plan named `<ns>.<table>`, and the
-/// snapshot it reads.
-pub async fn loaded_scan_plan(t: &LoadedTable, as_of: AsOf) -> Result<(LogicalPlan, Option<i64>)> {
-    let snapshot = t.resolve(as_of)?;
-    let provider = t.provider(as_of).await?;
-    let plan = LogicalPlanBuilder::scan(
-        TableReference::partial(t.name.namespace.clone(), t.name.name.clone()),
-        provider_as_source(provider),
-        None,
-    )?
-    .build()?;
-    Ok((plan, snapshot))
-}
-
-/// A scan of `t` as of `as_of` restricted to rows whose `column` holds one
-/// of `values` ([`crate::storage::restrict`]), named like
-/// [`loaded_scan_plan`]'s.
-pub async fn restricted_scan_plan(
-    t: &LoadedTable,
-    as_of: AsOf,
-    column: &str,
-    values: Vec<datafusion::common::ScalarValue>,
-) -> Result<LogicalPlan> {
-    let provider = crate::storage::restrict::RestrictedTable::try_new(
-        t.provider(as_of).await?,
-        column,
-        values,
-    )
-    .map_err(|e| e.context(format!("restricting a scan of {}", t.name)))?;
-    Ok(LogicalPlanBuilder::scan(
-        TableReference::partial(t.name.namespace.clone(), t.name.name.clone()),
-        provider_as_source(Arc::new(provider)),
-        None,
-    )?
-    .build()?)
 }
 
 /// Build one frame from the current DAS snapshot.

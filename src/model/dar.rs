@@ -19,13 +19,13 @@ use std::collections::HashMap;
 use datafusion::logical_expr::LogicalPlan;
 
 use super::bridge::bridge_plan;
-use super::build::DAB;
 use super::calendar::{CALENDAR, calendar_plan};
 use super::config::Frame;
 use super::event::{EventInputs, Related, event_plan};
 use super::graph::DependencyGraph;
 use super::peripheral::peripheral_plan;
 use super::project::Project;
+use super::tables::DAB;
 use super::unified::{UNIFIED, unified_plan};
 use crate::config::ColumnType;
 use crate::error::{Error, Result};

@@ -77,12 +77,12 @@ use datafusion::logical_expr::{JoinType, LogicalPlan, LogicalPlanBuilder, col, l
 use datafusion::prelude::SessionContext;
 
 use super::bridge::{PERIPHERAL, bridge_column};
-use super::build::{DAB, DEP_PREFIX, restricted_scan_plan};
 use super::config::Frame;
 use super::dar::{Dar, DarKind, DarModel, entity};
 use super::frame::{prefixed, ts_lit};
 use super::measures::Measure;
 use super::peripheral::GHOST_RECORD;
+use super::tables::{DAB, DEP_PREFIX, restricted_scan_plan};
 use crate::error::{Error, Result};
 use crate::storage::added::{AddedRows, rows_added_since};
 use crate::storage::commit::KeyMatch;

@@ -8,6 +8,8 @@
 //! - [`bridge`], [`event`], [`peripheral`], [`unified`], [`calendar`]: the
 //!   DAR layer's plans, put together by [`dar`];
 //! - [`build`]: materialising models (full or incremental);
+//! - [`tables`]: the frames' namespace, the snapshot properties builds
+//!   record, and scans of warehouse tables as plans;
 //! - [`project`]: source + model config validated together;
 //! - [`render`]: the readable plans under `plans/`.
 //!
@@ -27,6 +29,7 @@ pub mod measures;
 pub mod peripheral;
 pub mod project;
 pub mod render;
+pub mod tables;
 pub mod unified;
 
 pub use project::Project;

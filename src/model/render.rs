@@ -14,9 +14,9 @@ use datafusion::datasource::{empty::EmptyTable, provider_as_source};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::TableReference;
 
-use super::build::DAB;
 use super::dar::{DAR, DAR_STAGING, Dar, DarKind, DarModel};
 use super::project::Project;
+use super::tables::DAB;
 use crate::error::{ErrorKind, Result, ResultExt};
 
 /// One rendered model: its `<namespace>.<name>` and its text.

@@ -11,6 +11,7 @@
 //! spill file instead of memory ([`SpillOptions`]).
 
 mod cell;
+mod defs;
 pub mod generator;
 pub mod server;
 mod spill;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::cell::Cell;
-use super::generator::{PRUNABLE, TABLE_DEFS, TableDef};
+use super::defs::{PRUNABLE, TABLE_DEFS, TableDef};
 use super::spill::{SpillStore, Spilled};
 use crate::error::{Error, Result};
 

@@ -144,7 +144,7 @@ pub struct Warehouse {
     /// Parsed metadata and manifests, shared by clones.
     cache: Arc<FileCache>,
     /// Size data files roll over at, unless a write sets its own
-    /// (`None`: [`super::commit::DEFAULT_TARGET_FILE_SIZE`]).
+    /// (`None`: [`super::sink::DEFAULT_TARGET_FILE_SIZE`]).
     target_file_size: Option<usize>,
 }
 
@@ -201,7 +201,7 @@ impl Warehouse {
     /// The size data files roll over at (see [`Warehouse::with_target_file_size`]).
     pub fn target_file_size(&self) -> usize {
         self.target_file_size
-            .unwrap_or(super::commit::DEFAULT_TARGET_FILE_SIZE)
+            .unwrap_or(super::sink::DEFAULT_TARGET_FILE_SIZE)
     }
 
     /// The caches of parsed metadata and manifests.

@@ -191,9 +191,6 @@ impl std::fmt::Debug for Deferred {
     }
 }
 
-/// Default [`Warehouse::target_file_size`]: 128 MiB.
-pub const DEFAULT_TARGET_FILE_SIZE: usize = 128 * 1024 * 1024;
-
 impl Write {
     /// A write of the given mode with default settings.
     pub fn new(mode: WriteMode) -> Self {

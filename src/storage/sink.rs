@@ -45,6 +45,10 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{Error, Result};
 
+/// Default [`crate::storage::Warehouse::target_file_size`]: 128 MiB, the
+/// size data files roll over at.
+pub const DEFAULT_TARGET_FILE_SIZE: usize = 128 * 1024 * 1024;
+
 /// A part of a commit's new rows: batches written in the order they come.
 pub type Part<'a> = BoxStream<'a, Result<RecordBatch>>;
 
