@@ -61,12 +61,10 @@ impl Project {
         let mut names: BTreeMap<&str, &str> = BTreeMap::new();
         let mut tables: BTreeMap<&str, &str> = BTreeMap::new();
         for s in &sources {
-            if names.insert(&s.name, &s.origin).is_some() {
+            if let Some(first) = names.insert(&s.name, &s.origin) {
                 return Err(Error::invalid(format!(
-                    "{}: source name `{}` is also the name of the source in {}",
-                    s.origin,
-                    s.name,
-                    names[s.name.as_str()]
+                    "{}: source name `{}` is also the name of the source in {first}",
+                    s.origin, s.name
                 )));
             }
             for r in &s.resources {
@@ -147,5 +145,59 @@ impl Project {
         )?
         .build()?;
         frame_plan(frame, &resource.primary_key, scan, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, table: &str, origin: &str) -> SourceConfig {
+        SourceConfig::from_yaml(
+            &format!(
+                "name: {name}\nbase_url: embedded\nresources:\n  - table: {table}\n    api_path: /Things\n    primary_key: [thing_id]\n    cursor_field: ModifiedDate\n    columns:\n      - {{ name: thing_id, source: ThingId, type: bigint }}\n      - {{ name: modified_date, source: ModifiedDate, type: date }}\n"
+            ),
+            origin,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn sources_have_distinct_names_and_tables() {
+        let model = ModelConfig::from_yaml(
+            "concepts: []\n",
+            "concepts.yaml",
+            "frames: []\n",
+            "frames.yaml",
+        )
+        .unwrap();
+        let e = Project::new(
+            vec![
+                source("shop", "raw__shop__things", "a.yaml"),
+                source("shop", "raw__shop__others", "b.yaml"),
+            ],
+            model.clone(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("b.yaml: source name `shop` is also the name of the source in a.yaml"),
+            "{e}"
+        );
+        let e = Project::new(
+            vec![
+                source("shop", "raw__shop__things", "a.yaml"),
+                source("crm", "raw__shop__things", "b.yaml"),
+            ],
+            model.clone(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("table `raw__shop__things` is also landed by source `shop`"),
+            "{e}"
+        );
+        let e = Project::new(vec![], model).unwrap_err().to_string();
+        assert!(e.contains("at least one source system"), "{e}");
     }
 }
