@@ -178,7 +178,8 @@ async fn each_fault_fails_its_resource_with_the_cause_and_lands_nothing_of_it() 
             ],
         )
     };
-    let bad_rows = |wh: &std::path::Path| {
+    // One CSV query over the warehouse: (success, first data row, stderr).
+    let query = |sql: &str| {
         let (ok, out, err) = lakehouse_in(
             tmp.path(),
             &[
@@ -187,11 +188,15 @@ async fn each_fault_fails_its_resource_with_the_cause_and_lands_nothing_of_it() 
                 "query",
                 "--format",
                 "csv",
-                "SELECT count(*) AS n FROM das.raw__things__bad",
+                sql,
             ],
         );
+        (ok, out.lines().nth(1).unwrap_or_default().to_string(), err)
+    };
+    let bad_rows = || {
+        let (ok, row, err) = query("SELECT count(*) AS n FROM das.raw__things__bad");
         if ok {
-            out.lines().nth(1).unwrap_or_default().to_string()
+            row
         } else {
             assert!(
                 err.contains("not found") || err.contains("not exist"),
@@ -249,32 +254,20 @@ async fn each_fault_fails_its_resource_with_the_cause_and_lands_nothing_of_it() 
             started.elapsed().as_secs() < 30,
             "{case:?}: fails without a long wait"
         );
-        assert_eq!(
-            bad_rows(&wh),
-            "no table",
-            "{case:?}: nothing of /Bad landed"
-        );
+        assert_eq!(bad_rows(), "no table", "{case:?}: nothing of /Bad landed");
     }
     // The good resource landed all its rows, once, however often it ran.
-    let (ok, out, err) = lakehouse_in(
-        tmp.path(),
-        &[
-            "--warehouse",
-            wh.to_str().unwrap(),
-            "query",
-            "--format",
-            "csv",
-            "SELECT count(*) AS n, count(DISTINCT thing_id) AS k, sum(price) AS p FROM das.raw__things__good",
-        ],
+    let (ok, row, err) = query(
+        "SELECT count(*) AS n, count(DISTINCT thing_id) AS k, sum(price) AS p FROM das.raw__things__good",
     );
     assert!(ok, "{err}");
-    assert_eq!(out.lines().nth(1), Some("6,6,9.00"), "{out}");
+    assert_eq!(row, "6,6,9.00");
 
     // Once the service behaves, the bad resource lands everything.
     *fault.lock().unwrap() = Fault::None;
     let (ok, out, err) = extract(tmp.path());
     assert!(ok, "{err}\n{out}");
-    assert_eq!(bad_rows(&wh), "6");
+    assert_eq!(bad_rows(), "6");
 }
 
 #[test]

@@ -270,13 +270,7 @@ pub(super) async fn extract(cli: &Cli, args: &ExtractArgs) -> Result<()> {
         scale: args.scale,
         seed: args.seed,
         horizons: Default::default(),
-        spill: cli
-            .budget()?
-            .source_share()
-            .map(|above| crate::source::SpillOptions {
-                above,
-                dir: cli.spill_dir.clone(),
-            }),
+        spill: crate::dag::sources::source_spill(&cli.budget()?),
     };
     let mut report: Option<crate::extract::land::ExtractReport> = None;
     for (source, where_) in &served {

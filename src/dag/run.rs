@@ -36,7 +36,6 @@ use crate::extract::land::ExtractReport;
 use crate::model::Project;
 use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
 use crate::model::dar::Dar;
-use crate::source::SpillOptions;
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
 
 /// Options of a model run.
@@ -700,10 +699,7 @@ async fn pipeline(
     // An incremental run asks each table only for the rows from its cursor
     // on: the embedded source need not keep the older rows of the tables
     // nothing reads back (about half of the rows it makes at day 0).
-    let spill = options.run.budget.source_share().map(|above| SpillOptions {
-        above,
-        dir: options.run.budget.spill_dir.clone(),
-    });
+    let spill = sources::source_spill(&options.run.budget);
     let mut started = Vec::with_capacity(served.len());
     for (source, where_) in &served {
         let horizons = match (where_, full) {

@@ -224,6 +224,15 @@ pub async fn embedded_horizons(
     Ok(cursors.into_iter().flatten().collect())
 }
 
+/// Where and past which size the embedded source spills its generated rows
+/// under `budget` (`None`: no limit, no spilling).
+pub fn source_spill(budget: &MemoryBudget) -> Option<SpillOptions> {
+    budget.source_share().map(|above| SpillOptions {
+        above,
+        dir: budget.spill_dir.clone(),
+    })
+}
+
 /// Bytes of fetched pages a resource may hold under `budget` before it
 /// streams (a 32nd of the limit, at most the default).
 pub fn held_pages_bytes(budget: &MemoryBudget) -> usize {

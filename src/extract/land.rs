@@ -110,24 +110,23 @@ impl ExtractReport {
     }
 }
 
-/// One line per failed resource: `  <table>: <cause>`, the cause without
-/// its error-kind prefix and without repeating the table's name.
+/// What made a resource fail, for its report: the error's message, without
+/// the kind and without the leading `resource `<table>`` the report's table
+/// column already says.
+fn cause(table: &str, e: &Error) -> String {
+    let own = format!("resource `{table}`");
+    let m = e.message();
+    m.strip_prefix(&own)
+        .map(|rest| rest.trim_start_matches(':').trim_start())
+        .unwrap_or(m)
+        .to_string()
+}
+
+/// One line per failed resource: `  <table>: <cause>`.
 pub fn failure_lines(failed: &[&ResourceReport]) -> String {
     failed
         .iter()
-        .map(|f| {
-            let mut cause = f.error.as_deref().unwrap_or("failed");
-            if let Some((kind, rest)) = cause.split_once(": ")
-                && !kind.contains(['`', '/', '('])
-            {
-                cause = rest;
-            }
-            let own = format!("resource `{}`", f.table);
-            if let Some(rest) = cause.strip_prefix(&own) {
-                cause = rest.trim_start_matches(':').trim_start();
-            }
-            format!("  {}: {cause}", f.table)
-        })
+        .map(|f| format!("  {}: {}", f.table, f.error.as_deref().unwrap_or("failed")))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -220,7 +219,7 @@ pub async fn extract(
                         landed: 0,
                         seconds,
                         cursor: None,
-                        error: Some(format!("{e}")),
+                        error: Some(cause(&resource.table, &e)),
                     },
                 }
             }

@@ -271,16 +271,21 @@ impl ODataClient {
         &self.base_url
     }
 
-    /// The first page's URL for `resource` from `cursor`.
-    pub fn first_url(&self, resource: &ResourceConfig, cursor: Option<&Cursor>) -> Result<Url> {
+    /// `<base><api_path><suffix>`, without a query.
+    fn resource_url(&self, resource: &ResourceConfig, suffix: &str) -> Result<Url> {
         let joined = format!(
-            "{}{}",
+            "{}{}{suffix}",
             self.base_url.as_str().trim_end_matches('/'),
             resource.api_path
         );
-        let mut url = Url::parse(&joined).ctx(ErrorKind::InvalidInput, || {
+        Url::parse(&joined).ctx(ErrorKind::InvalidInput, || {
             format!("resource `{}`: cannot build URL `{joined}`", resource.table)
-        })?;
+        })
+    }
+
+    /// The first page's URL for `resource` from `cursor`.
+    pub fn first_url(&self, resource: &ResourceConfig, cursor: Option<&Cursor>) -> Result<Url> {
+        let mut url = self.resource_url(resource, "")?;
         let filter = cursor
             .copied()
             .unwrap_or(Cursor::AtOrAfter(DateTime::UNIX_EPOCH))
@@ -361,12 +366,7 @@ impl ODataClient {
     /// or an answer that is not a number means "not offered" (the count is
     /// a cross-check, never a reason to fail by itself).
     async fn count(&self, resource: &ResourceConfig, filter: &str) -> Option<u64> {
-        let mut url = Url::parse(&format!(
-            "{}{}/$count",
-            self.base_url.as_str().trim_end_matches('/'),
-            resource.api_path
-        ))
-        .ok()?;
+        let mut url = self.resource_url(resource, "/$count").ok()?;
         url.query_pairs_mut().append_pair("$filter", filter);
         let resp = self
             .http
