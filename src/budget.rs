@@ -2,7 +2,8 @@
 //!
 //! A [`MemoryBudget`] (the `--memory-limit` and `--spill-dir` flags) becomes
 //! the DataFusion runtime of a run ([`MemoryBudget::runtime`]):
-//! - a **fair spill pool** of [`POOL_SHARE`] of the limit, wrapped so that an
+//! - a **fair spill pool** of [`POOL_SHARE`] of the limit, wrapped so that
+//!   sorts leave room for merging what they buffer (`SortRoom`) and an
 //!   allocation failure names the operators holding the most memory. Sorts,
 //!   aggregates, windows and repartitions spill to disk when their share is
 //!   used up; the PIT join's hash strategies reserve from the same pool, and
@@ -46,9 +47,16 @@ pub const POOL_SHARE: f64 = 0.75;
 pub const SMALL_POOL: usize = 256 * 1024 * 1024;
 /// Share of the limit the embedded source may hold before it spills.
 pub const SOURCE_SHARE: f64 = 0.125;
-/// A sort's merge of its spill files holds at most a this-many-th of the
-/// pool, and at least [`MERGE_FLOOR`] (see [`MergeCap`]).
+/// A sort's merge holds at most a this-many-th of the pool while others
+/// hold more, and at least [`MERGE_FLOOR`] (see [`SortRoom`]).
 pub const MERGE_SHARE: usize = 4;
+/// One sort buffers at most a this-many-th of the pool (at least
+/// [`MERGE_FLOOR`]) before it spills, so merging its buffer fits under the
+/// merge cap (see [`SortRoom`]).
+pub const SORT_SHARE: usize = 4;
+/// Share of the pool past which sorts that hold something spill, leaving
+/// the rest for merges (see [`SortRoom`]).
+pub const SORT_CEILING: f64 = 0.6;
 /// The least a sort's merge may hold (two spilled batches of wide rows).
 pub const MERGE_FLOOR: usize = 64 * 1024 * 1024;
 /// Pool memory each model running at once is counted as needing.
@@ -124,7 +132,7 @@ impl MemoryBudget {
     pub fn runtime(&self) -> Result<Arc<RuntimeEnv>> {
         let pool: Arc<dyn MemoryPool> = match self.pool_bytes() {
             Some(bytes) => Arc::new(TrackConsumersPool::new(
-                MergeCap::new(FairSpillPool::new(bytes), bytes),
+                SortRoom::new(FairSpillPool::new(bytes), bytes),
                 std::num::NonZeroUsize::new(3).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             None => Arc::new(UnboundedMemoryPool::default()),
@@ -241,43 +249,91 @@ fn operator_of(text: &str) -> Option<String> {
         .map(|m| m.as_str().trim_end_matches(',').to_string())
 }
 
-/// A pool that caps how much one sort's merge of its spill files may hold
-/// ([`MERGE_SHARE`]): DataFusion's multi-level merge reads as many spill
-/// files at once as its reservation can grow, and a merge reservation cannot
-/// spill, so in a shared pool one large merge took most of it (1.7 GB of a
-/// 3 GiB pool at scale 10) and starved the operators beside it. Refused
-/// past the cap, the merge reads fewer files per pass (more passes) instead.
-/// A 16th of the pool was too little at scale 3: a pass needs two spilled
-/// batches, and the event bridges' were ~100 MB each.
+/// A pool that keeps room for sorts to merge what they hold. A sort
+/// (DataFusion's `ExternalSorter`) buffers batches under a spillable
+/// reservation and, to spill or to emit, merges them under a second,
+/// unspillable one (`ExternalSorterMerge`) that holds each batch's sort keys
+/// again in row format. That merge cannot give memory back, so if the sorts
+/// filled the pool first it fails (seen at scale 10 in a 3 GiB pool: two
+/// sorts held their fair halves and the merge before their spill needed
+/// ~365 MB more). Three rules, each a refusal the operator answers by
+/// spilling (sorts) or by reading fewer files per pass (merges):
+/// - **one sort's buffer** holds at most [`SORT_SHARE`] of the pool, so its
+///   merge fits under the merge cap below;
+/// - **all sorts' buffers together** stop at [`SORT_CEILING`] of the pool:
+///   a sort that holds something and would take the pool past it spills
+///   instead, leaving the rest for merges. A sort that holds nothing is
+///   never refused here (it has nothing to spill: the fair pool decides);
+/// - **one merge** holds at most [`MERGE_SHARE`] of the pool (at least
+///   [`MERGE_FLOOR`]) while other consumers hold more than that. DataFusion's
+///   multi-level merge of spill files reads as many files at once as its
+///   reservation can grow, and one such merge took 1.7 GB of a 3 GiB pool at
+///   scale 10 and starved the operators beside it; capped, it makes more
+///   passes. A merge beside nothing (a model built alone) may use the pool.
 ///
-/// The cap holds only while other consumers hold more than it: a merge
-/// beside nothing (a model built alone, e.g. retried alone after running
-/// out of memory beside others) may use the pool; refused, a merge that
-/// needs to grow to progress fails. Tighter caps were tried at scale 30
-/// (4 GiB) and made things worse: a
-/// 512 MiB ceiling per merge, and a cap on all merges together, refused the
-/// growth a merge needs to progress once started (its output batches),
-/// failing models instead of slowing them. When merges beside each other
-/// leave a sort nothing to start with, the runner builds that model again
-/// alone ([`crate::dag::run::run_models`]).
+/// A 16th of the pool per merge was too little at scale 3 (a pass needs two
+/// spilled batches; the event bridges' were ~100 MB each), and a cap on all
+/// merges together refused growth a started merge needs (its output
+/// batches). When merges beside each other still leave a sort nothing to
+/// start with, the runner builds that model again alone
+/// ([`crate::dag::run::run_models`]).
 #[derive(Debug)]
-struct MergeCap<P> {
+struct SortRoom<P> {
     inner: P,
-    /// What one merge may hold.
-    cap: usize,
+    /// What one merge may hold (while others hold more).
+    merge_cap: usize,
+    /// What one sort's buffer may hold.
+    sort_cap: usize,
+    /// The pool total past which a sort that holds something must spill.
+    ceiling: usize,
 }
 
-impl<P> MergeCap<P> {
-    /// The cap for a pool of `pool` bytes.
+impl<P: MemoryPool> SortRoom<P> {
+    /// The room for a pool of `pool` bytes.
     fn new(inner: P, pool: usize) -> Self {
         Self {
             inner,
-            cap: (pool / MERGE_SHARE).max(MERGE_FLOOR),
+            merge_cap: (pool / MERGE_SHARE).max(MERGE_FLOOR),
+            sort_cap: (pool / SORT_SHARE).max(MERGE_FLOOR),
+            ceiling: (pool as f64 * SORT_CEILING) as usize,
+        }
+    }
+
+    /// The refusal of `additional` bytes for `reservation`, if a rule above
+    /// refuses it.
+    fn refusal(&self, reservation: &MemoryReservation, additional: usize) -> Option<String> {
+        let name = reservation.consumer().name();
+        let held = reservation.size();
+        let total = self.inner.reserved();
+        if name.starts_with("ExternalSorterMerge") {
+            let others = total.saturating_sub(held);
+            (held + additional > self.merge_cap && others > self.merge_cap).then(|| {
+                format!(
+                    "a sort's merge may hold at most {}",
+                    format_size(self.merge_cap as u64)
+                )
+            })
+        } else if name.starts_with("ExternalSorter[") && held > 0 {
+            if held + additional > self.sort_cap {
+                Some(format!(
+                    "a sort may buffer at most {} before it spills",
+                    format_size(self.sort_cap as u64)
+                ))
+            } else {
+                (total + additional > self.ceiling).then(|| {
+                    format!(
+                        "sorts spill once the pool holds {}, leaving the rest for their merges",
+                        format_size(self.ceiling as u64)
+                    )
+                })
+            }
+        } else {
+            None
         }
     }
 }
 
-impl<P: MemoryPool> MemoryPool for MergeCap<P> {
+impl<P: MemoryPool> MemoryPool for SortRoom<P> {
     fn register(&self, consumer: &MemoryConsumer) {
         self.inner.register(consumer)
     }
@@ -295,23 +351,12 @@ impl<P: MemoryPool> MemoryPool for MergeCap<P> {
         reservation: &MemoryReservation,
         additional: usize,
     ) -> datafusion::error::Result<()> {
-        // Past its cap, a merge may grow only while the other consumers
-        // hold little (a model built alone): it would starve nobody, and a
-        // refusal then fails a merge that needs to grow to progress.
-        let others = self.inner.reserved().saturating_sub(reservation.size());
-        if reservation
-            .consumer()
-            .name()
-            .starts_with("ExternalSorterMerge")
-            && reservation.size() + additional > self.cap
-            && others > self.cap
-        {
+        if let Some(why) = self.refusal(reservation, additional) {
             return Err(datafusion::error::DataFusionError::ResourcesExhausted(
                 format!(
-                    "Failed to allocate additional {} for {}: a sort's merge may hold at most {}",
+                    "Failed to allocate additional {} for {}: {why}",
                     format_size(additional as u64),
                     reservation.consumer().name(),
-                    format_size(self.cap as u64)
                 ),
             ));
         }
@@ -438,6 +483,41 @@ mod tests {
         // Alone, a merge may grow past its cap, up to the pool.
         other.free();
         assert!(merge.try_grow(100 << 20).is_ok(), "nobody to starve");
+    }
+
+    #[test]
+    fn sorts_leave_room_for_their_merges() {
+        // A 768 MiB pool: one sort buffers at most 192 MiB, all sorts stop
+        // at 60 % (460.8 MiB), and the rest stays for merges.
+        let rt = MemoryBudget::limited(1 << 30).runtime().unwrap();
+        let pool = &rt.memory_pool;
+        let sorter = |p: usize| {
+            MemoryConsumer::new(format!("ExternalSorter[{p}]"))
+                .with_can_spill(true)
+                .register(pool)
+        };
+        let (a, b, c) = (sorter(0), sorter(1), sorter(2));
+        assert!(a.try_grow(190 << 20).is_ok());
+        let e = a.try_grow(10 << 20).unwrap_err().to_string();
+        assert!(
+            e.contains("ExternalSorter[0]") && e.contains("before it spills"),
+            "{e}"
+        );
+        assert!(b.try_grow(190 << 20).is_ok());
+        // A third sort that holds something stops at the ceiling...
+        assert!(
+            c.try_grow(60 << 20).is_ok(),
+            "holding nothing, it may start"
+        );
+        let e = c.try_grow(30 << 20).unwrap_err().to_string();
+        assert!(e.contains("leaving the rest for their merges"), "{e}");
+        // ... and a merge still finds the room the sorts left.
+        let merge = MemoryConsumer::new("ExternalSorterMerge[0]").register(pool);
+        assert!(merge.try_grow(190 << 20).is_ok());
+        // Other consumers (not sorts) are left to the fair pool.
+        let other = MemoryConsumer::new("PitJoinHashBuild[0]").register(pool);
+        assert!(other.try_grow(100 << 20).is_ok());
+        assert_eq!(pool.reserved(), 730 << 20);
     }
 
     #[test]
