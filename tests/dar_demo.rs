@@ -8,7 +8,7 @@ mod common;
 use arrow::array::{Array, Int64Array, StringArray};
 use datafusion::prelude::SessionContext;
 use lakehouse::extract::land::{ExtractOptions, extract};
-use lakehouse::extract::{ODataClient, RetryPolicy};
+use lakehouse::extract::{ODataClient, RetryPolicy, SourceClient};
 use lakehouse::model::Project;
 use lakehouse::model::build::BuildMode;
 use lakehouse::model::dar::entity;
@@ -64,7 +64,9 @@ async fn demo_dar_is_temporally_exact() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
-    let client = ODataClient::new(server.base_url(), RetryPolicy::default()).unwrap();
+    let client: SourceClient = ODataClient::new(server.base_url(), RetryPolicy::default())
+        .unwrap()
+        .into();
     let t0 = std::time::Instant::now();
     for day in 0..3 {
         server.set_day(day).unwrap();

@@ -11,7 +11,7 @@ use iceberg::expr::{Predicate, Reference};
 use iceberg::spec::Datum;
 use lakehouse::config::SourceConfig;
 use lakehouse::extract::land::{CURSOR, ExtractOptions, extract};
-use lakehouse::extract::{ODataClient, RetryPolicy};
+use lakehouse::extract::{ODataClient, RetryPolicy, SourceClient};
 use lakehouse::source::{Fault, GeneratorOptions, ServerHandle, ServerOptions, serve};
 use lakehouse::storage::{AsOf, TableName, Warehouse};
 
@@ -100,7 +100,9 @@ async fn lands_every_table_then_each_day_then_nothing_holding(options: ExtractOp
     let server = start(&config, 250).await;
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
-    let client = ODataClient::new(server.base_url(), quick_retries()).unwrap();
+    let client: SourceClient = ODataClient::new(server.base_url(), quick_retries())
+        .unwrap()
+        .into();
 
     let report = extract(&wh, &config, &client, &options).await.unwrap();
     assert!(report.failures().is_empty(), "{:?}", report.failures());
@@ -227,7 +229,9 @@ async fn killed_extraction_converges_without_loss_or_duplicates() {
     let server = start(&config, 40).await;
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
-    let client = ODataClient::new(server.base_url(), quick_retries()).unwrap();
+    let client: SourceClient = ODataClient::new(server.base_url(), quick_retries())
+        .unwrap()
+        .into();
     let total_requests = |s: &ServerHandle| {
         config
             .resources
@@ -345,7 +349,9 @@ async fn a_failing_resource_does_not_stop_the_others() {
     let server = start(&config, 500).await;
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
-    let client = ODataClient::new(server.base_url(), quick_retries()).unwrap();
+    let client: SourceClient = ODataClient::new(server.base_url(), quick_retries())
+        .unwrap()
+        .into();
     server.faults().inject(
         "/Customers",
         Fault::Status {
@@ -396,7 +402,9 @@ async fn a_new_source_field_becomes_a_new_column() {
         .retain(|c| c.name != "group_name");
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
-    let client = ODataClient::new(server.base_url(), quick_retries()).unwrap();
+    let client: SourceClient = ODataClient::new(server.base_url(), quick_retries())
+        .unwrap()
+        .into();
     let report = extract(&wh, &config, &client, &ExtractOptions::default())
         .await
         .unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use arrow::array::Int64Array;
 use lakehouse::extract::land::{ExtractOptions, extract};
-use lakehouse::extract::{ODataClient, RetryPolicy};
+use lakehouse::extract::{ODataClient, RetryPolicy, SourceClient};
 use lakehouse::model::Project;
 use lakehouse::model::build::BuildMode;
 use lakehouse::source::{GeneratorOptions, ServerOptions, serve};
@@ -38,7 +38,9 @@ async fn demo_frames_build_and_incremental_equals_full() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
-    let client = ODataClient::new(server.base_url(), RetryPolicy::default()).unwrap();
+    let client: SourceClient = ODataClient::new(server.base_url(), RetryPolicy::default())
+        .unwrap()
+        .into();
     let report = extract(
         &wh,
         &project.sources[0],

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::extract::land::{ExtractOptions, extract};
-use crate::extract::{ODataClient, RetryPolicy};
+use crate::extract::{RetryPolicy, SourceClient};
 use crate::model::Project;
 use crate::model::build::{BuildMode, build_dar, build_frames};
 use crate::source::{GeneratorOptions, ServerOptions, serve};
@@ -125,7 +125,11 @@ async fn run_in(
         },
     )
     .await?;
-    let client = ODataClient::new(server.base_url(), RetryPolicy::default())?;
+    let client = SourceClient::for_source(
+        &project.sources[0],
+        server.base_url(),
+        RetryPolicy::default(),
+    )?;
     let t = Instant::now();
     for day in 0..config.days {
         server.set_day(day)?;

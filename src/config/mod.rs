@@ -6,6 +6,10 @@
 //!
 //! [`ErrorKind::InvalidInput`]: crate::error::ErrorKind::InvalidInput
 
+pub mod rest;
 pub mod source;
 
+pub use rest::{
+    AuthConfig, Credentials, Lookback, PaginatorConfig, RateLimit, RestSource, SourceKind,
+};
 pub use source::{BaseUrl, ColumnConfig, ColumnType, ResourceConfig, SourceConfig};

@@ -26,12 +26,15 @@
 //! Types are the curated types of the original project; unknown type names
 //! are rejected at parse time with the list of accepted ones.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::rest::{
+    AuthConfig, Lookback, PaginatorConfig, RateLimit, RestSource, SourceKind,
+};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 
 /// The Adventure Works source file, compiled into the binary so the embedded
@@ -185,7 +188,7 @@ pub struct ColumnConfig {
 }
 
 /// One resource (entity set) of the source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {
     /// Landing table name, e.g. `raw__adventure_works__sales_order_headers`.
@@ -198,6 +201,24 @@ pub struct ResourceConfig {
     pub cursor_field: String,
     /// Curated columns in landing order.
     pub columns: Vec<ColumnConfig>,
+    /// How far before the landed cursor each run reads again (any kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<Lookback>,
+    /// REST: dotted path to the records array in a response (`data`,
+    /// `result.items`); absent: the body itself is the array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_selector: Option<String>,
+    /// REST: fixed query parameters of every request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// REST: this resource's paginator (default: the source's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paginator: Option<PaginatorConfig>,
+    /// REST: the query parameter carrying the cursor (rows changed at or
+    /// after it). Absent: the whole resource is read every run and only new
+    /// or changed rows land.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_param: Option<String>,
 }
 
 impl ResourceConfig {
@@ -229,13 +250,44 @@ impl ResourceConfig {
     pub fn entity_set(&self) -> &str {
         self.api_path.trim_start_matches('/')
     }
+
+    /// The look-back (zero when not configured).
+    pub fn lookback(&self) -> std::time::Duration {
+        self.lookback.map(|l| l.0).unwrap_or_default()
+    }
+
+    /// The REST-only keys this resource sets (refused on an OData source).
+    fn rest_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.data_selector.is_some() {
+            keys.push("data_selector");
+        }
+        if !self.params.is_empty() {
+            keys.push("params");
+        }
+        if self.paginator.is_some() {
+            keys.push("paginator");
+        }
+        if self.cursor_param.is_some() {
+            keys.push("cursor_param");
+        }
+        keys
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSourceConfig {
     name: String,
+    #[serde(default)]
+    kind: SourceKind,
     base_url: String,
+    #[serde(default)]
+    auth: Option<AuthConfig>,
+    #[serde(default)]
+    paginator: Option<PaginatorConfig>,
+    #[serde(default)]
+    rate_limit: Option<RateLimit>,
     #[serde(default = "default_page_size")]
     page_size: usize,
     resources: Vec<ResourceConfig>,
@@ -250,8 +302,12 @@ fn default_page_size() -> usize {
 pub struct SourceConfig {
     /// Source system name (`adventure_works`).
     pub name: String,
+    /// What the source speaks (OData or plain REST JSON).
+    pub kind: SourceKind,
     /// Where the source is served.
     pub base_url: BaseUrl,
+    /// Authentication, paging default and rate limit.
+    pub rest: RestSource,
     /// Page size of the embedded server (server-driven paging).
     pub page_size: usize,
     /// The resources, in extraction order.
@@ -294,7 +350,13 @@ impl SourceConfig {
         };
         let config = SourceConfig {
             name: raw.name,
+            kind: raw.kind,
             base_url,
+            rest: RestSource {
+                auth: raw.auth,
+                paginator: raw.paginator,
+                rate_limit: raw.rate_limit,
+            },
             page_size: raw.page_size,
             resources: raw.resources,
             origin: origin.to_string(),
@@ -306,6 +368,16 @@ impl SourceConfig {
     /// The Adventure Works source compiled into the binary.
     pub fn adventure_works() -> Result<Self> {
         Self::from_yaml(ADVENTURE_WORKS_YAML, "config/sources/adventure_works.yaml")
+    }
+
+    /// The source's credentials, read from the environment now (`None`:
+    /// no auth configured); an unset variable is an error naming the file.
+    pub fn credentials(&self) -> Result<Option<crate::config::Credentials>> {
+        self.rest
+            .auth
+            .as_ref()
+            .map(|a| a.resolve(&self.origin))
+            .transpose()
     }
 
     /// The resource with this API path (`/Customers`).
@@ -333,6 +405,31 @@ impl SourceConfig {
         if self.resources.is_empty() {
             return err("no resources configured".to_string());
         }
+        if let Some(r) = &self.rest.rate_limit
+            && !(r.requests_per_second.is_finite() && r.requests_per_second > 0.0)
+        {
+            return err(format!(
+                "rate_limit: requests_per_second must be a positive number, not {}",
+                r.requests_per_second
+            ));
+        }
+        match self.kind {
+            SourceKind::Odata if self.rest.paginator.is_some() => {
+                return err(
+                    "paginator: OData sources page by @odata.nextLink; paginators are for `kind: rest`"
+                        .into(),
+                );
+            }
+            SourceKind::Rest if self.base_url == BaseUrl::Embedded => {
+                return err(
+                    "a `kind: rest` source needs an http(s) base_url, not `embedded`".into(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(p) = &self.rest.paginator {
+            p.validate(origin)?;
+        }
         let mut tables = BTreeSet::new();
         let mut paths = BTreeSet::new();
         for r in &self.resources {
@@ -348,7 +445,7 @@ impl SourceConfig {
                 || r.api_path.contains(['?', '#', ' '])
             {
                 return err(format!(
-                    "{at}: api_path `{}` must look like `/EntitySet`",
+                    "{at}: api_path `{}` must look like `/EntitySet` (query parameters go in `params`)",
                     r.api_path
                 ));
             }
@@ -357,6 +454,28 @@ impl SourceConfig {
             }
             if r.columns.is_empty() {
                 return err(format!("{at}: no columns"));
+            }
+            match self.kind {
+                SourceKind::Odata => {
+                    if let Some(k) = r.rest_keys().first() {
+                        return err(format!(
+                            "{at}: `{k}` applies to `kind: rest` sources only (this source speaks OData)"
+                        ));
+                    }
+                }
+                SourceKind::Rest => {
+                    if let Some(p) = &r.paginator {
+                        p.validate(&format!("{origin}: {at}"))?;
+                    }
+                    for (key, v) in [
+                        ("data_selector", &r.data_selector),
+                        ("cursor_param", &r.cursor_param),
+                    ] {
+                        if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                            return err(format!("{at}: {key} is empty"));
+                        }
+                    }
+                }
             }
             let mut names = BTreeSet::new();
             let mut sources = BTreeSet::new();
@@ -597,6 +716,48 @@ resources:
         assert!(msg.contains("must use http or https"), "{msg}");
         let msg = parse_err(&MINIMAL.replace("page_size: 10", "page_size: 0"));
         assert!(msg.contains("page_size must be at least 1"), "{msg}");
+    }
+
+    #[test]
+    fn rest_keys_are_checked_by_kind() {
+        let msg = parse_err(&MINIMAL.replace(
+            "    cursor_field: ModifiedDate",
+            "    cursor_field: ModifiedDate\n    paginator: { type: single_page }",
+        ));
+        assert!(
+            msg.contains(
+                "resource `raw__demo__things`: `paginator` applies to `kind: rest` sources only"
+            ),
+            "{msg}"
+        );
+        let msg = parse_err(&MINIMAL.replace("name: demo", "name: demo\nkind: rest"));
+        assert!(
+            msg.contains("needs an http(s) base_url, not `embedded`"),
+            "{msg}"
+        );
+        let rest = MINIMAL
+            .replace("name: demo", "name: demo\nkind: rest\nrate_limit: { requests_per_second: 2.5 }")
+            .replace("base_url: embedded", "base_url: https://api.example/v1/")
+            .replace(
+                "    cursor_field: ModifiedDate",
+                "    cursor_field: ModifiedDate\n    data_selector: data\n    cursor_param: since\n    lookback: 2h",
+            );
+        let c = SourceConfig::from_yaml(&rest, "things.yaml").expect("valid");
+        assert_eq!(c.kind, SourceKind::Rest);
+        assert_eq!(
+            c.resources[0].lookback(),
+            std::time::Duration::from_secs(7200)
+        );
+        assert_eq!(c.resources[0].cursor_param.as_deref(), Some("since"));
+        let msg = parse_err(&rest.replace("2.5", "0"));
+        assert!(
+            msg.contains("requests_per_second must be a positive number"),
+            "{msg}"
+        );
+        let msg = parse_err(&rest.replace("lookback: 2h", "lookback: later"));
+        assert!(msg.contains("lookback `later` is not a duration"), "{msg}");
+        let msg = parse_err(&rest.replace("data_selector: data", "data_selector: \"\""));
+        assert!(msg.contains("data_selector is empty"), "{msg}");
     }
 
     #[test]

@@ -551,8 +551,11 @@ pub async fn init(
 ) -> Result<PipelineReport> {
     let lock = RunLock::acquire(wh, "init", options.lock_ttl).await?;
     let result = async {
+        // The run log alone (an `init` that failed before landing anything)
+        // does not make the warehouse taken.
         let existing = wh.list_all_tables().await?;
-        if !existing.is_empty() {
+        let runs = runs_table();
+        if existing.iter().any(|t| *t != runs) {
             if !options.force {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,

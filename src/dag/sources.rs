@@ -25,7 +25,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::extract::land::{
     DEFAULT_HELD_PAGES_BYTES, ExtractOptions, ExtractReport, extract, landed_cursor,
 };
-use crate::extract::{ODataClient, RetryPolicy};
+use crate::extract::{RetryPolicy, SourceClient};
 use crate::source::{GeneratorOptions, ServerOptions, SpillOptions, serve};
 use crate::storage::Warehouse;
 
@@ -255,6 +255,10 @@ pub async fn extract_all(
         held_pages_bytes: held_pages_bytes(budget),
         ..ExtractOptions::default()
     };
+    // A missing secret stops the run before any source lands.
+    for (source, _) in &sources {
+        source.credentials()?;
+    }
     let mut all: Option<ExtractReport> = None;
     let many = sources.len() > 1;
     for (source, started) in sources {
@@ -285,7 +289,7 @@ pub async fn extract_one(
 ) -> Result<ExtractReport> {
     match started {
         Started::Url(u) => {
-            let client = ODataClient::new(&u, RetryPolicy::default())?;
+            let client = SourceClient::for_source(source, &u, RetryPolicy::default())?;
             extract(wh, source, &client, options).await
         }
         Started::Embedded(task) => {
@@ -297,7 +301,8 @@ pub async fn extract_one(
                 ms = started.elapsed().as_millis() as u64,
                 "embedded source ready"
             );
-            let client = ODataClient::new(server.base_url(), RetryPolicy::default())?;
+            let client =
+                SourceClient::for_source(source, server.base_url(), RetryPolicy::default())?;
             let report = extract(wh, source, &client, options).await;
             server.shutdown().await?;
             report

@@ -2,12 +2,15 @@
 //!
 //! For each resource (concurrently, bounded):
 //! 1. Read the table's cursor from its current snapshot (`lakehouse.cursor`).
-//! 2. Fetch every page with `$filter=<cursor field> ge <cursor>` (inclusive,
-//!    so rows published late with the boundary value are not missed).
-//! 3. Drop boundary rows already landed: a fetched row whose configured
-//!    columns (true key + content) equal a landed row at or after the cursor
-//!    is a re-read, not a change. Exact duplicates within the fetch are
-//!    dropped too.
+//! 2. Fetch every page changed at or after the cursor less the resource's
+//!    `lookback` ([`SourceClient::read_from`]; OData:
+//!    `$filter=<cursor field> ge <instant>`, inclusive, so rows published
+//!    late with the boundary value are not missed; a REST resource without a
+//!    cursor parameter is read whole).
+//! 3. Drop rows already landed: a fetched row whose configured columns (true
+//!    key + content) equal a landed row at or after that instant (any landed
+//!    row, when read whole) is a re-read, not a change. Exact duplicates
+//!    within the fetch are dropped too.
 //! 4. Add the load columns ([`crate::model::das`]): one load id and load time
 //!    for the run (the time strictly later than the table's previous load),
 //!    and a sequence per row.
@@ -32,8 +35,8 @@ use datafusion::logical_expr::col;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 
+use super::client::SourceClient;
 use super::landing::Landing;
-use super::odata::{Cursor, ODataClient};
 use crate::config::{ResourceConfig, SourceConfig};
 use crate::error::{Error, Result};
 use crate::model::das::NAMESPACE;
@@ -135,7 +138,7 @@ pub fn failure_lines(failed: &[&ResourceReport]) -> String {
 pub async fn extract(
     wh: &Warehouse,
     config: &SourceConfig,
-    client: &ODataClient,
+    client: &SourceClient,
     options: &ExtractOptions,
 ) -> Result<ExtractReport> {
     let selected: Vec<&ResourceConfig> = if options.resources.is_empty() {
@@ -282,7 +285,7 @@ pub async fn landed_cursor(
 
 async fn land_resource(
     wh: &Warehouse,
-    client: &ODataClient,
+    client: &SourceClient,
     resource: &ResourceConfig,
     ctx: &SessionContext,
     load_id: &str,
@@ -307,7 +310,8 @@ async fn land_resource(
 
     // The first pages, up to `held_pages_bytes`: a fetch that fits is
     // landed from memory; a larger one streams into the table.
-    let mut pages = client.pages(resource, cursor.map(Cursor::AtOrAfter));
+    let from = client.read_from(resource, cursor);
+    let mut pages = client.pages(resource, from);
     let mut held = Vec::new();
     let (mut held_bytes, mut page_count, mut max_cursor) = (0usize, 0usize, cursor);
     let mut whole = false;
@@ -349,19 +353,21 @@ async fn land_resource(
     let mut landing = Landing::new(resource, &held, load_id, loaded_at)?;
 
     // Drop re-read rows: same configured columns as a row already landed at
-    // or after the cursor, or as an earlier row of this fetch.
+    // or after the instant read from (every landed row when the whole
+    // resource was read), or as an earlier row of this fetch.
     let t_seen = Instant::now();
-    if let (Some(t), Some(c)) = (&existing, cursor) {
+    if let Some(t) = &existing {
         let cursor_col = resource.cursor_column().ok_or_else(|| {
             Error::invalid(format!("resource {} has no cursor column", resource.table))
         })?;
         let configured: Vec<&str> = resource.columns.iter().map(|c| c.name.as_str()).collect();
-        let mut landed = ctx
-            .read_table(t.provider(AsOf::Latest).await?)?
-            .filter(col(cursor_col.name.as_str()).gt_eq(cursor_literal(cursor_col.data_type, c)))?
-            .select_columns(&configured)?
-            .execute_stream()
-            .await?;
+        let mut landed = ctx.read_table(t.provider(AsOf::Latest).await?)?;
+        if let Some(from) = from {
+            landed = landed.filter(
+                col(cursor_col.name.as_str()).gt_eq(cursor_literal(cursor_col.data_type, from)),
+            )?;
+        }
+        let mut landed = landed.select_columns(&configured)?.execute_stream().await?;
         let types = landing.configured_schema()?;
         while let Some(b) = landed.try_next().await? {
             landing.remember_landed(&crate::storage::schema::project_by_name(&b, &types)?)?;

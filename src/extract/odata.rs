@@ -18,13 +18,8 @@
 //! [`crate::extract::paging`] for the checks on each page).
 //!
 //! # Retries
-//! HTTP 429, any 5xx, timeouts and connection failures are retried up to
-//! [`RetryPolicy::max_retries`] times with exponential backoff
-//! (`initial_backoff * 2^attempt`, capped at `max_backoff`, at least a
-//! `Retry-After` given in seconds, capped again) and jitter (each delay is
-//! scaled by a random factor in `[0.5, 1]`). Other 4xx answers fail at once.
-//! Failures are [`ErrorKind::Source`] errors naming the table, the API path
-//! and the URL.
+//! Through [`Http`]: transient failures are retried with backoff and
+//! jitter; credentials and the rate limit are the source's.
 //!
 //! # Pages and cursor
 //! Each [`Page`] holds one record batch (see [`crate::extract::schema`]),
@@ -39,63 +34,26 @@
 //! together, like the embedded source (one simulated day = one date).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveTime, SecondsFormat, Utc};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use rand::Rng;
-use reqwest::StatusCode;
 use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::{BaseUrl, ResourceConfig, SourceConfig};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
-use crate::extract::paging::{PageGuard, check_keys};
-use crate::extract::schema::{member, parse_instant, resource_schema, rows_to_batch};
+use crate::extract::http::Http;
+pub use crate::extract::http::RetryPolicy;
+pub use crate::extract::page::Page;
+use crate::extract::paging::PageGuard;
+use crate::extract::schema::resource_schema;
 
 /// The `Accept` header of every page request: JSON, with 64-bit integers
 /// and decimals as strings where the service supports it (OData v4 JSON
 /// format, section 3.2).
 const ACCEPT_JSON: &str = "application/json;IEEE754Compatible=true, application/json;q=0.9";
-
-/// Retry and timeout settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (0 = no retry).
-    pub max_retries: u32,
-    /// Delay before the first retry.
-    pub initial_backoff: Duration,
-    /// Upper bound of any delay.
-    pub max_backoff: Duration,
-    /// Timeout of one HTTP request (connect + response + body).
-    pub request_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_retries: 5,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay before retry number `attempt` (0-based), before jitter.
-    pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .initial_backoff
-            .saturating_mul(2u32.saturating_pow(attempt.min(20)));
-        let base = exp.min(self.max_backoff);
-        retry_after
-            .map_or(base, |r| base.max(r))
-            .min(self.max_backoff)
-    }
-}
 
 /// Where an incremental extraction starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,25 +92,6 @@ pub fn render_instant(t: DateTime<Utc>) -> String {
     }
 }
 
-/// One page of an extraction.
-#[derive(Debug, Clone)]
-pub struct Page {
-    /// 0-based page number within the extraction.
-    pub index: usize,
-    /// Position of the page's first row within the extraction.
-    pub first_row: usize,
-    /// The URL this page was read from.
-    pub url: Url,
-    /// The next page's URL, if any.
-    pub next_url: Option<Url>,
-    /// The rows (configured columns, then extras).
-    pub batch: RecordBatch,
-    /// Largest cursor value among the page's rows.
-    pub max_cursor: Option<DateTime<Utc>>,
-    /// Extra columns in this page: `(column, API name)`.
-    pub extra_columns: Vec<(String, String)>,
-}
-
 /// A whole extraction of one resource.
 #[derive(Debug, Clone)]
 pub struct Extracted {
@@ -175,33 +114,23 @@ pub struct Extracted {
 /// The OData client.
 #[derive(Debug, Clone)]
 pub struct ODataClient {
-    http: reqwest::Client,
+    http: Http,
     base_url: Url,
-    retry: RetryPolicy,
 }
 
 impl ODataClient {
     /// A client for the service at `base_url` (e.g. `http://127.0.0.1:8080`
     /// or `https://host/odata/v1/`).
     pub fn new(base_url: &str, retry: RetryPolicy) -> Result<Self> {
-        let base = Url::parse(base_url).ctx(ErrorKind::InvalidInput, || {
-            format!("OData base URL `{base_url}` is not a URL")
-        })?;
-        if base.scheme() != "http" && base.scheme() != "https" {
-            return Err(Error::invalid(format!(
-                "OData base URL `{base_url}` must use http or https"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(retry.request_timeout)
-            .build()
-            .ctx(ErrorKind::Internal, || {
-                "cannot build the HTTP client".to_string()
-            })?;
+        Self::with_http(base_url, Http::new(retry, None, None)?)
+    }
+
+    /// A client for the service at `base_url` asking through `http` (with
+    /// its credentials and rate limit).
+    pub fn with_http(base_url: &str, http: Http) -> Result<Self> {
         Ok(Self {
             http,
-            base_url: base,
-            retry,
+            base_url: super::http::base_url(base_url, "OData")?,
         })
     }
 
@@ -226,44 +155,10 @@ impl ODataClient {
         }
     }
 
-    /// Fail fast, in one line, when nothing answers at the service root:
-    /// a refused or unresolvable connection (retried twice, half a second
-    /// apart) or no answer within ten seconds. Any HTTP answer, even an
-    /// error status, counts as reachable (the resources' own requests then
-    /// say what is wrong).
+    /// Fail fast, in one line, when nothing answers at the service root
+    /// (see [`Http::check_reachable`]).
     pub async fn check_reachable(&self) -> Result<()> {
-        let mut last = None;
-        for attempt in 0..3 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            match self
-                .http
-                .get(self.base_url.clone())
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is_connect() || e.is_timeout() => last = Some(e),
-                Err(_) => return Ok(()),
-            }
-        }
-        let why = last.map(|e| {
-            let mut cause: &dyn std::error::Error = &e;
-            while let Some(c) = cause.source() {
-                cause = c;
-            }
-            cause.to_string()
-        });
-        Err(Error::new(
-            ErrorKind::Source,
-            format!(
-                "the source at {} cannot be reached ({}); is the service running and the URL right?",
-                self.base_url,
-                why.unwrap_or_else(|| "no answer".into())
-            ),
-        ))
+        self.http.check_reachable(&self.base_url).await
     }
 
     /// The base URL.
@@ -368,18 +263,12 @@ impl ODataClient {
     async fn count(&self, resource: &ResourceConfig, filter: &str) -> Option<u64> {
         let mut url = self.resource_url(resource, "/$count").ok()?;
         url.query_pairs_mut().append_pair("$filter", filter);
-        let resp = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "text/plain")
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        resp.text().await.ok()?.trim().parse().ok()
+        self.http
+            .get_text(&url, "text/plain")
+            .await?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Read every page of `resource` from `cursor` into memory.
@@ -419,7 +308,7 @@ impl ODataClient {
         guard: &mut PageGuard,
     ) -> Result<Page> {
         tracing::debug!(table = %resource.table, %url, "requesting page {index}");
-        let body = self.get_json(resource, &url).await?;
+        let body = self.http.get_json(resource, &url, ACCEPT_JSON).await?.body;
         let malformed = |what: &str| {
             Error::new(
                 ErrorKind::Source,
@@ -453,145 +342,7 @@ impl ODataClient {
             })?),
             Some(other) => return Err(malformed(&format!("invalid @odata.nextLink {other}"))),
         };
-        check_keys(resource, &url, &rows, first_row)?;
-        guard.check_rows(resource, index, &url, &rows)?;
-        if let Some(next) = &next_url {
-            guard.check_link(resource, index, &url, next)?;
-        }
-        let max_cursor = rows
-            .iter()
-            .filter_map(|r| member(r, &resource.cursor_field)?.as_str())
-            .filter_map(parse_instant)
-            .max();
-        let (batch, extra_columns) = rows_to_batch(resource, &rows, first_row).map_err(|e| {
-            let own = format!("resource `{}`: ", resource.table);
-            let what = e.message().strip_prefix(&own).unwrap_or(e.message());
-            Error::new(e.kind(), what).context(format!(
-                "resource `{}` ({}): GET {url}",
-                resource.table, resource.api_path
-            ))
-        })?;
-        Ok(Page {
-            index,
-            first_row,
-            url,
-            next_url,
-            batch,
-            max_cursor,
-            extra_columns,
-        })
-    }
-
-    /// GET `url` and parse JSON, retrying transient failures.
-    async fn get_json(&self, resource: &ResourceConfig, url: &Url) -> Result<Value> {
-        let mut attempt: u32 = 0;
-        loop {
-            let (reason, retry_after) = match self
-                .http
-                .get(url.clone())
-                .header(reqwest::header::ACCEPT, ACCEPT_JSON)
-                .send()
-                .await
-            {
-                Ok(resp) if resp.status().is_success() => match resp.bytes().await {
-                    Ok(bytes) => {
-                        return serde_json::from_slice(&bytes).map_err(|e| {
-                            Error::new(
-                                ErrorKind::Source,
-                                format!(
-                                    "resource `{}` ({}): GET {url}: the response is not JSON ({e}); it begins `{}`",
-                                    resource.table,
-                                    resource.api_path,
-                                    excerpt(&bytes)
-                                ),
-                            )
-                        });
-                    }
-                    Err(e) => (format!("reading the body failed: {e}"), None),
-                },
-                Ok(resp) => {
-                    let status = resp.status();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let text = resp.text().await.unwrap_or_default();
-                    let detail = odata_message(&text);
-                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                        (format!("HTTP {status}{detail}"), retry_after)
-                    } else {
-                        return Err(Error::new(
-                            ErrorKind::Source,
-                            format!(
-                                "resource `{}` ({}): GET {url} failed with HTTP {status}{detail}",
-                                resource.table, resource.api_path
-                            ),
-                        ));
-                    }
-                }
-                Err(e) if e.is_builder() => {
-                    return Err(Error::new(
-                        ErrorKind::InvalidInput,
-                        format!(
-                            "resource `{}` ({}): cannot request {url}",
-                            resource.table, resource.api_path
-                        ),
-                    )
-                    .with_source(e));
-                }
-                Err(e) => {
-                    let kind = if e.is_timeout() {
-                        "timed out"
-                    } else {
-                        "failed"
-                    };
-                    (format!("request {kind}: {e}"), None)
-                }
-            };
-            if attempt >= self.retry.max_retries {
-                return Err(Error::new(
-                    ErrorKind::Source,
-                    format!(
-                        "resource `{}` ({}): GET {url} failed after {} attempt(s): {reason}",
-                        resource.table,
-                        resource.api_path,
-                        attempt + 1
-                    ),
-                ));
-            }
-            let delay = self.retry.backoff(attempt, retry_after);
-            let jitter = rand::rng().random_range(0.5..=1.0);
-            let delay = delay.mul_f64(jitter);
-            tracing::warn!(
-                "{}: attempt {} of {} failed ({reason}); retrying in {:.1}s",
-                resource.table,
-                attempt + 1,
-                self.retry.max_retries + 1,
-                delay.as_secs_f64()
-            );
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-}
-
-/// The first bytes of a body, on one line, for an error message.
-fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// `: <message>` from an OData error body, or a short excerpt of the text.
-fn odata_message(text: &str) -> String {
-    let parsed: Option<String> = serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| v.get("error")?.get("message")?.as_str().map(str::to_string));
-    match parsed {
-        Some(m) => format!(": {m}"),
-        None if text.trim().is_empty() => String::new(),
-        None => format!(": {}", text.chars().take(200).collect::<String>()),
+        Page::build(resource, url, next_url, index, first_row, &rows, guard)
     }
 }
 
@@ -617,27 +368,6 @@ mod tests {
         assert_eq!(
             Cursor::After(later).filter("ModifiedDate"),
             "ModifiedDate gt 2014-07-01T10:30:00Z"
-        );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy {
-            max_retries: 5,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(5),
-        };
-        assert_eq!(p.backoff(0, None), Duration::from_millis(100));
-        assert_eq!(p.backoff(2, None), Duration::from_millis(400));
-        assert_eq!(p.backoff(10, None), Duration::from_secs(1));
-        assert_eq!(
-            p.backoff(0, Some(Duration::from_millis(700))),
-            Duration::from_millis(700)
-        );
-        assert_eq!(
-            p.backoff(0, Some(Duration::from_secs(60))),
-            Duration::from_secs(1)
         );
     }
 

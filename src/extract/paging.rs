@@ -2,7 +2,7 @@
 //! to server-driven paging, caught before a wrong row lands.
 //!
 //! A [`PageGuard`] follows one resource's extraction, page by page:
-//! - a `@odata.nextLink` must stay on the origin (scheme, host and port) of
+//! - a next link (`@odata.nextLink`, or a REST paginator's) must stay on the origin (scheme, host and port) of
 //!   the first page: a link elsewhere would send the next requests, and
 //!   whatever credentials they carry, to another service, and its rows would
 //!   land as this resource's;
@@ -31,6 +31,8 @@ use crate::extract::schema::member;
 /// The state of one resource's paging (see the module docs).
 #[derive(Debug)]
 pub struct PageGuard {
+    /// What the service calls its next link, for messages.
+    link_name: &'static str,
     origin: url::Origin,
     visited: HashSet<Url>,
     previous_keys: HashSet<String>,
@@ -40,10 +42,17 @@ impl PageGuard {
     /// A guard for the pages starting at `first`.
     pub fn new(first: &Url) -> Self {
         Self {
+            link_name: "@odata.nextLink",
             origin: first.origin(),
             visited: HashSet::from([first.clone()]),
             previous_keys: HashSet::new(),
         }
+    }
+
+    /// The same guard, naming the next link `name` in messages.
+    pub fn with_link_name(mut self, name: &'static str) -> Self {
+        self.link_name = name;
+        self
     }
 
     /// Check the link from page `index` (read from `url`) to `next`.
@@ -59,7 +68,8 @@ impl PageGuard {
                 resource,
                 url,
                 format!(
-                    "@odata.nextLink `{next}` leads to another origin than the service ({}); refusing to follow it",
+                    "{} `{next}` leads to another origin than the service ({}); refusing to follow it",
+                    self.link_name,
                     self.origin.ascii_serialization()
                 ),
             ));
@@ -69,7 +79,8 @@ impl PageGuard {
                 resource,
                 url,
                 format!(
-                    "@odata.nextLink of page {index} leads back to a page already read (`{next}`): the service pages in a loop"
+                    "{} of page {index} leads back to a page already read (`{next}`): the service pages in a loop",
+                    self.link_name
                 ),
             ));
         }

@@ -535,6 +535,7 @@ pub(crate) mod tests {
                 col("photo", "Photo", ColumnType::Binary),
                 col("modified_date", "ModifiedDate", ColumnType::Date),
             ],
+            ..Default::default()
         }
     }
 
@@ -574,6 +575,7 @@ pub(crate) mod tests {
                     data_type: ColumnType::Date,
                 },
             ],
+            ..Default::default()
         };
         let data = rows(serde_json::json!([
             {"PriceId": 1, "Amount": 0.1, "ModifiedDate": "2014-07-01"},

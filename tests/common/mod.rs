@@ -10,6 +10,8 @@
 //! `LAKEHOUSE_SKIP_S3=1` says to skip them (never set in CI).
 #![allow(dead_code)]
 
+pub mod shop;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -228,10 +230,20 @@ pub async fn rows_as_text(
 /// Run the binary in `dir` with no project or warehouse from the
 /// environment: (success, stdout, stderr).
 pub fn lakehouse_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    lakehouse_in_with(dir, args, &[])
+}
+
+/// [`lakehouse_in`] with environment variables `env` set.
+pub fn lakehouse_in_with(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_lakehouse"))
         .current_dir(dir)
         .env_remove("LAKEHOUSE_PROJECT")
         .env_remove("LAKEHOUSE_WAREHOUSE")
+        .envs(env.iter().copied())
         .args(args)
         .output()
         .expect("run lakehouse");
