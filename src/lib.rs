@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod dag;
 pub mod dashboard;
+pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod join;

@@ -34,7 +34,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::SourceConfig;
 use crate::config::source::ADVENTURE_WORKS_YAML;
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::model::Project;
@@ -203,7 +202,7 @@ impl ProjectDir {
         }
         let sources = sources
             .iter()
-            .map(SourceConfig::from_path)
+            .map(|p| crate::discovery::load_source(p))
             .collect::<Result<Vec<_>>>()?;
         let read = |key: &str, rel: &str| -> Result<(String, String)> {
             let p = root.join(rel);

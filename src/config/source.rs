@@ -195,11 +195,16 @@ pub struct ResourceConfig {
     pub table: String,
     /// Path below the base URL, e.g. `/SalesOrderHeaders`.
     pub api_path: String,
-    /// The true primary key (column names, in key order).
+    /// The true primary key (column names, in key order). May be left out
+    /// with the columns: then it is the key the service's `$metadata` gives.
+    #[serde(default)]
     pub primary_key: Vec<String>,
     /// Incremental cursor field, API spelling (e.g. `ModifiedDate`).
     pub cursor_field: String,
-    /// Curated columns in landing order.
+    /// Curated columns in landing order. Left out (OData over http), they
+    /// are discovered from the service's `$metadata` (see
+    /// [`SourceConfig::from_yaml_discovering`]).
+    #[serde(default)]
     pub columns: Vec<ColumnConfig>,
     /// How far before the landed cursor each run reads again (any kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,6 +302,19 @@ fn default_page_size() -> usize {
     1000
 }
 
+/// What a service's `$metadata` says of one entity set, as config: its
+/// columns and its key (column names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredSet {
+    pub columns: Vec<ColumnConfig>,
+    pub key: Vec<String>,
+}
+
+/// Reads a source's entity sets (by name) from its service, for
+/// [`SourceConfig::from_yaml_discovering`].
+pub type Discover<'a> =
+    &'a mut dyn FnMut(&SourceConfig) -> Result<std::collections::BTreeMap<String, DiscoveredSet>>;
+
 /// A parsed and validated source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceConfig {
@@ -328,6 +346,20 @@ impl SourceConfig {
 
     /// Parse and validate YAML text; `origin` names the file in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self> {
+        Self::from_yaml_discovering(text, origin, None)
+    }
+
+    /// [`Self::from_yaml`], completing resources that list no columns from
+    /// what `discover` says of the service's entity sets (by name): their
+    /// columns (every property, snake_case names, curated types) and, when
+    /// the resource names none, their key. Only an OData source over http
+    /// can be discovered; elsewhere, or without `discover`, a resource
+    /// without columns is refused.
+    pub fn from_yaml_discovering(
+        text: &str,
+        origin: &str,
+        discover: Option<Discover<'_>>,
+    ) -> Result<Self> {
         let raw: RawSourceConfig = serde_yaml::from_str(text)
             .ctx(ErrorKind::InvalidInput, || {
                 format!("{origin}: invalid source config")
@@ -361,6 +393,30 @@ impl SourceConfig {
             resources: raw.resources,
             origin: origin.to_string(),
         };
+        let mut config = config;
+        if let Some(discover) = discover
+            && config.kind == SourceKind::Odata
+            && matches!(config.base_url, BaseUrl::Http(_))
+            && config.resources.iter().any(|r| r.columns.is_empty())
+        {
+            let sets = discover(&config)?;
+            for r in config.resources.iter_mut().filter(|r| r.columns.is_empty()) {
+                let set = sets.get(r.entity_set()).ok_or_else(|| {
+                    let known: Vec<&str> = sets.keys().map(String::as_str).take(12).collect();
+                    Error::invalid(format!(
+                        "{origin}: resource `{}`: the service's $metadata has no entity set `{}` (it has {}{})",
+                        r.table,
+                        r.entity_set(),
+                        known.join(", "),
+                        if sets.len() > known.len() { ", ..." } else { "" }
+                    ))
+                })?;
+                r.columns = set.columns.clone();
+                if r.primary_key.is_empty() {
+                    r.primary_key = set.key.clone();
+                }
+            }
+        }
         config.validate(origin)?;
         Ok(config)
     }
@@ -453,7 +509,10 @@ impl SourceConfig {
                 return err(format!("{at}: duplicate api_path `{}`", r.api_path));
             }
             if r.columns.is_empty() {
-                return err(format!("{at}: no columns"));
+                return err(format!(
+                    "{at}: no columns (list them, or give an OData source an http(s) base_url \
+                     so they are read from its $metadata)"
+                ));
             }
             match self.kind {
                 SourceKind::Odata => {
@@ -758,6 +817,56 @@ resources:
         assert!(msg.contains("lookback `later` is not a duration"), "{msg}");
         let msg = parse_err(&rest.replace("data_selector: data", "data_selector: \"\""));
         assert!(msg.contains("data_selector is empty"), "{msg}");
+    }
+
+    #[test]
+    fn resources_without_columns_are_completed_by_discovery() {
+        let bare = MINIMAL
+            .replace("base_url: embedded", "base_url: http://crm.example/odata/")
+            .replace("    primary_key: [thing_id]\n", "");
+        let bare = &bare[..bare.find("    columns:").unwrap()];
+        let msg = parse_err(bare);
+        assert!(
+            msg.contains("no columns (list them, or give an OData source"),
+            "{msg}"
+        );
+        let col = |name: &str, source: &str, data_type| ColumnConfig {
+            name: name.into(),
+            source: source.into(),
+            data_type,
+        };
+        let set = DiscoveredSet {
+            columns: vec![
+                col("thing_id", "ThingId", ColumnType::Bigint),
+                col("modified_date", "ModifiedDate", ColumnType::Date),
+            ],
+            key: vec!["thing_id".into()],
+        };
+        let mut asked = 0;
+        let c = SourceConfig::from_yaml_discovering(
+            bare,
+            "things.yaml",
+            Some(&mut |_: &SourceConfig| {
+                asked += 1;
+                Ok([("Things".to_string(), set.clone())].into())
+            }),
+        )
+        .expect("completed");
+        assert_eq!(asked, 1);
+        assert_eq!(c.resources[0].columns, set.columns);
+        assert_eq!(c.resources[0].primary_key, vec!["thing_id"]);
+        let e = SourceConfig::from_yaml_discovering(
+            bare,
+            "things.yaml",
+            Some(&mut |_: &SourceConfig| Ok([("Others".to_string(), set.clone())].into())),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "things.yaml: resource `raw__demo__things`: the service's $metadata has no entity set `Things` (it has Others)"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

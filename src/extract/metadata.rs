@@ -350,6 +350,12 @@ pub fn parse(xml: &str) -> Result<ServiceModel> {
 
 /// Read `<base>/$metadata`.
 pub async fn fetch(base: &str) -> Result<ServiceModel> {
+    let (url, text) = fetch_document(base).await?;
+    parse(&text).map_err(|e| e.context(format!("GET {url}")))
+}
+
+/// The text of `<base>/$metadata`, with the URL it was read from.
+pub async fn fetch_document(base: &str) -> Result<(String, String)> {
     let base =
         Url::parse(base).ctx(ErrorKind::InvalidInput, || format!("`{base}` is not a URL"))?;
     let url = format!("{}/$metadata", base.as_str().trim_end_matches('/'));
@@ -371,7 +377,7 @@ pub async fn fetch(base: &str) -> Result<ServiceModel> {
             format!("GET {url} failed with HTTP {status}"),
         ));
     }
-    parse(&text).map_err(|e| e.context(format!("GET {url}")))
+    Ok((url, text))
 }
 
 #[cfg(test)]
