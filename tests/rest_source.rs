@@ -407,3 +407,69 @@ async fn a_rest_source_lands_through_every_paginator_and_only_its_changes() {
     );
     assert_eq!(counts(&wh).await, after_elt);
 }
+
+/// `source` with the products' price column of type `ty`.
+fn price_typed(source: &str, ty: &str) -> String {
+    let mut v: serde_yaml::Value = serde_yaml::from_str(source).unwrap();
+    for r in v["resources"].as_sequence_mut().unwrap() {
+        for c in r["columns"].as_sequence_mut().unwrap() {
+            if c["name"] == "price" {
+                c["type"] = ty.into();
+            }
+        }
+    }
+    serde_yaml::to_string(&v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widened_decimal_evolves_its_tables_and_a_changed_scale_stops_its_resource() {
+    let shop: Shop = Arc::new(Mutex::new(first_day()));
+    let api = serve(Arc::clone(&shop)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, _, err) = lakehouse(tmp.path(), &["new", "widen"], &[]);
+    assert!(ok, "{err}");
+    let dir = tmp.path().join("widen");
+    let source = rest_source(&api.base);
+    make_project(&dir, &source);
+    let env = [("SHOP_TOKEN", TOKEN)];
+    let (ok, out, err) = lakehouse(&dir, &["init", "--scale", "0.005", "--seed", "3"], &env);
+    assert!(ok, "init: {err}\n{out}");
+    let wh = Warehouse::open(dir.join("lakehouse").to_str().unwrap()).unwrap();
+    let price = "SELECT arrow_typeof(price), sum(price) FROM das.raw__shop__products GROUP BY 1";
+    assert_eq!(rows(&wh, price).await, ["Decimal128(12, 2)|1044.59"]);
+
+    // More digits for prices: no product changes, yet the table (and the
+    // frame over it) take the wider type, and the old rows read exactly.
+    let shop_yaml = dir.join("sources/shop.yaml");
+    std::fs::write(&shop_yaml, price_typed(&source, "decimal(18,2)")).unwrap();
+    second_day(&shop);
+    let (ok, out, err) = lakehouse(&dir, &["elt"], &env);
+    assert!(ok, "elt: {err}\n{out}");
+    assert_eq!(rows(&wh, price).await, ["Decimal128(18, 2)|1044.59"]);
+    assert_eq!(
+        rows(
+            &wh,
+            "SELECT arrow_typeof(shop_product__price), count(*) FROM dab.frame__shop__products GROUP BY 1"
+        )
+        .await,
+        ["Decimal128(18, 2)|3"]
+    );
+    // The widening kept the cursor: the next run lands nothing again.
+    let (ok, out, err) = lakehouse(&dir, &["elt"], &env);
+    assert!(ok, "elt: {err}\n{out}");
+    assert_eq!(
+        counts(&wh).await[1],
+        ("products".to_string(), "3".to_string())
+    );
+
+    // Another scale is no widening: the resource stops, naming table and column.
+    std::fs::write(&shop_yaml, price_typed(&source, "decimal(18,3)")).unwrap();
+    let (ok, out, err) = lakehouse(&dir, &["elt"], &env);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(
+            "column `price` of das.raw__shop__products is decimal(18,2) but the source config makes it decimal(18,3)"
+        ),
+        "{err}"
+    );
+}

@@ -283,6 +283,62 @@ pub async fn landed_cursor(
         .transpose()
 }
 
+/// Bring `table`'s configured columns to the types the config gives them
+/// before anything lands: a widening Iceberg allows in place (e.g.
+/// `decimal(12,2)` to `decimal(18,2)`) is committed at once, as a snapshot of
+/// the schema alone that keeps the cursor and load properties, so the
+/// models read the configured types even when no row lands; any other
+/// change fails the resource naming table and column. Returns whether a
+/// snapshot was committed.
+async fn widen_columns(
+    wh: &Warehouse,
+    name: &TableName,
+    table: &crate::storage::LoadedTable,
+    resource: &ResourceConfig,
+) -> Result<bool> {
+    use crate::storage::schema::{TypeChange, type_change};
+    let configured = super::schema::resource_schema(resource);
+    let current = table.metadata().current_schema();
+    let mut widened = false;
+    for f in configured.fields() {
+        match type_change(current, f)? {
+            TypeChange::Widened => widened = true,
+            TypeChange::Incompatible { table: had, wanted } => {
+                // Both as a source file writes them (`decimal(18,2)`).
+                let had = had.replace(", ", ",");
+                let wanted = resource
+                    .column(f.name())
+                    .map_or(wanted, |c| c.data_type.to_string());
+                return Err(Error::new(
+                    crate::error::ErrorKind::SchemaMismatch,
+                    format!(
+                        "column `{}` of {name} is {had} but the source config makes it {wanted}; \
+                         Iceberg can only widen a column in place (more decimal digits, int to \
+                         long, float to double): rebuild with `lakehouse init --force`",
+                        f.name()
+                    ),
+                ));
+            }
+            TypeChange::New | TypeChange::Same => {}
+        }
+    }
+    if !widened {
+        return Ok(false);
+    }
+    let props = table.current_properties();
+    let mut write = Write::append().schema_policy(SchemaPolicy::AddColumns);
+    for key in [CURSOR, LOAD_ID_PROP, LOADED_AT_PROP] {
+        if let Some(v) = props.get(key) {
+            write = write.property(key, v.clone());
+        }
+    }
+    tracing::info!(table = %name, "widening configured column types");
+    wh.write(name, configured, vec![], write)
+        .await
+        .map_err(|e| e.context(format!("widening the columns of {name}")))?;
+    Ok(true)
+}
+
 async fn land_resource(
     wh: &Warehouse,
     client: &SourceClient,
@@ -294,7 +350,12 @@ async fn land_resource(
 ) -> Result<ResourceReport> {
     use futures::SinkExt;
     let name = TableName::new(NAMESPACE, resource.table.clone())?;
-    let existing = wh.try_load_table(&name).await?;
+    let mut existing = wh.try_load_table(&name).await?;
+    if let Some(t) = &existing
+        && widen_columns(wh, &name, t, resource).await?
+    {
+        existing = wh.try_load_table(&name).await?;
+    }
     let props = existing
         .as_ref()
         .map(|t| t.current_properties())

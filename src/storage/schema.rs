@@ -35,9 +35,13 @@ pub fn iceberg_schema_from_arrow(
             ));
         }
         let ty = iceberg_type(f)?;
+        // A promoted column keeps its id: files written before read as the
+        // wider type (readers promote by id).
         let reuse = current
             .and_then(|(s, _)| s.field_by_name(f.name()))
-            .filter(|existing| *existing.field_type == ty)
+            .filter(|existing| {
+                *existing.field_type == ty || is_promotion(&existing.field_type, &ty)
+            })
             .map(|existing| existing.id);
         let id = match reuse {
             Some(id) => id,
@@ -114,6 +118,64 @@ fn same_iceberg_type(a: &DataType, b: &DataType) -> bool {
         (Timestamp(ua, za), Timestamp(ub, zb)) => ua == ub && za.is_some() == zb.is_some(),
         _ => false,
     }
+}
+
+/// Whether Iceberg lets a column's type change from `from` to `to` in
+/// place (the spec's promotions: int to long, float to double, a decimal to
+/// more digits at the same scale).
+pub fn is_promotion(from: &Type, to: &Type) -> bool {
+    use iceberg::spec::PrimitiveType as P;
+    match (from, to) {
+        (Type::Primitive(f), Type::Primitive(t)) => match (f, t) {
+            (P::Int, P::Long) | (P::Float, P::Double) => true,
+            (
+                P::Decimal {
+                    precision: p1,
+                    scale: s1,
+                },
+                P::Decimal {
+                    precision: p2,
+                    scale: s2,
+                },
+            ) => s1 == s2 && p2 > p1,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// How a table column's type stands against the type a batch (or a
+/// config) wants for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeChange {
+    /// The table has no such column (it would be added).
+    New,
+    Same,
+    /// A promotion Iceberg allows in place ([`is_promotion`]).
+    Widened,
+    /// Any other change: the table must be rebuilt.
+    Incompatible {
+        table: String,
+        wanted: String,
+    },
+}
+
+/// How `table`'s column named like `wanted` stands against `wanted`'s type.
+pub fn type_change(table: &Schema, wanted: &Field) -> Result<TypeChange> {
+    let Some(existing) = table.field_by_name(wanted.name()) else {
+        return Ok(TypeChange::New);
+    };
+    let ty = iceberg_type(wanted)?;
+    Ok(if *existing.field_type == ty {
+        TypeChange::Same
+    } else if is_promotion(&existing.field_type, &ty) {
+        TypeChange::Widened
+    } else {
+        TypeChange::Incompatible {
+            table: existing.field_type.to_string(),
+            wanted: ty.to_string(),
+        }
+    })
 }
 
 /// Check `batch` against the table `schema` and return it in the table's
@@ -199,4 +261,23 @@ pub fn project_by_name(batch: &RecordBatch, target: &ArrowSchemaRef) -> Result<R
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(target.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promotions_are_the_specs() {
+        use iceberg::spec::PrimitiveType as P;
+        let t = Type::Primitive;
+        let dec = |precision, scale| t(P::Decimal { precision, scale });
+        assert!(is_promotion(&t(P::Int), &t(P::Long)));
+        assert!(is_promotion(&t(P::Float), &t(P::Double)));
+        assert!(is_promotion(&dec(12, 2), &dec(18, 2)));
+        assert!(!is_promotion(&dec(18, 2), &dec(12, 2)), "narrowing");
+        assert!(!is_promotion(&dec(12, 2), &dec(18, 3)), "another scale");
+        assert!(!is_promotion(&t(P::Long), &t(P::Int)));
+        assert!(!is_promotion(&t(P::Date), &t(P::Timestamp)));
+    }
 }

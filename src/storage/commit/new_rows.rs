@@ -12,7 +12,7 @@ use iceberg::spec::{Schema, TableMetadata};
 
 use super::request::{SchemaPolicy, Write, WriteMode};
 use crate::error::Result;
-use crate::storage::schema::{arrow_schema, iceberg_schema_from_arrow};
+use crate::storage::schema::{TypeChange, arrow_schema, iceberg_schema_from_arrow, type_change};
 use crate::storage::sink::Part;
 
 /// The new rows of a commit.
@@ -42,12 +42,19 @@ pub(super) fn target_schema(
     let candidate = match (&write.mode, write.schema_policy) {
         (WriteMode::Overwrite, _) => iceberg_schema_from_arrow(batch, Some((current, last)))?,
         (_, SchemaPolicy::AddColumns) => {
+            // New columns are added; a column whose type the batch widens
+            // (an Iceberg promotion) takes the wider type.
             let current_arrow = arrow_schema(current)?;
             let mut fields: Vec<_> = current_arrow
                 .fields()
                 .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
+                .map(|f| match batch.field_with_name(f.name()) {
+                    Ok(b) if type_change(current, b)? == TypeChange::Widened => {
+                        Ok(f.as_ref().clone().with_data_type(b.data_type().clone()))
+                    }
+                    _ => Ok(f.as_ref().clone()),
+                })
+                .collect::<Result<_>>()?;
             for f in batch.fields() {
                 if current_arrow.field_with_name(f.name()).is_err() {
                     fields.push(f.as_ref().clone().with_nullable(true));
