@@ -386,6 +386,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn credentials_go_on_the_request_not_in_the_url() {
+        let url = Url::parse("http://api.example/v1/things?page=2").unwrap();
+        let request = |c: Credentials| {
+            let url = url.clone();
+            async move {
+                let http = Http::new(RetryPolicy::default(), Some(c), None).unwrap();
+                http.get(&url).await.build().unwrap()
+            }
+        };
+        let r = request(Credentials::Basic {
+            username: "ann".into(),
+            password: "pw".into(),
+        })
+        .await;
+        // base64("ann:pw")
+        assert_eq!(r.headers()["authorization"], "Basic YW5uOnB3");
+        let r = request(Credentials::HeaderKey {
+            name: "X-Api-Key".into(),
+            key: "k1".into(),
+        })
+        .await;
+        assert_eq!(r.headers()["x-api-key"], "k1");
+        assert_eq!(r.url().as_str(), "http://api.example/v1/things?page=2");
+        let r = request(Credentials::QueryKey {
+            name: "api_key".into(),
+            key: "k2".into(),
+        })
+        .await;
+        assert_eq!(
+            r.url().as_str(),
+            "http://api.example/v1/things?page=2&api_key=k2"
+        );
+        // A next link that carries the key already is not given a second.
+        let linked = Url::parse("http://api.example/v1/things?page=3&api_key=k2").unwrap();
+        let http = Http::new(
+            RetryPolicy::default(),
+            Some(Credentials::QueryKey {
+                name: "api_key".into(),
+                key: "k2".into(),
+            }),
+            None,
+        )
+        .unwrap();
+        let r = http.get(&linked).await.build().unwrap();
+        assert_eq!(r.url().query(), Some("page=3&api_key=k2"));
+        let r = request(Credentials::Bearer("t".into())).await;
+        assert_eq!(r.headers()["authorization"], "Bearer t");
+    }
+
+    #[tokio::test]
     async fn a_rate_limit_spaces_requests() {
         let pacer = Pacer {
             interval: Duration::from_millis(50),
