@@ -50,6 +50,10 @@ pub const SOURCE_SHARE: f64 = 0.125;
 /// A sort's merge holds at most a this-many-th of the pool while others
 /// hold more, and at least [`MERGE_FLOOR`] (see [`SortRoom`]).
 pub const MERGE_SHARE: usize = 4;
+/// A sort's merge holds at most a this-many-th of the pool even beside
+/// nothing (at least [`MERGE_FLOOR`]), so operators that start later find
+/// room (see [`SortRoom`]).
+pub const MERGE_ALONE_SHARE: usize = 2;
 /// One sort buffers at most a this-many-th of the pool (at least
 /// [`MERGE_FLOOR`]) before it spills, so merging its buffer fits under the
 /// merge cap (see [`SortRoom`]).
@@ -265,11 +269,14 @@ fn operator_of(text: &str) -> Option<String> {
 ///   instead, leaving the rest for merges. A sort that holds nothing is
 ///   never refused here (it has nothing to spill: the fair pool decides);
 /// - **one merge** holds at most [`MERGE_SHARE`] of the pool (at least
-///   [`MERGE_FLOOR`]) while other consumers hold more than that. DataFusion's
-///   multi-level merge of spill files reads as many files at once as its
-///   reservation can grow, and one such merge took 1.7 GB of a 3 GiB pool at
-///   scale 10 and starved the operators beside it; capped, it makes more
-///   passes. A merge beside nothing (a model built alone) may use the pool.
+///   [`MERGE_FLOOR`]) while other consumers hold more than that, and at most
+///   [`MERGE_ALONE_SHARE`] of it beside nothing. DataFusion's multi-level
+///   merge of spill files reads as many files at once as its reservation
+///   can grow: one such merge took 1.7 GB of a 3 GiB pool at scale 10 and
+///   starved the operators beside it, and at scale 30 one that had grown
+///   alone to 3.0 GB left a sort starting after it no room for its first
+///   batch. Capped, it makes more passes; a pass needs a few batches, far
+///   below half the pool.
 ///
 /// A 16th of the pool per merge was too little at scale 3 (a pass needs two
 /// spilled batches; the event bridges' were ~100 MB each), and a cap on all
@@ -282,6 +289,8 @@ struct SortRoom<P> {
     inner: P,
     /// What one merge may hold (while others hold more).
     merge_cap: usize,
+    /// What one merge may hold at all ([`MERGE_ALONE_SHARE`] of the pool).
+    merge_alone: usize,
     /// What one sort's buffer may hold.
     sort_cap: usize,
     /// The pool total past which a sort that holds something must spill.
@@ -294,6 +303,7 @@ impl<P: MemoryPool> SortRoom<P> {
         Self {
             inner,
             merge_cap: (pool / MERGE_SHARE).max(MERGE_FLOOR),
+            merge_alone: (pool / MERGE_ALONE_SHARE).max(MERGE_FLOOR),
             sort_cap: (pool / SORT_SHARE).max(MERGE_FLOOR),
             ceiling: (pool as f64 * SORT_CEILING) as usize,
         }
@@ -307,12 +317,20 @@ impl<P: MemoryPool> SortRoom<P> {
         let total = self.inner.reserved();
         if name.starts_with("ExternalSorterMerge") {
             let others = total.saturating_sub(held);
-            (held + additional > self.merge_cap && others > self.merge_cap).then(|| {
-                format!(
-                    "a sort's merge may hold at most {}",
+            let wanted = held + additional;
+            if wanted > self.merge_cap && others > self.merge_cap {
+                Some(format!(
+                    "a sort's merge may hold at most {} beside others",
                     format_size(self.merge_cap as u64)
-                )
-            })
+                ))
+            } else {
+                (wanted > self.merge_alone).then(|| {
+                    format!(
+                        "a sort's merge may hold at most {}",
+                        format_size(self.merge_alone as u64)
+                    )
+                })
+            }
         } else if name.starts_with("ExternalSorter[") && held > 0 {
             if held + additional > self.sort_cap {
                 Some(format!(
@@ -480,9 +498,11 @@ mod tests {
         assert!(other.try_grow(100 << 20).is_ok(), "only merges are capped");
         let e = merge.try_grow(10 << 20).unwrap_err().to_string();
         assert!(e.contains("ExternalSorterMerge[0]"), "{e}");
-        // Alone, a merge may grow past its cap, up to the pool.
+        // Alone, a merge may grow past its cap, up to half the pool.
         other.free();
         assert!(merge.try_grow(100 << 20).is_ok(), "nobody to starve");
+        let e = merge.try_grow(10 << 20).unwrap_err().to_string();
+        assert!(e.contains("may hold at most 192.0 MiB"), "{e}");
     }
 
     #[test]

@@ -204,3 +204,43 @@ fn extract_then_transform_leaves_nothing_for_elt_to_rebuild() {
     assert!(all > 200, "{out}");
     assert_eq!(todo, 0, "every model is up to date: {out}");
 }
+
+#[test]
+fn a_missing_source_table_fails_only_the_models_that_read_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Only two resources landed: departments and shifts.
+    let (ok, _, err) = lakehouse(
+        dir,
+        &[
+            "extract",
+            "--scale",
+            "0.003",
+            "--resources",
+            "Departments,Shifts",
+        ],
+    );
+    assert!(ok, "extract: {err}");
+    let (ok, out, err) = lakehouse(dir, &["transform", "--layer", "dab"]);
+    assert!(!ok, "frames over missing tables fail: {out}");
+    assert!(
+        err.contains("56 model(s) failed")
+            && err.contains("dab.frame__adventure_works__employees")
+            && err.contains("the other 2 were")
+            && err.contains("does not exist"),
+        "the failed frames and the missing table named: {err}"
+    );
+    // The frames whose tables landed were built all the same.
+    let (ok, out, err) = lakehouse(
+        dir,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT (SELECT count(*) FROM dab.frame__adventure_works__departments) AS d, \
+             (SELECT count(*) FROM dab.frame__adventure_works__shifts) AS s",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "d,s\n16,3", "both frames built");
+}
