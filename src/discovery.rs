@@ -5,18 +5,16 @@
 //! beside the source file (`sources/crm.yaml` -> `sources/crm.metadata.xml`),
 //! so later runs, `plan` and `render` read the same columns without the
 //! network, and a change on the service shows up in review when the file is
-//! deleted and fetched again. Each property becomes a column: its
-//! snake_case name, the property as `source`, its curated type
-//! ([`crate::extract::metadata::curated_type`]).
+//! deleted and fetched again. Each property becomes a column as
+//! [`crate::extract::metadata::EntitySet::as_config`] says.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::source::DiscoveredSet;
-use crate::config::{BaseUrl, ColumnConfig, SourceConfig};
+use crate::config::{BaseUrl, SourceConfig};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::extract::metadata;
-use crate::extract::naming::snake_case;
 
 /// Read, complete and validate the source file at `path`.
 pub fn load_source(path: &Path) -> Result<SourceConfig> {
@@ -61,20 +59,8 @@ fn sets(cache: &Path, config: &SourceConfig) -> Result<BTreeMap<String, Discover
     let model = metadata::parse(&text).map_err(|e| e.context(cache.display().to_string()))?;
     Ok(model
         .entity_sets
-        .into_iter()
-        .map(|set| {
-            let columns = set
-                .properties
-                .iter()
-                .map(|p| ColumnConfig {
-                    name: snake_case(&p.name),
-                    source: p.name.clone(),
-                    data_type: p.data_type,
-                })
-                .collect();
-            let key = set.key.iter().map(|k| snake_case(k)).collect();
-            (set.name, DiscoveredSet { columns, key })
-        })
+        .iter()
+        .map(|set| (set.name.clone(), set.as_config()))
         .collect())
 }
 

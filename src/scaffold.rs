@@ -176,7 +176,8 @@ pub fn write_from_model(dir: &Path, url: &str, model: &ServiceModel) -> Result<S
     for (set, cursor) in &kept {
         let entity = entity_name(&set.name);
         let table = format!("raw__{source}__{}", snake_case(&set.name));
-        let key: Vec<String> = set.key.iter().map(|k| snake_case(k)).collect();
+        let config = set.as_config();
+        let key = &config.key;
         let _ = write!(
             src,
             "  - table: {table}\n    api_path: {}\n    primary_key: [{}]\n    cursor_field: {}\n    columns:\n",
@@ -184,13 +185,13 @@ pub fn write_from_model(dir: &Path, url: &str, model: &ServiceModel) -> Result<S
             key.join(", "),
             y(cursor)
         );
-        for p in &set.properties {
+        for c in &config.columns {
             let _ = writeln!(
                 src,
                 "      - {{ name: {}, source: {}, type: {} }}",
-                snake_case(&p.name),
-                y(&p.name),
-                y(&p.data_type.to_string())
+                c.name,
+                y(&c.source),
+                y(&c.data_type.to_string())
             );
         }
         let _ = write!(
@@ -222,7 +223,7 @@ pub fn write_from_model(dir: &Path, url: &str, model: &ServiceModel) -> Result<S
                 .insert(own.clone());
         } else {
             let mut parts = Vec::new();
-            for (k, column) in set.key.iter().zip(&key) {
+            for (k, column) in set.key.iter().zip(key) {
                 let (name, keyset, concept) = match target_of(k) {
                     Some((target, _)) => (
                         format!("_hook__{target}"),

@@ -236,13 +236,12 @@ pub(super) async fn demo_source(cli: &Cli, args: &DemoSourceArgs) -> Result<()> 
 pub(super) async fn extract(cli: &Cli, args: &ExtractArgs) -> Result<()> {
     use std::io::IsTerminal;
 
-    use crate::config::SourceConfig;
     use crate::extract::land::ExtractOptions;
 
     use crate::dag::sources::{EmbeddedSettings, SourceSpec, describe, extract_one, start};
 
     let sources = match &args.config {
-        Some(path) => vec![SourceConfig::from_path(path)?],
+        Some(path) => vec![crate::discovery::load_source(path)?],
         None => cli.project()?.sources.clone(),
     };
     // Every name given must name a resource of some source.

@@ -26,8 +26,10 @@ use std::fmt::Write as _;
 use quick_xml::events::{BytesStart, Event};
 use url::Url;
 
-use crate::config::{ColumnType, SourceConfig};
+use crate::config::source::DiscoveredSet;
+use crate::config::{ColumnConfig, ColumnType, SourceConfig};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
+use crate::extract::naming::snake_case;
 
 /// One property of an entity type.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +58,26 @@ pub struct EntitySet {
     pub key: Vec<String>,
     pub properties: Vec<Property>,
     pub navigations: Vec<Navigation>,
+}
+
+impl EntitySet {
+    /// The set as a source config gives it: each property a column (its
+    /// snake_case name, the property as `source`, its curated type) and
+    /// the key as column names.
+    pub fn as_config(&self) -> DiscoveredSet {
+        DiscoveredSet {
+            columns: self
+                .properties
+                .iter()
+                .map(|p| ColumnConfig {
+                    name: snake_case(&p.name),
+                    source: p.name.clone(),
+                    data_type: p.data_type,
+                })
+                .collect(),
+            key: self.key.iter().map(|k| snake_case(k)).collect(),
+        }
+    }
 }
 
 /// What a service's `$metadata` says.

@@ -178,7 +178,7 @@ impl RestClient {
         st: &mut State,
     ) -> Result<Page> {
         tracing::debug!(table = %resource.table, %url, "requesting page {}", st.index);
-        let resp = self.http.get_json(resource, &url, ACCEPT_JSON).await?;
+        let mut resp = self.http.get_json(resource, &url, ACCEPT_JSON).await?;
         let malformed = |what: String| {
             Error::new(
                 ErrorKind::Source,
@@ -188,22 +188,24 @@ impl RestClient {
                 ),
             )
         };
-        let records = select(&resp.body, resource.data_selector.as_deref()).map_err(&malformed)?;
-        let rows: Vec<Map<String, Value>> = records
-            .iter()
+        let selector = resource.data_selector.as_deref();
+        let n = select(&resp.body, selector).map_err(&malformed)?.len();
+        let next = self
+            .next_url(resource, &url, &resp, n, st)
+            .map_err(&malformed)?;
+        // The records are moved out of the body, not copied.
+        let rows: Vec<Map<String, Value>> = take_records(&mut resp.body, selector)
+            .into_iter()
             .enumerate()
             .map(|(i, v)| match v {
-                Value::Object(m) => Ok(m.clone()),
+                Value::Object(m) => Ok(m),
                 other => Err(malformed(format!(
                     "record {} is not a JSON object but {}",
                     st.rows + i,
-                    kind_of(other)
+                    kind_of(&other)
                 ))),
             })
             .collect::<Result<_>>()?;
-        let next = self
-            .next_url(resource, &url, &resp, rows.len(), st)
-            .map_err(&malformed)?;
         Page::build(resource, url, next, st.index, st.rows, &rows, &mut st.guard)
     }
 
@@ -316,6 +318,20 @@ fn select<'a>(body: &'a Value, selector: Option<&str>) -> std::result::Result<&'
                 array_members(body)
             )),
         },
+    }
+}
+
+/// The records [`select`] found, moved out of `body`.
+fn take_records(body: &mut Value, selector: Option<&str>) -> Vec<Value> {
+    let target = match selector {
+        None => Some(body),
+        Some(path) => path
+            .split('.')
+            .try_fold(body, |v, part| v.as_object_mut()?.get_mut(part)),
+    };
+    match target {
+        Some(Value::Array(items)) => std::mem::take(items),
+        _ => Vec::new(),
     }
 }
 
