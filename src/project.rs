@@ -22,6 +22,13 @@
 //!   host: 127.0.0.1
 //!   port: 8501
 //!   window_days: 364          # the default window of the cards
+//! upkeep:                     # warehouse upkeep (see `lakehouse maintain`)
+//!   after_elt: true           # default: every `elt` ends with upkeep
+//!   retain: 7d                # snapshots younger than this stay (time travel reach)
+//!   keep_last: 10             # and always the newest 10
+//!   orphan_age: 3d            # unreferenced files younger than this stay
+//!   compact: true
+//!   min_files: 8              # small or delete files that trigger a compaction
 //! ```
 //!
 //! Invariants: every file named exists and parses, and the models are
@@ -39,6 +46,7 @@ use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::model::Project;
 use crate::model::config::{CONCEPTS_YAML, FRAMES_YAML, ModelConfig};
 use crate::model::measures::{MEASURES_YAML, MeasureConfig};
+use crate::storage::upkeep::UpkeepPolicy;
 
 /// The project file's name.
 pub const PROJECT_FILE: &str = "lakehouse.yaml";
@@ -65,6 +73,71 @@ struct RawProject {
     plans: String,
     #[serde(default)]
     dashboard: DashboardSettings,
+    #[serde(default)]
+    upkeep: RawUpkeep,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpkeep {
+    after_elt: Option<bool>,
+    retain: Option<String>,
+    keep_last: Option<usize>,
+    orphan_age: Option<String>,
+    compact: Option<bool>,
+    min_files: Option<usize>,
+}
+
+/// Warehouse upkeep settings: whether `elt` ends with upkeep, and the
+/// policy it and `maintain` follow (command-line flags override it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpkeepSettings {
+    pub after_elt: bool,
+    pub policy: UpkeepPolicy,
+}
+
+impl Default for UpkeepSettings {
+    fn default() -> Self {
+        UpkeepSettings {
+            after_elt: true,
+            policy: UpkeepPolicy::default(),
+        }
+    }
+}
+
+/// A duration written like `90s`, `12h` or `7d`; `what` names it in errors.
+pub fn parse_duration(what: &str, text: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        Error::invalid(format!(
+            "{what}: `{text}` is not a duration such as 0s, 12h or 7d ({e})"
+        ))
+    })
+}
+
+impl RawUpkeep {
+    fn settings(&self, origin: &str) -> Result<UpkeepSettings> {
+        let d = UpkeepSettings::default();
+        let duration = |key: &str, v: &Option<String>, default| match v {
+            Some(text) => parse_duration(&format!("{origin}: `upkeep.{key}`"), text),
+            None => Ok(default),
+        };
+        if self.keep_last == Some(0) {
+            return Err(Error::invalid(format!(
+                "{origin}: `upkeep.keep_last`: at least 1 (the current snapshot)"
+            )));
+        }
+        Ok(UpkeepSettings {
+            after_elt: self.after_elt.unwrap_or(d.after_elt),
+            policy: UpkeepPolicy {
+                retain: duration("retain", &self.retain, d.policy.retain)?,
+                keep_last: self.keep_last.unwrap_or(d.policy.keep_last),
+                orphan_age: duration("orphan_age", &self.orphan_age, d.policy.orphan_age)?,
+                compact: self.compact.unwrap_or(d.policy.compact),
+                min_files: self.min_files.unwrap_or(d.policy.min_files),
+                ..d.policy
+            },
+        })
+    }
 }
 
 fn default_sources() -> Vec<String> {
@@ -122,6 +195,8 @@ pub struct ProjectDir {
     pub plans: PathBuf,
     /// The dashboard's settings.
     pub dashboard: DashboardSettings,
+    /// Warehouse upkeep settings.
+    pub upkeep: UpkeepSettings,
     /// The sources and models, validated against each other.
     pub project: Project,
 }
@@ -136,6 +211,7 @@ impl ProjectDir {
             warehouse: format!("./{DEFAULT_WAREHOUSE}"),
             plans: PathBuf::from("plans"),
             dashboard: DashboardSettings::default(),
+            upkeep: UpkeepSettings::default(),
             project: Project::adventure_works()?,
         })
     }
@@ -253,6 +329,7 @@ impl ProjectDir {
             name: raw.name,
             warehouse,
             dashboard: raw.dashboard,
+            upkeep: raw.upkeep.settings(&origin)?,
             project,
         })
     }
@@ -365,6 +442,15 @@ dashboard:
   host: 127.0.0.1
   port: 8501
   window_days: 364
+
+# Warehouse upkeep: every `elt` ends by compacting small files, expiring
+# snapshots older than `retain` (keeping the newest `keep_last`) and removing
+# unreferenced files older than `orphan_age`. `lakehouse maintain` runs it alone.
+upkeep:
+  after_elt: true
+  retain: 7d
+  keep_last: 10
+  orphan_age: 3d
 ";
 
 #[cfg(test)]

@@ -25,10 +25,12 @@ macro_rules! out {
 }
 mod bench;
 mod sources;
+mod upkeep;
 
 pub use bench::BenchCommand;
 pub use sources::{DemoSourceArgs, ExtractArgs, PipelineSourceArgs};
 use sources::{demo_source, extract, pipeline};
+pub use upkeep::{MaintainArgs, UpkeepArgs};
 
 use crate::project::ProjectDir;
 use crate::storage::{TableName, Warehouse};
@@ -129,7 +131,14 @@ pub enum Command {
     Elt {
         #[command(flatten)]
         source: PipelineSourceArgs,
+        /// Skip the upkeep that ends every `elt` (project setting `upkeep.after_elt`).
+        #[arg(long)]
+        no_upkeep: bool,
+        #[command(flatten)]
+        upkeep: UpkeepArgs,
     },
+    /// Warehouse upkeep: compact small files, expire old snapshots, delete unreferenced files.
+    Maintain(MaintainArgs),
     /// Show what `elt` would build (new, changed and stale models) without writing.
     Plan,
     /// The model DAG as a Mermaid flowchart.
@@ -427,8 +436,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Render { model, write, dir } => {
             render(&cli, model.as_deref(), *write, dir.as_deref())?
         }
-        Command::Init { source, force } => pipeline(&cli, "init", source, *force).await?,
-        Command::Elt { source } => pipeline(&cli, "elt", source, false).await?,
+        Command::Init { source, force } => pipeline(&cli, "init", source, *force, None).await?,
+        Command::Elt {
+            source,
+            no_upkeep,
+            upkeep,
+        } => {
+            let after = !*no_upkeep && cli.project_dir()?.upkeep.after_elt;
+            let policy = after.then(|| upkeep.policy(&cli)).transpose()?;
+            pipeline(&cli, "elt", source, false, policy).await?
+        }
+        Command::Maintain(args) => upkeep::run_maintain(&cli, args).await?,
         Command::Plan => {
             use crate::dag::Dag;
             use crate::dag::plan::{Status, plan};

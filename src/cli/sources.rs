@@ -90,6 +90,7 @@ pub(super) async fn pipeline(
     command: &str,
     source: &PipelineSourceArgs,
     force: bool,
+    upkeep: Option<crate::storage::upkeep::UpkeepPolicy>,
 ) -> Result<()> {
     use std::io::IsTerminal;
 
@@ -108,6 +109,7 @@ pub(super) async fn pipeline(
             ..RunOptions::default()
         },
         force,
+        upkeep,
         ..PipelineOptions::default()
     };
     let report = if command == "init" {
@@ -178,6 +180,13 @@ pub(super) async fn pipeline(
         },
         report.seconds
     );
+    match &report.upkeep {
+        Some(Ok(u)) => super::upkeep::print_report(u, false)?,
+        Some(Err(e)) => eprintln!(
+            "warning: upkeep after {command} failed (the run's data is committed): {e}\nrun `lakehouse maintain` to retry"
+        ),
+        None => {}
+    }
     out!(
         "next: `lakehouse dashboard --open` (http://127.0.0.1:8501/), `lakehouse query \"SELECT ...\"`, `lakehouse elt` for the next day of changes"
     );

@@ -231,6 +231,42 @@ impl RunLock {
         Ok(())
     }
 
+    /// Delete the lock's entries older than its newest `keep` (every run
+    /// adds a few, each renewal one). Only the holder prunes, and only
+    /// entries below its own, which no writer ever reads again. Returns the
+    /// entries deleted (path in the store, bytes); with `dry_run`, those
+    /// that would be.
+    pub async fn prune_history(&self, keep: usize, dry_run: bool) -> Result<Vec<(String, u64)>> {
+        let newest = *self.seq.lock().await;
+        let prefix = self.wh.url().store_path(LOCK_DIR);
+        let metas: Vec<_> = self
+            .wh
+            .store()
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::from(e).context("cannot list the run lock"))?;
+        let old: Vec<(String, u64)> = metas
+            .into_iter()
+            .filter(|m| {
+                m.location
+                    .filename()
+                    .and_then(|f| f.strip_suffix(".json")?.parse::<u64>().ok())
+                    .is_some_and(|n| n + (keep as u64) <= newest)
+            })
+            .map(|m| (m.location.to_string(), m.size))
+            .collect();
+        if !dry_run {
+            for (path, _) in &old {
+                match self.wh.store().delete(&path.as_str().into()).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(Error::from(e).context(format!("cannot delete {path}"))),
+                }
+            }
+        }
+        Ok(old)
+    }
+
     /// Free the lock.
     pub async fn release(mut self) -> Result<()> {
         if let Some(r) = self.renewer.take() {

@@ -1,6 +1,6 @@
 //! Orchestration: the model DAG (registry), what a run would do (plan), the
 //! run itself (init/elt), where its sources are served, lineage diagrams and
-//! the warehouse run lock.
+//! the warehouse run lock, and upkeep over all tables.
 
 pub mod fingerprints;
 pub mod lineage;
@@ -9,5 +9,6 @@ pub mod plan;
 pub mod registry;
 pub mod run;
 pub mod sources;
+pub mod upkeep;
 
 pub use registry::{Dag, Layer, ModelKind, Node};

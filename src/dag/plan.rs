@@ -10,8 +10,8 @@
 //!   since the model was built (its epoch moved: e.g. a run that rebuilt it
 //!   failed before this model), or an upstream model is being rebuilt in
 //!   full -> full build (the model and all its descendants);
-//! - **stale**: an input's current snapshot differs from the recorded one
-//!   -> incremental build; so is every descendant of a model being built;
+//! - **stale**: an input's last snapshot that changed rows differs from the
+//!   recorded one (a compaction changes none) -> incremental build; so is every descendant of a model being built;
 //! - **up to date**: nothing to do.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,7 +79,8 @@ pub const ROWS_PER_COST_UNIT: u64 = 20_000;
 /// The current state of a table, as models record it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableState {
-    /// Current snapshot id (`None`: no snapshot).
+    /// The snapshot that last changed rows ([`LoadedTable::data_snapshot_id`]:
+    /// compactions do not count; `None`: no snapshot).
     pub snapshot: Option<i64>,
     /// Its epoch property (empty when it has none, e.g. DAS tables).
     pub epoch: String,
@@ -101,7 +102,7 @@ pub async fn load_tables(
 
 fn state_of(t: &LoadedTable) -> TableState {
     TableState {
-        snapshot: t.metadata().current_snapshot_id(),
+        snapshot: t.data_snapshot_id(),
         epoch: t
             .current_properties()
             .get(EPOCH)

@@ -30,12 +30,14 @@ use super::plan::{
 use super::registry::{Dag, ModelKind};
 use super::sources::{self, EmbeddedSettings, Served};
 pub use super::sources::{SourceSpec, held_pages_bytes};
+use super::upkeep::{MaintainOptions, UpkeepReport, upkeep_locked};
 use crate::budget::MemoryBudget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::extract::land::ExtractReport;
 use crate::model::Project;
 use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
 use crate::model::dar::Dar;
+use crate::storage::upkeep::UpkeepPolicy;
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
 
 /// Options of a model run.
@@ -326,7 +328,8 @@ async fn build_node(
     }))
     .await?;
     for (dep, loaded) in deps {
-        let snap = loaded.metadata().current_snapshot_id();
+        // A compaction is not a change: record the snapshot that last changed rows.
+        let snap = loaded.data_snapshot_id();
         extra.insert(
             format!("{DEP_PREFIX}{dep}"),
             snap.map(|s| s.to_string()).unwrap_or_default(),
@@ -394,6 +397,9 @@ pub struct PipelineOptions {
     pub force: bool,
     /// How long a run lock stays valid without renewal.
     pub lock_ttl: Duration,
+    /// Upkeep `elt` runs after its models (`None`: none; see
+    /// [`super::upkeep`]).
+    pub upkeep: Option<UpkeepPolicy>,
 }
 
 impl Default for PipelineOptions {
@@ -403,6 +409,7 @@ impl Default for PipelineOptions {
             run: RunOptions::default(),
             force: false,
             lock_ttl: Duration::from_secs(60),
+            upkeep: None,
         }
     }
 }
@@ -418,6 +425,9 @@ pub struct PipelineReport {
     /// Wall time of the whole run, and of its extraction.
     pub seconds: f64,
     pub extract_seconds: f64,
+    /// What the upkeep after an `elt` did, or why it failed (the run's own
+    /// work is committed either way).
+    pub upkeep: Option<std::result::Result<UpkeepReport, String>>,
 }
 
 /// The run log table.
@@ -673,7 +683,23 @@ pub async fn elt(
                 )
             }
         };
-        pipeline(wh, project, options, &lock, "elt", day, scale, seed, false).await
+        let mut report =
+            pipeline(wh, project, options, &lock, "elt", day, scale, seed, false).await?;
+        if let Some(policy) = &options.upkeep {
+            let upkeep = MaintainOptions {
+                tables: None,
+                policy: policy.clone(),
+                budget: options.run.budget.clone(),
+            };
+            let t0 = Instant::now();
+            let done = upkeep_locked(wh, &upkeep, &lock).await;
+            if let Err(e) = &done {
+                tracing::warn!(error = %e, "upkeep after elt failed; run `lakehouse maintain`");
+            }
+            report.upkeep = Some(done.map_err(|e| e.to_string()));
+            report.seconds += t0.elapsed().as_secs_f64();
+        }
+        Ok(report)
     }
     .await;
     lock.release().await?;
@@ -792,6 +818,7 @@ async fn pipeline(
         models,
         seconds: t0.elapsed().as_secs_f64(),
         extract_seconds,
+        upkeep: None,
     })
 }
 

@@ -378,7 +378,7 @@ impl InputChanges {
             else {
                 continue;
             };
-            if table.metadata().current_snapshot_id() == Some(since) {
+            if table.data_snapshot_id() == Some(since) {
                 out.unchanged.insert(key.clone());
             } else if whole_version_input(model, key)
                 && let Some(rows) = rows_added_since(wh, table, since).await?

@@ -3,8 +3,9 @@
 //! there instead of scanning whole tables).
 //!
 //! Semantics: when a table's current snapshot is the direct child of the
-//! snapshot a reader last read, the data files that commit added hold every
-//! row that appeared since, and each of them is still live (an append or a
+//! snapshot a reader last read (compactions in between do not count: they
+//! change no row), the data files that commit added hold every row that
+//! appeared since, and each of them held only live rows (an append or a
 //! replace adds only new rows; a replace removes old ones with position
 //! deletes, never pointing at the files it adds). An overwrite's or an
 //! upsert's added files hold more than the changed rows (all rows, or the
@@ -33,6 +34,7 @@ use datafusion::prelude::SessionContext;
 use iceberg::spec::ManifestContentType;
 
 use super::catalog::{LoadedTable, Warehouse};
+use super::read::is_compaction;
 use super::schema::{arrow_schema, project_by_name};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -88,24 +90,42 @@ impl AddedRows {
     }
 }
 
-/// The rows `table`'s current snapshot added, when it is the direct child
-/// of `since` (a snapshot read earlier). `None` when it is not, or the
-/// table has no snapshot: read the table instead. No rows when the current
-/// snapshot is `since` itself.
+/// The rows that appeared in `table` since snapshot `since` (read earlier),
+/// when the current snapshot follows `since` through at most one commit
+/// that changed rows and any number of compactions (which change none):
+/// the rows that commit added. `None` when it does not, or the table has
+/// no snapshot: read the table instead. No rows when only compactions (or
+/// nothing) followed `since`.
+///
+/// A commit followed by a compaction no longer has its added files live,
+/// but they still hold exactly its rows, and they exist: upkeep keeps every
+/// snapshot from the one a reader recorded onwards
+/// ([`crate::storage::upkeep`]).
 pub async fn rows_added_since(
     wh: &Warehouse,
     table: &LoadedTable,
     since: i64,
 ) -> Result<Option<AddedRows>> {
-    let Some(current) = table.metadata().current_snapshot() else {
+    let m = table.metadata();
+    let Some(mut s) = m.current_snapshot() else {
         return Ok(None);
     };
-    if current.snapshot_id() == since {
+    let mut changed = None;
+    while s.snapshot_id() != since {
+        if !is_compaction(s) {
+            if changed.is_some() {
+                return Ok(None);
+            }
+            changed = Some(s);
+        }
+        match s.parent_snapshot_id().and_then(|p| m.snapshot_by_id(p)) {
+            Some(parent) => s = parent,
+            None => return Ok(None),
+        }
+    }
+    let Some(current) = changed else {
         return Ok(Some(AddedRows::Kept(vec![])));
-    }
-    if current.parent_snapshot_id() != Some(since) {
-        return Ok(None);
-    }
+    };
     if let Some(rows) = wh
         .cache()
         .added(table.metadata().location(), current.snapshot_id())

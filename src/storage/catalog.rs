@@ -149,13 +149,13 @@ pub struct Warehouse {
 }
 
 const METADATA_DIR: &str = "metadata";
-const VERSION_HINT: &str = "version-hint.text";
+pub(crate) const VERSION_HINT: &str = "version-hint.text";
 
 fn metadata_file_name(version: u64) -> String {
     format!("v{version}.metadata.json")
 }
 
-fn parse_metadata_version(file_name: &str) -> Option<u64> {
+pub(crate) fn parse_metadata_version(file_name: &str) -> Option<u64> {
     file_name
         .strip_prefix('v')?
         .strip_suffix(".metadata.json")?

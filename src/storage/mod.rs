@@ -8,7 +8,8 @@
 //! - [`commit`]: append / overwrite / upsert snapshots with a retry loop;
 //! - [`read`]: DataFusion registration, scans and time travel;
 //! - [`restrict`]: scans restricted to key values, pushed into the Iceberg scan;
-//! - [`sink`]: new rows streamed into rolling Parquet data files as they are computed.
+//! - [`sink`]: new rows streamed into rolling Parquet data files as they are computed;
+//! - [`upkeep`]: compaction, snapshot expiry and orphan removal per table.
 //!
 //! This floor knows tables, snapshots and commits, never hooks or models.
 
@@ -23,6 +24,7 @@ pub mod read;
 pub mod restrict;
 pub mod schema;
 pub mod sink;
+pub mod upkeep;
 
 pub use catalog::{LoadedTable, TableName, Warehouse};
 pub use commit::{CommitOutcome, SchemaPolicy, Write, WriteMode};

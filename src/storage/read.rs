@@ -82,6 +82,22 @@ impl LoadedTable {
         }
     }
 
+    /// The newest snapshot of the current history that changed rows: the
+    /// current snapshot, or, when compactions followed it, the snapshot
+    /// before them. Readers that follow a table's changes compare this id
+    /// (a compaction is not a change; see [`is_compaction`]).
+    pub fn data_snapshot_id(&self) -> Option<i64> {
+        let m = self.metadata();
+        let mut s = m.current_snapshot()?;
+        while is_compaction(s) {
+            match s.parent_snapshot_id().and_then(|p| m.snapshot_by_id(p)) {
+                Some(parent) => s = parent,
+                None => break,
+            }
+        }
+        Some(s.snapshot_id())
+    }
+
     /// The summary properties of the current snapshot (empty if none).
     pub fn current_properties(&self) -> HashMap<String, String> {
         self.metadata()
@@ -131,6 +147,12 @@ impl LoadedTable {
         };
         Ok(Arc::new(provider))
     }
+}
+
+/// Whether snapshot `s` rewrote files without changing any live row (an
+/// Iceberg `replace` snapshot: our compactions, or another engine's).
+pub fn is_compaction(s: &iceberg::spec::Snapshot) -> bool {
+    s.summary().operation == iceberg::spec::Operation::Replace
 }
 
 /// Live rows of a snapshot from its summary: `total-records` minus

@@ -412,7 +412,7 @@ pub(super) fn matchers(write: &Write, batches: &[RecordBatch]) -> Result<Vec<Mat
                 out.extend(found);
             }
         }
-        WriteMode::Append | WriteMode::Overwrite => {}
+        WriteMode::Append | WriteMode::Overwrite | WriteMode::Compact { .. } => {}
     }
     Ok(out)
 }

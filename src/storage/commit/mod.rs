@@ -26,6 +26,12 @@
 //!      not deleted again, so `total-records - total-position-deletes` is
 //!      the live row count.
 //!
+//!    - **compact**: chosen base data files (and, when asked, every
+//!      position delete file) are marked deleted and their live rows added
+//!      again, with one merged position delete file for the files kept: an
+//!      Iceberg `replace` snapshot that changes no live row and carries the
+//!      base snapshot's `lakehouse.*` properties (see [`crate::storage::upkeep`]).
+//!
 //!    An append or replace merges the base manifests it keeps into its new
 //!    manifest of the same content (data, deletes), as EXISTING entries
 //!    with their sequence numbers, so a table has at most one manifest of
@@ -52,14 +58,15 @@
 //! - `new_rows`: the new rows' target schema, order and parallel runs;
 //! - `producer`: the snapshot producer the commit kinds share (manifests,
 //!   manifest list, totals, metadata);
-//! - `append`, `overwrite`, `upsert`, `replace`: what each kind does with
-//!   the base snapshot's manifests;
+//! - `append`, `overwrite`, `upsert`, `replace`, `compact`: what each kind
+//!   does with the base snapshot's manifests;
 //! - `search`: a replace's search for the rows it deletes;
 //! - `matcher`: the key tuples base rows are matched against;
 //! - `deletes`: position delete files;
 //! - `files`: Parquet settings, data files written and files read back.
 
 mod append;
+mod compact;
 mod deletes;
 mod files;
 mod matcher;
@@ -94,6 +101,7 @@ use super::schema::{arrow_schema, conform_batch};
 use super::sink::{Part, SinkOptions, sink};
 use crate::error::{Error, ErrorKind, Result};
 
+pub use self::producer::{SORT_BY, WRITE_MODE};
 pub use self::request::{
     CommitOutcome, Deferred, FailPoint, KeyMatch, SchemaPolicy, Write, WriteMode,
 };
@@ -169,7 +177,7 @@ impl Warehouse {
                 .iter()
                 .map(|m| (m.columns(), matches!(m, KeyMatch::NewRows(_))))
                 .collect(),
-            WriteMode::Append | WriteMode::Overwrite => vec![],
+            WriteMode::Append | WriteMode::Overwrite | WriteMode::Compact { .. } => vec![],
         };
         for (keys, from_batch) in &key_lists {
             if keys.is_empty() {
@@ -234,6 +242,17 @@ impl Warehouse {
         loop {
             attempt += 1;
             let base = table.metadata();
+            if let WriteMode::Compact { base: read_at, .. } = &write.mode
+                && base.current_snapshot_id() != Some(*read_at)
+            {
+                return Err(Error::new(
+                    ErrorKind::CommitConflict,
+                    format!(
+                        "{name} changed while it was being compacted; nothing was committed \
+                         (compact it again)"
+                    ),
+                ));
+            }
             let target_schema = target_schema(base, &schema, &write)?;
             let reuse =
                 matches!(&written, Some((s, _, _)) if s.as_struct() == target_schema.as_struct());
@@ -493,6 +512,14 @@ async fn stage_snapshot(
             WriteMode::Replace { .. } => {
                 replace::delete_matching(&mut producer, entries, matchers, replaced).await?
             }
+            WriteMode::Compact {
+                remove,
+                merged_deletes,
+                ..
+            } => {
+                compact::remove_rewritten(&mut producer, entries, remove, merged_deletes.as_ref())
+                    .await?
+            }
         }
     }
     producer.finish(added).await
@@ -513,6 +540,18 @@ pub async fn live_data_files(table: &LoadedTable) -> Result<Vec<DataFile>> {
                 .filter(|e| e.is_alive())
                 .map(|e| e.data_file().clone()),
         );
+    }
+    Ok(out)
+}
+
+/// The positions the position delete files `deletes` delete, by data file.
+pub async fn deleted_positions(
+    wh: &Warehouse,
+    deletes: &[DataFile],
+) -> Result<HashMap<String, std::collections::HashSet<i64>>> {
+    let mut out = HashMap::new();
+    for f in deletes {
+        deletes::read_position_deletes(wh, f, &mut out).await?;
     }
     Ok(out)
 }

@@ -21,6 +21,13 @@ use super::request::{Write, WriteMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::catalog::{LoadedTable, Warehouse};
 
+/// The snapshot property naming the commit kind (`append`, ..., `compact`).
+pub const WRITE_MODE: &str = "lakehouse.write-mode";
+
+/// The snapshot property naming the columns a write sorted its files by
+/// (comma-separated): compaction sorts the rows it rewrites the same way.
+pub const SORT_BY: &str = "lakehouse.sort-by";
+
 /// A new snapshot's metadata, ready to be put as the next version.
 pub(super) struct Staged {
     pub(super) metadata: TableMetadata,
@@ -306,9 +313,13 @@ impl<'a> SnapshotProducer<'a> {
             self.totals.position_deletes.to_string(),
         );
         props.insert("total-equality-deletes".into(), "0".into());
-        props.insert("lakehouse.write-mode".into(), write.mode.name().into());
+        props.insert(WRITE_MODE.into(), write.mode.name().into());
+        if !write.sort_by.is_empty() {
+            props.insert(SORT_BY.into(), write.sort_by.join(","));
+        }
         let operation = match write.mode {
             WriteMode::Append => Operation::Append,
+            WriteMode::Compact { .. } => Operation::Replace,
             _ => Operation::Overwrite,
         };
 

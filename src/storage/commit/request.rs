@@ -23,6 +23,19 @@ pub enum WriteMode {
     /// Merge-on-read: delete (with position deletes) the rows matching any
     /// of `matches`, then add the new rows.
     Replace { matches: Vec<KeyMatch> },
+    /// Compaction, a rewrite that changes no live row: the data files named
+    /// in `remove` leave the table and the new rows (exactly their live
+    /// rows) come in; with `merged_deletes`, every position delete file
+    /// leaves too and one file holding these positions (data file, sorted
+    /// positions) replaces them. Committed as an Iceberg `replace`
+    /// snapshot. Fails with [`crate::error::ErrorKind::CommitConflict`]
+    /// when the table's current snapshot is no longer `base`: the rows were
+    /// read there.
+    Compact {
+        base: i64,
+        remove: Vec<String>,
+        merged_deletes: Option<Vec<(String, Vec<i64>)>>,
+    },
 }
 
 /// Which existing rows a [`WriteMode::Replace`] deletes: rows whose values
@@ -58,6 +71,7 @@ impl WriteMode {
             WriteMode::Overwrite => "overwrite",
             WriteMode::Upsert { .. } => "upsert",
             WriteMode::Replace { .. } => "replace",
+            WriteMode::Compact { .. } => "compact",
         }
     }
 }
@@ -220,7 +234,7 @@ pub struct CommitOutcome {
     pub removed_rows: u64,
     /// Attempts made (1 = no conflict).
     pub attempts: usize,
-    /// The write mode: `append`, `overwrite`, `upsert` or `replace`.
+    /// The write mode: `append`, `overwrite`, `upsert`, `replace` or `compact`.
     pub mode: &'static str,
 }
 

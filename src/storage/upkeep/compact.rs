@@ -1,0 +1,310 @@
+//! Compaction: which files of a table's current snapshot are worth
+//! rewriting, and the rewrite itself (see the [module docs](super)).
+//!
+//! A table is compacted when its current snapshot holds
+//! - at least `min_files` small data files (under a quarter of the target
+//!   file size): all of them are rewritten together; or
+//! - data files with at least a fifth of their rows deleted: each such file
+//!   is rewritten without them; or
+//! - at least `min_files` position delete files: they are merged into one.
+//!
+//! Whenever rewritten files had deleted rows, the delete files are merged
+//! too, keeping only positions of the files that stay. The rows are read
+//! file after file at the current snapshot with their deletes applied
+//! (iceberg's reader), sorted by the columns the table's last write sorted
+//! by (`lakehouse.sort-by`, spilling under the session's memory pool), and
+//! streamed into target-size files; one `compact` commit swaps them in.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::Column;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::prelude::SessionContext;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use iceberg::spec::{DataContentType, DataFile};
+
+use crate::error::{Error, Result};
+use crate::storage::catalog::{LoadedTable, Warehouse};
+use crate::storage::commit::{SORT_BY, WRITE_MODE, deleted_positions, live_data_files};
+use crate::storage::schema::{arrow_schema, project_by_name};
+use crate::storage::sink::Part;
+use crate::storage::{Write, WriteMode};
+
+/// Small data files are those under this share of the target file size.
+const SMALL_SHARE: usize = 4;
+
+/// A data file with at least this share of its rows deleted is rewritten.
+const DELETED_SHARE: f64 = 0.2;
+
+/// What a compaction rewrote (or, in a dry run, would rewrite).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Compaction {
+    /// Data files rewritten.
+    pub data_files: usize,
+    /// Position delete files merged away.
+    pub delete_files: usize,
+    /// Bytes of the files rewritten or merged.
+    pub bytes: u64,
+    /// Live rows rewritten.
+    pub rows: u64,
+    /// Files written (data and merged deletes); 0 in a dry run.
+    pub files_out: usize,
+}
+
+/// A compaction decided against one snapshot.
+pub(super) struct Plan {
+    base: i64,
+    rewrite: Vec<DataFile>,
+    deletes: Vec<DataFile>,
+    /// With `Some`, every delete file goes and these positions stay.
+    merged: Option<Vec<(String, Vec<i64>)>>,
+    /// Live rows of the files rewritten.
+    rows: u64,
+    sort_by: Vec<String>,
+    properties: BTreeMap<String, String>,
+}
+
+impl Plan {
+    pub(super) fn summary(&self) -> Compaction {
+        let merged = if self.merged.is_some() {
+            &self.deletes[..]
+        } else {
+            &[]
+        };
+        Compaction {
+            data_files: self.rewrite.len(),
+            delete_files: merged.len(),
+            bytes: self
+                .rewrite
+                .iter()
+                .chain(merged)
+                .map(DataFile::file_size_in_bytes)
+                .sum(),
+            rows: self.rows,
+            files_out: 0,
+        }
+    }
+}
+
+/// Decide whether `table` is worth compacting, and how.
+pub(super) async fn plan(
+    wh: &Warehouse,
+    table: &LoadedTable,
+    min_files: usize,
+) -> Result<Option<Plan>> {
+    let Some(current) = table.metadata().current_snapshot() else {
+        return Ok(None);
+    };
+    let min_files = min_files.max(2);
+    let (data, deletes): (Vec<DataFile>, Vec<DataFile>) = live_data_files(table)
+        .await?
+        .into_iter()
+        .partition(|f| f.content_type() == DataContentType::Data);
+    let positions = deleted_positions(wh, &deletes).await?;
+    let deleted_in = |f: &DataFile| positions.get(f.file_path()).map_or(0, |p| p.len() as u64);
+
+    let small_limit = (wh.target_file_size() / SMALL_SHARE) as u64;
+    let small: Vec<&DataFile> = data
+        .iter()
+        .filter(|f| f.file_size_in_bytes() < small_limit)
+        .collect();
+    let mut rewrite: Vec<DataFile> = Vec::new();
+    if small.len() >= min_files {
+        rewrite.extend(small.into_iter().cloned());
+    }
+    for f in &data {
+        let heavy = deleted_in(f) as f64 >= DELETED_SHARE * f.record_count() as f64;
+        if heavy && deleted_in(f) > 0 && !rewrite.iter().any(|r| r.file_path() == f.file_path()) {
+            rewrite.push(f.clone());
+        }
+    }
+    let rewritten: HashSet<&str> = rewrite.iter().map(DataFile::file_path).collect();
+    let live: HashSet<&str> = data.iter().map(DataFile::file_path).collect();
+    let merge = !deletes.is_empty()
+        && (deletes.len() >= min_files
+            || positions
+                .keys()
+                .any(|p| rewritten.contains(p.as_str()) || !live.contains(p.as_str())));
+    if rewrite.is_empty() && !merge {
+        return Ok(None);
+    }
+    let merged = merge.then(|| {
+        let mut kept: Vec<(String, Vec<i64>)> = positions
+            .iter()
+            .filter(|(p, _)| live.contains(p.as_str()) && !rewritten.contains(p.as_str()))
+            .map(|(p, pos)| {
+                let mut pos: Vec<i64> = pos.iter().copied().collect();
+                pos.sort_unstable();
+                (p.clone(), pos)
+            })
+            .collect();
+        kept.sort();
+        kept
+    });
+    let summary = &current.summary().additional_properties;
+    let sort_by = summary
+        .get(SORT_BY)
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    // The run state (cursors, watermarks, inputs read) stays with the rows.
+    let properties = summary
+        .iter()
+        .filter(|(k, _)| k.starts_with("lakehouse.") && *k != WRITE_MODE && *k != SORT_BY)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(Some(Plan {
+        base: current.snapshot_id(),
+        rows: rewrite
+            .iter()
+            .map(|f| f.record_count() - deleted_in(f))
+            .sum(),
+        rewrite,
+        deletes,
+        merged,
+        sort_by,
+        properties,
+    }))
+}
+
+/// Rewrite what `plan` chose and commit it.
+pub(super) async fn run(
+    wh: &Warehouse,
+    ctx: &SessionContext,
+    table: &LoadedTable,
+    plan: Plan,
+) -> Result<Compaction> {
+    let schema = arrow_schema(table.metadata().current_schema())?;
+    let mut report = plan.summary();
+    let parts: Vec<Part<'static>> = if plan.rewrite.is_empty() {
+        vec![]
+    } else {
+        let chosen: HashSet<String> = plan
+            .rewrite
+            .iter()
+            .map(|f| f.file_path().to_string())
+            .collect();
+        let tasks = table
+            .table
+            .scan()
+            .snapshot_id(plan.base)
+            .select_all()
+            .build()?
+            .plan_files()
+            .await?
+            .try_filter(move |t| futures::future::ready(chosen.contains(t.data_file_path())));
+        let target = Arc::clone(&schema);
+        let rows = table
+            .table
+            .reader_builder()
+            .with_data_file_concurrency_limit(1)
+            .build()
+            .read(Box::pin(tasks))?
+            .stream()
+            .map_err(Error::from)
+            .and_then(move |b| futures::future::ready(project_by_name(&b, &target)))
+            .boxed();
+        if plan.sort_by.is_empty() {
+            vec![rows]
+        } else {
+            vec![sorted(ctx, Arc::clone(&schema), rows, &plan.sort_by).await?]
+        }
+    };
+    let mut write = Write::new(WriteMode::Compact {
+        base: plan.base,
+        remove: plan
+            .rewrite
+            .iter()
+            .map(|f| f.file_path().to_string())
+            .collect(),
+        merged_deletes: plan.merged,
+    })
+    .sorted_by(plan.sort_by);
+    write.properties = plan.properties;
+    write.max_attempts = 1;
+    let outcome = wh.write_stream(&table.name, schema, parts, write).await?;
+    report.rows = outcome.added_rows;
+    let after = wh.load_table(&table.name).await?;
+    if let Some(s) = after.metadata().current_snapshot() {
+        let added = |k: &str| {
+            s.summary()
+                .additional_properties
+                .get(k)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        report.files_out = added("added-data-files") + added("added-delete-files");
+    }
+    Ok(report)
+}
+
+/// `rows` sorted by `by` (ascending, NULLs first) through DataFusion, so
+/// the sort spills under `ctx`'s memory pool.
+async fn sorted(
+    ctx: &SessionContext,
+    schema: SchemaRef,
+    rows: BoxStream<'static, Result<RecordBatch>>,
+    by: &[String],
+) -> Result<Part<'static>> {
+    let once = OnceStream {
+        schema: Arc::clone(&schema),
+        rows: Mutex::new(Some(rows)),
+    };
+    let table = StreamingTable::try_new(schema, vec![Arc::new(once)])?;
+    let order: Vec<_> = by
+        .iter()
+        .map(|c| Expr::Column(Column::new_unqualified(c)).sort(true, true))
+        .collect();
+    let stream = ctx
+        .read_table(Arc::new(table))?
+        .sort(order)?
+        .execute_stream()
+        .await?;
+    Ok(stream.map_err(Error::from).boxed())
+}
+
+/// A stream a DataFusion plan reads once.
+struct OnceStream {
+    schema: SchemaRef,
+    rows: Mutex<Option<BoxStream<'static, Result<RecordBatch>>>>,
+}
+
+impl fmt::Debug for OnceStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OnceStream")
+    }
+}
+
+impl PartitionStream for OnceStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let rows = self
+            .rows
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take())
+            .unwrap_or_else(|| {
+                futures::stream::once(async {
+                    Err(Error::internal("a compaction's rows were read twice"))
+                })
+                .boxed()
+            })
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)));
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            rows,
+        ))
+    }
+}
