@@ -166,3 +166,129 @@ fn bench_elt_measures_init_and_days() {
         "log kept"
     );
 }
+
+/// Files under `dir`, recursively.
+fn files(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .flat_map(|p| if p.is_dir() { files(&p) } else { [p].into() })
+        .collect()
+}
+
+/// The number before `what` in the summary line of `maintain`.
+fn summary_count(out: &str, what: &str) -> usize {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("upkeep"))
+        .unwrap_or_else(|| panic!("no summary: {out}"));
+    let before = line
+        .split(what)
+        .next()
+        .unwrap_or_else(|| panic!("no '{what}' in {line}"));
+    before
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before '{what}' in {line}"))
+}
+
+/// `elt` ends with upkeep unless told not to; `maintain --dry-run` lists
+/// what would go and changes nothing; `maintain` then deletes exactly that,
+/// and time travel reaches back only as far as the retention.
+#[test]
+fn maintain_and_upkeep_after_elt() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().to_str().unwrap();
+    let (ok, _, err) = lakehouse(wh, &["init", "--scale", "0.005", "--seed", "3"]);
+    assert!(ok, "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let after_init = chrono::Utc::now().to_rfc3339();
+    let (ok, out, err) = lakehouse(wh, &["elt"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("upkeep: 293 tables"), "{out}");
+    let (ok, out, err) = lakehouse(wh, &["elt", "--no-upkeep"]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("upkeep:"), "{out}");
+
+    let aggressive = [
+        "--retain",
+        "0s",
+        "--keep-last",
+        "1",
+        "--orphan-age",
+        "0s",
+        "--no-compact",
+    ];
+    let files_before = files(dir.path());
+    let mut args = vec!["maintain", "--dry-run"];
+    args.extend(aggressive);
+    let (ok, dry, err) = lakehouse(wh, &args);
+    assert!(ok, "{err}");
+    assert!(dry.contains("upkeep (dry run): 293 tables"), "{dry}");
+    let to_delete = summary_count(&dry, "files to delete");
+    assert!(to_delete > 0, "{dry}");
+    let listed = dry.lines().filter(|l| l.split('\t').count() == 3).count();
+    assert_eq!(listed, to_delete, "each file to delete is listed");
+    let after_dry = files(dir.path());
+    assert!(
+        after_dry.is_superset(&files_before),
+        "a dry run deletes nothing"
+    );
+    assert_eq!(
+        after_dry.len(),
+        files_before.len() + 2,
+        "only the run lock's entries (taken, freed) are new"
+    );
+
+    let mut args = vec!["maintain"];
+    args.extend(aggressive);
+    let (ok, out, err) = lakehouse(wh, &args);
+    assert!(ok, "{err}");
+    assert_eq!(summary_count(&out, "files deleted"), to_delete, "{out}");
+    assert!(files(dir.path()).len() < files_before.len());
+    let (ok, out, _) = lakehouse(
+        wh,
+        &["history", "das.raw__adventure_works__sales_order_headers"],
+    );
+    assert!(ok);
+    assert_eq!(
+        out.lines().filter(|l| l.contains("| append ")).count(),
+        1,
+        "{out}"
+    );
+    let (ok, out, err) = lakehouse(
+        wh,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM dar._bridge__as_of",
+        ],
+    );
+    assert!(
+        ok && out.lines().nth(1).unwrap().parse::<i64>().unwrap() > 0,
+        "{err}"
+    );
+    let (ok, _, err) = lakehouse(
+        wh,
+        &[
+            "query",
+            "--as-of",
+            &after_init,
+            "SELECT count(*) FROM das.raw__adventure_works__sales_order_headers",
+        ],
+    );
+    assert!(
+        !ok && err.contains("had no snapshot at") && err.contains("older snapshots expired"),
+        "{err}"
+    );
+
+    let (ok, _, err) = lakehouse(wh, &["maintain", "--tables", "nope.*"]);
+    assert!(
+        !ok && err.contains("no table matches --tables 'nope.*'"),
+        "{err}"
+    );
+    let (ok, _, err) = lakehouse(wh, &["maintain", "--retain", "soon"]);
+    assert!(!ok && err.contains("--retain"), "{err}");
+}

@@ -13,7 +13,9 @@ use lakehouse::dag::lineage::{Level, mermaid};
 use lakehouse::dag::lock::RunLock;
 use lakehouse::dag::plan::{Status, plan};
 use lakehouse::dag::run::{PipelineOptions, RunOptions, SourceSpec, elt, init, run_models};
+use lakehouse::dag::upkeep::{MaintainOptions, maintain};
 use lakehouse::model::Project;
+use lakehouse::storage::upkeep::UpkeepPolicy;
 use lakehouse::storage::{TableName, Warehouse};
 
 fn options(day: Option<u32>) -> PipelineOptions {
@@ -462,4 +464,128 @@ async fn a_model_out_of_memory_beside_others_is_built_again_alone() {
     let err = init(&wh, &project, &opts).await.unwrap_err();
     assert_eq!(err.kind(), lakehouse::ErrorKind::OutOfMemory, "{err}");
     assert!(err.to_string().contains(frame), "{err}");
+}
+
+/// Upkeep as aggressive as it gets: history kept by count only, orphans
+/// taken at once, every table with two small files compacted.
+fn aggressive_upkeep() -> UpkeepPolicy {
+    UpkeepPolicy {
+        retain: Duration::ZERO,
+        keep_last: 2,
+        orphan_age: Duration::ZERO,
+        min_files: 2,
+        ..UpkeepPolicy::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upkeep_between_elt_days_changes_nothing_the_next_day_reads() {
+    let project = Project::adventure_works().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    init(&wh, &project, &options(None)).await.unwrap();
+    let dag = Dag::build(&project).unwrap();
+    let with_upkeep = PipelineOptions {
+        upkeep: Some(aggressive_upkeep()),
+        ..PipelineOptions::default()
+    };
+    let (mut compacted, mut expired) = (0, 0);
+    for day in 1..=3 {
+        let r = elt(&wh, &project, &with_upkeep).await.unwrap();
+        assert_eq!(r.day, Some(day));
+        let full: Vec<&str> = r
+            .models
+            .iter()
+            .filter(|m| m.full)
+            .map(|m| m.model.as_str())
+            .collect();
+        assert!(
+            full.is_empty(),
+            "day {day}: compactions force no full build: {full:?}"
+        );
+        let u = r.upkeep.expect("upkeep ran").expect("upkeep succeeded");
+        assert_eq!(
+            u.tables.len(),
+            58 * 5 + 2 + 1,
+            "every table, and the run log"
+        );
+        compacted += u.tables.iter().filter(|t| t.compaction.is_some()).count();
+        expired += u.tables.iter().map(|t| t.expired_snapshots).sum::<usize>();
+        // A compaction is not new data: nothing is stale after upkeep.
+        let stale: Vec<String> = plan(&wh, &dag, false)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|p| p.status != Status::UpToDate)
+            .map(|p| format!("{} ({})", dag.nodes[p.node].name, p.reason))
+            .collect();
+        assert!(stale.is_empty(), "day {day}: {stale:?}");
+    }
+    assert!(
+        compacted > 0 && expired > 0,
+        "{compacted} compacted, {expired} expired"
+    );
+    let incremental = common::model_tables(&wh).await;
+    let full = full_rebuild(&wh, &project).await;
+    for (t, rows) in &incremental {
+        assert!(
+            rows == &full[t],
+            "{t}: incremental differs from full after upkeep"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintain_respects_the_run_lock_and_keeps_a_killed_runs_commits() {
+    let project = Project::adventure_works().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+    init(&wh, &project, &options(None)).await.unwrap();
+    let maintain_now = MaintainOptions {
+        policy: aggressive_upkeep(),
+        ..MaintainOptions::default()
+    };
+    // A run in progress: maintain waits for it (fails naming it).
+    let held = RunLock::acquire(&wh, "elt", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let err = maintain(&wh, &maintain_now, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("locked by `elt`"), "{err}");
+    held.release().await.unwrap();
+
+    // A run killed part-way (its future dropped: nothing of it runs on),
+    // whose lock expires.
+    let killed = PipelineOptions {
+        lock_ttl: Duration::from_millis(600),
+        ..PipelineOptions::default()
+    };
+    let run = elt(&wh, &project, &killed);
+    if tokio::time::timeout(Duration::from_millis(1500), run)
+        .await
+        .is_ok()
+    {
+        eprintln!(
+            "the elt finished before it could be killed; maintain still must keep its commits"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = maintain(&wh, &maintain_now, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(r.tables.iter().any(|t| t.did_anything()));
+    // Every table reads whole (no file of a live snapshot went), the next
+    // run finishes the killed day, and it all equals a full build.
+    let after_maintain = common::model_tables(&wh).await;
+    assert_eq!(after_maintain.len(), 58 * 4 + 2);
+    let r = elt(&wh, &project, &PipelineOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.day, Some(1), "the killed day is run again");
+    let incremental = common::model_tables(&wh).await;
+    let full = full_rebuild(&wh, &project).await;
+    for (t, rows) in &incremental {
+        assert!(rows == &full[t], "{t}: differs from a full build");
+    }
 }

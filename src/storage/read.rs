@@ -71,13 +71,26 @@ impl LoadedTable {
                     .filter(|l| l.timestamp_ms <= t)
                     .max_by_key(|l| l.timestamp_ms)
                     .map(|l| l.snapshot_id);
-                found.map(Some).ok_or_else(|| {
-                    Error::not_found(format!(
-                        "table {} had no snapshot at {}",
+                if let Some(id) = found {
+                    return Ok(Some(id));
+                }
+                // The oldest snapshot kept names a parent that is gone: the
+                // table existed then, but upkeep expired that history.
+                let oldest = self.history().into_iter().next();
+                if let Some(o) = oldest.filter(|o| o.parent_id.is_some()) {
+                    return Err(Error::invalid(format!(
+                        "table {} had no snapshot at {}: its history now starts at {} \
+                         (older snapshots expired; upkeep keeps `retain`, see `lakehouse maintain`)",
                         self.name,
-                        ts.to_rfc3339()
-                    ))
-                })
+                        ts.to_rfc3339(),
+                        o.committed_at.to_rfc3339()
+                    )));
+                }
+                Err(Error::not_found(format!(
+                    "table {} had no snapshot at {}",
+                    self.name,
+                    ts.to_rfc3339()
+                )))
             }
         }
     }
@@ -172,7 +185,8 @@ impl Warehouse {
 
     /// Register every table as it was `as_of` (time travel over the whole
     /// warehouse). With a timestamp, tables that had no snapshot yet are left
-    /// out. Returns the registered names.
+    /// out; a table whose history at that time was expired is an error.
+    /// Returns the registered names.
     pub async fn register_all_as_of(
         &self,
         ctx: &SessionContext,
