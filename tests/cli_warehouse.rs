@@ -292,3 +292,108 @@ fn maintain_and_upkeep_after_elt() {
     let (ok, _, err) = lakehouse(wh, &["maintain", "--retain", "soon"]);
     assert!(!ok && err.contains("--retain"), "{err}");
 }
+
+/// A run killed with SIGKILL while it writes leaves files no snapshot
+/// references: never visible, listed by `maintain --dry-run`, removed by
+/// `maintain`; the next `elt` finishes the killed day.
+#[test]
+fn maintain_lists_and_removes_what_a_killed_run_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().to_str().unwrap();
+    let (ok, _, err) = lakehouse(wh, &["init", "--scale", "0.01", "--seed", "5"]);
+    assert!(ok, "{err}");
+    let count = |wh: &str| {
+        let (ok, out, err) = lakehouse(
+            wh,
+            &[
+                "query",
+                "--format",
+                "csv",
+                "SELECT count(*) FROM dar._bridge__as_of",
+            ],
+        );
+        assert!(ok, "{err}");
+        out.lines().nth(1).unwrap().trim().to_string()
+    };
+    let rows_before = count(wh);
+    let sweep = ["--orphan-age", "0s", "--no-compact"];
+    let mut listed = Vec::new();
+    // Runs that finished before they could be killed: each moves a day on.
+    let mut finished = 0;
+    for attempt in 0..8 {
+        let model_files = || {
+            ["dab", "dar"]
+                .iter()
+                .flat_map(|ns| files(&dir.path().join(ns)))
+                .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let before = model_files();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lakehouse"))
+            .args(["--warehouse", wh, "--lock-ttl", "1s", "elt", "--no-upkeep"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it as soon as a model writes a data file (before its commit).
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success());
+                finished += 1;
+                break;
+            }
+            if model_files().difference(&before).next().is_some() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        assert_eq!(
+            count(wh),
+            rows_before,
+            "a killed run's rows are never visible"
+        );
+        let mut args = vec!["maintain", "--dry-run"];
+        args.extend(sweep);
+        let (ok, dry, err) = lakehouse(wh, &args);
+        assert!(ok, "{err}");
+        listed = dry
+            .lines()
+            .filter(|l| l.split('\t').count() == 3 && !l.starts_with("run lock"))
+            .map(str::to_string)
+            .collect();
+        if !listed.is_empty() {
+            break;
+        }
+        eprintln!("attempt {attempt}: every file was committed before the kill; again");
+        // The killed day is finished by the next attempt's run.
+    }
+    assert!(
+        !listed.is_empty(),
+        "no kill landed between a write and its commit"
+    );
+    assert!(listed.iter().any(|l| l.contains(".parquet")), "{listed:?}");
+    let mut args = vec!["maintain"];
+    args.extend(sweep);
+    let (ok, out, err) = lakehouse(wh, &args);
+    assert!(ok, "{err}");
+    assert!(
+        summary_count(&out, "files deleted") >= listed.len(),
+        "{out}"
+    );
+    for l in &listed {
+        let path = l.split('\t').nth(1).unwrap();
+        assert!(!dir.path().join(path).exists(), "{path} removed");
+    }
+    let (ok, out, err) = lakehouse(wh, &["elt", "--no-upkeep"]);
+    assert!(ok, "{err}");
+    let day = format!("day {}", finished + 1);
+    assert!(
+        out.contains(&day),
+        "the killed day is run again ({day}): {out}"
+    );
+    let (ok, _, err) = lakehouse(wh, &["plan"]);
+    assert!(ok, "{err}");
+}

@@ -67,6 +67,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "LAKEHOUSE_SPILL_DIR")]
     pub spill_dir: Option<std::path::PathBuf>,
 
+    /// How long the warehouse's run lock stays valid without renewal: a run killed without
+    /// freeing it blocks others this long (renewed every third of it while a run lives).
+    #[arg(long, global = true, env = "LAKEHOUSE_LOCK_TTL", default_value = "60s", value_parser = lock_ttl)]
+    pub lock_ttl: std::time::Duration,
+
     #[command(subcommand)]
     pub command: Command,
 
@@ -195,6 +200,14 @@ pub enum Command {
         #[command(subcommand)]
         bench: BenchCommand,
     },
+}
+
+fn lock_ttl(text: &str) -> std::result::Result<std::time::Duration, String> {
+    match crate::project::parse_duration("--lock-ttl", text) {
+        Ok(d) if d >= std::time::Duration::from_millis(300) => Ok(d),
+        Ok(_) => Err("--lock-ttl: at least 300ms (the lock is renewed every third of it)".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Cli {
@@ -529,7 +542,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 models.as_deref(),
                 *full,
                 &options,
-                std::time::Duration::from_secs(60),
+                cli.lock_ttl,
             )
             .await?;
             let batch = record_batch(vec![

@@ -110,7 +110,7 @@ pub(super) async fn pipeline(
         },
         force,
         upkeep,
-        ..PipelineOptions::default()
+        lock_ttl: cli.lock_ttl,
     };
     let report = if command == "init" {
         init(&wh, project, &options).await?

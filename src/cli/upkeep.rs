@@ -76,7 +76,7 @@ pub(super) async fn run_maintain(cli: &Cli, args: &MaintainArgs) -> Result<()> {
         policy,
         budget: cli.budget()?,
     };
-    let report = maintain(&wh, &options, std::time::Duration::from_secs(60)).await?;
+    let report = maintain(&wh, &options, cli.lock_ttl).await?;
     if args.dry_run {
         for t in &report.tables {
             let name = t.table.as_ref().map(|n| n.to_string()).unwrap_or_default();
