@@ -75,6 +75,7 @@ pub(super) async fn run_maintain(cli: &Cli, args: &MaintainArgs) -> Result<()> {
         tables: args.tables.clone(),
         policy,
         budget: cli.budget()?,
+        orphans_when_due: false,
     };
     let report = maintain(&wh, &options, cli.lock_ttl).await?;
     if args.dry_run {

@@ -690,6 +690,7 @@ pub async fn elt(
                 tables: None,
                 policy: policy.clone(),
                 budget: options.run.budget.clone(),
+                orphans_when_due: true,
             };
             let t0 = Instant::now();
             let done = upkeep_locked(wh, &upkeep, &lock).await;

@@ -9,12 +9,16 @@
 //!   read (`lakehouse.dep.<table>`), and its next incremental build reads
 //!   what was added since. Those snapshots, and every newer one, are
 //!   protected from expiry;
-//! - the run lock's own history, pruned to its newest entries.
+//! - the run lock's own history, pruned to its newest entries;
+//! - after `elt`, orphans are swept only when due (the last sweep, kept in
+//!   `_lakehouse/upkeep/`, is older than half the orphan age); `maintain`
+//!   always sweeps.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use futures::StreamExt;
+use object_store::ObjectStoreExt;
 
 use super::lock::RunLock;
 use super::plan::{DEP_PREFIX, load_tables};
@@ -29,6 +33,9 @@ const LOCK_ENTRIES_KEPT: usize = 16;
 /// Tables kept up at once.
 const CONCURRENT_TABLES: usize = 8;
 
+/// Where the time of the last orphan sweep is kept.
+const LAST_SWEEP: &str = "_lakehouse/upkeep/last-orphan-sweep";
+
 /// Options of `maintain`.
 #[derive(Debug, Clone, Default)]
 pub struct MaintainOptions {
@@ -37,6 +44,11 @@ pub struct MaintainOptions {
     pub policy: UpkeepPolicy,
     /// The memory budget compaction's sorts run under.
     pub budget: MemoryBudget,
+    /// Sweep orphans only when the last sweep is older than half the
+    /// orphan age (the upkeep after `elt`: a file becomes an orphan only
+    /// once that old, so sweeping more often finds little, and each sweep
+    /// lists every table and reads all its snapshots).
+    pub orphans_when_due: bool,
 }
 
 /// What upkeep did to the warehouse.
@@ -101,9 +113,14 @@ pub async fn upkeep_locked(
     }
     let ctx = options.budget.context()?;
     let none = HashSet::new();
+    let mut policy = options.policy.clone();
+    if policy.orphans && options.orphans_when_due && options.tables.is_none() {
+        policy.orphans = sweep_due(wh, policy.orphan_age).await?;
+    }
+    let swept = policy.orphans && !policy.dry_run && options.tables.is_none();
     let mut done: Vec<TableUpkeep> = futures::stream::iter(chosen)
         .map(|name| {
-            let (ctx, protected, policy) = (&ctx, &protected, &options.policy);
+            let (ctx, protected, policy) = (&ctx, &protected, &policy);
             let none = &none;
             async move {
                 lock.check()?;
@@ -117,6 +134,13 @@ pub async fn upkeep_locked(
         .into_iter()
         .collect::<Result<_>>()?;
     done.sort_by(|a, b| a.table.cmp(&b.table));
+    if swept {
+        let now = chrono::Utc::now().timestamp_millis().to_string();
+        wh.store()
+            .put(&wh.url().store_path(LAST_SWEEP), now.into_bytes().into())
+            .await
+            .map_err(|e| Error::from(e).context("cannot record the orphan sweep"))?;
+    }
     let lock_entries = lock
         .prune_history(LOCK_ENTRIES_KEPT, options.policy.dry_run)
         .await?;
@@ -125,6 +149,22 @@ pub async fn upkeep_locked(
         lock_entries,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Whether an orphan sweep is due: none recorded, or the last one is older
+/// than half of `orphan_age`.
+async fn sweep_due(wh: &Warehouse, orphan_age: std::time::Duration) -> Result<bool> {
+    let last = match wh.store().get(&wh.url().store_path(LAST_SWEEP)).await {
+        Ok(got) => got.bytes().await.ok().and_then(|b| {
+            std::str::from_utf8(&b)
+                .ok()
+                .and_then(|t| t.trim().parse::<i64>().ok())
+        }),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => return Err(Error::from(e).context("cannot read the last orphan sweep")),
+    };
+    let half = (orphan_age.as_millis() / 2) as i64;
+    Ok(last.is_none_or(|t| chrono::Utc::now().timestamp_millis() - t >= half))
 }
 
 /// The snapshots each table's readers recorded (`lakehouse.dep.<table>` of
