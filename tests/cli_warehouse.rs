@@ -284,6 +284,35 @@ fn maintain_and_upkeep_after_elt() {
         "{err}"
     );
 
+    // A table upkeep cannot read fails alone, named; the others are kept up.
+    let broken = dir
+        .path()
+        .join("dab/frame__adventure_works__products/metadata");
+    for f in std::fs::read_dir(&broken).unwrap() {
+        let p = f.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("snap-")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let (ok, out, err) = lakehouse(wh, &["maintain"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("upkeep: 293 tables"), "{out}");
+    assert!(
+        err.contains("upkeep failed for 1 table(s)")
+            && err.contains("dab.frame__adventure_works__products: "),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("dab.frame__adventure_works__products:").count(),
+        1,
+        "once: {err}"
+    );
+
     let (ok, _, err) = lakehouse(wh, &["maintain", "--tables", "nope.*"]);
     assert!(
         !ok && err.contains("no table matches --tables 'nope.*'"),

@@ -181,7 +181,12 @@ pub(super) async fn pipeline(
         report.seconds
     );
     match &report.upkeep {
-        Some(Ok(u)) => super::upkeep::print_report(u, false)?,
+        Some(Ok(u)) => {
+            super::upkeep::print_report(u, false)?;
+            for f in u.failures() {
+                eprintln!("warning: upkeep of {f} (run `lakehouse maintain` to retry)");
+            }
+        }
         Some(Err(e)) => eprintln!(
             "warning: upkeep after {command} failed (the run's data is committed): {e}\nrun `lakehouse maintain` to retry"
         ),

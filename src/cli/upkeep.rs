@@ -90,6 +90,17 @@ pub(super) async fn run_maintain(cli: &Cli, args: &MaintainArgs) -> Result<()> {
         }
     }
     print_report(&report, args.dry_run)?;
+    let failed = report.failures();
+    if !failed.is_empty() {
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::Storage,
+            format!(
+                "upkeep failed for {} table(s) (the others were kept up):\n{}",
+                failed.len(),
+                failed.join("\n")
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -143,6 +154,7 @@ pub(super) fn print_report(report: &UpkeepReport, dry_run: bool) -> Result<()> {
             eprintln!("note: {n}");
         }
     }
+
     let (files, bytes) = report.deleted();
     let compacted = report
         .tables

@@ -62,6 +62,17 @@ pub struct UpkeepReport {
 }
 
 impl UpkeepReport {
+    /// The tables upkeep failed on, with the cause, one line each.
+    pub fn failures(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter_map(|t| {
+                let name = t.table.as_ref()?;
+                t.failed.as_ref().map(|e| format!("{name}: {e}"))
+            })
+            .collect()
+    }
+
     /// Files deleted (or, in a dry run, to be deleted) and their bytes.
     pub fn deleted(&self) -> (usize, u64) {
         self.tables.iter().map(TableUpkeep::deleted).fold(
@@ -125,7 +136,19 @@ pub async fn upkeep_locked(
             async move {
                 lock.check()?;
                 let keep = protected.get(&name.to_string()).unwrap_or(none);
-                wh.upkeep_table(ctx, &name, policy, keep).await
+                // One table failing (say, a file it cannot read) does not
+                // stop the others; the report names it.
+                Ok(wh
+                    .upkeep_table(ctx, &name, policy, keep)
+                    .await
+                    .unwrap_or_else(|e| TableUpkeep {
+                        table: Some(name.clone()),
+                        failed: Some(match std::error::Error::source(&e) {
+                            Some(cause) => format!("{}: {cause}", e.message()),
+                            None => e.message().to_string(),
+                        }),
+                        ..TableUpkeep::default()
+                    }))
             }
         })
         .buffer_unordered(CONCURRENT_TABLES)

@@ -110,6 +110,13 @@ pub(super) async fn plan(
         .await?
         .into_iter()
         .partition(|f| f.content_type() == DataContentType::Data);
+    if deletes
+        .iter()
+        .any(|f| f.content_type() == DataContentType::EqualityDeletes)
+    {
+        // Another engine's equality deletes: not ours to rewrite.
+        return Ok(None);
+    }
     let positions = deleted_positions(wh, &deletes).await?;
     let deleted_in = |f: &DataFile| positions.get(f.file_path()).map_or(0, |p| p.len() as u64);
 

@@ -104,6 +104,8 @@ pub struct TableUpkeep {
     pub orphan_files: Vec<(String, u64)>,
     /// Why a step was skipped (e.g. the table changed meanwhile).
     pub notes: Vec<String>,
+    /// The error that stopped upkeep of this table (the others go on).
+    pub failed: Option<String>,
 }
 
 impl TableUpkeep {
