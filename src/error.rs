@@ -174,9 +174,10 @@ impl From<object_store::Error> for Error {
     }
 }
 
-/// The instance-metadata endpoint S3 clients ask for credentials when no
-/// other source of credentials is configured.
-const INSTANCE_METADATA: &str = "169.254.169.254";
+/// What S3 clients ask the instance-metadata service for when no other
+/// source of credentials is configured (its token and role paths, wherever
+/// `AWS_METADATA_ENDPOINT` points).
+const INSTANCE_METADATA: [&str; 2] = ["/latest/api/token", "/latest/meta-data/iam"];
 
 /// A one-line diagnosis of an error chain whose cause is well known, to print
 /// before the chain: today, S3 access with no AWS credentials configured (the
@@ -185,7 +186,8 @@ const INSTANCE_METADATA: &str = "169.254.169.254";
 pub fn diagnosis(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     let mut at = Some(e);
     while let Some(x) = at {
-        if x.to_string().contains(INSTANCE_METADATA) {
+        let text = x.to_string();
+        if INSTANCE_METADATA.iter().any(|p| text.contains(p)) {
             return Some(
                 "no AWS credentials found for S3: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
                  (plus AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE, or run \

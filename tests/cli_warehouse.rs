@@ -426,3 +426,45 @@ fn maintain_lists_and_removes_what_a_killed_run_left() {
     let (ok, _, err) = lakehouse(wh, &["plan"]);
     assert!(ok, "{err}");
 }
+
+/// S3 with no credentials anywhere fails within seconds, and the first line
+/// says so and which variables to set (the metadata service that S3 clients
+/// fall back to is pointed at a closed port, as off EC2 it is unreachable).
+#[test]
+fn s3_without_credentials_says_so_in_one_line() {
+    let started = std::time::Instant::now();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "LAKEHOUSE_WAREHOUSE",
+        "LAKEHOUSE_S3_ENDPOINT",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:1")
+        .args([
+            "--warehouse",
+            "s3://no-such-bucket/p",
+            "--s3-endpoint",
+            "http://127.0.0.1:9",
+            "tables",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(
+            "error: no AWS credentials found for S3: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
