@@ -3,7 +3,9 @@
 //!
 //! A table is compacted when its current snapshot holds
 //! - at least `min_files` small data files (under a quarter of the target
-//!   file size): all of them are rewritten together; or
+//!   file size): they are merged, from the smallest up, while each is at
+//!   most twice the ones taken before it (size tiers: a large file is
+//!   rewritten only once the small ones add up to half of it); or
 //! - data files with at least a fifth of their rows deleted: each such file
 //!   is rewritten without them; or
 //! - at least `min_files` position delete files: they are merged into one.
@@ -127,7 +129,7 @@ pub(super) async fn plan(
         .collect();
     let mut rewrite: Vec<DataFile> = Vec::new();
     if small.len() >= min_files {
-        rewrite.extend(small.into_iter().cloned());
+        rewrite.extend(size_tier(small).into_iter().cloned());
     }
     for f in &data {
         let heavy = deleted_in(f) as f64 >= DELETED_SHARE * f.record_count() as f64;
@@ -181,6 +183,25 @@ pub(super) async fn plan(
         sort_by,
         properties,
     }))
+}
+
+/// Of `small` files, those to merge: from the smallest up, each file whose
+/// size is at most twice the files taken before it (the first two always).
+/// A table that takes a small commit a day beside one large file merges the
+/// daily files among themselves, and the large one only once they add up
+/// to half its size: each row is rewritten O(log n) times, not daily.
+fn size_tier(mut small: Vec<&DataFile>) -> Vec<&DataFile> {
+    small.sort_by_key(|f| f.file_size_in_bytes());
+    let mut taken: Vec<&DataFile> = Vec::new();
+    let mut bytes = 0u64;
+    for f in small {
+        if taken.len() >= 2 && f.file_size_in_bytes() > 2 * bytes {
+            break;
+        }
+        bytes += f.file_size_in_bytes();
+        taken.push(f);
+    }
+    if taken.len() < 2 { vec![] } else { taken }
 }
 
 /// Rewrite what `plan` chose and commit it.
@@ -313,5 +334,56 @@ impl PartitionStream for OnceStream {
             Arc::clone(&self.schema),
             rows,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use iceberg::spec::{DataFileBuilder, DataFileFormat};
+
+    use super::*;
+
+    fn file(name: &str, bytes: u64) -> DataFile {
+        DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path(name.to_string())
+            .file_format(DataFileFormat::Parquet)
+            .record_count(1)
+            .file_size_in_bytes(bytes)
+            .partition_spec_id(0)
+            .build()
+            .unwrap()
+    }
+
+    fn tier(sizes: &[u64]) -> Vec<u64> {
+        let files: Vec<DataFile> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| file(&format!("f{i}"), *b))
+            .collect();
+        size_tier(files.iter().collect())
+            .iter()
+            .map(|f| f.file_size_in_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn daily_files_merge_among_themselves_before_the_large_one() {
+        // Seven daily files beside a large one: only the daily ones.
+        assert_eq!(tier(&[100, 1, 1, 1, 1, 1, 1, 1]), vec![1; 7]);
+        // Their merged file grows until it is half the large one.
+        assert_eq!(
+            tier(&[100, 7, 1, 1, 1, 1, 1, 1, 1]),
+            vec![1, 1, 1, 1, 1, 1, 1, 7]
+        );
+        let mut sizes = vec![100, 40];
+        sizes.extend([1; 10]);
+        assert_eq!(tier(&sizes), vec![1; 10], "10 daily are not half of 40");
+        sizes.extend([1; 10]);
+        assert_eq!(tier(&sizes).len(), 22, "20 daily are: 40, then 100 go too");
+        // Files of one size all merge; a lone file never does.
+        assert_eq!(tier(&[5, 5, 5, 5]), vec![5; 4]);
+        assert!(tier(&[5]).is_empty());
+        assert!(tier(&[1, 100, 1000]).len() < 3);
     }
 }
