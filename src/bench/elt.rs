@@ -1,5 +1,6 @@
 //! `bench elt`: the product's end-to-end benchmark, `init` then incremental
-//! `elt` days, each day's wall time as a ratio of the same sequence's `init`.
+//! `elt` days, each day's wall time as a ratio of the same sequence's `init`,
+//! and the warehouse's files and bytes after every run.
 //!
 //! Every run is a process of its own (a `lakehouse` executable, by default
 //! this one), as a user runs it, so each run pays its own start-up, source
@@ -10,9 +11,37 @@
 //! machine's speed drifts by tens of percent within minutes and only figures
 //! measured side by side compare.
 //!
-//! With several executables (`--exe a --exe b`) the sequences are
-//! interleaved (a, b, a, b, ...) so both builds meet the same phases of the
-//! machine, and the report summarises each build on its own.
+//! **Upkeep** (`--upkeep`, [`UpkeepMode`]): with `off` (the default, so
+//! figures measured before upkeep existed stay comparable) every `elt` is
+//! run with `--no-upkeep`; an executable that predates upkeep (its `elt`
+//! has no `--no-upkeep`, found by asking its `elt --help` once) never runs
+//! upkeep and is passed nothing. With `on` every `elt` ends with upkeep
+//! under a compressed-time policy, [`UPKEEP_ON_ARGS`]:
+//! `--retain 0s --keep-last 8 --orphan-age 0s`. The benchmark runs a
+//! hundred simulated days in minutes, so every snapshot is seconds old and
+//! an age-based retention (the product's default keeps 7 days) would never
+//! expire anything; history is therefore kept by count instead: the newest
+//! 8 snapshots of each table, about a week of daily runs (the current one
+//! and seven before it; a compaction's snapshot counts too). The orphan age protects the files of a commit
+//! still in flight; the benchmark's runs never overlap, so none is in
+//! flight when upkeep runs and 0 s is safe. Compaction stays on. With
+//! `both` each sequence is run once with upkeep off and once on.
+//!
+//! A *group* ([`Group`]) is one executable with one upkeep variant; the
+//! report summarises each group on its own, as it does each build. With
+//! several executables (`--exe a --exe b`) or both variants the sequences
+//! are interleaved round by round (a off, a on, b off, b on, then again) so
+//! every group meets the same phases of the machine.
+//!
+//! **Warehouse size**: after `init` and after every `elt` day the warehouse
+//! directory is walked ([`measure_dir`]): its regular files and their bytes.
+//! The report gives, per sequence and per group (the median over its
+//! sequences), day 1's and the last day's wall time and their ratio, the
+//! mean wall time of the last [`TAIL_DAYS`] days, and the files and bytes
+//! after day 1 and after the last day with their ratios ([`Growth`]).
+//! Every day's ratio to `init` is printed for up to [`TAIL_DAYS`] days;
+//! beyond that only day 1, every tenth day and the last ([`shown_days`]),
+//! so a hundred days do not flood the terminal.
 //!
 //! Before each run the file system is synced and the benchmark pauses
 //! (`pause`), so one run's write-back does not land in the next run's time.
@@ -25,7 +54,82 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::elt_growth::render_table;
+pub use super::elt_growth::{Growth, GrowthSummary, TAIL_DAYS, shown_days};
+pub use super::warehouse_size::{DirSize, measure_dir};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
+
+/// What `elt` is passed with upkeep on: a compressed-time policy (see
+/// module docs), history kept by count because simulated days pass in
+/// seconds.
+pub const UPKEEP_ON_ARGS: [&str; 6] = ["--retain", "0s", "--keep-last", "8", "--orphan-age", "0s"];
+
+/// What `elt` is passed with upkeep off (when the executable knows it).
+pub const UPKEEP_OFF_ARG: &str = "--no-upkeep";
+
+/// Whether a sequence's `elt` runs end with upkeep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Upkeep {
+    Off,
+    On,
+}
+
+impl std::fmt::Display for Upkeep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Upkeep::Off => "off",
+            Upkeep::On => "on",
+        })
+    }
+}
+
+/// `--upkeep`: the variants each round of sequences runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpkeepMode {
+    /// Every `elt` without upkeep (the figures from before upkeep existed).
+    #[default]
+    Off,
+    /// Every `elt` with upkeep ([`UPKEEP_ON_ARGS`]).
+    On,
+    /// Each sequence once off, once on, interleaved.
+    Both,
+}
+
+impl UpkeepMode {
+    /// The variants, in the order each round runs them.
+    pub fn variants(self) -> &'static [Upkeep] {
+        match self {
+            UpkeepMode::Off => &[Upkeep::Off],
+            UpkeepMode::On => &[Upkeep::On],
+            UpkeepMode::Both => &[Upkeep::Off, Upkeep::On],
+        }
+    }
+}
+
+impl std::str::FromStr for UpkeepMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(UpkeepMode::Off),
+            "on" => Ok(UpkeepMode::On),
+            "both" => Ok(UpkeepMode::Both),
+            _ => Err(Error::invalid(format!(
+                "--upkeep: `{s}` is not one of on, off, both"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for UpkeepMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UpkeepMode::Off => "off",
+            UpkeepMode::On => "on",
+            UpkeepMode::Both => "both",
+        })
+    }
+}
 
 /// Options of `bench elt`.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +154,8 @@ pub struct EltBenchConfig {
     pub target: f64,
     /// Keep each sequence's warehouse and log.
     pub keep: bool,
+    /// Which upkeep variants run.
+    pub upkeep: UpkeepMode,
 }
 
 /// What the operating system measured of one run.
@@ -62,16 +168,46 @@ pub struct RunMeasure {
     pub peak_rss: u64,
 }
 
-/// One sequence: an `init` and the `elt` days after it.
+/// One sequence: an `init` and the `elt` days after it, and the warehouse
+/// after each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequence {
     /// Index into [`EltBenchConfig::exes`].
     pub exe: usize,
+    /// Whether its `elt` runs ended with upkeep.
+    pub upkeep: Upkeep,
     pub init: RunMeasure,
+    /// The warehouse after `init`.
+    pub init_size: DirSize,
     pub days: Vec<RunMeasure>,
+    /// The warehouse after each day (one per entry of `days`).
+    pub day_sizes: Vec<DirSize>,
+}
+
+/// The sequences the report summarises together: one executable with one
+/// upkeep variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    /// Index into [`EltBenchConfig::exes`].
+    pub exe: usize,
+    pub upkeep: Upkeep,
 }
 
 impl Sequence {
+    /// The group it belongs to.
+    pub fn group(&self) -> Group {
+        Group {
+            exe: self.exe,
+            upkeep: self.upkeep,
+        }
+    }
+
+    /// Its growth from day 1 to its last day (`None` without days).
+    pub fn growth(&self) -> Option<Growth> {
+        let walls: Vec<f64> = self.days.iter().map(|m| secs(m.wall)).collect();
+        Growth::of(&walls, &self.day_sizes)
+    }
+
     /// Day `d`'s (0-based) wall time over this sequence's `init`.
     pub fn ratio(&self, d: usize) -> Option<f64> {
         let day = self.days.get(d)?;
@@ -132,49 +268,115 @@ fn label(i: usize) -> String {
 }
 
 impl EltBenchReport {
-    /// The sequences of executable `exe`.
-    pub fn of_exe(&self, exe: usize) -> impl Iterator<Item = &Sequence> {
-        self.sequences.iter().filter(move |s| s.exe == exe)
+    /// The groups in the order they run: each executable, each upkeep variant.
+    pub fn groups(&self) -> Vec<Group> {
+        (0..self.config.exes.len())
+            .flat_map(|exe| {
+                self.config
+                    .upkeep
+                    .variants()
+                    .iter()
+                    .map(move |&upkeep| Group { exe, upkeep })
+            })
+            .collect()
     }
 
-    /// The ratios of day `d` (0-based) over the sequences of executable `exe`.
-    pub fn ratios(&self, exe: usize, d: usize) -> Vec<f64> {
-        self.of_exe(exe).filter_map(|s| s.ratio(d)).collect()
+    /// The sequences of group `g`.
+    pub fn of_group(&self, g: Group) -> impl Iterator<Item = &Sequence> {
+        self.sequences.iter().filter(move |s| s.group() == g)
     }
 
-    /// A text report: one line per sequence, then per executable and day the
+    /// The ratios of day `d` (0-based) over the sequences of group `g`.
+    pub fn ratios(&self, g: Group, d: usize) -> Vec<f64> {
+        self.of_group(g).filter_map(|s| s.ratio(d)).collect()
+    }
+
+    /// The growth of group `g`: the median over its sequences.
+    pub fn growth(&self, g: Group) -> Option<GrowthSummary> {
+        let growths: Vec<Growth> = self.of_group(g).filter_map(Sequence::growth).collect();
+        GrowthSummary::of(&growths)
+    }
+
+    /// Whether the report tells the upkeep variants apart (`--upkeep both`).
+    fn by_upkeep(&self) -> bool {
+        self.config.upkeep.variants().len() > 1
+    }
+
+    /// How group `g` is named in the report.
+    fn group_name(&self, g: Group) -> String {
+        if self.by_upkeep() {
+            format!("executable {}, upkeep {}", g.exe + 1, g.upkeep)
+        } else {
+            format!("executable {}", g.exe + 1)
+        }
+    }
+
+    /// A text report: one line per sequence, then per group and day the
     /// range and median of the times and ratios, how many met the target, and
-    /// the peak resident memory.
+    /// the peak resident memory, then how each sequence and group grew from
+    /// day 1 to the last day. Beyond [`TAIL_DAYS`] days only the days of
+    /// [`shown_days`] are shown one by one.
     pub fn render(&self) -> String {
         let c = &self.config;
         let pct = |r: f64| format!("{:.1} %", 100.0 * r);
+        let by_upkeep = self.by_upkeep();
+        let shown = shown_days(c.days as usize);
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "bench elt: scale {}, seed {}, init then {} elt day(s), {} sequence(s) per executable, in {}",
+            "bench elt: scale {}, seed {}, init then {} elt day(s), {} sequence(s) per executable{}, in {}",
             c.scale,
             c.seed,
             c.days,
             c.sequences,
+            if by_upkeep { " and upkeep variant" } else { "" },
             c.dir.display()
+        );
+        let _ = writeln!(
+            out,
+            "upkeep {}: {}",
+            c.upkeep,
+            match c.upkeep {
+                UpkeepMode::Off => format!("elt {UPKEEP_OFF_ARG}"),
+                UpkeepMode::On => format!("elt {}", UPKEEP_ON_ARGS.join(" ")),
+                UpkeepMode::Both => format!(
+                    "each sequence once with elt {UPKEEP_OFF_ARG}, once with elt {}",
+                    UPKEEP_ON_ARGS.join(" ")
+                ),
+            }
         );
         for (i, exe) in c.exes.iter().enumerate() {
             let _ = writeln!(out, "executable {}: {}", i + 1, exe.display());
         }
-        let _ = write!(out, "\n{:<4} {:<4} {:>18}", "seq", "exe", "init (peak RSS)");
-        for d in 1..=c.days {
-            let _ = write!(out, " {:>24}", format!("day {d} (ratio, peak RSS)"));
+        if shown.len() < c.days as usize {
+            let names: Vec<String> = shown.iter().map(|d| (d + 1).to_string()).collect();
+            let _ = writeln!(
+                out,
+                "days shown one by one: {} (every day up to {TAIL_DAYS} days)",
+                names.join(", ")
+            );
+        }
+        let _ = write!(out, "\n{:<4} {:<4} ", "seq", "exe");
+        if by_upkeep {
+            let _ = write!(out, "{:<6} ", "upkeep");
+        }
+        let _ = write!(out, "{:>18}", "init (peak RSS)");
+        for &d in &shown {
+            let _ = write!(out, " {:>24}", format!("day {} (ratio, peak RSS)", d + 1));
         }
         out.push('\n');
         for (i, s) in self.sequences.iter().enumerate() {
+            let _ = write!(out, "{:<4} {:<4} ", label(i), s.exe + 1);
+            if by_upkeep {
+                let _ = write!(out, "{:<6} ", s.upkeep.to_string());
+            }
             let _ = write!(
                 out,
-                "{:<4} {:<4} {:>18}",
-                label(i),
-                s.exe + 1,
+                "{:>18}",
                 format!("{:.2} s ({:.0} MB)", secs(s.init.wall), mb(s.init.peak_rss))
             );
-            for (d, day) in s.days.iter().enumerate() {
+            for &d in &shown {
+                let Some(day) = s.days.get(d) else { continue };
                 let ratio = s.ratio(d).map(pct).unwrap_or_else(|| "-".into());
                 let _ = write!(
                     out,
@@ -188,12 +390,12 @@ impl EltBenchReport {
             }
             out.push('\n');
         }
-        for exe in 0..c.exes.len() {
-            let seqs: Vec<&Sequence> = self.of_exe(exe).collect();
+        for g in self.groups() {
+            let seqs: Vec<&Sequence> = self.of_group(g).collect();
             if seqs.is_empty() {
                 continue;
             }
-            let _ = writeln!(out, "\nexecutable {}:", exe + 1);
+            let _ = writeln!(out, "\n{}:", self.group_name(g));
             let init: Vec<f64> = seqs.iter().map(|s| secs(s.init.wall)).collect();
             let init_cpu: Vec<f64> = seqs.iter().map(|s| secs(s.init.cpu)).collect();
             let init_rss: Vec<f64> = seqs.iter().map(|s| mb(s.init.peak_rss)).collect();
@@ -205,12 +407,12 @@ impl EltBenchReport {
                 median(&init).unwrap_or(0.0),
                 median(&init_cpu).unwrap_or(0.0),
             );
-            for d in 0..c.days as usize {
+            for &d in &shown {
                 let days: Vec<&RunMeasure> = seqs.iter().filter_map(|s| s.days.get(d)).collect();
                 let wall: Vec<f64> = days.iter().map(|m| secs(m.wall)).collect();
                 let cpu: Vec<f64> = days.iter().map(|m| secs(m.cpu)).collect();
                 let rss: Vec<f64> = days.iter().map(|m| mb(m.peak_rss)).collect();
-                let ratios = self.ratios(exe, d);
+                let ratios = self.ratios(g, d);
                 let (lo, hi) = min_max(&wall);
                 let (qlo, qhi) = min_max(&ratios);
                 let (rlo, rhi) = min_max(&rss);
@@ -227,6 +429,46 @@ impl EltBenchReport {
                     ratios.len(),
                 );
             }
+            let init_files: Vec<f64> = seqs.iter().map(|s| s.init_size.files as f64).collect();
+            let init_bytes: Vec<f64> = seqs.iter().map(|s| s.init_size.bytes as f64).collect();
+            let _ = writeln!(
+                out,
+                "  warehouse after init: {:.0} files, {:.1} MB (median)",
+                median(&init_files).unwrap_or(0.0),
+                median(&init_bytes).unwrap_or(0.0) / 1e6,
+            );
+            if let Some(growth) = self.growth(g) {
+                let _ = writeln!(out, "  {} (median)", growth.describe());
+            }
+        }
+        let mut rows: Vec<([String; 3], GrowthSummary)> = Vec::new();
+        for (i, s) in self.sequences.iter().enumerate() {
+            if let Some(g) = s.growth().and_then(|g| GrowthSummary::of(&[g])) {
+                rows.push(([label(i), (s.exe + 1).to_string(), s.upkeep.to_string()], g));
+            }
+        }
+        if c.sequences > 1 {
+            for g in self.groups() {
+                if let Some(summary) = self.growth(g) {
+                    rows.push((
+                        [
+                            "median".into(),
+                            (g.exe + 1).to_string(),
+                            g.upkeep.to_string(),
+                        ],
+                        summary,
+                    ));
+                }
+            }
+        }
+        if !rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\ngrowth (wall times of day 1 and day {days}, their ratio, the mean of the last {} day(s); files and MB in the warehouse after day 1 and day {days}):",
+                (c.days as usize).min(TAIL_DAYS),
+                days = c.days,
+            );
+            out.push_str(&render_table(&rows, c.days as usize));
         }
         out
     }
@@ -239,39 +481,112 @@ pub fn run_elt_bench(
     mut progress: impl FnMut(&str),
 ) -> Result<EltBenchReport> {
     validate(config)?;
+    let upkeep_flags = config
+        .exes
+        .iter()
+        .map(|exe| upkeep_flags_of(exe, config.upkeep))
+        .collect::<Result<Vec<bool>>>()?;
     std::fs::create_dir_all(&config.dir).ctx(ErrorKind::Storage, || {
         format!("bench elt: cannot create {}", config.dir.display())
     })?;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let variants = config.upkeep.variants();
     let mut sequences = Vec::new();
     for round in 0..config.sequences {
         for (exe_index, exe) in config.exes.iter().enumerate() {
-            let seq_label = label(sequences.len());
-            let warehouse = config
-                .dir
-                .join(format!("lakehouse-bench-elt-{run_id}-{seq_label}"));
-            let log = warehouse.with_extension("log");
-            let seq = run_sequence(config, exe, exe_index, &warehouse, &log, |step, m| {
-                progress(&format!(
-                    "sequence {seq_label} ({} of {}, executable {}): {step} {:.2} s, peak RSS {:.0} MB",
-                    round + 1,
-                    config.sequences,
-                    exe_index + 1,
-                    secs(m.wall),
-                    mb(m.peak_rss)
-                ))
-            })?;
-            if !config.keep {
-                remove(&warehouse)?;
-                remove(&log)?;
+            for &upkeep in variants {
+                let seq_label = label(sequences.len());
+                let warehouse = config
+                    .dir
+                    .join(format!("lakehouse-bench-elt-{run_id}-{seq_label}"));
+                let log = warehouse.with_extension("log");
+                let run = SequenceRun {
+                    exe,
+                    exe_index,
+                    upkeep,
+                    upkeep_flags: upkeep_flags[exe_index],
+                    warehouse: &warehouse,
+                    log: &log,
+                };
+                let variant = if variants.len() > 1 {
+                    format!(", upkeep {upkeep}")
+                } else {
+                    String::new()
+                };
+                let seq = run_sequence(config, &run, |step, m, size| {
+                    progress(&format!(
+                        "sequence {seq_label} ({} of {}, executable {}{variant}): {step} {:.2} s, peak RSS {:.0} MB, warehouse {} files, {:.1} MB",
+                        round + 1,
+                        config.sequences,
+                        exe_index + 1,
+                        secs(m.wall),
+                        mb(m.peak_rss),
+                        size.files,
+                        mb(size.bytes),
+                    ))
+                })?;
+                if !config.keep {
+                    remove(&warehouse)?;
+                    remove(&log)?;
+                }
+                sequences.push(seq);
             }
-            sequences.push(seq);
         }
     }
     Ok(EltBenchReport {
         config: config.clone(),
         sequences,
     })
+}
+
+/// Whether `exe`'s `elt` has the upkeep flags (`--no-upkeep`), asked of its
+/// `elt --help`. An executable without them never runs upkeep: fine for
+/// `--upkeep off`, an error for the modes that need upkeep on.
+fn upkeep_flags_of(exe: &Path, mode: UpkeepMode) -> Result<bool> {
+    let out = Command::new(exe)
+        .args(["elt", "--help"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ctx(ErrorKind::Internal, || {
+            format!("bench elt: cannot run {} elt --help", exe.display())
+        })?;
+    let known = out.status.success() && help_has_upkeep(&String::from_utf8_lossy(&out.stdout));
+    if !known && mode != UpkeepMode::Off {
+        return Err(Error::invalid(format!(
+            "bench elt: --upkeep {mode}: {} has no upkeep (its `elt --help` names no {UPKEEP_OFF_ARG}); \
+             measure it with --upkeep off",
+            exe.display()
+        )));
+    }
+    Ok(known)
+}
+
+/// Whether an `elt --help` text offers the upkeep flags.
+fn help_has_upkeep(help: &str) -> bool {
+    help.contains(UPKEEP_OFF_ARG) && help.contains(UPKEEP_ON_ARGS[2])
+}
+
+/// What one sequence runs, and where.
+struct SequenceRun<'a> {
+    exe: &'a Path,
+    exe_index: usize,
+    upkeep: Upkeep,
+    /// Whether `exe`'s `elt` has the upkeep flags ([`upkeep_flags_of`]).
+    upkeep_flags: bool,
+    warehouse: &'a Path,
+    log: &'a Path,
+}
+
+/// The arguments of the `elt` runs for an upkeep variant (see module docs):
+/// none when the executable has no upkeep flags.
+fn upkeep_args(upkeep: Upkeep, upkeep_flags: bool) -> Vec<String> {
+    let args: &[&str] = match (upkeep_flags, upkeep) {
+        (false, _) => &[],
+        (true, Upkeep::Off) => &[UPKEEP_OFF_ARG],
+        (true, Upkeep::On) => &UPKEEP_ON_ARGS,
+    };
+    args.iter().map(|a| a.to_string()).collect()
 }
 
 fn validate(config: &EltBenchConfig) -> Result<()> {
@@ -322,15 +637,19 @@ pub(crate) fn remove(path: &Path) -> Result<()> {
     }
 }
 
-/// `init` into `warehouse`, then `days` `elt` runs, each measured.
+/// `init` into the warehouse, then `days` `elt` runs, each measured and
+/// the warehouse measured after each.
 fn run_sequence(
     config: &EltBenchConfig,
-    exe: &Path,
-    exe_index: usize,
-    warehouse: &Path,
-    log: &Path,
-    mut progress: impl FnMut(&str, &RunMeasure),
+    run: &SequenceRun<'_>,
+    mut progress: impl FnMut(&str, &RunMeasure, &DirSize),
 ) -> Result<Sequence> {
+    let SequenceRun {
+        exe,
+        warehouse,
+        log,
+        ..
+    } = *run;
     let wh = warehouse
         .to_str()
         .ok_or_else(|| Error::invalid(format!("{} is not UTF-8", warehouse.display())))?;
@@ -344,24 +663,34 @@ fn run_sequence(
         config.seed.to_string(),
     ];
     let mut elt_args = vec!["--warehouse".to_string(), wh.to_string(), "elt".to_string()];
+    elt_args.extend(upkeep_args(run.upkeep, run.upkeep_flags));
     if config.jobs > 0 {
         for args in [&mut init_args, &mut elt_args] {
             args.extend(["--jobs".to_string(), config.jobs.to_string()]);
         }
     }
+    let measure =
+        || measure_dir(warehouse).map_err(|e| e.context("bench elt: measuring the warehouse"));
     let init = run_step(config, exe, &init_args, log, "init")?;
-    progress("init", &init);
+    let init_size = measure()?;
+    progress("init", &init, &init_size);
     let mut days = Vec::new();
+    let mut day_sizes = Vec::new();
     for d in 1..=config.days {
         let step = format!("elt day {d}");
         let m = run_step(config, exe, &elt_args, log, &step)?;
-        progress(&step, &m);
+        let size = measure()?;
+        progress(&step, &m, &size);
         days.push(m);
+        day_sizes.push(size);
     }
     Ok(Sequence {
-        exe: exe_index,
+        exe: run.exe_index,
+        upkeep: run.upkeep,
         init,
+        init_size,
         days,
+        day_sizes,
     })
 }
 
@@ -508,8 +837,34 @@ mod tests {
             jobs: 0,
             target: 0.10,
             keep: false,
+            upkeep: UpkeepMode::Off,
         }
     }
+
+    fn seq(exe: usize, upkeep: Upkeep, init: RunMeasure, days: Vec<RunMeasure>) -> Sequence {
+        let day_sizes = (1..=days.len() as u64)
+            .map(|d| DirSize {
+                files: 100 + 10 * d,
+                bytes: 1_000_000 * (10 + d),
+            })
+            .collect();
+        Sequence {
+            exe,
+            upkeep,
+            init,
+            init_size: DirSize {
+                files: 100,
+                bytes: 10_000_000,
+            },
+            days,
+            day_sizes,
+        }
+    }
+
+    const OFF0: Group = Group {
+        exe: 0,
+        upkeep: Upkeep::Off,
+    };
 
     #[test]
     fn medians_and_labels() {
@@ -532,29 +887,33 @@ mod tests {
         let report = EltBenchReport {
             config: config(2, 2),
             sequences: vec![
-                Sequence {
-                    exe: 0,
-                    init: m(10_000, 3000),
-                    days: vec![m(700, 200), m(1_100, 330)],
-                },
-                Sequence {
-                    exe: 1,
-                    init: m(8_000, 3000),
-                    days: vec![m(800, 210), m(800, 300)],
-                },
-                Sequence {
-                    exe: 0,
-                    init: m(12_000, 3100),
-                    days: vec![m(900, 190), m(1_080, 320)],
-                },
+                seq(
+                    0,
+                    Upkeep::Off,
+                    m(10_000, 3000),
+                    vec![m(700, 200), m(1_100, 330)],
+                ),
+                seq(
+                    1,
+                    Upkeep::Off,
+                    m(8_000, 3000),
+                    vec![m(800, 210), m(800, 300)],
+                ),
+                seq(
+                    0,
+                    Upkeep::Off,
+                    m(12_000, 3100),
+                    vec![m(900, 190), m(1_080, 320)],
+                ),
             ],
         };
         let close = |a: &[f64], b: &[f64]| {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12)
         };
-        assert!(close(&report.ratios(0, 0), &[0.07, 0.075]));
-        assert!(close(&report.ratios(0, 1), &[0.11, 0.09]));
-        assert!(close(&report.ratios(1, 1), &[0.1]));
+        let off1 = Group { exe: 1, ..OFF0 };
+        assert!(close(&report.ratios(OFF0, 0), &[0.07, 0.075]));
+        assert!(close(&report.ratios(OFF0, 1), &[0.11, 0.09]));
+        assert!(close(&report.ratios(off1, 1), &[0.1]));
         assert_eq!(report.sequences[0].ratio(2), None);
         let text = report.render();
         assert!(
@@ -604,5 +963,125 @@ mod tests {
         c.exes.push(PathBuf::from("/nonexistent/lakehouse"));
         let e = validate(&c).expect_err("missing executable");
         assert!(e.message().contains("/nonexistent/lakehouse"), "{e}");
+    }
+
+    #[test]
+    fn upkeep_modes_and_their_arguments() {
+        for (text, mode) in [
+            ("off", UpkeepMode::Off),
+            ("on", UpkeepMode::On),
+            (" Both ", UpkeepMode::Both),
+        ] {
+            assert_eq!(text.parse::<UpkeepMode>().expect(text), mode);
+        }
+        let e = "sometimes".parse::<UpkeepMode>().expect_err("not a mode");
+        assert!(e.message().contains("--upkeep") && e.message().contains("sometimes"));
+        assert_eq!(UpkeepMode::default(), UpkeepMode::Off);
+        assert_eq!(UpkeepMode::Off.variants(), [Upkeep::Off]);
+        assert_eq!(UpkeepMode::On.variants(), [Upkeep::On]);
+        assert_eq!(UpkeepMode::Both.variants(), [Upkeep::Off, Upkeep::On]);
+        assert_eq!(upkeep_args(Upkeep::Off, true), ["--no-upkeep"]);
+        assert_eq!(
+            upkeep_args(Upkeep::On, true),
+            ["--retain", "0s", "--keep-last", "8", "--orphan-age", "0s"]
+        );
+        // An executable from before upkeep never runs it: nothing to pass.
+        assert!(upkeep_args(Upkeep::Off, false).is_empty());
+        assert!(help_has_upkeep(
+            "Options:\n      --no-upkeep  Skip the upkeep\n      --keep-last <N>  Always keep"
+        ));
+        assert!(!help_has_upkeep("Options:\n      --jobs <JOBS>"));
+    }
+
+    #[test]
+    fn both_variants_are_summarised_apart_and_many_days_compactly() {
+        let mut c = config(1, 12);
+        c.upkeep = UpkeepMode::Both;
+        let day = |d: u64, upkeep: Upkeep| match upkeep {
+            Upkeep::Off => m(1_000 + 100 * d, 200),
+            Upkeep::On => m(1_000, 210),
+        };
+        let sequence = |upkeep: Upkeep, init_ms: u64, files_per_day: u64| {
+            let mut s = seq(
+                0,
+                upkeep,
+                m(init_ms, 3000),
+                (1..=12).map(|d| day(d, upkeep)).collect(),
+            );
+            s.day_sizes = (1..=12)
+                .map(|d| DirSize {
+                    files: 100 + files_per_day * d,
+                    bytes: 1_000_000 * (100 + files_per_day * d),
+                })
+                .collect();
+            s
+        };
+        let report = EltBenchReport {
+            config: c,
+            sequences: vec![
+                sequence(Upkeep::Off, 10_000, 10),
+                sequence(Upkeep::On, 10_000, 0),
+                sequence(Upkeep::Off, 12_000, 10),
+                sequence(Upkeep::On, 12_000, 0),
+            ],
+        };
+        let on = Group {
+            upkeep: Upkeep::On,
+            ..OFF0
+        };
+        assert_eq!(report.groups(), [OFF0, on]);
+        assert_eq!(report.of_group(on).count(), 2);
+        let off = report.growth(OFF0).expect("growth off");
+        // Off: day 1 1.1 s, day 12 2.2 s, the last 10 days 1.3..=2.2 s.
+        assert!((off.first_wall - 1.1).abs() < 1e-9 && (off.last_wall - 2.2).abs() < 1e-9);
+        assert!((off.tail_mean - 1.75).abs() < 1e-9, "{off:?}");
+        assert_eq!((off.first_files, off.last_files), (110.0, 220.0));
+        let on_growth = report.growth(on).expect("growth on");
+        assert_eq!(on_growth.files_ratio, Some(1.0));
+        let text = report.render();
+        assert!(text.contains("upkeep both: each sequence once with elt --no-upkeep, once with elt --retain 0s --keep-last 8 --orphan-age 0s"), "{text}");
+        assert!(text.contains("days shown one by one: 1, 10, 12"), "{text}");
+        assert!(text.contains("\nexecutable 1, upkeep off:\n"), "{text}");
+        assert!(text.contains("\nexecutable 1, upkeep on:\n"), "{text}");
+        assert!(text.contains("B    1    on     "), "{text}");
+        assert!(text.contains("  day 10 1.00-1.00 s"), "{text}");
+        assert!(text.contains("  day 12 2.20-2.20 s"), "{text}");
+        assert!(!text.contains("  day 2 "), "{text}");
+        assert!(!text.contains("day 2 (ratio"), "{text}");
+        assert!(
+            text.contains("  warehouse after init: 100 files, 10.0 MB (median)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  day 1 -> day 12: 1.10 s -> 2.20 s (2.00x), mean of the last 10 day(s) 1.75 s; \
+                 warehouse 110 -> 220 files (2.00x), 110.0 -> 220.0 MB (2.00x) (median)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  day 1 -> day 12: 1.00 s -> 1.00 s (1.00x), mean of the last 10 day(s) 1.00 s; \
+                 warehouse 100 -> 100 files (1.00x), 100.0 -> 100.0 MB (1.00x) (median)"
+            ),
+            "{text}"
+        );
+        // The growth table: four sequences, then a median per group.
+        let table: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("growth ("))
+            .skip(1)
+            .collect();
+        assert_eq!(table.len(), 7, "{text}");
+        assert!(
+            table[0].starts_with("seq    exe upkeep  day 1 day 12  12/1 last 10"),
+            "{text}"
+        );
+        assert!(
+            table[1].starts_with("A      1   off    1.10 s 2.20 s 2.00x  1.75 s"),
+            "{text}"
+        );
+        assert!(table[5].starts_with("median 1   off "), "{text}");
+        assert!(table[6].starts_with("median 1   on  "), "{text}");
     }
 }

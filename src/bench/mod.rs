@@ -2,6 +2,8 @@
 //! criterion benches.
 
 pub mod elt;
+pub mod elt_growth;
 pub mod pit_join;
 pub mod scale;
 pub mod transform;
+pub mod warehouse_size;

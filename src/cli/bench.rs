@@ -3,6 +3,7 @@
 use clap::Subcommand;
 
 use super::Cli;
+use crate::bench::elt::UpkeepMode;
 use crate::bench::pit_join::{
     BENCH_SQL, PitBenchConfig, builtin_context, generate, pit_context, run_comparison,
 };
@@ -19,7 +20,9 @@ pub enum BenchCommand {
     /// DAR, with the DAR build time and the share spent in PIT joins.
     Transform(BenchDataArgs),
     /// End to end: `init`, then incremental `elt` days, each a process of its
-    /// own, with wall time, CPU time, peak memory and each day's ratio to `init`.
+    /// own, with wall time, CPU time, peak memory and each day's ratio to `init`,
+    /// the warehouse's files and bytes after each run, and how day 1 grew to
+    /// the last day, with or without upkeep (`--upkeep`).
     Elt(EltBenchArgs),
     /// Growth with the source: for each scale `init` then one `elt` day,
     /// each a process of its own (wall, CPU, peak RSS), against the first
@@ -81,6 +84,12 @@ pub struct EltBenchArgs {
     /// Keep each sequence's warehouse and log.
     #[arg(long)]
     pub keep: bool,
+    /// Upkeep at the end of each elt: off (elt --no-upkeep), on (elt --retain
+    /// 0s --keep-last 8 --orphan-age 0s: a week of daily runs kept by count,
+    /// as simulated days pass in seconds), or both (each sequence once off,
+    /// once on, interleaved, summarised apart).
+    #[arg(long, default_value = "off", value_name = "on|off|both")]
+    pub upkeep: UpkeepMode,
 }
 
 /// The generated data of `bench transform` and `bench elt`.
@@ -224,6 +233,7 @@ pub(super) async fn run(cli: &Cli, bench: &BenchCommand) -> Result<()> {
                 jobs: args.jobs,
                 target: args.target_percent / 100.0,
                 keep: args.keep,
+                upkeep: args.upkeep,
             };
             let report = tokio::task::spawn_blocking(move || {
                 run_elt_bench(&config, |line| eprintln!("{line}"))
@@ -267,4 +277,38 @@ pub(super) async fn run(cli: &Cli, bench: &BenchCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Command;
+
+    fn elt_args(extra: &[&str]) -> std::result::Result<EltBenchArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["lakehouse", "bench", "elt"].iter().chain(extra))?;
+        let Command::Bench {
+            bench: BenchCommand::Elt(args),
+        } = cli.command
+        else {
+            panic!("expected bench elt");
+        };
+        Ok(args)
+    }
+
+    #[test]
+    fn bench_elt_upkeep_is_off_unless_asked() {
+        assert_eq!(elt_args(&[]).expect("parses").upkeep, UpkeepMode::Off);
+        for (text, mode) in [
+            ("on", UpkeepMode::On),
+            ("off", UpkeepMode::Off),
+            ("both", UpkeepMode::Both),
+        ] {
+            let args = elt_args(&["--upkeep", text, "--days", "100"]).expect(text);
+            assert_eq!((args.upkeep, args.data.days), (mode, 100));
+        }
+        let e = elt_args(&["--upkeep", "weekly"]).expect_err("not a mode");
+        assert!(e.to_string().contains("weekly"), "{e}");
+    }
 }
