@@ -85,8 +85,8 @@ pub struct EltBenchArgs {
     #[arg(long)]
     pub keep: bool,
     /// Upkeep at the end of each elt: off (elt --no-upkeep), on (elt --retain
-    /// 0s --keep-last 8 --orphan-age 0s: a week of daily runs kept by count,
-    /// as simulated days pass in seconds), or both (each sequence once off,
+    /// 0s --keep-last 8: a week of daily runs kept by count, as simulated
+    /// days pass in seconds), or both (each sequence once off,
     /// once on, interleaved, summarised apart).
     #[arg(long, default_value = "off", value_name = "on|off|both")]
     pub upkeep: UpkeepMode,
