@@ -4,32 +4,35 @@
 //! A table is compacted when its current snapshot holds
 //! - at least `min_files` small data files (under a quarter of the target
 //!   file size): they are merged, from the smallest up, while each is at
-//!   most twice the ones taken before it (size tiers: a large file is
-//!   rewritten only once the small ones add up to half of it); or
-//! - data files with at least a fifth of their rows deleted: each such file
-//!   is rewritten without them; or
+//!   most the ones taken before it together (size tiers: a large file is
+//!   rewritten only once the small ones add up to its size); or
+//! - data files with at least 30 % of their rows deleted: a small one joins
+//!   the merged small files, a large one is rewritten alone, in its own
+//!   (sorted) order, without a sort; or
 //! - at least `min_files` position delete files: they are merged into one.
 //!
 //! Whenever rewritten files had deleted rows, the delete files are merged
 //! too, keeping only positions of the files that stay. The rows are read
 //! file after file at the current snapshot with their deletes applied
-//! (iceberg's reader), sorted by the columns the table's last write sorted
-//! by (`lakehouse.sort-by`, spilling under the session's memory pool), and
-//! streamed into target-size files; one `compact` commit swaps them in.
+//! (iceberg's reader); the merged small files are merged in the order the
+//! table's last write sorted by (`lakehouse.sort-by`; each file is sorted,
+//! so a k-way merge, not a sort); everything streams into target-size
+//! files, and one `compact` commit swaps them in.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
+use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
-use datafusion::catalog::streaming::StreamingTable;
-use datafusion::common::Column;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_expr::expressions::col as physical_col;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::SessionContext;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -45,8 +48,9 @@ use crate::storage::{Write, WriteMode};
 /// Small data files are those under this share of the target file size.
 const SMALL_SHARE: usize = 4;
 
-/// A data file with at least this share of its rows deleted is rewritten.
-const DELETED_SHARE: f64 = 0.2;
+/// A data file with at least this share of its rows deleted is rewritten
+/// (Spark's default delete ratio for rewriting data files).
+const DELETED_SHARE: f64 = 0.3;
 
 /// What a compaction rewrote (or, in a dry run, would rewrite).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,7 +70,11 @@ pub struct Compaction {
 /// A compaction decided against one snapshot.
 pub(super) struct Plan {
     base: i64,
-    rewrite: Vec<DataFile>,
+    /// Small files merged, their rows sorted together.
+    group: Vec<DataFile>,
+    /// Large files with many rows deleted, each rewritten alone in its own
+    /// order (a file is written sorted): no sort, one stream each.
+    alone: Vec<DataFile>,
     deletes: Vec<DataFile>,
     /// With `Some`, every delete file goes and these positions stay.
     merged: Option<Vec<(String, Vec<i64>)>>,
@@ -77,6 +85,10 @@ pub(super) struct Plan {
 }
 
 impl Plan {
+    fn rewrite(&self) -> impl Iterator<Item = &DataFile> {
+        self.group.iter().chain(&self.alone)
+    }
+
     pub(super) fn summary(&self) -> Compaction {
         let merged = if self.merged.is_some() {
             &self.deletes[..]
@@ -84,11 +96,10 @@ impl Plan {
             &[]
         };
         Compaction {
-            data_files: self.rewrite.len(),
+            data_files: self.group.len() + self.alone.len(),
             delete_files: merged.len(),
             bytes: self
-                .rewrite
-                .iter()
+                .rewrite()
                 .chain(merged)
                 .map(DataFile::file_size_in_bytes)
                 .sum(),
@@ -108,6 +119,20 @@ pub(super) async fn plan(
         return Ok(None);
     };
     let min_files = min_files.max(2);
+    // The snapshot's totals rule out most tables without reading a file: no
+    // delete file (nothing deleted, nothing to merge) and too few data files.
+    let total = |k: &str| {
+        current
+            .summary()
+            .additional_properties
+            .get(k)
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    if total("total-delete-files") == Some(0)
+        && total("total-data-files").is_some_and(|n| n < min_files)
+    {
+        return Ok(None);
+    }
     let (data, deletes): (Vec<DataFile>, Vec<DataFile>) = live_data_files(table)
         .await?
         .into_iter()
@@ -127,24 +152,34 @@ pub(super) async fn plan(
         .iter()
         .filter(|f| f.file_size_in_bytes() < small_limit)
         .collect();
-    let mut rewrite: Vec<DataFile> = Vec::new();
+    let mut group: Vec<DataFile> = Vec::new();
     if small.len() >= min_files {
-        rewrite.extend(size_tier(small).into_iter().cloned());
+        group.extend(size_tier(small).into_iter().cloned());
     }
+    let mut alone: Vec<DataFile> = Vec::new();
     for f in &data {
-        let heavy = deleted_in(f) as f64 >= DELETED_SHARE * f.record_count() as f64;
-        if heavy && deleted_in(f) > 0 && !rewrite.iter().any(|r| r.file_path() == f.file_path()) {
-            rewrite.push(f.clone());
+        let heavy =
+            deleted_in(f) > 0 && deleted_in(f) as f64 >= DELETED_SHARE * f.record_count() as f64;
+        if heavy && !group.iter().any(|r| r.file_path() == f.file_path()) {
+            if f.file_size_in_bytes() < small_limit {
+                group.push(f.clone());
+            } else {
+                alone.push(f.clone());
+            }
         }
     }
-    let rewritten: HashSet<&str> = rewrite.iter().map(DataFile::file_path).collect();
+    let rewritten: HashSet<&str> = group
+        .iter()
+        .chain(&alone)
+        .map(DataFile::file_path)
+        .collect();
     let live: HashSet<&str> = data.iter().map(DataFile::file_path).collect();
     let merge = !deletes.is_empty()
         && (deletes.len() >= min_files
             || positions
                 .keys()
                 .any(|p| rewritten.contains(p.as_str()) || !live.contains(p.as_str())));
-    if rewrite.is_empty() && !merge {
+    if rewritten.is_empty() && !merge {
         return Ok(None);
     }
     let merged = merge.then(|| {
@@ -173,11 +208,13 @@ pub(super) async fn plan(
         .collect();
     Ok(Some(Plan {
         base: current.snapshot_id(),
-        rows: rewrite
+        rows: group
             .iter()
+            .chain(&alone)
             .map(|f| f.record_count() - deleted_in(f))
             .sum(),
-        rewrite,
+        group,
+        alone,
         deletes,
         merged,
         sort_by,
@@ -185,17 +222,17 @@ pub(super) async fn plan(
     }))
 }
 
-/// Of `small` files, those to merge: from the smallest up, each file whose
-/// size is at most twice the files taken before it (the first two always).
+/// Of `small` files, those to merge: from the smallest up, each file no
+/// larger than the files taken before it together (the first two always).
 /// A table that takes a small commit a day beside one large file merges the
 /// daily files among themselves, and the large one only once they add up
-/// to half its size: each row is rewritten O(log n) times, not daily.
+/// to its size: each row is rewritten O(log n) times, not daily.
 fn size_tier(mut small: Vec<&DataFile>) -> Vec<&DataFile> {
     small.sort_by_key(|f| f.file_size_in_bytes());
     let mut taken: Vec<&DataFile> = Vec::new();
     let mut bytes = 0u64;
     for f in small {
-        if taken.len() >= 2 && f.file_size_in_bytes() > 2 * bytes {
+        if taken.len() >= 2 && f.file_size_in_bytes() > bytes {
             break;
         }
         bytes += f.file_size_in_bytes();
@@ -213,47 +250,42 @@ pub(super) async fn run(
 ) -> Result<Compaction> {
     let schema = arrow_schema(table.metadata().current_schema())?;
     let mut report = plan.summary();
-    let parts: Vec<Part<'static>> = if plan.rewrite.is_empty() {
-        vec![]
-    } else {
-        let chosen: HashSet<String> = plan
-            .rewrite
-            .iter()
-            .map(|f| f.file_path().to_string())
-            .collect();
-        let tasks = table
-            .table
-            .scan()
-            .snapshot_id(plan.base)
-            .select_all()
-            .build()?
-            .plan_files()
-            .await?
-            .try_filter(move |t| futures::future::ready(chosen.contains(t.data_file_path())));
-        let target = Arc::clone(&schema);
-        let rows = table
-            .table
-            .reader_builder()
-            .with_data_file_concurrency_limit(1)
-            .build()
-            .read(Box::pin(tasks))?
-            .stream()
-            .map_err(Error::from)
-            .and_then(move |b| futures::future::ready(project_by_name(&b, &target)))
-            .boxed();
-        if plan.sort_by.is_empty() {
-            vec![rows]
-        } else {
-            vec![sorted(ctx, Arc::clone(&schema), rows, &plan.sort_by).await?]
+    // The sorted group first, then each file rewritten alone: every part is
+    // sorted, as a stream's parts must be.
+    let mut parts: Vec<Part<'static>> = Vec::new();
+    if plan.sort_by.is_empty() || plan.group.len() == 1 {
+        if !plan.group.is_empty() {
+            parts.push(live_rows(table, plan.base, &plan.group, Arc::clone(&schema)).await?);
         }
-    };
+    } else {
+        let mut files = Vec::with_capacity(plan.group.len());
+        for f in &plan.group {
+            files.push(
+                live_rows(
+                    table,
+                    plan.base,
+                    std::slice::from_ref(f),
+                    Arc::clone(&schema),
+                )
+                .await?,
+            );
+        }
+        parts.push(merged(ctx, Arc::clone(&schema), files, &plan.sort_by)?);
+    }
+    for f in &plan.alone {
+        parts.push(
+            live_rows(
+                table,
+                plan.base,
+                std::slice::from_ref(f),
+                Arc::clone(&schema),
+            )
+            .await?,
+        );
+    }
     let mut write = Write::new(WriteMode::Compact {
         base: plan.base,
-        remove: plan
-            .rewrite
-            .iter()
-            .map(|f| f.file_path().to_string())
-            .collect(),
+        remove: plan.rewrite().map(|f| f.file_path().to_string()).collect(),
         merged_deletes: plan.merged,
     })
     .sorted_by(plan.sort_by);
@@ -275,28 +307,76 @@ pub(super) async fn run(
     Ok(report)
 }
 
-/// `rows` sorted by `by` (ascending, NULLs first) through DataFusion, so
-/// the sort spills under `ctx`'s memory pool.
-async fn sorted(
+/// The live rows of `files` at snapshot `base` (their deletes applied), file
+/// after file, each in its own order, as `schema`.
+async fn live_rows(
+    table: &LoadedTable,
+    base: i64,
+    files: &[DataFile],
+    schema: SchemaRef,
+) -> Result<Part<'static>> {
+    let chosen: HashSet<String> = files.iter().map(|f| f.file_path().to_string()).collect();
+    let tasks = table
+        .table
+        .scan()
+        .snapshot_id(base)
+        .select_all()
+        .build()?
+        .plan_files()
+        .await?
+        .try_filter(move |t| futures::future::ready(chosen.contains(t.data_file_path())));
+    Ok(table
+        .table
+        .reader_builder()
+        .with_data_file_concurrency_limit(1)
+        .build()
+        .read(Box::pin(tasks))?
+        .stream()
+        .map_err(Error::from)
+        .and_then(move |b| futures::future::ready(project_by_name(&b, &schema)))
+        .boxed())
+}
+
+/// The rows of `files` (each sorted by `by`, ascending, NULLs first, as
+/// every write that records `lakehouse.sort-by` lays its files out) merged
+/// into one sorted stream by DataFusion's k-way merge: one batch per file in
+/// memory, no sort. A file out of order would only leave the output out of
+/// order, never lose a row.
+fn merged(
     ctx: &SessionContext,
     schema: SchemaRef,
-    rows: BoxStream<'static, Result<RecordBatch>>,
+    files: Vec<Part<'static>>,
     by: &[String],
 ) -> Result<Part<'static>> {
-    let once = OnceStream {
-        schema: Arc::clone(&schema),
-        rows: Mutex::new(Some(rows)),
-    };
-    let table = StreamingTable::try_new(schema, vec![Arc::new(once)])?;
-    let order: Vec<_> = by
-        .iter()
-        .map(|c| Expr::Column(Column::new_unqualified(c)).sort(true, true))
+    let partitions: Vec<Arc<dyn PartitionStream>> = files
+        .into_iter()
+        .map(|rows| {
+            Arc::new(OnceStream {
+                schema: Arc::clone(&schema),
+                rows: Mutex::new(Some(rows)),
+            }) as Arc<dyn PartitionStream>
+        })
         .collect();
-    let stream = ctx
-        .read_table(Arc::new(table))?
-        .sort(order)?
-        .execute_stream()
-        .await?;
+    let order = SortOptions {
+        descending: false,
+        nulls_first: true,
+    };
+    let exprs = by
+        .iter()
+        .map(|c| Ok(PhysicalSortExpr::new(physical_col(c, &schema)?, order)))
+        .collect::<Result<Vec<_>>>()?;
+    let ordering = LexOrdering::new(exprs)
+        .ok_or_else(|| Error::internal("a compaction's sort order is empty"))?;
+    let files = StreamingTableExec::try_new(
+        Arc::clone(&schema),
+        partitions,
+        None,
+        [ordering.clone()],
+        false,
+        None,
+    )?;
+    let merge = SortPreservingMergeExec::new(ordering, Arc::new(files));
+    let stream = merge.execute(0, ctx.task_ctx())?;
     Ok(stream.map_err(Error::from).boxed())
 }
 
@@ -377,10 +457,12 @@ mod tests {
             vec![1, 1, 1, 1, 1, 1, 1, 7]
         );
         let mut sizes = vec![100, 40];
+        sizes.extend([1; 30]);
+        assert_eq!(tier(&sizes), vec![1; 30], "30 daily do not add up to 40");
         sizes.extend([1; 10]);
-        assert_eq!(tier(&sizes), vec![1; 10], "10 daily are not half of 40");
-        sizes.extend([1; 10]);
-        assert_eq!(tier(&sizes).len(), 22, "20 daily are: 40, then 100 go too");
+        assert_eq!(tier(&sizes).len(), 41, "40 daily do: 40 goes too, not 100");
+        sizes.extend([1; 20]);
+        assert_eq!(tier(&sizes).len(), 62, "60 + 40 reach 100: everything");
         // Files of one size all merge; a lone file never does.
         assert_eq!(tier(&[5, 5, 5, 5]), vec![5; 4]);
         assert!(tier(&[5]).is_empty());

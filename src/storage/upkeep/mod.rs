@@ -6,8 +6,8 @@
 //!
 //! 1. **Compact** ([`compact`]): when the current snapshot holds at least
 //!    [`UpkeepPolicy::min_files`] small data files (under a quarter of the
-//!    target file size), or position delete files, or files with a fifth
-//!    or more of their rows deleted, their live rows are written again into
+//!    target file size), or position delete files, or files with 30 % or
+//!    more of their rows deleted, their live rows are written again into
 //!    target-size files in one Iceberg `replace` snapshot that changes no
 //!    live row (the remaining deletes merged into one file). The rows are
 //!    read at the current snapshot and the commit fails if the table moved
@@ -145,6 +145,7 @@ impl Warehouse {
             ..TableUpkeep::default()
         };
         let now_ms = chrono::Utc::now().timestamp_millis();
+        let t0 = std::time::Instant::now();
         let mut table = self.load_table(name).await?;
         if policy.compact
             && let Some(plan) = compact::plan(self, &table, policy.min_files).await?
@@ -165,6 +166,7 @@ impl Warehouse {
                 }
             }
         }
+        let compact_ms = t0.elapsed().as_millis() as u64;
         match expire::plan(self, &table, policy, protected, now_ms).await? {
             Err(skipped) => report.notes.push(skipped),
             Ok(expiry) => {
@@ -190,6 +192,7 @@ impl Warehouse {
                 }
             }
         }
+        let expire_ms = t0.elapsed().as_millis() as u64 - compact_ms;
         if policy.orphans {
             let table = self.load_table(name).await?;
             report.orphan_files = orphans::find(self, &table, policy.orphan_age, now_ms).await?;
@@ -197,6 +200,15 @@ impl Warehouse {
                 delete_all(self, &report.orphan_files).await?;
             }
         }
+        tracing::debug!(
+            table = %name,
+            compact_ms,
+            expire_ms,
+            orphans_ms = t0.elapsed().as_millis() as u64 - compact_ms - expire_ms,
+            compacted_bytes = report.compaction.as_ref().map_or(0, |c| c.bytes),
+            expired = report.expired_snapshots,
+            "upkeep"
+        );
         Ok(report)
     }
 }
