@@ -33,6 +33,15 @@ async fn versions(wh: &Warehouse) -> BTreeMap<String, u64> {
     out
 }
 
+/// The models a run built in full.
+fn built_in_full(r: &lakehouse::dag::run::PipelineReport) -> Vec<&str> {
+    r.models
+        .iter()
+        .filter(|m| m.full)
+        .map(|m| m.model.as_str())
+        .collect()
+}
+
 /// Rebuild every model in full from the current DAS snapshot and return the tables.
 async fn full_rebuild(wh: &Warehouse, project: &Project) -> BTreeMap<String, BTreeSet<String>> {
     let dag = Dag::build(project).unwrap();
@@ -79,12 +88,7 @@ async fn three_days_of_elt_equal_a_fresh_full_build() {
         "only affected models: {}",
         r1.models.len()
     );
-    let full_in_elt: Vec<&str> = r1
-        .models
-        .iter()
-        .filter(|m| m.full)
-        .map(|m| m.model.as_str())
-        .collect();
+    let full_in_elt = built_in_full(&r1);
     assert!(
         full_in_elt.is_empty(),
         "elt builds every model incrementally: {full_in_elt:?}"
@@ -493,12 +497,7 @@ async fn upkeep_between_elt_days_changes_nothing_the_next_day_reads() {
     for day in 1..=3 {
         let r = elt(&wh, &project, &with_upkeep).await.unwrap();
         assert_eq!(r.day, Some(day));
-        let full: Vec<&str> = r
-            .models
-            .iter()
-            .filter(|m| m.full)
-            .map(|m| m.model.as_str())
-            .collect();
+        let full = built_in_full(&r);
         assert!(
             full.is_empty(),
             "day {day}: compactions force no full build: {full:?}"

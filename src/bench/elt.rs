@@ -55,8 +55,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::elt_growth::render_table;
 pub use super::elt_growth::{Growth, GrowthSummary, TAIL_DAYS, shown_days};
+use super::elt_growth::{median, render_table};
 pub use super::warehouse_size::{DirSize, measure_dir};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 
@@ -222,21 +222,6 @@ impl Sequence {
 pub struct EltBenchReport {
     pub config: EltBenchConfig,
     pub sequences: Vec<Sequence>,
-}
-
-/// The median of a non-empty list (mean of the middle two for an even count).
-pub fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 fn min_max(values: &[f64]) -> (f64, f64) {

@@ -15,7 +15,6 @@
 
 use std::fmt::Write as _;
 
-use super::elt::median;
 use super::warehouse_size::DirSize;
 
 /// Days in the tail mean, and the most days shown one by one.
@@ -230,6 +229,21 @@ pub fn shown_days(days: usize) -> Vec<usize> {
         shown.push(days - 1);
     }
     shown
+}
+
+/// The median of a non-empty list (mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub struct MaintainOptions {
     /// Only tables whose `<namespace>.<table>` matches this glob.
     pub tables: Option<String>,
     pub policy: UpkeepPolicy,
-    /// The memory budget compaction's sorts run under.
+    /// The memory budget compactions run under.
     pub budget: MemoryBudget,
     /// Sweep orphans only when the last sweep is older than half the
     /// orphan age (the upkeep after `elt`: a file becomes an orphan only

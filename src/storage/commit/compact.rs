@@ -8,8 +8,8 @@ use std::collections::HashSet;
 
 use iceberg::spec::{DataContentType, ManifestEntryRef, ManifestFile};
 
-use super::producer::{SnapshotProducer, live_entries, seq_of};
-use crate::error::{Error, ErrorKind, Result};
+use super::producer::{SnapshotProducer, keep_existing, live_entries};
+use crate::error::Result;
 
 /// Mark the base entries a compaction replaces deleted: the data files in
 /// `remove` and, with `merged_deletes`, every delete file (whose positions
@@ -37,18 +37,7 @@ pub(super) async fn remove_rewritten(
                 p.totals.count(e.data_file(), -1);
                 p.mark_deleted(&mut w, &e)?;
             } else {
-                let snapshot = e.snapshot_id.ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Corrupt,
-                        format!("manifest entry {} has no snapshot id", e.file_path()),
-                    )
-                })?;
-                w.add_existing_file(
-                    e.data_file.clone(),
-                    snapshot,
-                    seq_of(&e)?,
-                    e.file_sequence_number,
-                )?;
+                keep_existing(&mut w, &e)?;
             }
         }
         p.manifests.push(w.write_manifest_file().await?);

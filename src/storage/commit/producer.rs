@@ -266,18 +266,7 @@ impl<'a> SnapshotProducer<'a> {
             match merged {
                 Some(existing) => {
                     for e in existing {
-                        let snapshot = e.snapshot_id.ok_or_else(|| {
-                            Error::new(
-                                ErrorKind::Corrupt,
-                                format!("manifest entry {} has no snapshot id", e.file_path()),
-                            )
-                        })?;
-                        w.add_existing_file(
-                            e.data_file.clone(),
-                            snapshot,
-                            seq_of(&e)?,
-                            e.file_sequence_number,
-                        )?;
+                        keep_existing(&mut w, &e)?;
                     }
                 }
                 None => manifests.extend(kept),
@@ -405,6 +394,27 @@ pub(super) async fn merge_manifests(
         }
     }
     Ok(Some(live))
+}
+
+/// Write live entry `e` into `w` as EXISTING, with its snapshot id and
+/// sequence numbers (so which deletes apply to it is unchanged).
+pub(super) fn keep_existing(
+    w: &mut ManifestWriter,
+    e: &iceberg::spec::ManifestEntry,
+) -> Result<()> {
+    let snapshot = e.snapshot_id.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Corrupt,
+            format!("manifest entry {} has no snapshot id", e.file_path()),
+        )
+    })?;
+    w.add_existing_file(
+        e.data_file.clone(),
+        snapshot,
+        seq_of(e)?,
+        e.file_sequence_number,
+    )?;
+    Ok(())
 }
 
 pub(super) fn seq_of(e: &iceberg::spec::ManifestEntry) -> Result<i64> {

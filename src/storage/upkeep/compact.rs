@@ -259,29 +259,13 @@ pub(super) async fn run(
         }
     } else {
         let mut files = Vec::with_capacity(plan.group.len());
-        for f in &plan.group {
-            files.push(
-                live_rows(
-                    table,
-                    plan.base,
-                    std::slice::from_ref(f),
-                    Arc::clone(&schema),
-                )
-                .await?,
-            );
+        for one in plan.group.chunks(1) {
+            files.push(live_rows(table, plan.base, one, Arc::clone(&schema)).await?);
         }
         parts.push(merged(ctx, Arc::clone(&schema), files, &plan.sort_by)?);
     }
-    for f in &plan.alone {
-        parts.push(
-            live_rows(
-                table,
-                plan.base,
-                std::slice::from_ref(f),
-                Arc::clone(&schema),
-            )
-            .await?,
-        );
+    for one in plan.alone.chunks(1) {
+        parts.push(live_rows(table, plan.base, one, Arc::clone(&schema)).await?);
     }
     let mut write = Write::new(WriteMode::Compact {
         base: plan.base,

@@ -1,6 +1,6 @@
 //! Table upkeep: compaction, snapshot expiry and orphan file removal, so a
 //! table that takes a commit a day keeps a bounded number of files and
-//! snapshots and its reads stay as fast as on day one.
+//! snapshots, and its reads do not slow down with the commits it has seen.
 //!
 //! [`Warehouse::upkeep_table`] does, for one table and in this order:
 //!
@@ -130,8 +130,8 @@ impl TableUpkeep {
 impl Warehouse {
     /// Compact, expire and sweep `name` under `policy` (see the module
     /// docs). `protected` names snapshots a later run reads from: they and
-    /// every newer snapshot are kept. `ctx` runs the compaction's sort
-    /// (under its memory pool). A table changed by another writer while
+    /// every newer snapshot are kept. `ctx` runs the compaction's merge
+    /// of sorted files (under its memory pool). A table changed by another writer while
     /// this runs is left as it is for that step, with a note.
     pub async fn upkeep_table(
         &self,
