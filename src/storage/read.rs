@@ -100,15 +100,12 @@ impl LoadedTable {
     /// before them. Readers that follow a table's changes compare this id
     /// (a compaction is not a change; see [`is_compaction`]).
     pub fn data_snapshot_id(&self) -> Option<i64> {
-        let m = self.metadata();
-        let mut s = m.current_snapshot()?;
-        while is_compaction(s) {
-            match s.parent_snapshot_id().and_then(|p| m.snapshot_by_id(p)) {
-                Some(parent) => s = parent,
-                None => break,
-            }
-        }
-        Some(s.snapshot_id())
+        let chain = self.ancestry();
+        chain
+            .iter()
+            .find(|s| !is_compaction(s))
+            .or(chain.last())
+            .map(|s| s.snapshot_id())
     }
 
     /// The summary properties of the current snapshot (empty if none).
@@ -126,11 +123,8 @@ impl LoadedTable {
 
     /// The snapshots reachable from the current one, oldest first.
     pub fn history(&self) -> Vec<SnapshotInfo> {
-        let m = self.metadata();
         let mut chain = Vec::new();
-        let mut next = m.current_snapshot_id();
-        while let Some(id) = next {
-            let Some(s) = m.snapshot_by_id(id) else { break };
+        for s in self.ancestry() {
             let summary = s.summary().additional_properties.clone();
             chain.push(SnapshotInfo {
                 snapshot_id: s.snapshot_id(),
@@ -141,9 +135,21 @@ impl LoadedTable {
                 total_records: live_records(&summary),
                 summary,
             });
-            next = s.parent_snapshot_id();
         }
         chain.reverse();
+        chain
+    }
+
+    /// The current snapshot and its ancestors still in the metadata, newest
+    /// first.
+    pub fn ancestry(&self) -> Vec<&iceberg::spec::SnapshotRef> {
+        let m = self.metadata();
+        let mut chain = Vec::new();
+        let mut next = m.current_snapshot();
+        while let Some(s) = next {
+            chain.push(s);
+            next = s.parent_snapshot_id().and_then(|p| m.snapshot_by_id(p));
+        }
         chain
     }
 

@@ -33,18 +33,6 @@ impl Expiry {
     }
 }
 
-/// The snapshots of the current history, newest first.
-pub(super) fn history(table: &LoadedTable) -> Vec<SnapshotRef> {
-    let m = table.metadata();
-    let mut chain = Vec::new();
-    let mut next = m.current_snapshot();
-    while let Some(s) = next {
-        chain.push(s.clone());
-        next = s.parent_snapshot_id().and_then(|p| m.snapshot_by_id(p));
-    }
-    chain
-}
-
 /// Decide what expires; `Err(reason)` when the table cannot be expired
 /// safely (snapshots outside one history: written by another engine's
 /// branches, which this rule does not cover).
@@ -56,7 +44,7 @@ pub(super) async fn plan(
     now_ms: i64,
 ) -> Result<std::result::Result<Expiry, String>> {
     let m = table.metadata();
-    let chain = history(table);
+    let chain: Vec<SnapshotRef> = table.ancestry().into_iter().cloned().collect();
     if chain.len() != m.snapshots().len() {
         return Ok(Err(format!(
             "{}: {} snapshot(s) outside the current history; not expired",
@@ -98,9 +86,10 @@ pub(super) async fn plan(
         .collect();
     let mut seen = HashSet::new();
     for s in expired {
-        expiry
-            .files
-            .push((s.manifest_list().to_string(), list_size(wh, s).await?));
+        expiry.files.push((
+            s.manifest_list().to_string(),
+            size_of(wh, s.manifest_list()).await?.unwrap_or(0),
+        ));
         for mf in lists[&s.snapshot_id()].entries() {
             if !kept_manifests.contains(mf.manifest_path.as_str())
                 && seen.insert(mf.manifest_path.clone())
@@ -170,24 +159,19 @@ async fn old_metadata_versions(
     let old = log.len().saturating_sub(keep_last.saturating_sub(1));
     let mut out = Vec::new();
     for entry in log[..old].iter().filter(|e| e.timestamp_ms < cutoff) {
-        let path = wh.url().location_to_path(&entry.metadata_file)?;
-        match wh.store().head(&path).await {
-            Ok(meta) => out.push((entry.metadata_file.clone(), meta.size)),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => {
-                return Err(Error::from(e).context(format!("cannot read {}", entry.metadata_file)));
-            }
+        if let Some(size) = size_of(wh, &entry.metadata_file).await? {
+            out.push((entry.metadata_file.clone(), size));
         }
     }
     Ok(out)
 }
 
-/// The size of a snapshot's manifest list (0 when it is already gone).
-async fn list_size(wh: &Warehouse, s: &SnapshotRef) -> Result<u64> {
-    let path = wh.url().location_to_path(s.manifest_list())?;
+/// The size of the file at `location`, `None` when it is already gone.
+async fn size_of(wh: &Warehouse, location: &str) -> Result<Option<u64>> {
+    let path = wh.url().location_to_path(location)?;
     match wh.store().head(&path).await {
-        Ok(meta) => Ok(meta.size),
-        Err(object_store::Error::NotFound { .. }) => Ok(0),
-        Err(e) => Err(Error::from(e).context(format!("cannot read {}", s.manifest_list()))),
+        Ok(meta) => Ok(Some(meta.size)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::from(e).context(format!("cannot read {location}"))),
     }
 }

@@ -175,10 +175,14 @@ impl Warehouse {
                     true
                 } else {
                     match expire::commit(self, &table, &expiry).await {
-                        Ok(()) => true,
+                        Ok(()) => {
+                            table = self.load_table(name).await?;
+                            true
+                        }
                         Err(e) if e.kind() == ErrorKind::CommitConflict => {
                             report.notes.push(e.to_string());
                             report.expired_snapshots = 0;
+                            table = self.load_table(name).await?;
                             false
                         }
                         Err(e) => return Err(e.context(format!("expiring snapshots of {name}"))),
@@ -194,7 +198,6 @@ impl Warehouse {
         }
         let expire_ms = t0.elapsed().as_millis() as u64 - compact_ms;
         if policy.orphans {
-            let table = self.load_table(name).await?;
             report.orphan_files = orphans::find(self, &table, policy.orphan_age, now_ms).await?;
             if !policy.dry_run {
                 delete_all(self, &report.orphan_files).await?;
