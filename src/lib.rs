@@ -3,13 +3,14 @@
 //! Floors of the code, each using only the floors below it:
 //! 1. foundation: [`storage`] (Iceberg warehouse), [`join`] (the PIT join
 //!    operator), [`error`];
-//! 2. domain: source, extract, model, query;
+//! 2. domain: source, extract, model, query, [`codec`] (plans as bytes);
 //! 3. orchestration: the model DAG;
 //! 4. face: [`cli`] and the [`dashboard`].
 
 pub mod bench;
 pub mod budget;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod dag;
 pub mod dashboard;

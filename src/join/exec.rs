@@ -361,6 +361,11 @@ impl PitJoinExec {
     pub fn intersection(&self) -> Option<&(String, String)> {
         self.intersection.as_ref()
     }
+    /// Left ++ right columns (right nullable in a left join): the schema
+    /// the residual filter is evaluated against.
+    pub fn join_schema(&self) -> &SchemaRef {
+        &self.join_schema
+    }
 
     /// How the hash strategies represent the keys (from their types, one
     /// per key pair).

@@ -49,6 +49,7 @@ use super::config::Frame;
 use super::dar::{Dar, DarKind, DarModel};
 use super::das;
 use super::frame::{frame_plan, prefixed};
+use super::full::{sorted_plan, write_order};
 use super::incremental;
 use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
@@ -430,16 +431,7 @@ pub async fn build_dar_model_with(
     if let Some(m) = input_mark {
         write_props.insert(WATERMARK.to_string(), m.to_string());
     }
-    // Rows are written sorted by the version they belong to (the key `elt`
-    // replaces them by). Not the unified bridge's: it is written clustered
-    // by peripheral, which its replaces test per row group, and sorting its
-    // ~1.25 M rows of 165 columns (scale 1) doubled `init`'s time in it.
-    let sort_by: Vec<String> = match model.kind {
-        DarKind::Bridge(i) | DarKind::Event(i) | DarKind::Peripheral(i) => {
-            vec![dar.project.model.frames[i].primary().pit_name()]
-        }
-        DarKind::Unified | DarKind::Calendar => vec![],
-    };
+    let sort_by = write_order(dar, model);
     let with_props = |mut w: Write| {
         for (k, v) in &write_props {
             w = w.property(k.clone(), v.clone());
@@ -575,21 +567,6 @@ pub async fn build_dar_model_with(
         pit_join_compute,
         spilled_bytes,
     })
-}
-
-/// `plan` sorted by `columns` (ascending, NULLs first, as the commit sorts
-/// rows in memory); `plan` itself when there are none.
-fn sorted_plan(plan: LogicalPlan, columns: &[String]) -> Result<LogicalPlan> {
-    if columns.is_empty() {
-        return Ok(plan);
-    }
-    Ok(LogicalPlanBuilder::from(plan)
-        .sort(
-            columns
-                .iter()
-                .map(|c| datafusion::logical_expr::ident(c.as_str()).sort(true, true)),
-        )?
-        .build()?)
 }
 
 /// Execute `plan` and stream its rows into `target` with `write` (see

@@ -8,6 +8,7 @@
 //! - [`bridge`], [`event`], [`peripheral`], [`unified`], [`calendar`]: the
 //!   DAR layer's plans, put together by [`dar`];
 //! - [`build`]: materialising models (full or incremental);
+//! - [`full`]: every model's full-build plan over the current tables;
 //! - [`tables`]: the frames' namespace, the snapshot properties builds
 //!   record, and scans of warehouse tables as plans;
 //! - [`project`]: source + model config validated together;
@@ -23,6 +24,7 @@ pub mod dar;
 pub mod das;
 pub mod event;
 pub mod frame;
+pub mod full;
 pub mod graph;
 pub mod incremental;
 pub mod measures;

@@ -21,6 +21,16 @@ pub const GHOST_RECORD: &str = "ghost_record";
 /// The value of text columns in ghost records.
 pub const NOT_AVAILABLE: &str = "N/A";
 
+/// The literal `value` as a literal of exactly `data_type`, so the ghost
+/// record's branch of the union has the frame's column types to the time
+/// zone's spelling (`UTC` and `+00:00` are one zone but two Arrow types).
+fn typed(value: Expr, data_type: &datafusion::arrow::datatypes::DataType) -> Result<Expr> {
+    match value {
+        Expr::Literal(v, _) => Ok(lit(v.cast_to(data_type)?)),
+        other => Ok(other),
+    }
+}
+
 /// The peripheral of `frame` over its frame table; `text_columns` are the
 /// source columns whose curated type is text-like.
 pub fn peripheral_plan(
@@ -45,7 +55,7 @@ pub fn peripheral_plan(
         } else if text.contains(name) {
             lit(NOT_AVAILABLE)
         } else if name == &prefixed(frame, "record_valid_to") {
-            ts_lit(MAX_TS_MICROS)
+            typed(ts_lit(MAX_TS_MICROS), field.data_type())?
         } else if [
             prefixed(frame, "record_loaded_at"),
             prefixed(frame, "record_updated_at"),
@@ -53,7 +63,7 @@ pub fn peripheral_plan(
         ]
         .contains(name)
         {
-            ts_lit(MIN_TS_MICROS)
+            typed(ts_lit(MIN_TS_MICROS), field.data_type())?
         } else if name == &prefixed(frame, "record_version") {
             lit(ScalarValue::Int64(Some(0)).cast_to(field.data_type())?)
         } else if name == &prefixed(frame, "is_current_record") {

@@ -403,12 +403,25 @@ impl Warehouse {
             .bytes()
             .await
             .map_err(|e| Error::from(e).context(format!("cannot read metadata file {location}")))?;
+        let table = self.table_from_metadata(name, location, bytes)?;
+        Ok(LoadedTable {
+            name: name.clone(),
+            version,
+            table,
+        })
+    }
+
+    /// The table `name` whose metadata file at `location` holds `bytes`
+    /// (parsed once per location and content, then shared), reading its
+    /// files through this warehouse.
+    pub fn table_from_metadata(
+        &self,
+        name: &TableName,
+        location: String,
+        bytes: bytes::Bytes,
+    ) -> Result<Table> {
         if let Some(table) = self.cache.table(&location, &bytes) {
-            return Ok(LoadedTable {
-                name: name.clone(),
-                version,
-                table,
-            });
+            return Ok(table);
         }
         let metadata: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(
@@ -425,11 +438,7 @@ impl Warehouse {
             .runtime(iceberg::Runtime::try_current()?)
             .build()?;
         self.cache.put_table(location, bytes, table.clone());
-        Ok(LoadedTable {
-            name: name.clone(),
-            version,
-            table,
-        })
+        Ok(table)
     }
 
     /// Create a table with `schema` (format v2, unpartitioned). Fails with

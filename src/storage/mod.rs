@@ -6,6 +6,7 @@
 //! - [`catalog`]: the serverless catalog (tables, versions, atomic pointer);
 //! - [`schema`]: Arrow/Iceberg schema mapping and batch validation;
 //! - [`commit`]: append / overwrite / upsert snapshots with a retry loop;
+//! - [`provider`]: the table provider of every scan, which knows its table and snapshot;
 //! - [`read`]: DataFusion registration, scans and time travel;
 //! - [`restrict`]: scans restricted to key values, pushed into the Iceberg scan;
 //! - [`sink`]: new rows streamed into rolling Parquet data files as they are computed;
@@ -20,6 +21,7 @@ pub mod commit;
 pub mod io;
 pub mod local;
 pub mod location;
+pub mod provider;
 pub mod read;
 pub mod restrict;
 pub mod schema;

@@ -1,7 +1,8 @@
 //! Reading the warehouse through DataFusion: table providers, registration
 //! of every table as `<namespace>.<table>`, time travel and history.
 //!
-//! Scans use iceberg-datafusion's static provider over a table loaded at one
+//! Scans use iceberg-datafusion's static provider (wrapped in
+//! [`super::provider::SnapshotTable`]) over a table loaded at one
 //! metadata version, so a query sees one consistent snapshot per table even
 //! while writers commit.
 
@@ -12,7 +13,6 @@ use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 use datafusion::catalog::{MemorySchemaProvider, TableProvider};
 use datafusion::prelude::SessionContext;
-use iceberg_datafusion::IcebergStaticTableProvider;
 
 use super::catalog::{LoadedTable, TableName, Warehouse};
 use crate::error::{Error, Result};
@@ -153,18 +153,16 @@ impl LoadedTable {
         chain
     }
 
-    /// A DataFusion provider reading this table as of `as_of`.
+    /// A DataFusion provider reading this table as of `as_of`
+    /// ([`super::provider::SnapshotTable`]).
     pub async fn provider(&self, as_of: AsOf) -> Result<Arc<dyn TableProvider>> {
-        let provider = match (as_of, self.resolve(as_of)?) {
-            (AsOf::Latest, _) | (_, None) => {
-                IcebergStaticTableProvider::try_new_from_table(self.table.clone()).await?
-            }
-            (_, Some(id)) => {
-                IcebergStaticTableProvider::try_new_from_table_snapshot(self.table.clone(), id)
-                    .await?
-            }
+        let snapshot = match as_of {
+            AsOf::Latest => None,
+            _ => self.resolve(as_of)?,
         };
-        Ok(Arc::new(provider))
+        Ok(Arc::new(
+            super::provider::SnapshotTable::try_new(self.table.clone(), snapshot).await?,
+        ))
     }
 }
 

@@ -69,6 +69,21 @@ impl RestrictedTable {
             values: Arc::new(cast),
         })
     }
+
+    /// The provider restricted.
+    pub fn inner(&self) -> &Arc<dyn TableProvider> {
+        &self.inner
+    }
+
+    /// The column restricted on.
+    pub fn column(&self) -> &str {
+        &self.column
+    }
+
+    /// The values kept (cast to the column's type, sorted, distinct).
+    pub fn values(&self) -> &[ScalarValue] {
+        &self.values
+    }
 }
 
 #[async_trait]
