@@ -286,10 +286,11 @@ async fn pyiceberg_reads_every_compacted_table() {
         ours.insert(location, (t.to_string(), rows, values));
     }
     assert!(ours.len() > 20, "many tables compacted: {}", ours.len());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/count_iceberg.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/read_all_iceberg.py");
     let python = std::env::var("LAKEHOUSE_PYTHON").unwrap_or_else(|_| "python3".into());
     let mut child = Command::new(&python)
         .arg(script)
+        .arg("pyiceberg")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
