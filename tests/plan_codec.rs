@@ -77,12 +77,16 @@ async fn every_model_round_trips_with_the_same_rows() {
     let mut seen = BTreeMap::new();
     let mut logical_bytes = 0;
     let mut physical_bytes = 0;
+    let mut largest = (0, String::new());
+    let mut codec_time = std::time::Duration::ZERO;
     for model in &plans {
         let name = model.table.to_string();
         // Logical: plan -> bytes -> plan, the same plan text and rows.
+        let started = std::time::Instant::now();
         let bytes = logical_to_bytes(&model.plan, &codec).unwrap();
         logical_bytes += bytes.len();
         let decoded: LogicalPlan = logical_from_bytes(&bytes, &receiver, &codec).unwrap();
+        codec_time += started.elapsed();
         same_text(
             &decoded.display_indent_schema().to_string(),
             &model.plan.display_indent_schema().to_string(),
@@ -104,9 +108,12 @@ async fn every_model_round_trips_with_the_same_rows() {
         );
         // Physical: the planned operators (strategy, projection, pushed-down
         // predicates) -> bytes -> the same operators and rows.
+        let started = std::time::Instant::now();
         let bytes = physical_to_bytes(Arc::clone(&original), &codec).unwrap();
         physical_bytes += bytes.len();
+        largest = largest.max((bytes.len(), name.clone()));
         let decoded = physical_from_bytes(&bytes, &receiver, &codec).unwrap();
+        codec_time += started.elapsed();
         same_text(
             &text(&decoded),
             &text(&original),
@@ -128,8 +135,12 @@ async fn every_model_round_trips_with_the_same_rows() {
         "{seen:?}"
     );
     eprintln!(
-        "{} models: {logical_bytes} logical bytes, {physical_bytes} physical bytes",
-        plans.len()
+        "{} models: {logical_bytes} logical bytes, {physical_bytes} physical bytes, \
+         largest {} ({} bytes), encoding and decoding both {:?}",
+        plans.len(),
+        largest.1,
+        largest.0,
+        codec_time
     );
 }
 
