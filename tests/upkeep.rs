@@ -434,9 +434,51 @@ async fn readers_during_upkeep_see_whole_snapshots(wh: Warehouse) {
     assert_eq!(rows(&wh, &t, AsOf::Latest).await, expected_rows());
 }
 
+/// A sorted table whose only need is its delete files merged (eight merges,
+/// none deleting much of any file): the delete files become one, no data
+/// file is rewritten, no row changes.
+async fn delete_files_alone_merge_in_a_sorted_table(wh: Warehouse) {
+    let t = TableName::parse("dar.deletes_only").unwrap();
+    for k in 0..3 {
+        let w = Write::append().sorted_by(["id"]);
+        wh.write(&t, schema(), vec![batch(k * 100..k * 100 + 100, 1.0)], w)
+            .await
+            .unwrap();
+    }
+    for round in 0..8 {
+        let w = Write::merge(["id"]).sorted_by(["id"]);
+        wh.write(&t, schema(), vec![batch([round * 37], 2.0)], w)
+            .await
+            .unwrap();
+    }
+    let before = wh.load_table(&t).await.unwrap();
+    assert_eq!(live_counts(&before).await, (11, 8));
+    let expected = rows(&wh, &t, AsOf::Latest).await;
+    assert_eq!(expected.len(), 300);
+    // Files count as small under a quarter of the target size: with a
+    // 1 KiB target, none does, so no data file is due for rewriting.
+    let p = UpkeepPolicy {
+        compact: true,
+        min_files: 8,
+        ..policy()
+    };
+    let kept = wh.clone().with_target_file_size(1024);
+    let c = upkeep(&kept, &t, &p, &[])
+        .await
+        .compaction
+        .expect("compacted");
+    assert_eq!((c.data_files, c.delete_files, c.rows), (0, 8, 0), "{c:?}");
+    assert_eq!(c.files_out, 1, "one merged delete file");
+    let after = wh.load_table(&t).await.unwrap();
+    assert_eq!(live_counts(&after).await, (11, 1));
+    assert_eq!(after.current_properties()["lakehouse.sort-by"], "id");
+    assert_eq!(rows(&wh, &t, AsOf::Latest).await, expected);
+}
+
 on_every_backend! {
     compaction => super::compaction_changes_no_row_and_keeps_history,
     expiry => super::expiry_keeps_newest_protected_and_their_files,
     orphans => super::orphans_go_only_when_old_and_unreferenced,
     readers => super::readers_during_upkeep_see_whole_snapshots,
+    deletes_only => super::delete_files_alone_merge_in_a_sorted_table,
 }

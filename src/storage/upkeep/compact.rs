@@ -253,7 +253,7 @@ pub(super) async fn run(
     // The sorted group first, then each file rewritten alone: every part is
     // sorted, as a stream's parts must be.
     let mut parts: Vec<Part<'static>> = Vec::new();
-    if plan.sort_by.is_empty() || plan.group.len() == 1 {
+    if plan.sort_by.is_empty() || plan.group.len() <= 1 {
         if !plan.group.is_empty() {
             parts.push(live_rows(table, plan.base, &plan.group, Arc::clone(&schema)).await?);
         }
