@@ -2,9 +2,9 @@
 //!
 //! A frame build reads its DAS table at the current snapshot and writes
 //! `dab.<frame>`:
-//! - **full**: the whole plan, sorted by the PIT hook in the plan (a
-//!   spilling sort) and streamed into the table's files as it is computed
-//!   ([`Warehouse::write_stream`]), committed as an overwrite;
+//! - **full**: the whole plan streamed into the table's files as it is
+//!   computed, in the plan's order ([`Warehouse::write_stream`]), committed
+//!   as an overwrite;
 //! - **incremental**: only rows whose `record_updated_at` is later than the
 //!   frame's watermark (new versions and the versions they closed), committed
 //!   as an upsert keyed on the PIT hook. Versions never change their
@@ -20,8 +20,14 @@
 //! build), or incrementally: only the versions affected by input changes
 //! after the model's watermark are recomputed and replaced
 //! ([`super::incremental`]); an incremental build's rows (the changed
-//! versions, few by design) are held in memory and sorted by the commit. [`build_dar`] (the
-//! `transform` verb) builds in full, in the stage order of [`Dar::stages`].
+//! versions, few by design) are held in memory and committed at once.
+//! [`build_dar`] (the `transform` verb) builds in full, in the stage order of
+//! [`Dar::stages`].
+//!
+//! Model tables are not written sorted: a replace finds its rows by key
+//! with row-group statistics and hashing either way, and a sort of every
+//! full build by PIT hook cost a third of `init` at scale 10 for no
+//! measurable `elt` gain (`docs/benchmarks.md`).
 //!
 //! Every model commit carries, as snapshot properties in the same commit as
 //! its rows: the watermark (frames: the latest DAS load time seen; DAR: the
@@ -49,7 +55,6 @@ use super::config::Frame;
 use super::dar::{Dar, DarKind, DarModel};
 use super::das;
 use super::frame::{frame_plan, prefixed};
-use super::full::{sorted_plan, write_order};
 use super::incremental;
 use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
@@ -160,12 +165,10 @@ pub async fn build_frame_with(
             }
         }
     };
-    // Sorted by the version key, which `elt` replaces and restricts on.
     let write = match mode {
         BuildMode::Full => Write::overwrite(),
-        BuildMode::Incremental => Write::merge([pit.clone()]),
-    }
-    .sorted_by([pit.clone()]);
+        BuildMode::Incremental => Write::merge([pit]),
+    };
     let epoch = epoch_for(existing.as_ref(), mode);
     let properties = |w: Write| {
         let mark = Arc::clone(&mark);
@@ -184,16 +187,15 @@ pub async fn build_frame_with(
         w
     };
     let (rows, commit, spilled_bytes) = match mode {
-        // A full build streams its rows (sorted by the plan, spilling if
-        // need be) into the table's files as they are computed.
+        // A full build streams its rows into the table's files as they
+        // are computed.
         BuildMode::Full => {
-            let plan = sorted_plan(plan, &[pit])?;
             let (rows, commit, physical) =
                 stream_into(wh, ctx, &target, plan, properties(write), &observe).await?;
             (rows, Some(commit), compute_times(&physical).2)
         }
         // An incremental build's rows are the changed versions: few, held
-        // in memory and sorted by the commit.
+        // in memory.
         BuildMode::Incremental => {
             let batches: Vec<RecordBatch> = ctx.execute_logical_plan(plan).await?.collect().await?;
             batches.iter().for_each(&observe);
@@ -431,12 +433,10 @@ pub async fn build_dar_model_with(
     if let Some(m) = input_mark {
         write_props.insert(WATERMARK.to_string(), m.to_string());
     }
-    let sort_by = write_order(dar, model);
     let with_props = |mut w: Write| {
         for (k, v) in &write_props {
             w = w.property(k.clone(), v.clone());
         }
-        let w = w.sorted_by(sort_by.iter().cloned());
         // A bridge's new rows are its event bridge's changes, an event
         // bridge's the unified bridge's, the unified bridge's the
         // calendar's (see `InputChanges`): kept in memory for them instead
@@ -529,14 +529,12 @@ pub async fn build_dar_model_with(
     let (rows, commit, physical) = if mode == BuildMode::Full || write.mode == WriteMode::Overwrite
     {
         // A full build streams its rows into the table's files as they are
-        // computed: sorted by the plan when the model is written sorted.
-        let plan = sorted_plan(plan, &sort_by)?;
-        // In the full context (partitions, spilling strategies) even when
+        // computed, in the full context (partitions, spilling strategies) even when
         // an incremental build fell back to a full one.
         stream_into(wh, full_ctx, &target, plan, write, &|_| {}).await?
     } else {
         // An incremental build's rows are the recomputed versions: few,
-        // held in memory and sorted by the commit.
+        // held in memory.
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let physical = ctx.state().create_physical_plan(&plan).await?;
         let batches: Vec<RecordBatch> =

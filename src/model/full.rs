@@ -1,7 +1,6 @@
 //! The full-build logical plan of every model over the warehouse's current
 //! tables: what `init` and `transform` compute for each model before it is
-//! written (a frame's rows sorted by its PIT hook, as the build streams
-//! them). For shipping a model to another process ([`crate::codec`]) and
+//! written. For shipping a model to another process ([`crate::codec`]) and
 //! for inspecting what a build runs.
 //!
 //! Invariant: executing a model's plan gives the rows a full build of that
@@ -9,9 +8,9 @@
 
 use std::collections::HashMap;
 
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::LogicalPlan;
 
-use super::dar::{Dar, DarKind, DarModel};
+use super::dar::Dar;
 use super::das;
 use super::frame::frame_plan;
 use super::project::Project;
@@ -24,35 +23,6 @@ use crate::storage::{AsOf, TableName, Warehouse};
 pub struct ModelPlan {
     pub table: TableName,
     pub plan: LogicalPlan,
-}
-
-/// `plan` sorted by `columns` (ascending, NULLs first); unchanged when
-/// there are none.
-pub(crate) fn sorted_plan(plan: LogicalPlan, columns: &[String]) -> Result<LogicalPlan> {
-    if columns.is_empty() {
-        return Ok(plan);
-    }
-    Ok(LogicalPlanBuilder::from(plan)
-        .sort(
-            columns
-                .iter()
-                .map(|c| datafusion::logical_expr::ident(c.as_str()).sort(true, true)),
-        )?
-        .build()?)
-}
-
-/// The columns a DAR model's rows are written sorted by: the version they
-/// belong to (the key `elt` replaces them by). None for the unified
-/// bridge, written clustered by peripheral (which its replaces test per
-/// row group; sorting its ~1.25 M rows of 165 columns at scale 1 doubled
-/// `init`'s time in it), nor for the calendar.
-pub(crate) fn write_order(dar: &Dar<'_>, model: &DarModel) -> Vec<String> {
-    match model.kind {
-        DarKind::Bridge(i) | DarKind::Event(i) | DarKind::Peripheral(i) => {
-            vec![dar.project.model.frames[i].primary().pit_name()]
-        }
-        DarKind::Unified | DarKind::Calendar => vec![],
-    }
 }
 
 /// Every model's full-build plan over the current tables: the frames, then
@@ -69,7 +39,7 @@ pub async fn full_plans(wh: &Warehouse, project: &Project) -> Result<Vec<ModelPl
         let plan = frame_plan(frame, &resource.primary_key, scan, None)?;
         out.push(ModelPlan {
             table: TableName::new(DAB, frame.name.clone())?,
-            plan: sorted_plan(plan, &[frame.primary().pit_name()])?,
+            plan,
         });
     }
     let dar = Dar::new(project)?;
@@ -88,7 +58,7 @@ pub async fn full_plans(wh: &Warehouse, project: &Project) -> Result<Vec<ModelPl
             }
             out.push(ModelPlan {
                 table: TableName::new(model.namespace.clone(), model.name.clone())?,
-                plan: sorted_plan(dar.plan(&model, &inputs)?, &write_order(&dar, &model))?,
+                plan: dar.plan(&model, &inputs)?,
             });
         }
     }
