@@ -11,9 +11,9 @@
 //! How the engines apply our position deletes (polars 2.1, daft 0.7):
 //! daft passes them to its native Parquet reader. Polars' native reader
 //! takes only delete files whose manifest entry bounds `file_path` to one
-//! data file; ours record no such bounds, so for every table with deletes
-//! polars falls back to its PyIceberg-planned pyarrow scan (tables without
-//! deletes it reads natively). Either way the rows are ours.
+//! data file (ours record those bounds); a table with a delete file
+//! spanning several data files it reads through its PyIceberg-planned
+//! pyarrow scan instead. Either way the rows are ours.
 //!
 //! Needs `python3` (or `$LAKEHOUSE_PYTHON`) with `pyiceberg[pyarrow]`,
 //! `polars` and `daft` (`scripts/test.sh` installs them); a missing package

@@ -453,6 +453,32 @@ async fn delete_files_alone_merge_in_a_sorted_table(wh: Warehouse) {
     }
     let before = wh.load_table(&t).await.unwrap();
     assert_eq!(live_counts(&before).await, (11, 8));
+    // Each delete file names its one data file in its `file_path` bounds,
+    // as readers that apply such files to that file alone expect.
+    let live = live_data_files(&before).await.unwrap();
+    let data: HashSet<String> = live
+        .iter()
+        .filter(|f| f.content_type() == DataContentType::Data)
+        .map(|f| f.file_path().to_string())
+        .collect();
+    let path_bounds = |f: &iceberg::spec::DataFile| {
+        let text = |d: Option<&iceberg::spec::Datum>| match d.map(|d| d.literal()) {
+            Some(iceberg::spec::PrimitiveLiteral::String(s)) => s.clone(),
+            other => panic!("file_path bound {other:?}"),
+        };
+        (
+            text(f.lower_bounds().get(&2_147_483_546)),
+            text(f.upper_bounds().get(&2_147_483_546)),
+        )
+    };
+    for f in live
+        .iter()
+        .filter(|f| f.content_type() == DataContentType::PositionDeletes)
+    {
+        let (low, high) = path_bounds(f);
+        assert_eq!(low, high, "{}", f.file_path());
+        assert!(data.contains(&low), "{low} is a live data file");
+    }
     let expected = rows(&wh, &t, AsOf::Latest).await;
     assert_eq!(expected.len(), 300);
     // Files count as small under a quarter of the target size: with a
@@ -471,6 +497,14 @@ async fn delete_files_alone_merge_in_a_sorted_table(wh: Warehouse) {
     assert_eq!(c.files_out, 1, "one merged delete file");
     let after = wh.load_table(&t).await.unwrap();
     assert_eq!(live_counts(&after).await, (11, 1));
+    // The merged file spans the three data files its positions are in.
+    let merged = live_data_files(&after).await.unwrap();
+    let merged = merged
+        .iter()
+        .find(|f| f.content_type() == DataContentType::PositionDeletes)
+        .unwrap();
+    let (low, high) = path_bounds(merged);
+    assert!(low < high && data.contains(&low) && data.contains(&high));
     assert_eq!(after.current_properties()["lakehouse.sort-by"], "id");
     assert_eq!(rows(&wh, &t, AsOf::Latest).await, expected);
 }

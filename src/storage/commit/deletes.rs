@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef as ArrowSchemaRef;
-use iceberg::spec::{DataContentType, DataFile, DataFileBuilder, DataFileFormat, TableMetadata};
+use iceberg::spec::{
+    DataContentType, DataFile, DataFileBuilder, DataFileFormat, Datum, TableMetadata,
+};
 use object_store::{ObjectStoreExt, PutPayload};
 
 use super::files::{decode_parquet, read_parquet_bytes, writer_properties};
@@ -95,6 +97,27 @@ pub(super) async fn write_position_deletes(
         }
     }
     let rows = positions.len() as u64;
+    // Bounds of both columns, as other writers record them: readers (polars
+    // natively, for one) take a delete file whose `file_path` bounds are
+    // equal as applying to that one data file only.
+    let bounds = match (
+        paths.first(),
+        paths.last(),
+        positions.iter().min(),
+        positions.iter().max(),
+    ) {
+        (Some(first), Some(last), Some(&low), Some(&high)) => Some((
+            HashMap::from([
+                (DELETE_FILE_PATH.1, Datum::string(first)),
+                (DELETE_POS.1, Datum::long(low)),
+            ]),
+            HashMap::from([
+                (DELETE_FILE_PATH.1, Datum::string(last)),
+                (DELETE_POS.1, Datum::long(high)),
+            ]),
+        )),
+        _ => None,
+    };
     let schema = position_delete_schema();
     let batch = RecordBatch::try_new(
         schema.clone(),
@@ -130,6 +153,9 @@ pub(super) async fn write_position_deletes(
         .partition_spec_id(base.default_partition_spec_id());
     if let [(only, _)] = deletes.as_slice() {
         b.referenced_data_file(Some(only.clone()));
+    }
+    if let Some((lower, upper)) = bounds {
+        b.lower_bounds(lower).upper_bounds(upper);
     }
     b.build()
         .map_err(|e| Error::internal(format!("position delete file entry: {e}")))
