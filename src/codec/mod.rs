@@ -21,7 +21,8 @@
 //!
 //! Invariants: a decoded plan computes the same rows as the original
 //! (tests run both); decoding does no I/O (a table's metadata travels in
-//! the plan); the decoding side reads data files through its own
+//! the plan) but needs a Tokio runtime in context, which iceberg binds its
+//! file IO to; the decoding side reads data files through its own
 //! [`Warehouse`] handle, so it needs the same warehouse location and its
 //! own credentials. The wire format is prost messages ([`messages`]) whose
 //! tags never change meaning.
