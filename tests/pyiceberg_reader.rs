@@ -3,6 +3,8 @@
 //!
 //! Needs `python3` with `pyiceberg[pyarrow]` (installed by `.ci/run`).
 
+mod readers;
+
 use std::process::Command;
 use std::sync::Arc;
 
@@ -219,7 +221,6 @@ async fn pyiceberg_applies_position_deletes() {
 /// first text column.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyiceberg_reads_every_compacted_table() {
-    use arrow::array::Array as _;
     use lakehouse::dag::run::{PipelineOptions, SourceSpec, elt, init};
     use lakehouse::storage::upkeep::UpkeepPolicy;
 
@@ -251,67 +252,18 @@ async fn pyiceberg_reads_every_compacted_table() {
             continue;
         }
         let batches = wh.scan(&t, lakehouse::storage::AsOf::Latest).await.unwrap();
-        let column = loaded
-            .metadata()
-            .current_schema()
-            .as_struct()
-            .fields()
-            .iter()
-            .find(|f| {
-                matches!(
-                    *f.field_type,
-                    iceberg::spec::Type::Primitive(iceberg::spec::PrimitiveType::String)
-                )
-            })
-            .map(|f| f.name.clone());
+        let column = readers::text_column(&loaded);
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let mut values: Vec<String> = match &column {
-            Some(c) => batches
-                .iter()
-                .flat_map(|b| {
-                    let col = b.column_by_name(c).unwrap();
-                    let col = arrow::compute::cast(col, &DataType::Utf8).unwrap();
-                    let col = col.as_any().downcast_ref::<StringArray>().unwrap().clone();
-                    (0..col.len())
-                        .filter(|&i| col.is_valid(i))
-                        .map(|i| col.value(i).to_string())
-                        .collect::<Vec<_>>()
-                })
-                .collect(),
-            None => vec![],
-        };
-        values.sort();
+        let values = column
+            .as_deref()
+            .map(|c| readers::sorted_values(&batches, c))
+            .unwrap_or_default();
         let location = loaded.table.metadata_location().unwrap().to_string();
         input.push_str(&format!("{location}\t{}\n", column.unwrap_or_default()));
         ours.insert(location, (t.to_string(), rows, values));
     }
     assert!(ours.len() > 20, "many tables compacted: {}", ours.len());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/read_all_iceberg.py");
-    let python = std::env::var("LAKEHOUSE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut child = Command::new(&python)
-        .arg(script)
-        .arg("pyiceberg")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "pyiceberg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let theirs = readers::read_with("pyiceberg", &input);
     for (location, (table, rows, values)) in &ours {
         let t = &theirs[location];
         assert_eq!(t["rows"].as_u64(), Some(*rows as u64), "{table}: row count");

@@ -75,25 +75,46 @@ fn required<'a, T>(field: &'a Option<T>, what: &str) -> Result<&'a T> {
         .ok_or_else(|| codec_err(format!("a PIT join without its {what}")))
 }
 
+/// Left keys, right keys and the four bounds (left start, left end, right
+/// start, right end) of a join, as messages.
+type Encoded<N> = (Vec<N>, Vec<N>, [Option<N>; 4]);
+
+/// The messages of a join's left keys, right keys and four bounds, in the
+/// order of [`PitJoinNode`] and [`PitJoinExecNode`], converted by `encode`.
+fn keys_and_bounds<E, N>(
+    on: &[(E, E)],
+    bounds: [&E; 4],
+    encode: impl Fn(&E) -> Result<N>,
+) -> Result<Encoded<N>> {
+    let lefts = on.iter().map(|(l, _)| encode(l)).collect::<Result<_>>()?;
+    let rights = on.iter().map(|(_, r)| encode(r)).collect::<Result<_>>()?;
+    let [a, b, c, d] = bounds;
+    Ok((
+        lefts,
+        rights,
+        [
+            Some(encode(a)?),
+            Some(encode(b)?),
+            Some(encode(c)?),
+            Some(encode(d)?),
+        ],
+    ))
+}
+
 /// The message of a logical PIT join.
 pub fn encode_logical(join: &PitJoin, codec: &dyn LogicalExtensionCodec) -> Result<PitJoinNode> {
     let expr = |e: &Expr| serialize_expr(e, codec).map_err(Into::into);
     let r = &join.range;
+    let bounds = [&r.left_start, &r.left_end, &r.right_start, &r.right_end];
+    let (left_keys, right_keys, [left_start, left_end, right_start, right_end]) =
+        keys_and_bounds(&join.on, bounds, expr)?;
     Ok(PitJoinNode {
-        left_keys: join
-            .on
-            .iter()
-            .map(|(l, _)| expr(l))
-            .collect::<Result<_>>()?,
-        right_keys: join
-            .on
-            .iter()
-            .map(|(_, r)| expr(r))
-            .collect::<Result<_>>()?,
-        left_start: Some(expr(&r.left_start)?),
-        left_end: Some(expr(&r.left_end)?),
-        right_start: Some(expr(&r.right_start)?),
-        right_end: Some(expr(&r.right_end)?),
+        left_keys,
+        right_keys,
+        left_start,
+        left_end,
+        right_start,
+        right_end,
         filter: join.filter.as_ref().map(expr).transpose()?,
         shape: Some(shape(
             r.kind,
@@ -155,21 +176,16 @@ pub fn encode_physical(
 ) -> Result<PitJoinExecNode> {
     let expr = |e: &PhysicalExprRef| serialize_physical_expr(e, codec);
     let r = exec.range();
+    let bounds = [&r.left_start, &r.left_end, &r.right_start, &r.right_end];
+    let (left_keys, right_keys, [left_start, left_end, right_start, right_end]) =
+        keys_and_bounds(exec.on(), bounds, expr)?;
     Ok(PitJoinExecNode {
-        left_keys: exec
-            .on()
-            .iter()
-            .map(|(l, _)| expr(l))
-            .collect::<Result<_>>()?,
-        right_keys: exec
-            .on()
-            .iter()
-            .map(|(_, r)| expr(r))
-            .collect::<Result<_>>()?,
-        left_start: Some(expr(&r.left_start)?),
-        left_end: Some(expr(&r.left_end)?),
-        right_start: Some(expr(&r.right_start)?),
-        right_end: Some(expr(&r.right_end)?),
+        left_keys,
+        right_keys,
+        left_start,
+        left_end,
+        right_start,
+        right_end,
         filter: exec.filter().map(expr).transpose()?,
         shape: Some(shape(
             r.kind,

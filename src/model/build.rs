@@ -573,9 +573,7 @@ pub async fn build_dar_model_with(
 ///
 /// Each output partition is a part of the write (its rows stay together in
 /// the files: the unified bridge's partitions keep its peripherals apart,
-/// so its files are clustered by peripheral without a sort). A sorted plan
-/// is written partition by partition before its final merge: each
-/// partition is sorted, so each file is, which is all a key search needs.
+/// so its files are clustered by peripheral without a sort).
 async fn stream_into(
     wh: &Warehouse,
     ctx: &SessionContext,
@@ -585,14 +583,9 @@ async fn stream_into(
     observe: &(dyn Fn(&RecordBatch) + Sync),
 ) -> Result<(u64, CommitOutcome, Arc<dyn ExecutionPlan>)> {
     use datafusion::physical_plan::ExecutionPlanProperties;
-    use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
     use futures::{StreamExt, TryStreamExt};
     let schema = Arc::new(plan.schema().as_arrow().clone());
-    let physical = ctx.state().create_physical_plan(&plan).await?;
-    let source = match physical.as_any().downcast_ref::<SortPreservingMergeExec>() {
-        Some(merge) if merge.fetch().is_none() => Arc::clone(merge.input()),
-        _ => Arc::clone(&physical),
-    };
+    let source = ctx.state().create_physical_plan(&plan).await?;
     let rows = Arc::new(AtomicU64::new(0));
     let task = ctx.task_ctx();
     let parts: Vec<crate::storage::Part<'_>> = (0..source.output_partitioning().partition_count())
