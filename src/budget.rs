@@ -16,6 +16,9 @@
 //! - a **source share** ([`MemoryBudget::source_share`]): the embedded
 //!   source spills its generated rows to local files past [`SOURCE_SHARE`]
 //!   of the limit;
+//! - a **kept-rows share** ([`MemoryBudget::kept_rows_bytes`]): the rows a
+//!   commit added, kept for the models reading them next, stay under
+//!   [`KEPT_ROWS_SHARE`] of the limit (the oldest go first);
 //! - a **model budget** ([`MemoryBudget::models_at_once`]): the scheduler runs
 //!   at most one model per [`MODEL_SHARE`] of the pool at a time, so raising
 //!   `--jobs` never multiplies the peak past the limit.
@@ -47,6 +50,9 @@ pub const POOL_SHARE: f64 = 0.75;
 pub const SMALL_POOL: usize = 256 * 1024 * 1024;
 /// Share of the limit the embedded source may hold before it spills.
 pub const SOURCE_SHARE: f64 = 0.125;
+/// Share of the limit a run may hold of the rows its commits added, for the
+/// models that read them next ([`MemoryBudget::kept_rows_bytes`]).
+pub const KEPT_ROWS_SHARE: f64 = 0.125;
 /// A sort's merge holds at most a this-many-th of the pool while others
 /// hold more, and at least [`MERGE_FLOOR`] (see [`SortRoom`]).
 pub const MERGE_SHARE: usize = 4;
@@ -112,6 +118,18 @@ impl MemoryBudget {
     /// unbounded, never spills).
     pub fn source_share(&self) -> Option<u64> {
         self.limit.map(|l| (l as f64 * SOURCE_SHARE) as u64)
+    }
+
+    /// Bytes of the rows a commit added that a run keeps in memory for the
+    /// models reading them next ([`KEPT_ROWS_SHARE`] of the limit; `None`:
+    /// unbounded, the warehouse's default). The pool does not track them:
+    /// they come out of the headroom beside it.
+    pub fn kept_rows_bytes(&self) -> Option<usize> {
+        self.limit.map(|l| {
+            ((l as f64 * KEPT_ROWS_SHARE) as u64)
+                .try_into()
+                .unwrap_or(usize::MAX)
+        })
     }
 
     /// The pool's size in bytes (`None`: unbounded).

@@ -117,6 +117,9 @@ pub async fn run_models(
         indicatif::ProgressBar::hidden()
     };
     let ctx = options.budget.context()?;
+    if let Some(bytes) = options.budget.kept_rows_bytes() {
+        wh.cache().set_added_budget(bytes);
+    }
     // Only DAR models need the DAR layer; deriving it checks the config
     // once, before any build starts.
     let needs_dar = todo

@@ -27,7 +27,10 @@
 //!   commit of the same table drops what was kept for older ones.
 //! - Bounded: the table map by entry count (emptied when full: a miss only
 //!   costs a re-read), the object cache by its byte budget, the added rows
-//!   by theirs (rows past it are not kept: a miss reads the files).
+//!   by theirs ([`FileCache::set_added_budget`]; the run sets a share of its
+//!   memory limit). New rows make room by dropping the oldest kept ones
+//!   (whose readers, earlier in the DAG, have most likely read them); rows
+//!   larger than the whole budget are not kept. A miss reads the files.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,11 +47,49 @@ use crate::error::Result;
 const MAX_TABLES: usize = 1024;
 /// Byte budget of the shared object cache (iceberg's estimate).
 const OBJECT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
-/// Byte budget of the added rows kept (Arrow's in-memory size).
-const ADDED_ROWS_BYTES: usize = 256 * 1024 * 1024;
+/// Byte budget of the added rows kept (Arrow's in-memory size) unless the
+/// run sets one ([`FileCache::set_added_budget`]).
+pub const ADDED_ROWS_BYTES: usize = 256 * 1024 * 1024;
 
-/// Rows kept per (table location, snapshot id), and their total size.
-type AddedRows = (usize, HashMap<(String, i64), (usize, Vec<RecordBatch>)>);
+/// The added rows kept per (table location, snapshot id), each with its
+/// insertion number and size.
+#[derive(Debug)]
+struct AddedRows {
+    budget: usize,
+    total: usize,
+    next: u64,
+    kept: HashMap<(String, i64), (u64, usize, Vec<RecordBatch>)>,
+}
+
+impl AddedRows {
+    /// Drop the oldest rows kept until `bytes` more fit in the budget.
+    fn make_room(&mut self, bytes: usize) {
+        while self.total + bytes > self.budget {
+            let Some(oldest) = self
+                .kept
+                .iter()
+                .min_by_key(|(_, (n, _, _))| *n)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some((_, b, _)) = self.kept.remove(&oldest) {
+                self.total -= b;
+            }
+        }
+    }
+}
+
+impl Default for AddedRows {
+    fn default() -> Self {
+        Self {
+            budget: ADDED_ROWS_BYTES,
+            total: 0,
+            next: 0,
+            kept: HashMap::new(),
+        }
+    }
+}
 
 /// Caches shared by the clones of one [`super::Warehouse`].
 #[derive(Debug)]
@@ -95,35 +136,56 @@ impl FileCache {
         tables.insert(location, (bytes, table));
     }
 
+    /// Keep at most `bytes` of added rows from now on (what is kept past
+    /// it goes, oldest first).
+    pub fn set_added_budget(&self, bytes: usize) {
+        let mut added = lock(&self.added);
+        added.budget = bytes;
+        added.make_room(0);
+    }
+
+    /// The byte budget of the added rows kept: a commit's rows larger than
+    /// it are not worth gathering.
+    pub fn added_budget(&self) -> usize {
+        lock(&self.added).budget
+    }
+
     /// Keep the rows snapshot `snapshot` of the table at `location` added
-    /// (all of them: see the module's invariants), within the budget.
+    /// (all of them: see the module's invariants), within the budget,
+    /// dropping the oldest rows kept to make room.
     pub fn put_added(&self, location: &str, snapshot: i64, rows: &[RecordBatch]) {
         let bytes = memory_size(rows);
         let mut added = lock(&self.added);
-        let (total, kept) = &mut *added;
+        let a = &mut *added;
         // Only a table's newest snapshot is read that way: what was kept
         // for older ones of the same table goes.
-        kept.retain(|(l, _), (b, _)| {
+        let total = &mut a.total;
+        a.kept.retain(|(l, _), (_, b, _)| {
             let older = l == location;
             if older {
                 *total -= *b;
             }
             !older
         });
-        if *total + bytes > ADDED_ROWS_BYTES {
+        if bytes > a.budget {
             return;
         }
-        *total += bytes;
-        kept.insert((location.to_string(), snapshot), (bytes, rows.to_vec()));
+        a.make_room(bytes);
+        a.total += bytes;
+        a.next += 1;
+        a.kept.insert(
+            (location.to_string(), snapshot),
+            (a.next, bytes, rows.to_vec()),
+        );
     }
 
     /// The rows kept for snapshot `snapshot` of the table at `location`.
     pub fn added(&self, location: &str, snapshot: i64) -> Option<Vec<RecordBatch>> {
         let added = lock(&self.added);
         added
-            .1
+            .kept
             .get(&(location.to_string(), snapshot))
-            .map(|(_, rows)| rows.clone())
+            .map(|(_, _, rows)| rows.clone())
     }
 
     /// The manifest `file` refers to, parsed once per process.
@@ -185,12 +247,12 @@ mod tests {
         assert!(c.added("t1", 2).is_none(), "another snapshot");
         assert_eq!(c.added("t1", 1).expect("kept")[0].num_rows(), 3);
         assert_eq!(c.added("t1", 1).expect("kept again")[0].num_rows(), 3);
-        let both = lock(&c.added).0;
+        let both = lock(&c.added).total;
         c.put_added("t2", 2, &rows(7));
         assert!(c.added("t2", 1).is_none(), "dropped by the newer");
         assert_eq!(c.added("t2", 2).expect("kept")[0].num_rows(), 7);
         assert_eq!(
-            lock(&c.added).0,
+            lock(&c.added).total,
             both - memory_size(&rows(5)) + memory_size(&rows(7))
         );
 
@@ -199,6 +261,32 @@ mod tests {
         assert!(c.added("t3", 1).is_none(), "over the budget");
         c.put_added("t3", 2, &rows(10));
         assert_eq!(c.added("t3", 2).expect("kept")[0].num_rows(), 10);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// Under a budget set by the run, new rows push out the oldest kept
+    /// (and only as many as needed); a lower budget drops the oldest too.
+    #[test]
+    fn added_rows_make_room_oldest_first() {
+        let dir = std::env::temp_dir().join(format!("cache-{}", uuid::Uuid::new_v4()));
+        let wh = crate::storage::Warehouse::open(dir.to_str().expect("path")).expect("warehouse");
+        let c = wh.cache();
+        let each = memory_size(&rows(100));
+        c.set_added_budget(3 * each);
+        assert_eq!(c.added_budget(), 3 * each);
+        for (i, t) in ["t1", "t2", "t3"].into_iter().enumerate() {
+            c.put_added(t, i as i64, &rows(100));
+        }
+        assert!(c.added("t1", 0).is_some() && c.added("t3", 2).is_some());
+        c.put_added("t4", 3, &rows(100));
+        assert!(c.added("t1", 0).is_none(), "the oldest made room");
+        for (t, s) in [("t2", 1), ("t3", 2), ("t4", 3)] {
+            assert_eq!(c.added(t, s).expect("kept")[0].num_rows(), 100, "{t}");
+        }
+        c.set_added_budget(each);
+        assert!(c.added("t2", 1).is_none() && c.added("t3", 2).is_none());
+        assert!(c.added("t4", 3).is_some(), "the newest stays");
+        assert_eq!(lock(&c.added).total, each);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

@@ -91,8 +91,7 @@ use uuid::Uuid;
 use self::files::writer_properties;
 use self::matcher::{Matcher, matchers};
 use self::new_rows::{
-    KEEP_ADDED_BYTES, NewRows, PARALLEL_WRITE_ROWS, balanced_parts, fill_missing_optional, sorted,
-    target_schema,
+    NewRows, PARALLEL_WRITE_ROWS, balanced_parts, fill_missing_optional, sorted, target_schema,
 };
 use self::producer::{SnapshotProducer, Staged};
 use self::search::spawn_search;
@@ -312,7 +311,8 @@ impl Warehouse {
                     },
                     keep_rows_bytes: (write.keep_added
                         && matches!(write.mode, WriteMode::Append | WriteMode::Replace { .. }))
-                    .then_some(KEEP_ADDED_BYTES),
+                    // Past the cache's budget that reader decodes them.
+                    .then_some(self.cache().added_budget()),
                 };
                 let sunk = match &mut rows_in {
                     NewRows::Batches(batches) => {

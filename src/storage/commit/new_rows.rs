@@ -26,10 +26,6 @@ pub(super) enum NewRows<'a> {
     Parts(Vec<Part<'a>>),
 }
 
-/// Most bytes of new rows a commit keeps in memory for a reader of its
-/// added rows ([`Write::keep_added`]); past it that reader decodes them.
-pub(super) const KEEP_ADDED_BYTES: usize = 256 * 1024 * 1024;
-
 /// The schema the new snapshot is written under: the table's own unless the
 /// mode or policy lets the batch change it.
 pub(super) fn target_schema(
