@@ -55,7 +55,7 @@ use super::config::Frame;
 use super::dar::{Dar, DarKind, DarModel};
 use super::das;
 use super::frame::{frame_plan, prefixed};
-use super::incremental;
+use super::incremental::{self, EventRows, Recomputed};
 use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
 use crate::join::{PitJoinExec, PitJoinOptions, PitJoinStrategy};
@@ -450,7 +450,10 @@ pub async fn build_dar_model_with(
     // What to compute and how to commit it.
     let full_plan = |inputs: &HashMap<String, LogicalPlan>| dar.plan(model, inputs);
     let (plan, write) = match since {
-        None => (full_plan(&inputs)?, with_props(Write::overwrite())),
+        None => (
+            Recomputed::Plan(Box::new(full_plan(&inputs)?)),
+            with_props(Write::overwrite()),
+        ),
         Some(since) => {
             let own = match (&existing, model.kind) {
                 (Some(t), DarKind::Calendar) => Some(loaded_scan_plan(t, AsOf::Latest).await?.0),
@@ -496,19 +499,26 @@ pub async fn build_dar_model_with(
                     spilled_bytes: 0,
                 });
             }
+            let rows_now = existing.as_ref().map_or(0, LoadedTable::row_count);
             if let incremental::Recompute::Calendar { .. } = recompute {
-                (full_plan(&inputs)?, with_props(Write::overwrite()))
-            } else if recompute.versions() > LARGE_RECOMPUTE {
-                // A cascade reaching this many versions is a rebuild in all
-                // but name: build in full instead, streamed within the
-                // memory budget (an incremental build holds its rows in
-                // memory). The new epoch tells its descendants to rebuild
-                // in full too.
-                tracing::debug!(model = %target, versions = recompute.versions(), "large recompute: building in full");
+                (
+                    Recomputed::Plan(Box::new(full_plan(&inputs)?)),
+                    with_props(Write::overwrite()),
+                )
+            } else if recompute.versions() > LARGE_RECOMPUTE
+                && recompute.versions() as u64 * LARGE_RECOMPUTE_SHARE > rows_now
+            {
+                // A cascade this large reaching this share of the table is
+                // a rebuild in all but name: build in full instead (each
+                // replaced row costs a search and a position delete). The
+                // new epoch tells its descendants to rebuild in full too, so
+                // a small table is never rebuilt that way (a few versions
+                // of a small table would rebuild every model below it).
+                tracing::debug!(model = %target, versions = recompute.versions(), rows = rows_now, "large recompute: building in full");
                 mode = BuildMode::Full;
                 let epoch = epoch_for(existing.as_ref(), mode);
                 (
-                    full_plan(&inputs)?,
+                    Recomputed::Plan(Box::new(full_plan(&inputs)?)),
                     with_props(Write::overwrite()).property(EPOCH, epoch),
                 )
             } else {
@@ -526,28 +536,31 @@ pub async fn build_dar_model_with(
             }
         }
     };
-    let (rows, commit, physical) = if mode == BuildMode::Full || write.mode == WriteMode::Overwrite
-    {
-        // A full build streams its rows into the table's files as they are
-        // computed, in the full context (partitions, spilling strategies) even when
-        // an incremental build fell back to a full one.
-        stream_into(wh, full_ctx, &target, plan, write, &|_| {}).await?
+    // Every build streams its rows into the table's files as they are
+    // computed: a full one in the full context (partitions, spilling
+    // strategies) even when an incremental build fell back to it, an
+    // incremental one in the incremental context (its commit, a replace,
+    // searches the rows it deletes meanwhile).
+    let run_ctx = if mode == BuildMode::Full || write.mode == WriteMode::Overwrite {
+        full_ctx
     } else {
-        // An incremental build's rows are the recomputed versions: few,
-        // held in memory.
-        let schema = Arc::new(plan.schema().as_arrow().clone());
-        let physical = ctx.state().create_physical_plan(&plan).await?;
-        let batches: Vec<RecordBatch> =
-            datafusion::physical_plan::collect_partitioned(Arc::clone(&physical), ctx.task_ctx())
-                .await?
-                .into_iter()
-                .flatten()
-                .collect();
-        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let commit = wh.write(&target, schema, batches, write).await?;
-        (rows, commit, physical)
+        ctx
     };
-    let (compute, pit_join_compute, spilled_bytes) = compute_times(&physical);
+    let (rows, commit, physical) = match plan {
+        Recomputed::Plan(plan) => {
+            let (rows, commit, physical) =
+                stream_into(wh, run_ctx, &target, *plan, write, &|_| {}).await?;
+            (rows, commit, Some(physical))
+        }
+        Recomputed::Unified { schema, events } => {
+            let rows = Arc::new(AtomicU64::new(0));
+            let part = unified_part(run_ctx, &schema, events, Arc::clone(&rows));
+            let commit = wh.write_stream(&target, schema, vec![part], write).await?;
+            (rows.load(AtomicOrdering::Relaxed), commit, None)
+        }
+    };
+    let (compute, pit_join_compute, spilled_bytes) =
+        physical.as_ref().map(compute_times).unwrap_or_default();
     tracing::debug!(
         model = %target,
         rows,
@@ -607,9 +620,49 @@ async fn stream_into(
     Ok((rows.load(AtomicOrdering::Relaxed), commit, source))
 }
 
-/// Versions an incremental DAR build recomputes at most; a larger cascade
-/// is built in full (see [`build_dar_model_with`]).
-pub const LARGE_RECOMPUTE: usize = 250_000;
+/// A cascade of more versions than this that also reaches a
+/// [`LARGE_RECOMPUTE_SHARE`]-th of its table's rows is built in full, not
+/// incrementally (see [`build_dar_model_with`]). Both stream within the
+/// memory budget.
+pub const LARGE_RECOMPUTE: usize = 1_000_000;
+/// See [`LARGE_RECOMPUTE`].
+pub const LARGE_RECOMPUTE_SHARE: u64 = 2;
+
+/// The unified bridge's recomputed rows as one part of its write: each
+/// event bridge's rows (kept by its commit, else read from the files it
+/// added) turned into unified rows batch by batch, counted in `rows`.
+fn unified_part<'a>(
+    ctx: &'a SessionContext,
+    schema: &arrow::datatypes::SchemaRef,
+    events: Vec<(String, EventRows)>,
+    rows: Arc<AtomicU64>,
+) -> crate::storage::Part<'a> {
+    use futures::{StreamExt, TryStreamExt};
+    let schema = Arc::clone(schema);
+    futures::stream::iter(events)
+        .then(move |(name, source)| {
+            let (schema, rows) = (Arc::clone(&schema), Arc::clone(&rows));
+            async move {
+                let batches: crate::storage::Part<'a> = match source {
+                    EventRows::Kept(b) => futures::stream::iter(b.into_iter().map(Ok)).boxed(),
+                    EventRows::Scan(plan) => ctx
+                        .execute_logical_plan(*plan)
+                        .await?
+                        .execute_stream()
+                        .await?
+                        .map_err(Error::from)
+                        .boxed(),
+                };
+                Ok::<_, Error>(batches.map(move |b| {
+                    let unified = super::unified::unified_batch(&schema, &name, &b?)?;
+                    rows.fetch_add(unified.num_rows() as u64, AtomicOrdering::Relaxed);
+                    Ok(unified)
+                }))
+            }
+        })
+        .try_flatten()
+        .boxed()
+}
 
 /// The context incremental builds plan and run their queries in.
 ///

@@ -673,7 +673,7 @@ pub async fn recompute_plan(
     loaded: &HashMap<String, LoadedTable>,
     changes: &InputChanges,
     recompute: &Recompute,
-) -> Result<(LogicalPlan, Vec<KeyMatch>)> {
+) -> Result<(Recomputed, Vec<KeyMatch>)> {
     let key = |(ns, name): &(String, String)| format!("{ns}.{name}");
     let table = |k: &str| loaded_input(loaded, k);
     match (model.kind, recompute) {
@@ -784,7 +784,7 @@ pub async fn recompute_plan(
     }
     if let Recompute::Unified(per_event) = recompute {
         // The rows are computed straight from the event bridges' rows (the
-        // plan gives their schema): see `unified_rows`.
+        // plan gives their schema), batch by batch: see `unified_batch`.
         let mut events = Vec::new();
         for (input, (_, a)) in model.inputs.iter().zip(per_event) {
             let k = key(input);
@@ -792,21 +792,43 @@ pub async fn recompute_plan(
                 continue;
             }
             let rows = match changes.kept(&k) {
-                Some(rows) => rows.to_vec(),
-                None => {
-                    let scan = inputs
+                Some(rows) => EventRows::Kept(rows.to_vec()),
+                None => EventRows::Scan(Box::new(
+                    inputs
                         .remove(&k)
-                        .ok_or_else(|| Error::internal(format!("input {k} not provided")))?;
-                    ctx.execute_logical_plan(scan).await?.collect().await?
-                }
+                        .ok_or_else(|| Error::internal(format!("input {k} not provided")))?,
+                )),
             };
             events.push((k, rows));
         }
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        let rows = super::unified::unified_rows(&schema, &events)?;
-        plan = memory_plan(&model.qualified(), schema, rows)?;
+        return Ok((
+            Recomputed::Unified { schema, events },
+            key_matches(recompute)?,
+        ));
     }
-    Ok((plan, key_matches(recompute)?))
+    Ok((Recomputed::Plan(Box::new(plan)), key_matches(recompute)?))
+}
+
+/// What an incremental build computes: the rows of a plan, or (the unified
+/// bridge) the unified rows of event bridges' rows, made batch by batch
+/// ([`super::unified::unified_batch`]), so a large recompute streams.
+pub enum Recomputed {
+    Plan(Box<LogicalPlan>),
+    Unified {
+        /// The unified bridge's schema.
+        schema: SchemaRef,
+        /// Per event bridge with affected versions, its rows to unify.
+        events: Vec<(String, EventRows)>,
+    },
+}
+
+/// An event bridge's rows the unified bridge recomputes from.
+pub enum EventRows {
+    /// Kept in memory by the event bridge's commit in this run.
+    Kept(Vec<RecordBatch>),
+    /// Read from its files (the rows its last commit added).
+    Scan(Box<LogicalPlan>),
 }
 
 /// The replace conditions of an incremental commit.

@@ -105,84 +105,75 @@ pub fn unified_plan(events: Vec<(String, LogicalPlan)>) -> Result<LogicalPlan> {
     }
 }
 
-/// The unified bridge's rows of the given event bridges' rows, computed
-/// directly on the batches: what [`unified_plan`] gives over scans of them,
-/// with `schema` its output schema (built over all event bridges). An
-/// incremental build recomputes a few thousand rows of ~160 columns, which
-/// the plan took longer to plan than to run.
-pub fn unified_rows(
+/// The unified bridge's rows of one batch `b` of event bridge `name`,
+/// computed directly on the batch: what [`unified_plan`] gives over a scan
+/// of it, with `schema` its output schema (built over all event bridges).
+/// An incremental build recomputes a few thousand rows of ~160 columns,
+/// which the plan took longer to plan than to run; batches are
+/// independent, so a large recompute streams through here one at a time.
+pub fn unified_batch(
     schema: &arrow::datatypes::SchemaRef,
-    events: &[(String, Vec<arrow::array::RecordBatch>)],
-) -> Result<Vec<arrow::array::RecordBatch>> {
+    name: &str,
+    b: &arrow::array::RecordBatch,
+) -> Result<arrow::array::RecordBatch> {
     use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, new_null_array};
-    let records: Vec<String> = record_columns().to_vec();
-    let mut out = Vec::new();
-    for (name, batches) in events {
-        for b in batches {
-            let n = b.num_rows();
-            let column = |c: &str| b.column_by_name(c);
-            // One array of ghost records, shared by every hook column the
-            // event bridge lacks (~150 of them): building one per column was
-            // most of this function's time and memory.
-            let ghosts: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                GHOST_RECORD,
-                n,
-            )));
-            let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-            for f in schema.fields() {
-                let c = f.name().as_str();
-                let array: ArrayRef = if c == PERIPHERAL
-                    || c == PIT_BRIDGE
-                    || records.iter().any(|r| r == c)
-                {
-                    column(c).cloned().ok_or_else(|| {
-                        Error::invalid(format!(
-                            "unified bridge: event bridge {name} has no column {c}"
-                        ))
-                    })?
-                } else if (c.starts_with("_pit_hook__") && c != PIT_BRIDGE) || c == EPOCH_DATE {
-                    // A missing or NULL hook joins the ghost record.
-                    match column(c) {
-                        None => Arc::clone(&ghosts),
-                        Some(a) if a.null_count() == 0 => arrow::compute::cast(a, &DataType::Utf8)?,
-                        Some(a) => {
-                            let a = arrow::compute::cast(a, &DataType::Utf8)?;
-                            let a = a
-                                .as_any()
-                                .downcast_ref::<StringArray>()
-                                .ok_or_else(|| Error::internal("a hook column is not text"))?;
-                            Arc::new(
-                                a.iter()
-                                    .map(|v| Some(v.unwrap_or(GHOST_RECORD)))
-                                    .collect::<StringArray>(),
-                            )
-                        }
+    let records = record_columns();
+    let n = b.num_rows();
+    let column = |c: &str| b.column_by_name(c);
+    // One array of ghost records, shared by every hook column the
+    // event bridge lacks (~150 of them): building one per column was
+    // most of this function's time and memory.
+    let ghosts: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+        GHOST_RECORD,
+        n,
+    )));
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let c = f.name().as_str();
+        let array: ArrayRef =
+            if c == PERIPHERAL || c == PIT_BRIDGE || records.iter().any(|r| r == c) {
+                column(c).cloned().ok_or_else(|| {
+                    Error::invalid(format!(
+                        "unified bridge: event bridge {name} has no column {c}"
+                    ))
+                })?
+            } else if (c.starts_with("_pit_hook__") && c != PIT_BRIDGE) || c == EPOCH_DATE {
+                // A missing or NULL hook joins the ghost record.
+                match column(c) {
+                    None => Arc::clone(&ghosts),
+                    Some(a) if a.null_count() == 0 => arrow::compute::cast(a, &DataType::Utf8)?,
+                    Some(a) => {
+                        let a = arrow::compute::cast(a, &DataType::Utf8)?;
+                        let a = a
+                            .as_any()
+                            .downcast_ref::<StringArray>()
+                            .ok_or_else(|| Error::internal("a hook column is not text"))?;
+                        Arc::new(
+                            a.iter()
+                                .map(|v| Some(v.unwrap_or(GHOST_RECORD)))
+                                .collect::<StringArray>(),
+                        )
                     }
-                } else if c.starts_with("event__") || c.starts_with("measure__") {
-                    match column(c) {
-                        None => new_null_array(f.data_type(), n),
-                        Some(a) => a.clone(),
-                    }
-                } else {
-                    return Err(Error::internal(format!(
-                        "unified bridge: column {c} of no known kind"
-                    )));
-                };
-                let array = if array.data_type() == f.data_type() {
-                    array
-                } else {
-                    arrow::compute::cast(&array, f.data_type())?
-                };
-                columns.push(array);
-            }
-            out.push(
-                RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| {
-                    Error::from(e).context(format!("unified bridge rows of event bridge {name}"))
-                })?,
-            );
-        }
+                }
+            } else if c.starts_with("event__") || c.starts_with("measure__") {
+                match column(c) {
+                    None => new_null_array(f.data_type(), n),
+                    Some(a) => a.clone(),
+                }
+            } else {
+                return Err(Error::internal(format!(
+                    "unified bridge: column {c} of no known kind"
+                )));
+            };
+        let array = if array.data_type() == f.data_type() {
+            array
+        } else {
+            arrow::compute::cast(&array, f.data_type())?
+        };
+        columns.push(array);
     }
-    Ok(out)
+    RecordBatch::try_new(Arc::clone(schema), columns)
+        .map_err(|e| Error::from(e).context(format!("unified bridge rows of event bridge {name}")))
 }
 
 /// A plan that returns no rows by construction: an empty relation, or a
@@ -203,6 +194,20 @@ mod tests {
     use super::*;
     use arrow::datatypes::{Field, Schema};
     use datafusion::logical_expr::table_scan;
+
+    /// [`unified_batch`] of every batch of the given event bridges.
+    fn unified_rows(
+        schema: &arrow::datatypes::SchemaRef,
+        events: &[(String, Vec<arrow::array::RecordBatch>)],
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        let mut out = Vec::new();
+        for (name, batches) in events {
+            for b in batches {
+                out.push(unified_batch(schema, name, b)?);
+            }
+        }
+        Ok(out)
+    }
 
     fn event(name: &str, pit: &str, flag: &str) -> LogicalPlan {
         let mut fields = vec![
