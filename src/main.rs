@@ -66,21 +66,13 @@ async fn run() -> i32 {
     match lakehouse::cli::run(cli).await {
         Ok(()) => 0,
         Err(e) => {
-            // Each cause once: a cause whose text is already printed (an
-            // error that copied its source's message) is left out.
+            // The error, then each cause once on a line of its own.
             if let Some(d) = lakehouse::error::diagnosis(&e) {
                 eprintln!("error: {d}");
             }
-            let mut printed = e.to_string();
-            eprintln!("error: {printed}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                let text = s.to_string();
-                if !printed.contains(&text) {
-                    eprintln!("  caused by: {text}");
-                    printed.push_str(&text);
-                }
-                source = s.source();
+            eprintln!("error: {e}");
+            for cause in e.causes() {
+                eprintln!("  caused by: {cause}");
             }
             1
         }

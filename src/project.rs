@@ -494,13 +494,7 @@ mod tests {
 
     /// An error with its causes, as the binary prints it.
     fn chain(e: &Error) -> String {
-        let mut out = e.to_string();
-        let mut cause = std::error::Error::source(e);
-        while let Some(c) = cause {
-            out.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        out
+        format!("{e:#}")
     }
 
     /// Bad project files name the file and the key.

@@ -314,16 +314,11 @@ pub fn write_from_model(dir: &Path, url: &str, model: &ServiceModel) -> Result<S
     )?;
     // What was written must load.
     crate::project::ProjectDir::load(&file).map_err(|e| {
-        let mut why = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            why.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
         Error::internal(format!(
-            "the project written in {} does not load (please report this): {why}",
+            "the project written in {} does not load (please report this)",
             dir.display()
         ))
+        .with_source(e)
     })?;
     Ok(Scaffold {
         files: written,

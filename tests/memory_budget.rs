@@ -133,7 +133,7 @@ async fn a_budget_too_small_fails_clearly_commits_nothing_and_a_rerun_converges(
     opts.run.concurrency = 1;
     let err = init(&wh, &project, &opts).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{err}");
-    let text = err.to_string();
+    let text = format!("{err:#}");
     let model = text
         .split("building ")
         .nth(1)

@@ -139,7 +139,7 @@ async fn a_failed_run_converges_without_redoing_committed_work() {
     opts.run.fail_at = Some(failing.to_string());
     opts.run.concurrency = 1;
     let err = elt(&wh, &project, &opts).await.unwrap_err();
-    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert!(format!("{err:#}").contains("injected failure"), "{err:#}");
     let after_failure = versions(&wh).await;
     let dag = Dag::build(&project).unwrap();
     let pending: BTreeSet<String> = plan(&wh, &dag, false)

@@ -286,7 +286,7 @@ async fn restricted_historic_and_in_memory_scans_round_trip() {
         .unwrap()
         .build()
         .unwrap();
-    let err = logical_to_bytes(&plan, &codec).unwrap_err().to_string();
+    let err = format!("{:#}", logical_to_bytes(&plan, &codec).unwrap_err());
     assert!(
         err.contains("elsewhere") && err.contains("EmptyTable"),
         "{err}"

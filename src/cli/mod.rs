@@ -206,7 +206,7 @@ fn lock_ttl(text: &str) -> std::result::Result<std::time::Duration, String> {
     match crate::project::parse_duration("--lock-ttl", text) {
         Ok(d) if d >= std::time::Duration::from_millis(300) => Ok(d),
         Ok(_) => Err("--lock-ttl: at least 300ms (the lock is renewed every third of it)".into()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(format!("{e:#}")),
     }
 }
 

@@ -611,13 +611,7 @@ resources:
             Ok(_) => panic!("expected an error for:\n{text}"),
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::InvalidInput);
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg.push_str(&format!(" / {s}"));
-                    src = s.source();
-                }
-                msg
+                format!("{e:#}")
             }
         }
     }

@@ -295,7 +295,7 @@ fn failed_models(
         first.kind(),
         format!(
             "{} model(s) failed ({}); {} model(s) reading them were not built, the other {built} were \
-             (re-run to finish); first failure: {first}",
+             (re-run to finish); first failure",
             names.len(),
             names.join(", "),
             skipped.len(),
@@ -698,9 +698,9 @@ pub async fn elt(
             let t0 = Instant::now();
             let done = upkeep_locked(wh, &upkeep, &lock).await;
             if let Err(e) = &done {
-                tracing::warn!(error = %e, "upkeep after elt failed; run `lakehouse maintain`");
+                tracing::warn!(error = %format_args!("{e:#}"), "upkeep after elt failed; run `lakehouse maintain`");
             }
-            report.upkeep = Some(done.map_err(|e| e.to_string()));
+            report.upkeep = Some(done.map_err(|e| format!("{e:#}")));
             report.seconds += t0.elapsed().as_secs_f64();
         }
         Ok(report)

@@ -143,10 +143,7 @@ pub async fn upkeep_locked(
                     .await
                     .unwrap_or_else(|e| TableUpkeep {
                         table: Some(name.clone()),
-                        failed: Some(match std::error::Error::source(&e) {
-                            Some(cause) => format!("{}: {cause}", e.message()),
-                            None => e.message().to_string(),
-                        }),
+                        failed: Some(e.detail()),
                         ..TableUpkeep::default()
                     }))
             }

@@ -185,10 +185,11 @@ impl IntoResponse for Failure {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.error, "dashboard request failed");
-            self.error.to_string()
+            let message = format!("{:#}", self.error);
+            tracing::error!(error = %message, "dashboard request failed");
+            message
         } else {
-            self.error.message().to_string()
+            self.error.detail()
         };
         if self.html {
             let body = format!(

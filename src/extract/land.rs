@@ -113,15 +113,15 @@ impl ExtractReport {
     }
 }
 
-/// What made a resource fail, for its report: the error's message, without
-/// the kind and without the leading `resource `<table>`` the report's table
-/// column already says.
+/// What made a resource fail, for its report: the error's message and each
+/// cause once, without the kind and without the leading `resource `<table>``
+/// the report's table column already says.
 fn cause(table: &str, e: &Error) -> String {
     let own = format!("resource `{table}`");
-    let m = e.message();
+    let m = e.detail();
     m.strip_prefix(&own)
         .map(|rest| rest.trim_start_matches(':').trim_start())
-        .unwrap_or(m)
+        .unwrap_or(&m)
         .to_string()
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::ResourceConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::extract::paging::{PageGuard, check_keys};
 use crate::extract::schema::{member, parse_instant, rows_to_batch};
 
@@ -58,11 +58,11 @@ impl Page {
             .max();
         let (batch, extra_columns) = rows_to_batch(resource, rows, first_row).map_err(|e| {
             let own = format!("resource `{}`: ", resource.table);
-            let what = e.message().strip_prefix(&own).unwrap_or(e.message());
-            Error::new(e.kind(), what).context(format!(
-                "resource `{}` ({}): GET {url}",
-                resource.table, resource.api_path
-            ))
+            e.map_message(|m| m.strip_prefix(&own).unwrap_or(m).to_string())
+                .context(format!(
+                    "resource `{}` ({}): GET {url}",
+                    resource.table, resource.api_path
+                ))
         })?;
         Ok(Page {
             index,

@@ -801,7 +801,7 @@ fn respond(
     }
     // Only the rows a filter selects are sorted (an incremental request
     // reads a few rows of a large table); each (table, filter) once per day.
-    let internal = |e: Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let internal = |e: Error| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
     let sorted = match sorted.entry((served.table.clone(), filter)) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {

@@ -270,7 +270,7 @@ impl SpillStore {
             .with_source(e);
             let mut failure = lock(&self.failure);
             if failure.is_none() {
-                *failure = Some(format!("{err}: {}", source_text(&err)));
+                *failure = Some(format!("{err:#}"));
             }
             return Err(err);
         }
@@ -322,11 +322,6 @@ impl SpillStore {
         cache.push((chunk.offset, Arc::clone(&cells)));
         Ok(cells)
     }
-}
-
-fn source_text(e: &Error) -> String {
-    use std::error::Error as _;
-    e.source().map(|s| s.to_string()).unwrap_or_default()
 }
 
 fn put_varint(mut v: u64, out: &mut Vec<u8>) {

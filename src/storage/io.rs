@@ -86,7 +86,7 @@ impl ObjectStorage {
     fn path(&self, location: &str) -> iceberg::Result<object_store::path::Path> {
         self.url
             .location_to_path(location)
-            .map_err(|e| iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string()))
+            .map_err(|e| iceberg::Error::new(iceberg::ErrorKind::DataInvalid, format!("{e:#}")))
     }
 }
 

@@ -132,7 +132,8 @@ impl Warehouse {
     /// docs). `protected` names snapshots a later run reads from: they and
     /// every newer snapshot are kept. `ctx` runs the compaction's merge
     /// of sorted files (under its memory pool). A table changed by another writer while
-    /// this runs is left as it is for that step, with a note.
+    /// this runs is left as it is for that step, with a note. Its errors
+    /// say the step, not the table: the caller's report names the table.
     pub async fn upkeep_table(
         &self,
         ctx: &SessionContext,
@@ -159,10 +160,10 @@ impl Warehouse {
                         table = self.load_table(name).await?;
                     }
                     Err(e) if e.kind() == ErrorKind::CommitConflict => {
-                        report.notes.push(e.to_string());
+                        report.notes.push(format!("{e:#}"));
                         table = self.load_table(name).await?;
                     }
-                    Err(e) => return Err(e.context(format!("compacting {name}"))),
+                    Err(e) => return Err(e.context("compacting")),
                 }
             }
         }
@@ -180,12 +181,12 @@ impl Warehouse {
                             true
                         }
                         Err(e) if e.kind() == ErrorKind::CommitConflict => {
-                            report.notes.push(e.to_string());
+                            report.notes.push(format!("{e:#}"));
                             report.expired_snapshots = 0;
                             table = self.load_table(name).await?;
                             false
                         }
-                        Err(e) => return Err(e.context(format!("expiring snapshots of {name}"))),
+                        Err(e) => return Err(e.context("expiring snapshots")),
                     }
                 };
                 if committed {
