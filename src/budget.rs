@@ -496,6 +496,8 @@ mod tests {
     fn the_budget_sizes_the_pool_and_the_models_at_once() {
         let b = MemoryBudget::limited(4 << 30);
         assert_eq!(b.pool_bytes(), Some(3 << 30));
+        assert_eq!(b.kept_rows_bytes(), Some(512 << 20));
+        assert_eq!(MemoryBudget::unbounded().kept_rows_bytes(), None);
         assert_eq!(b.models_at_once(4), 4);
         // A tiny budget runs one model at a time, whatever --jobs says.
         assert_eq!(MemoryBudget::limited(64 << 20).models_at_once(8), 1);

@@ -19,8 +19,9 @@
 //! DAR models are built in full (overwrite, streamed like a full frame
 //! build), or incrementally: only the versions affected by input changes
 //! after the model's watermark are recomputed and replaced
-//! ([`super::incremental`]); an incremental build's rows (the changed
-//! versions, few by design) are held in memory and committed at once.
+//! ([`super::incremental`]). Both stream their rows into the table's files
+//! as they are computed and commit once at the end; a cascade past
+//! [`LARGE_RECOMPUTE`] versions that reaches half its table is built in full.
 //! [`build_dar`] (the `transform` verb) builds in full, in the stage order of
 //! [`Dar::stages`].
 //!

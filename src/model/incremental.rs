@@ -653,8 +653,8 @@ fn without_ghost(plan: LogicalPlan, pit_column: &str) -> Result<LogicalPlan> {
         .build()?)
 }
 
-/// The plan of an incremental build of `model` and the replace conditions
-/// of its commit. `inputs` scan the model's inputs (`loaded`: the tables
+/// What an incremental build of `model` computes ([`Recomputed`]) and the
+/// replace conditions of its commit. `inputs` scan the model's inputs (`loaded`: the tables
 /// they read) and `changes` are what they changed since the model's last
 /// build.
 ///
