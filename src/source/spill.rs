@@ -28,7 +28,10 @@
 //! - **Lifetime.** The spill file lives in a fresh directory named
 //!   `lakehouse-source-*` under [`SpillOptions::dir`] (default: the OS
 //!   temporary directory), removed when the last table sharing the store is
-//!   dropped; a killed process leaves it there, in the temporary directory.
+//!   dropped. A killed process cannot remove it, so each directory holds an
+//!   `owner` file with its process id, and a new store first removes the
+//!   `lakehouse-source-*` directories beside it whose owner is gone (a
+//!   directory without that file, or whose owner still runs, is left).
 //! - **Errors.** A failed write or read is an [`Error`], never a panic. A
 //!   chunk that could not be written stays in memory, and the store
 //!   remembers the first failure: the generator reports it after building
@@ -160,6 +163,51 @@ impl std::fmt::Debug for SpillStore {
     }
 }
 
+/// The file naming the process that owns a spill directory.
+const OWNER: &str = "owner";
+
+/// Remove the `lakehouse-source-*` directories under `parent` whose owner
+/// process is gone (left by killed runs). Best effort: what cannot be read
+/// or removed is left as it is.
+fn sweep_abandoned(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name
+            .to_str()
+            .is_some_and(|n| n.starts_with("lakehouse-source-"))
+        {
+            continue;
+        }
+        let owner = std::fs::read_to_string(entry.path().join(OWNER))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        if owner.is_some_and(|pid| !process_runs(pid)) {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::debug!(dir = %entry.path().display(), "removed an abandoned source spill directory")
+                }
+                Err(e) => {
+                    tracing::debug!(dir = %entry.path().display(), error = %e, "cannot remove an abandoned source spill directory")
+                }
+            }
+        }
+    }
+}
+
+/// Whether process `pid` exists (signal 0 probes without sending; a
+/// process of another user counts as running).
+fn process_runs(pid: i32) -> bool {
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: `kill` with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -168,6 +216,7 @@ impl SpillStore {
     /// A new store in a fresh `lakehouse-source-*` directory.
     pub(crate) fn new(options: &SpillOptions) -> Result<Arc<Self>> {
         let parent = options.dir.clone().unwrap_or_else(std::env::temp_dir);
+        sweep_abandoned(&parent);
         let dir = tempfile::Builder::new()
             .prefix("lakehouse-source-")
             .tempdir_in(&parent)
@@ -177,6 +226,10 @@ impl SpillStore {
                     parent.display()
                 )
             })?;
+        let owner = dir.path().join(OWNER);
+        std::fs::write(&owner, std::process::id().to_string()).ctx(ErrorKind::Storage, || {
+            format!("cannot write {}", owner.display())
+        })?;
         let path = dir.path().join("chunks.bin");
         let file = File::options()
             .read(true)
@@ -525,6 +578,43 @@ mod tests {
         assert!(dir.join("chunks.bin").exists());
         drop(store);
         assert!(!dir.exists());
+    }
+
+    /// A new store removes the spill directories of processes that are
+    /// gone, and keeps those of running ones and those it cannot tell.
+    #[test]
+    fn abandoned_directories_are_swept() {
+        let parent = tempfile::tempdir().expect("parent");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let dead = child.id();
+        child.wait().expect("wait");
+        let make = |name: &str, owner: Option<String>| {
+            let d = parent.path().join(name);
+            std::fs::create_dir(&d).expect("dir");
+            std::fs::write(d.join("chunks.bin"), b"x").expect("chunks");
+            if let Some(o) = owner {
+                std::fs::write(d.join(OWNER), o).expect("owner");
+            }
+            d
+        };
+        let abandoned = make("lakehouse-source-dead", Some(dead.to_string()));
+        let live = make(
+            "lakehouse-source-live",
+            Some(std::process::id().to_string()),
+        );
+        let unknown = make("lakehouse-source-old", None);
+        let other = make("something-else", Some(dead.to_string()));
+        let store = SpillStore::new(&SpillOptions {
+            above: 0,
+            dir: Some(parent.path().to_path_buf()),
+        })
+        .expect("store");
+        assert!(!abandoned.exists(), "the dead process's directory goes");
+        assert!(live.exists() && unknown.exists() && other.exists());
+        assert_eq!(
+            std::fs::read_to_string(store.dir().join(OWNER)).expect("owner"),
+            std::process::id().to_string()
+        );
     }
 
     #[test]
