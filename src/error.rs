@@ -434,30 +434,15 @@ pub fn diagnosis(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> 
     None
 }
 
-/// Whether `e` (or what it wraps) is a memory pool refusing an allocation.
+/// Whether `e` (or what it wraps) is a memory pool refusing an allocation:
+/// DataFusion's `ResourcesExhausted`, or our own out-of-memory error.
 fn exhausted(e: &DataFusionError) -> bool {
-    use DataFusionError as D;
-    match e {
-        D::ResourcesExhausted(_) => true,
-        D::Context(_, inner) => exhausted(inner),
-        D::Shared(inner) => exhausted(inner),
-        D::External(inner) => exhausted_within(inner.as_ref()),
-        D::ArrowError(a, _) => match a.as_ref() {
-            arrow::error::ArrowError::ExternalError(inner) => exhausted_within(inner.as_ref()),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// Whether what an `External` error holds is a memory pool refusing an
-/// allocation.
-fn exhausted_within(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
-    match inner.downcast_ref::<DataFusionError>() {
-        Some(d) => exhausted(d),
-        None => inner
-            .downcast_ref::<Error>()
-            .is_some_and(|x| x.kind() == ErrorKind::OutOfMemory),
+    match peel(e).1 {
+        Core::Ours(x) => x.kind == ErrorKind::OutOfMemory,
+        Core::Foreign(f) => matches!(
+            f.downcast_ref::<DataFusionError>(),
+            Some(DataFusionError::ResourcesExhausted(_))
+        ),
     }
 }
 

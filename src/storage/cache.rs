@@ -49,7 +49,7 @@ const MAX_TABLES: usize = 1024;
 const OBJECT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Byte budget of the added rows kept (Arrow's in-memory size) unless the
 /// run sets one ([`FileCache::set_added_budget`]).
-pub const ADDED_ROWS_BYTES: usize = 256 * 1024 * 1024;
+const ADDED_ROWS_BYTES: usize = 256 * 1024 * 1024;
 
 /// The added rows kept per (table location, snapshot id), each with its
 /// insertion number and size.
