@@ -25,7 +25,7 @@ use super::plan::{DEP_PREFIX, load_tables};
 use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
 use crate::storage::upkeep::{TableUpkeep, UpkeepPolicy};
-use crate::storage::{LoadedTable, TableName, Warehouse};
+use crate::storage::{LoadedTable, Warehouse};
 
 /// Run-lock entries kept by upkeep.
 const LOCK_ENTRIES_KEPT: usize = 16;
@@ -114,10 +114,13 @@ pub async fn upkeep_locked(
         .transpose()?;
     let tables = load_tables(wh, |_| true).await?;
     let protected = protected_snapshots(&tables);
-    let chosen: Vec<TableName> = tables
+    let chosen: Vec<&LoadedTable> = tables
         .values()
-        .map(|t| t.name.clone())
-        .filter(|n| pattern.as_ref().is_none_or(|p| p.matches(&n.to_string())))
+        .filter(|t| {
+            pattern
+                .as_ref()
+                .is_none_or(|p| p.matches(&t.name.to_string()))
+        })
         .collect();
     if let (Some(g), true) = (&options.tables, chosen.is_empty()) {
         return Err(Error::not_found(format!("no table matches --tables '{g}'")));
@@ -130,16 +133,17 @@ pub async fn upkeep_locked(
     }
     let swept = policy.orphans && !policy.dry_run && options.tables.is_none();
     let mut done: Vec<TableUpkeep> = futures::stream::iter(chosen)
-        .map(|name| {
+        .map(|table| {
             let (ctx, protected, policy) = (&ctx, &protected, &policy);
             let none = &none;
+            let name = table.name.clone();
             async move {
                 lock.check()?;
                 let keep = protected.get(&name.to_string()).unwrap_or(none);
                 // One table failing (say, a file it cannot read) does not
                 // stop the others; the report names it.
                 Ok(wh
-                    .upkeep_table(ctx, &name, policy, keep)
+                    .upkeep_loaded(ctx, table.clone(), policy, keep)
                     .await
                     .unwrap_or_else(|e| TableUpkeep {
                         table: Some(name.clone()),

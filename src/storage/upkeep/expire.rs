@@ -149,6 +149,13 @@ pub(super) async fn commit(wh: &Warehouse, table: &LoadedTable, expiry: &Expiry)
 
 /// Metadata versions older than the newest `keep_last` and than `cutoff`
 /// (the current version always stays), from the table's metadata log.
+///
+/// The log keeps naming versions long after upkeep deleted their files, and
+/// upkeep deletes the old versions it finds each time, so those still there
+/// are the newest few of the candidates: they are looked for newest first,
+/// and the first one already gone ends the search. (An expiry killed while
+/// deleting may leave an older version behind that gap; it becomes an
+/// orphan, and is swept as one, once the log no longer names it.)
 async fn old_metadata_versions(
     wh: &Warehouse,
     table: &LoadedTable,
@@ -158,9 +165,10 @@ async fn old_metadata_versions(
     let log = table.metadata().metadata_log();
     let old = log.len().saturating_sub(keep_last.saturating_sub(1));
     let mut out = Vec::new();
-    for entry in log[..old].iter().filter(|e| e.timestamp_ms < cutoff) {
-        if let Some(size) = size_of(wh, &entry.metadata_file).await? {
-            out.push((entry.metadata_file.clone(), size));
+    for entry in log[..old].iter().rev().filter(|e| e.timestamp_ms < cutoff) {
+        match size_of(wh, &entry.metadata_file).await? {
+            Some(size) => out.push((entry.metadata_file.clone(), size)),
+            None => break,
         }
     }
     Ok(out)

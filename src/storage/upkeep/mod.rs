@@ -50,7 +50,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
-use super::catalog::{TableName, Warehouse};
+use super::catalog::{LoadedTable, TableName, Warehouse};
 use crate::error::{Error, ErrorKind, Result};
 
 pub use self::compact::Compaction;
@@ -141,13 +141,27 @@ impl Warehouse {
         policy: &UpkeepPolicy,
         protected: &HashSet<i64>,
     ) -> Result<TableUpkeep> {
+        let table = self.load_table(name).await?;
+        self.upkeep_loaded(ctx, table, policy, protected).await
+    }
+
+    /// [`Self::upkeep_table`] of a table already loaded. Loaded earlier
+    /// than now is fine: every commit here is create-only, so a table that
+    /// moved since is left as it is for that step, with a note.
+    pub async fn upkeep_loaded(
+        &self,
+        ctx: &SessionContext,
+        mut table: LoadedTable,
+        policy: &UpkeepPolicy,
+        protected: &HashSet<i64>,
+    ) -> Result<TableUpkeep> {
+        let name = &table.name.clone();
         let mut report = TableUpkeep {
             table: Some(name.clone()),
             ..TableUpkeep::default()
         };
         let now_ms = chrono::Utc::now().timestamp_millis();
         let t0 = std::time::Instant::now();
-        let mut table = self.load_table(name).await?;
         if policy.compact
             && let Some(plan) = compact::plan(self, &table, policy.min_files).await?
         {
@@ -177,7 +191,10 @@ impl Warehouse {
                 } else {
                     match expire::commit(self, &table, &expiry).await {
                         Ok(()) => {
-                            table = self.load_table(name).await?;
+                            // Only the orphan sweep below reads it again.
+                            if policy.orphans {
+                                table = self.load_table(name).await?;
+                            }
                             true
                         }
                         Err(e) if e.kind() == ErrorKind::CommitConflict => {
