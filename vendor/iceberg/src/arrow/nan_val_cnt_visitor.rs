@@ -72,10 +72,6 @@ pub struct NanValueCountVisitor {
     /// Stores field ID to NaN value count mapping
     pub nan_value_counts: HashMap<i32, u64>,
     match_mode: FieldMatchMode,
-    /// lakehouse patch (see PATCHED.md): for a flat schema whose batch
-    /// columns match its fields position by position, the schemas last
-    /// checked and the (position, field id) of their float columns.
-    flat: Option<(SchemaRef, arrow_schema::SchemaRef, Vec<(usize, i32)>)>,
 }
 
 impl SchemaWithPartnerVisitor<ArrayRef> for NanValueCountVisitor {
@@ -162,22 +158,11 @@ impl NanValueCountVisitor {
         Self {
             nan_value_counts: HashMap::new(),
             match_mode,
-            flat: None,
         }
     }
 
     /// Compute nan value counts in given schema and record batch
     pub fn compute(&mut self, schema: SchemaRef, batch: RecordBatch) -> Result<()> {
-        // lakehouse patch: a flat schema matched position by position needs
-        // no walk (whose partner lookup parses every column's field id for
-        // every field: quadratic in the column count, per batch).
-        if let Some(floats) = self.flat_floats(&schema, &batch) {
-            for (position, field_id) in floats {
-                let col = batch.column(position);
-                count_float_nans!(col, self, field_id);
-            }
-            return Ok(());
-        }
         let arrow_arr_partner_accessor = ArrowArrayAccessor::new_with_match_mode(self.match_mode);
 
         let struct_arr = Arc::new(StructArray::from(batch)) as ArrayRef;
@@ -189,35 +174,6 @@ impl NanValueCountVisitor {
         )?;
 
         Ok(())
-    }
-}
-
-impl NanValueCountVisitor {
-    /// The (position, field id) of `batch`'s float columns when `schema`
-    /// has only primitive fields and the batch's columns match them one for
-    /// one, in order (what the visitor would pair); `None` otherwise.
-    fn flat_floats(&mut self, schema: &SchemaRef, batch: &RecordBatch) -> Option<Vec<(usize, i32)>> {
-        let arrow = batch.schema();
-        if let Some((s, a, floats)) = &self.flat {
-            if Arc::ptr_eq(s, schema) && Arc::ptr_eq(a, &arrow) {
-                return Some(floats.clone());
-            }
-        }
-        let fields = schema.as_struct().fields();
-        if fields.len() != arrow.fields().len() {
-            return None;
-        }
-        let mut floats = Vec::new();
-        for (position, (field, arrow_field)) in fields.iter().zip(arrow.fields()).enumerate() {
-            if !field.field_type.is_primitive() || !self.match_mode.match_field(arrow_field, field) {
-                return None;
-            }
-            if matches!(arrow_field.data_type(), DataType::Float32 | DataType::Float64) {
-                floats.push((position, field.id));
-            }
-        }
-        self.flat = Some((schema.clone(), arrow, floats.clone()));
-        Some(floats)
     }
 }
 

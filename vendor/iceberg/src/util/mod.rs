@@ -30,19 +30,16 @@ const DEFAULT_PARALLELISM: usize = 1;
 /// that should be used. Note that [`std::thread::available_parallelism`]
 /// returns a `Result` as it can fail, so here we use
 /// a default value instead.
-/// Patched (lakehouse): the value is read once per process. Every table scan
-/// and every Arrow reader asks for it, and on Linux each
-/// `std::thread::available_parallelism` call opens and parses cgroup files,
-/// which was ~1 % of the CPU of a run with hundreds of small scans.
+/// Note: we don't use a OnceCell or LazyCell here as there
+/// are circumstances where the level of available
+/// parallelism can change during the lifetime of an executing
+/// process, but this should not be called in a hot loop.
 pub(crate) fn available_parallelism() -> NonZeroUsize {
-    static PARALLELISM: std::sync::OnceLock<NonZeroUsize> = std::sync::OnceLock::new();
-    *PARALLELISM.get_or_init(|| {
-        std::thread::available_parallelism().unwrap_or_else(|err| {
-            tracing::warn!(
-                error = %err,
-                "Failed to determine available parallelism; falling back to {DEFAULT_PARALLELISM}",
-            );
-            NonZeroUsize::new(DEFAULT_PARALLELISM).unwrap()
-        })
+    std::thread::available_parallelism().unwrap_or_else(|err| {
+        tracing::warn!(
+            error = %err,
+            "Failed to determine available parallelism; falling back to {DEFAULT_PARALLELISM}",
+        );
+        NonZeroUsize::new(DEFAULT_PARALLELISM).unwrap()
     })
 }

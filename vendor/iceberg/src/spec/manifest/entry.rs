@@ -584,22 +584,6 @@ pub(super) fn data_file_schema_v2(partition_type: &StructType) -> Result<AvroSch
 }
 
 pub(super) fn manifest_schema_v2(partition_type: &StructType) -> Result<AvroSchema> {
-    // Patched (lakehouse): the schema of an unpartitioned table's manifests
-    // is built once per process (building it, an iceberg schema with its
-    // indexes turned into an Avro schema, was ~2 % of an `elt`: it is needed
-    // for every manifest read and written). See PATCHED.md.
-    if partition_type.fields().is_empty() {
-        static UNPARTITIONED: std::sync::OnceLock<AvroSchema> = std::sync::OnceLock::new();
-        if let Some(schema) = UNPARTITIONED.get() {
-            return Ok(schema.clone());
-        }
-        let schema = build_manifest_schema_v2(partition_type)?;
-        return Ok(UNPARTITIONED.get_or_init(|| schema).clone());
-    }
-    build_manifest_schema_v2(partition_type)
-}
-
-fn build_manifest_schema_v2(partition_type: &StructType) -> Result<AvroSchema> {
     let fields = vec![
         STATUS.clone(),
         SNAPSHOT_ID_V2.clone(),
