@@ -3,9 +3,11 @@
 //! Floors of the code, each using only the floors below it:
 //! 1. foundation: [`storage`] (Iceberg warehouse), [`join`] (the PIT join
 //!    operator), [`error`];
-//! 2. domain: source, extract, model, query, [`codec`] (plans as bytes);
-//! 3. orchestration: the model DAG;
-//! 4. face: [`cli`] and the [`dashboard`].
+//! 2. contracts: [`config`] (a source's YAML), [`das`] (what a landed DAS
+//!    table is, shared by extract and model);
+//! 3. domain: source, extract, model, query, [`codec`] (plans as bytes);
+//! 4. orchestration: the model DAG;
+//! 5. face: [`cli`] and the [`dashboard`].
 
 pub mod bench;
 pub mod budget;
@@ -13,6 +15,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod dag;
+pub mod das;
 pub mod dashboard;
 pub mod discovery;
 pub mod error;
