@@ -209,7 +209,7 @@ pub async fn embedded_horizons(
     wh: &Warehouse,
     source: &SourceConfig,
 ) -> Result<BTreeMap<String, NaiveDate>> {
-    let prunable: Vec<&str> = crate::source::generator::prunable_paths().collect();
+    let prunable: Vec<&str> = crate::source::generator::prunable_paths()?.collect();
     let cursors = futures::future::try_join_all(
         source
             .resources
