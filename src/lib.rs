@@ -8,7 +8,11 @@
 //! 3. domain: source, extract, model, query, [`codec`] (plans as bytes);
 //! 4. orchestration: the model DAG;
 //! 5. face: [`cli`] and the [`dashboard`].
+//!
+//! The embedded demo source (`source`) and the benchmarks (`bench`) are
+//! not the product: they are built with the `demo` feature (on by default).
 
+#[cfg(feature = "demo")]
 pub mod bench;
 pub mod budget;
 pub mod cli;
@@ -25,6 +29,7 @@ pub mod model;
 pub mod project;
 pub mod query;
 pub mod scaffold;
+#[cfg(feature = "demo")]
 pub mod source;
 pub mod storage;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 //! run itself (init/elt), where its sources are served, lineage diagrams and
 //! the warehouse run lock, and upkeep over all tables.
 
+pub mod embedded;
 pub mod fingerprints;
 pub mod lineage;
 pub mod lock;
