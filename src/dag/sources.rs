@@ -5,7 +5,8 @@
 //!    `--source URL` when the project has a single source);
 //! 2. its own `base_url`, when that is a URL;
 //! 3. the embedded generator (`base_url: embedded`), started in-process with
-//!    the run's day, scale and seed.
+//!    the run's day, scale and seed ([`super::embedded`]; a build without
+//!    the `demo` feature refuses such a source in [`SourceSpec::resolve`]).
 //!
 //! Sources are extracted one after the other (each extracts several
 //! resources at once); an embedded one generates its data on a task of its
