@@ -72,6 +72,31 @@ pub const MERGE_FLOOR: usize = 64 * 1024 * 1024;
 /// Pool memory each model running at once is counted as needing.
 pub const MODEL_SHARE: usize = 96 * 1024 * 1024;
 
+/// When and where the embedded source's generator spills its append-only
+/// tables (see `source::spill`), as [`MemoryBudget::source_share`] and
+/// [`MemoryBudget::spill_dir`] set them. `None` where an
+/// `Option<SpillOptions>` is taken: everything stays in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpillOptions {
+    /// Spill a full chunk of an append-only table once the generator holds
+    /// more than this many bytes of cells (24 bytes per value held, text
+    /// not counted); `0` spills every full chunk.
+    pub above: u64,
+    /// Directory under which the `lakehouse-source-*` spill directory is
+    /// made (`None`: the OS temporary directory).
+    pub dir: Option<PathBuf>,
+}
+
+impl SpillOptions {
+    /// Spill above `bytes` of held cells, under the OS temporary directory.
+    pub fn above(bytes: u64) -> Self {
+        Self {
+            above: bytes,
+            dir: None,
+        }
+    }
+}
+
 /// How much memory a run may use and where it spills.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemoryBudget {

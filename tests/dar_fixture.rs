@@ -46,7 +46,7 @@ fn fixture_project() -> Project {
 async fn land(wh: &Warehouse, project: &Project, entity: &str, day: u32, rows: Vec<Value>) {
     let table = format!("raw__adventure_works__{entity}");
     let resource = project.resource_by_table(&table).unwrap();
-    let schema = Project::das_schema(resource);
+    let schema = lakehouse::das::table_schema(resource);
     let mut text = String::new();
     for (i, mut r) in rows.into_iter().enumerate() {
         let o = r.as_object_mut().unwrap();

@@ -7,7 +7,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use futures::TryStreamExt;
 use lakehouse::ErrorKind;
 use lakehouse::config::SourceConfig;
-use lakehouse::extract::schema::{EXTRA_COLUMN_KEY, is_extra};
+use lakehouse::das::{EXTRA_COLUMN_KEY, is_extra};
 use lakehouse::extract::{Cursor, ODataClient, RetryPolicy};
 use lakehouse::source::generator::BASE_END;
 use lakehouse::source::{Fault, Generator, GeneratorOptions, ServerHandle, ServerOptions, serve};

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use lakehouse::config::SourceConfig;
-use lakehouse::source::generator::{BASE_END, TABLE_DEFS};
+use lakehouse::source::generator::{BASE_END, TABLES, table_defs};
 use lakehouse::source::{Cell, Generator, GeneratorOptions, SpillOptions, TableData};
 
 /// Every row of a table, read back (spilled chunks decoded).
@@ -174,8 +174,9 @@ fn small_scale_is_fast_and_sized() {
 fn generator_matches_the_source_config() {
     let config = SourceConfig::adventure_works().expect("config");
     let g = Generator::new(opts(1)).expect("generate");
-    assert_eq!(config.resources.len(), TABLE_DEFS.len());
-    for (r, def) in config.resources.iter().zip(TABLE_DEFS) {
+    let defs = table_defs().expect("the generator's tables bind to the config");
+    assert_eq!(config.resources.len(), defs.len());
+    for (r, def) in config.resources.iter().zip(defs) {
         assert_eq!(r.table, def.table);
         assert_eq!(r.api_path, def.api_path);
         assert_eq!(r.primary_key, def.key, "{}", r.table);
@@ -730,7 +731,7 @@ fn horizons_leave_out_only_older_rows_of_append_only_tables() {
     let archive_from = NaiveDate::from_ymd_opt(2012, 6, 1).expect("date");
     let mut horizons: BTreeMap<String, NaiveDate> = BTreeMap::new();
     for i in PRUNABLE {
-        let path = TABLE_DEFS[i].api_path;
+        let path = table_defs().expect("bound")[i].api_path.as_str();
         let from = if path == "/TransactionHistoryArchives" {
             archive_from
         } else {
@@ -750,8 +751,8 @@ fn horizons_leave_out_only_older_rows_of_append_only_tables() {
         let mut left_out = 0;
         for (p, f) in pruned.tables().iter().zip(full.tables()) {
             assert_eq!(p.columns, f.columns, "{}", f.def.table);
-            let prunable = PRUNABLE.iter().any(|&i| TABLE_DEFS[i].table == f.def.table);
-            match horizons.get(f.def.api_path).copied().filter(|_| prunable) {
+            let prunable = PRUNABLE.iter().any(|&i| TABLES[i] == f.def.table);
+            match horizons.get(&f.def.api_path).copied().filter(|_| prunable) {
                 Some(from) => {
                     assert_eq!(p.horizon(), Some(from), "{}", f.def.table);
                     let kept: Vec<Cow<'_, [Cell]>> = p.all_rows().collect();
@@ -835,7 +836,7 @@ fn spilling_gives_the_same_rows() {
     for t in spilled.tables() {
         let prunable = lakehouse::source::generator::PRUNABLE
             .iter()
-            .any(|&i| TABLE_DEFS[i].table == t.def.table);
+            .any(|&i| TABLES[i] == t.def.table);
         let settled = ["sales_order_headers", "work_orders"]
             .iter()
             .any(|n| t.def.table.ends_with(n));
@@ -894,6 +895,7 @@ fn spilling_gives_the_same_rows() {
 fn spilling_with_horizons_gives_the_same_rows() {
     let day2 = Generator::date_of_day(2);
     let horizons: BTreeMap<String, NaiveDate> = lakehouse::source::generator::prunable_paths()
+        .expect("bound")
         .map(|p| (p.to_string(), day2))
         .chain([(
             "/TransactionHistoryArchives".to_string(),

@@ -23,10 +23,12 @@ macro_rules! out {
         }
     }};
 }
+#[cfg(feature = "demo")]
 mod bench;
 mod sources;
 mod upkeep;
 
+#[cfg(feature = "demo")]
 pub use bench::BenchCommand;
 pub use sources::{DemoSourceArgs, ExtractArgs, PipelineSourceArgs};
 use sources::{demo_source, extract, pipeline};
@@ -196,10 +198,25 @@ pub enum Command {
         open: bool,
     },
     /// Benchmarks.
+    #[cfg(feature = "demo")]
     Bench {
         #[command(subcommand)]
         bench: BenchCommand,
     },
+    /// Benchmarks: not in this build (built without the `demo` feature).
+    #[cfg(not(feature = "demo"))]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+}
+
+/// The error of a verb this build lacks (built without the `demo` feature).
+#[cfg(not(feature = "demo"))]
+fn not_in_build(verb: &str) -> crate::Error {
+    crate::Error::invalid(format!(
+        "`lakehouse {verb}` is not in this build: it was built without the `demo` feature (cargo build --features demo)"
+    ))
 }
 
 fn lock_ttl(text: &str) -> std::result::Result<std::time::Duration, String> {
@@ -593,7 +610,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 t0.elapsed().as_secs_f64()
             );
         }
+        #[cfg(feature = "demo")]
         Command::Bench { bench } => bench::run(&cli, bench).await?,
+        #[cfg(not(feature = "demo"))]
+        Command::Bench { .. } => return Err(not_in_build("bench")),
         Command::Tables => {
             let wh = cli.open_warehouse()?;
             let stats = wh.stats().await?;
@@ -777,6 +797,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "demo")]
     fn transform_layers_and_bench_transform() {
         for layer in ["dab", "dar", "all"] {
             let cli =

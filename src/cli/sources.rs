@@ -198,6 +198,12 @@ pub(super) async fn pipeline(
     Ok(())
 }
 
+#[cfg(not(feature = "demo"))]
+pub(super) async fn demo_source(_: &Cli, _: &DemoSourceArgs) -> Result<()> {
+    Err(super::not_in_build("demo-source"))
+}
+
+#[cfg(feature = "demo")]
 pub(super) async fn demo_source(cli: &Cli, args: &DemoSourceArgs) -> Result<()> {
     use crate::config::SourceConfig;
     use crate::error::{ErrorKind, ResultExt};

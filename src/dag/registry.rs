@@ -8,11 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::das;
 use crate::error::{Error, Result};
 use crate::model::Project;
 use crate::model::build::DAB;
 use crate::model::dar::{Dar, DarKind};
-use crate::model::das;
 use crate::storage::TableName;
 
 /// The layer a model belongs to (also its namespace).

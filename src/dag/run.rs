@@ -771,7 +771,7 @@ async fn pipeline(
     let t_extract = Instant::now();
     // Extraction only writes DAS tables (and this run holds the lock): the
     // others are loaded for planning meanwhile.
-    let is_das = |t: &TableName| t.namespace == crate::model::das::NAMESPACE;
+    let is_das = |t: &TableName| t.namespace == crate::das::NAMESPACE;
     let (extract_report, models_loaded) = tokio::join!(
         sources::extract_all(wh, started, options.run.progress, &options.run.budget),
         load_tables(wh, |t| !is_das(t))

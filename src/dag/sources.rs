@@ -5,7 +5,8 @@
 //!    `--source URL` when the project has a single source);
 //! 2. its own `base_url`, when that is a URL;
 //! 3. the embedded generator (`base_url: embedded`), started in-process with
-//!    the run's day, scale and seed.
+//!    the run's day, scale and seed ([`super::embedded`]; a build without
+//!    the `demo` feature refuses such a source in [`SourceSpec::resolve`]).
 //!
 //! Sources are extracted one after the other (each extracts several
 //! resources at once); an embedded one generates its data on a task of its
@@ -15,18 +16,18 @@
 //! source from landing.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use chrono::NaiveDate;
 
-use crate::budget::MemoryBudget;
+use super::embedded;
+pub use super::embedded::EmbeddedSettings;
+use crate::budget::{MemoryBudget, SpillOptions};
 use crate::config::{BaseUrl, SourceConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::extract::land::{
     DEFAULT_HELD_PAGES_BYTES, ExtractOptions, ExtractReport, extract, landed_cursor,
 };
 use crate::extract::{RetryPolicy, SourceClient};
-use crate::source::{GeneratorOptions, ServerOptions, SpillOptions, serve};
 use crate::storage::Warehouse;
 
 /// Where a run's sources are: URLs overriding sources' `base_url`, and the
@@ -111,17 +112,20 @@ impl SourceSpec {
             }
         }
         let bare = self.urls.get("");
-        Ok(sources
+        sources
             .iter()
             .map(|s| {
                 let served = match (self.urls.get(&s.name).or(bare), &s.base_url) {
                     (Some(u), _) => Served::Url(u.clone()),
                     (None, BaseUrl::Http(u)) => Served::Url(u.to_string()),
-                    (None, BaseUrl::Embedded) => Served::Embedded,
+                    (None, BaseUrl::Embedded) => {
+                        embedded::available(s)?;
+                        Served::Embedded
+                    }
                 };
-                (s, served)
+                Ok((s, served))
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -161,55 +165,25 @@ pub fn describe(served: &[(&SourceConfig, Served)]) -> Option<String> {
 /// started).
 pub enum Started {
     Url(String),
-    Embedded(tokio_util::task::AbortOnDropHandle<Result<(crate::source::ServerHandle, Instant)>>),
-}
-
-/// The settings the embedded generator runs with.
-#[derive(Debug, Clone)]
-pub struct EmbeddedSettings {
-    pub day: u32,
-    pub scale: f64,
-    pub seed: u64,
-    /// Per API path, the date before which rows need not be served.
-    pub horizons: BTreeMap<String, NaiveDate>,
-    pub spill: Option<SpillOptions>,
+    Embedded(embedded::Task),
 }
 
 /// Start serving `source` (only an embedded one has anything to start).
 pub fn start(source: &SourceConfig, served: &Served, settings: &EmbeddedSettings) -> Started {
     match served {
         Served::Url(u) => Started::Url(u.clone()),
-        Served::Embedded => {
-            let source = source.clone();
-            let options = ServerOptions {
-                page_size: source.page_size,
-                generator: GeneratorOptions {
-                    seed: settings.seed,
-                    scale: settings.scale,
-                },
-                day: settings.day,
-                horizons: settings.horizons.clone(),
-                spill: settings.spill.clone(),
-                ..ServerOptions::default()
-            };
-            Started::Embedded(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-                async move {
-                    let started = Instant::now();
-                    Ok((serve(&source, options).await?, started))
-                },
-            )))
-        }
+        Served::Embedded => Started::Embedded(embedded::start(source, settings)),
     }
 }
 
 /// Per resource of the embedded source that can leave rows out (see
-/// [`crate::source::ServerOptions::horizons`]), the date of the cursor its
+/// `source::ServerOptions::horizons`), the date of the cursor its
 /// landing table holds; resources with nothing landed have none.
 pub async fn embedded_horizons(
     wh: &Warehouse,
     source: &SourceConfig,
 ) -> Result<BTreeMap<String, NaiveDate>> {
-    let prunable: Vec<&str> = crate::source::generator::prunable_paths().collect();
+    let prunable: Vec<&str> = embedded::prunable_paths()?;
     let cursors = futures::future::try_join_all(
         source
             .resources
@@ -292,21 +266,7 @@ pub async fn extract_one(
             let client = SourceClient::for_source(source, &u, RetryPolicy::default())?;
             extract(wh, source, &client, options).await
         }
-        Started::Embedded(task) => {
-            let (server, started) = task.await.map_err(|e| {
-                Error::internal(format!("starting the embedded source failed: {e}"))
-            })??;
-            tracing::debug!(
-                source = %source.name,
-                ms = started.elapsed().as_millis() as u64,
-                "embedded source ready"
-            );
-            let client =
-                SourceClient::for_source(source, server.base_url(), RetryPolicy::default())?;
-            let report = extract(wh, source, &client, options).await;
-            server.shutdown().await?;
-            report
-        }
+        Started::Embedded(task) => embedded::extract(wh, source, task, options).await,
     }
 }
 

@@ -11,7 +11,7 @@
 //!    key + content) equal a landed row at or after that instant (any landed
 //!    row, when read whole) is a re-read, not a change. Exact duplicates
 //!    within the fetch are dropped too.
-//! 4. Add the load columns ([`crate::model::das`]): one load id and load time
+//! 4. Add the load columns ([`crate::das`]): one load id and load time
 //!    for the run (the time strictly later than the table's previous load),
 //!    and a sequence per row.
 //! 5. Append the rows **and** the new cursor in one snapshot. New source
@@ -38,9 +38,8 @@ use futures::{StreamExt, TryStreamExt};
 use super::client::SourceClient;
 use super::landing::Landing;
 use crate::config::{ResourceConfig, SourceConfig};
+use crate::das::{NAMESPACE, resource_schema, ts_lit};
 use crate::error::{Error, Result};
-use crate::model::das::NAMESPACE;
-use crate::model::frame::ts_lit;
 use crate::storage::{AsOf, SchemaPolicy, TableName, Warehouse, Write};
 
 /// Snapshot property: the cursor (RFC 3339, UTC) after this snapshot.
@@ -297,7 +296,7 @@ async fn widen_columns(
     resource: &ResourceConfig,
 ) -> Result<bool> {
     use crate::storage::schema::{TypeChange, type_change};
-    let configured = super::schema::resource_schema(resource);
+    let configured = resource_schema(resource);
     let current = table.metadata().current_schema();
     let mut widened = false;
     for f in configured.fields() {

@@ -29,8 +29,8 @@ use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 
-use super::schema::resource_schema;
 use crate::config::ResourceConfig;
+use crate::das::resource_schema;
 use crate::error::{Error, Result};
 
 /// See the module docs.
@@ -76,7 +76,7 @@ impl Landing {
             }
         }
         let rows_schema = Arc::new(Schema::new(fields.clone()));
-        fields.extend(crate::model::das::load_fields());
+        fields.extend(crate::das::load_fields());
         let configured: Vec<String> = resource.columns.iter().map(|c| c.name.clone()).collect();
         let converter = RowConverter::new(
             configured

@@ -7,8 +7,8 @@
 //!   parameter;
 //! - [`page`]: one page's rows, checked and converted to a batch;
 //! - [`naming`]: API member names to snake_case column names.
-//! - [`schema`]: curated types to Arrow and JSON rows to record batches
-//!   (unknown members kept as extra `Utf8` columns).
+//! - [`schema`]: JSON rows to record batches of the landed layout
+//!   ([`crate::das`]; unknown members kept as extra `Utf8` columns).
 //! - [`odata`]: the OData client: `$filter`/`$orderby` cursor,
 //!   `@odata.nextLink` paging, a `$count` cross-check, one [`page::Page`] (a
 //!   record batch plus the page's maximum cursor value) at a time;
@@ -19,11 +19,12 @@
 //!   key).
 //!
 //! # Where the load metadata goes
-//! The extractor's batches carry only source data. The loader (storage
-//! layer) appends, per load, the load id, the load time (UTC) and a per-load
-//! row sequence (decisions D1, D4) to each page's batch before committing
-//! it, and records the page's [`page::Page::max_cursor`] with the commit so
-//! the next load resumes from it ([`odata::Cursor::After`]).
+//! The extractor's batches carry only source data. The loader ([`land`])
+//! appends, per load, the load columns of [`crate::das`] (load id, load
+//! time in UTC, per-load row sequence; decisions D1, D4) to each page's
+//! batch before committing it, and records the page's
+//! [`page::Page::max_cursor`] with the commit so the next load resumes from
+//! it ([`odata::Cursor::After`]).
 
 pub mod client;
 pub mod http;

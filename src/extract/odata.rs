@@ -43,12 +43,12 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::{BaseUrl, ResourceConfig, SourceConfig};
+use crate::das::resource_schema;
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::extract::http::Http;
 pub use crate::extract::http::RetryPolicy;
 pub use crate::extract::page::Page;
 use crate::extract::paging::PageGuard;
-use crate::extract::schema::resource_schema;
 
 /// The `Accept` header of every page request: JSON, with 64-bit integers
 /// and decimals as strings where the service supports it (OData v4 JSON

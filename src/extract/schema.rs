@@ -1,4 +1,5 @@
-//! Curated types to Arrow, and JSON rows to Arrow record batches.
+//! JSON rows to Arrow record batches, each value read by its curated type
+//! (the Arrow types are [`crate::das::arrow_type`]'s).
 //!
 //! # Type mapping
 //! | curated | Arrow | accepted JSON |
@@ -21,88 +22,27 @@
 //! A member the config does not list is kept, never dropped: it becomes a
 //! nullable `Utf8` column named by [`snake_case`] of its API name (strings
 //! as-is, other values as JSON text), placed after the configured columns
-//! in name order and flagged with the field metadata
-//! [`EXTRA_COLUMN_KEY`]` = "true"`, so the storage layer can evolve the
-//! table schema. Members whose name starts with `@` or contains `@odata.`
-//! are OData annotations and are ignored.
-//!
-//! Every field carries metadata: [`SOURCE_NAME_KEY`] (API name) and
-//! [`CURATED_TYPE_KEY`] (curated type, `text` for extras).
+//! in name order and flagged as an extra column, with the field metadata
+//! every landed column carries ([`crate::das`] states that layout).
+//! Members whose name starts with `@` or contains `@odata.` are OData
+//! annotations and are ignored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
     StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::config::{ColumnType, ResourceConfig};
+use crate::das::page_schema;
 use crate::error::{Error, ErrorKind, Result};
 use crate::extract::naming::snake_case;
-
-/// Field metadata key: the member name in the API.
-pub const SOURCE_NAME_KEY: &str = "lakehouse.source_name";
-/// Field metadata key: the curated type.
-pub const CURATED_TYPE_KEY: &str = "lakehouse.curated_type";
-/// Field metadata key, value `"true"`: a column the config does not list.
-pub const EXTRA_COLUMN_KEY: &str = "lakehouse.extra";
-
-/// The Arrow type of a curated type.
-pub fn arrow_type(t: ColumnType) -> DataType {
-    match t {
-        ColumnType::Bigint => DataType::Int64,
-        ColumnType::Double => DataType::Float64,
-        ColumnType::Text | ColumnType::Xml | ColumnType::Uniqueidentifier => DataType::Utf8,
-        ColumnType::Bool => DataType::Boolean,
-        ColumnType::Date => DataType::Date32,
-        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        ColumnType::Binary => DataType::Binary,
-        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
-    }
-}
-
-fn field(name: &str, source: &str, t: ColumnType, extra: bool) -> Field {
-    let mut meta = HashMap::from([
-        (SOURCE_NAME_KEY.to_string(), source.to_string()),
-        (CURATED_TYPE_KEY.to_string(), t.to_string()),
-    ]);
-    if extra {
-        meta.insert(EXTRA_COLUMN_KEY.to_string(), "true".to_string());
-    }
-    Field::new(name, arrow_type(t), true).with_metadata(meta)
-}
-
-/// The schema of a resource's configured columns, in config order.
-pub fn resource_schema(resource: &ResourceConfig) -> SchemaRef {
-    page_schema(resource, &[])
-}
-
-/// The configured columns followed by `extras` (`(column, API name)`, in
-/// the given order) as `Utf8` columns flagged [`EXTRA_COLUMN_KEY`].
-pub fn page_schema(resource: &ResourceConfig, extras: &[(String, String)]) -> SchemaRef {
-    let mut fields: Vec<Field> = resource
-        .columns
-        .iter()
-        .map(|c| field(&c.name, &c.source, c.data_type, false))
-        .collect();
-    fields.extend(
-        extras
-            .iter()
-            .map(|(name, source)| field(name, source, ColumnType::Text, true)),
-    );
-    Arc::new(Schema::new(fields))
-}
-
-/// Whether a field of `schema` is an extra (unconfigured) column.
-pub fn is_extra(field: &Field) -> bool {
-    field.metadata().get(EXTRA_COLUMN_KEY).map(String::as_str) == Some("true")
-}
 
 /// Parse an instant: `YYYY-MM-DD` (midnight UTC), RFC 3339, or a naive
 /// date-time taken as UTC.
@@ -462,7 +402,9 @@ pub fn rows_to_batch(
 pub(crate) mod tests {
     use super::*;
     use crate::config::ColumnConfig;
+    use crate::das::is_extra;
     use arrow::array::Array;
+    use arrow::datatypes::DataType;
 
     /// The digit-by-digit path reads what the general one reads, and
     /// leaves every other shape to it.

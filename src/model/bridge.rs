@@ -31,8 +31,9 @@ use datafusion::functions::expr_fn::{coalesce, greatest};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit, when};
 
 use super::config::Frame;
-use super::frame::{MAX_TS_MICROS, key_text, prefixed, ts_lit};
+use super::frame::{MAX_TS_MICROS, key_text, prefixed};
 use super::graph::Node;
+use crate::das::ts_lit;
 use crate::error::{Error, Result};
 use crate::join::{PitJoinType, RangeSpec, pit_join_plan};
 

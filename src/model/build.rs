@@ -54,10 +54,10 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::config::Frame;
 use super::dar::{Dar, DarKind, DarModel};
-use super::das;
 use super::frame::{frame_plan, prefixed};
 use super::incremental::{self, EventRows, Recomputed};
 use crate::budget::MemoryBudget;
+use crate::das;
 use crate::error::{Error, Result};
 use crate::join::{PitJoinExec, PitJoinOptions, PitJoinStrategy};
 use crate::storage::{AsOf, CommitOutcome, LoadedTable, TableName, Warehouse, Write, WriteMode};
@@ -262,8 +262,8 @@ async fn keys_loaded_since(
     let first = true_key
         .first()
         .ok_or_else(|| Error::invalid(format!("table {}: empty true key", table.name)))?;
-    let loaded_since = LogicalPlanBuilder::from(das.clone())
-        .filter(col(das::LOADED_AT).gt(super::frame::ts_lit(since)))?;
+    let loaded_since =
+        LogicalPlanBuilder::from(das.clone()).filter(col(das::LOADED_AT).gt(das::ts_lit(since)))?;
     let firsts = loaded_since
         .clone()
         .project(vec![col(first.as_str())])?

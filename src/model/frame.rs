@@ -32,7 +32,7 @@ use datafusion::logical_expr::{
 };
 
 use super::config::{Frame, HookKind};
-use super::das::{LOAD_SEQUENCE, LOADED_AT, is_load_column};
+use crate::das::{LOAD_SEQUENCE, LOADED_AT, is_load_column, ts_lit};
 use crate::error::{Error, Result};
 
 /// `1970-01-01T00:00:00Z` in microseconds.
@@ -49,14 +49,6 @@ pub const RECORD_COLUMNS: [&str; 6] = [
     "record_valid_to",
     "is_current_record",
 ];
-
-/// A UTC timestamp literal.
-pub fn ts_lit(micros: i64) -> Expr {
-    lit(ScalarValue::TimestampMicrosecond(
-        Some(micros),
-        Some("UTC".into()),
-    ))
-}
 
 /// The canonical text of a key value of `data_type` (see module docs).
 pub fn key_text(expr: Expr, data_type: &DataType) -> Result<Expr> {

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use datafusion::logical_expr::LogicalPlan;
 
 use super::dar::Dar;
-use super::das;
 use super::frame::frame_plan;
 use super::project::Project;
 use super::tables::{DAB, loaded_scan_plan};
+use crate::das;
 use crate::error::Result;
 use crate::storage::{AsOf, TableName, Warehouse};
 

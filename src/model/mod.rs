@@ -1,7 +1,6 @@
 //! Models: DataFusion logical plans generated from the YAML in `config/models/`.
 //!
 //! - [`config`]: concepts, keysets and frames, parsed and validated once;
-//! - [`das`]: the layout of the raw layer the models read;
 //! - [`frame`]: HOOK frames (DAB layer);
 //! - [`graph`]: the dependency graph between frames (via hooks);
 //! - [`measures`]: measures of the event bridges;
@@ -21,7 +20,6 @@ pub mod build;
 pub mod calendar;
 pub mod config;
 pub mod dar;
-pub mod das;
 pub mod event;
 pub mod frame;
 pub mod full;

@@ -13,7 +13,8 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 
 use super::config::Frame;
-use super::frame::{MAX_TS_MICROS, MIN_TS_MICROS, prefixed, ts_lit};
+use super::frame::{MAX_TS_MICROS, MIN_TS_MICROS, prefixed};
+use crate::das::ts_lit;
 use crate::error::{Error, Result};
 
 /// The PIT hook value of ghost records.

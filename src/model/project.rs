@@ -10,19 +10,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::datasource::{empty::EmptyTable, provider_as_source};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::TableReference;
 
 use super::config::{Frame, ModelConfig};
-use super::das::NAMESPACE;
 use super::frame::frame_plan;
 use super::graph::DependencyGraph;
 use super::measures::MeasureConfig;
 use crate::config::{ResourceConfig, SourceConfig};
+use crate::das;
 use crate::error::{Error, Result};
-use crate::extract::schema::resource_schema;
 
 /// Source and model config of the project's systems.
 #[derive(Debug, Clone)]
@@ -122,25 +120,13 @@ impl Project {
         })
     }
 
-    /// The DAS table's schema as the extractor lands it (configured columns,
-    /// then the load columns).
-    pub fn das_schema(resource: &ResourceConfig) -> SchemaRef {
-        let mut fields: Vec<Field> = resource_schema(resource)
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
-            .collect();
-        fields.extend(super::das::load_fields());
-        Arc::new(Schema::new(fields))
-    }
-
     /// A frame's plan over an empty stand-in of its DAS table: the plan as
     /// the config defines it, independent of any data (used by `render`).
     pub fn frame_plan_from_config(&self, frame: &Frame) -> Result<LogicalPlan> {
         let resource = self.resource_of(frame)?;
         let scan = LogicalPlanBuilder::scan(
-            TableReference::partial(NAMESPACE, resource.table.clone()),
-            provider_as_source(Arc::new(EmptyTable::new(Self::das_schema(resource)))),
+            TableReference::partial(das::NAMESPACE, resource.table.clone()),
+            provider_as_source(Arc::new(EmptyTable::new(das::table_schema(resource)))),
             None,
         )?
         .build()?;

@@ -1,25 +1,39 @@
-//! The tables the demo generator makes: landing table, API path and true
-//! key of each, in pipeline order, with an index constant per table (used by
-//! the generator's simulation) and the tables whose old rows may be left
-//! out ([`PRUNABLE`]). Shared by the generator and its table store, below
-//! both.
+//! The tables the demo generator makes: the landing table of each, in
+//! pipeline order, with an index constant per table (used by the
+//! generator's simulation) and the tables whose old rows may be left out
+//! ([`PRUNABLE`]). Shared by the generator and its table store, below both.
+//!
+//! The generator declares only which tables it makes. Their API paths, true
+//! keys and cursor columns are the built-in source config's
+//! (`config/sources/adventure_works.yaml`), bound to the tables by landing
+//! name ([`bind`]): one declaration, checked both ways (every resource of
+//! the config is a table the generator makes, and every table it makes has
+//! a resource).
 
-/// Static description of a generated table.
+use std::sync::LazyLock;
+
+use crate::config::SourceConfig;
+use crate::error::{Error, Result};
+
+/// A generated table, as the source config describes it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TableDef {
     /// Landing table name.
     pub table: &'static str,
     /// API path.
-    pub api_path: &'static str,
+    pub api_path: String,
     /// True primary key columns.
-    pub key: &'static [&'static str],
+    pub key: Vec<String>,
+    /// The cursor column (snake_case): a row's version date, by which
+    /// horizons leave rows out.
+    pub cursor: String,
 }
 
 macro_rules! defs {
-    ($( $const:ident = $table:literal, $path:literal, [$($k:literal),+] );+ $(;)?) => {
-        /// All generated tables, in pipeline order.
-        pub const TABLE_DEFS: &[TableDef] = &[
-            $( TableDef { table: concat!("raw__adventure_works__", $table), api_path: $path, key: &[$($k),+] } ),+
+    ($( $const:ident = $table:literal );+ $(;)?) => {
+        /// The landing table of every generated table, in pipeline order.
+        pub const TABLES: &[&str] = &[
+            $( concat!("raw__adventure_works__", $table) ),+
         ];
         defs!(@idx 0usize; $($const)+);
     };
@@ -31,64 +45,64 @@ macro_rules! defs {
 }
 
 defs! {
-    DEPARTMENTS = "departments", "/Departments", ["department_id"];
-    EMPLOYEES = "employees", "/Employees", ["business_entity_id"];
-    EMPLOYEE_PAY_HISTORIES = "employee_pay_histories", "/EmployeePayHistories", ["business_entity_id", "rate_change_date"];
-    EMPLOYEE_DEPARTMENT_HISTORIES = "employee_department_histories", "/EmployeeDepartmentHistories", ["business_entity_id", "start_date", "department_id", "shift_id"];
-    JOB_CANDIDATES = "job_candidates", "/JobCandidates", ["job_candidate_id"];
-    SHIFTS = "shifts", "/Shifts", ["shift_id"];
-    ADDRESSES = "addresses", "/Addresses", ["address_id"];
-    ADDRESS_TYPES = "address_types", "/AddressTypes", ["address_type_id"];
-    BUSINESS_ENTITY_ADDRESSES = "business_entity_addresses", "/BusinessEntityAddresses", ["business_entity_id", "address_id", "address_type_id"];
-    BUSINESS_ENTITY_CONTACTS = "business_entity_contacts", "/BusinessEntityContacts", ["business_entity_id", "person_id", "contact_type_id"];
-    CONTACT_TYPES = "contact_types", "/ContactTypes", ["contact_type_id"];
-    COUNTRY_REGIONS = "country_regions", "/CountryRegions", ["country_region_code"];
-    EMAIL_ADDRESSES = "email_addresses", "/EmailAddresses", ["business_entity_id", "email_address_id"];
-    PERSON_PHONES = "person_phones", "/PersonPhones", ["business_entity_id", "phone_number", "phone_number_type_id"];
-    PHONE_NUMBER_TYPES = "phone_number_types", "/PhoneNumberTypes", ["phone_number_type_id"];
-    PERSONS = "persons", "/Persons", ["business_entity_id"];
-    STATE_PROVINCES = "state_provinces", "/StateProvinces", ["state_province_id"];
-    BILL_OF_MATERIALS = "bill_of_materials", "/BillOfMaterials", ["bill_of_materials_id"];
-    CULTURES = "cultures", "/Cultures", ["culture_id"];
-    ILLUSTRATIONS = "illustrations", "/Illustrations", ["illustration_id"];
-    LOCATIONS = "locations", "/Locations", ["location_id"];
-    PRODUCT_CATEGORIES = "product_categories", "/ProductCategories", ["product_category_id"];
-    PRODUCT_COST_HISTORIES = "product_cost_histories", "/ProductCostHistories", ["product_id", "start_date"];
-    PRODUCT_DESCRIPTIONS = "product_descriptions", "/ProductDescriptions", ["product_description_id"];
-    PRODUCT_INVENTORIES = "product_inventories", "/ProductInventories", ["product_id", "location_id"];
-    PRODUCT_LIST_PRICE_HISTORIES = "product_list_price_histories", "/ProductListPriceHistories", ["product_id", "start_date"];
-    PRODUCT_MODEL_ILLUSTRATIONS = "product_model_illustrations", "/ProductModelIllustrations", ["product_model_id", "illustration_id"];
-    PRODUCT_MODELS = "product_models", "/ProductModels", ["product_model_id"];
-    PRODUCT_PHOTOS = "product_photos", "/ProductPhotos", ["product_photo_id"];
-    PRODUCT_REVIEWS = "product_reviews", "/ProductReviews", ["product_review_id"];
-    PRODUCTS = "products", "/Products", ["product_id"];
-    PRODUCT_SUBCATEGORIES = "product_subcategories", "/ProductSubcategories", ["product_subcategory_id"];
-    SCRAP_REASONS = "scrap_reasons", "/ScrapReasons", ["scrap_reason_id"];
-    TRANSACTION_HISTORIES = "transaction_histories", "/TransactionHistories", ["transaction_id"];
-    TRANSACTION_HISTORY_ARCHIVES = "transaction_history_archives", "/TransactionHistoryArchives", ["transaction_id"];
-    UNIT_MEASURES = "unit_measures", "/UnitMeasures", ["unit_measure_code"];
-    WORK_ORDERS = "work_orders", "/WorkOrders", ["work_order_id"];
-    WORK_ORDER_ROUTINGS = "work_order_routings", "/WorkOrderRoutings", ["work_order_id", "product_id", "operation_sequence"];
-    PRODUCT_VENDORS = "product_vendors", "/ProductVendors", ["product_id", "business_entity_id"];
-    PURCHASE_ORDER_DETAILS = "purchase_order_details", "/PurchaseOrderDetails", ["purchase_order_detail_id"];
-    PURCHASE_ORDER_HEADERS = "purchase_order_headers", "/PurchaseOrderHeaders", ["purchase_order_id"];
-    SHIP_METHODS = "ship_methods", "/ShipMethods", ["ship_method_id"];
-    VENDORS = "vendors", "/Vendors", ["business_entity_id"];
-    CREDIT_CARDS = "credit_cards", "/CreditCards", ["credit_card_id"];
-    CURRENCIES = "currencies", "/Currencies", ["currency_code"];
-    CURRENCY_RATES = "currency_rates", "/CurrencyRates", ["currency_rate_id"];
-    CUSTOMERS = "customers", "/Customers", ["customer_id"];
-    SALES_ORDER_HEADERS = "sales_order_headers", "/SalesOrderHeaders", ["sales_order_id"];
-    SALES_ORDER_DETAILS = "sales_order_details", "/SalesOrderDetails", ["sales_order_detail_id"];
-    SALES_PERSONS = "sales_persons", "/SalesPersons", ["business_entity_id"];
-    SALES_PERSON_QUOTA_HISTORIES = "sales_person_quota_histories", "/SalesPersonQuotaHistories", ["business_entity_id", "quota_date"];
-    SALES_REASONS = "sales_reasons", "/SalesReasons", ["sales_reason_id"];
-    SALES_TAX_RATES = "sales_tax_rates", "/SalesTaxRates", ["sales_tax_rate_id"];
-    SALES_TERRITORIES = "sales_territories", "/SalesTerritories", ["territory_id"];
-    SALES_TERRITORY_HISTORIES = "sales_territory_histories", "/SalesTerritoryHistories", ["business_entity_id", "start_date", "territory_id"];
-    SHOPPING_CART_ITEMS = "shopping_cart_items", "/ShoppingCartItems", ["shopping_cart_item_id"];
-    SPECIAL_OFFERS = "special_offers", "/SpecialOffers", ["special_offer_id"];
-    STORES = "stores", "/Stores", ["business_entity_id"];
+    DEPARTMENTS = "departments";
+    EMPLOYEES = "employees";
+    EMPLOYEE_PAY_HISTORIES = "employee_pay_histories";
+    EMPLOYEE_DEPARTMENT_HISTORIES = "employee_department_histories";
+    JOB_CANDIDATES = "job_candidates";
+    SHIFTS = "shifts";
+    ADDRESSES = "addresses";
+    ADDRESS_TYPES = "address_types";
+    BUSINESS_ENTITY_ADDRESSES = "business_entity_addresses";
+    BUSINESS_ENTITY_CONTACTS = "business_entity_contacts";
+    CONTACT_TYPES = "contact_types";
+    COUNTRY_REGIONS = "country_regions";
+    EMAIL_ADDRESSES = "email_addresses";
+    PERSON_PHONES = "person_phones";
+    PHONE_NUMBER_TYPES = "phone_number_types";
+    PERSONS = "persons";
+    STATE_PROVINCES = "state_provinces";
+    BILL_OF_MATERIALS = "bill_of_materials";
+    CULTURES = "cultures";
+    ILLUSTRATIONS = "illustrations";
+    LOCATIONS = "locations";
+    PRODUCT_CATEGORIES = "product_categories";
+    PRODUCT_COST_HISTORIES = "product_cost_histories";
+    PRODUCT_DESCRIPTIONS = "product_descriptions";
+    PRODUCT_INVENTORIES = "product_inventories";
+    PRODUCT_LIST_PRICE_HISTORIES = "product_list_price_histories";
+    PRODUCT_MODEL_ILLUSTRATIONS = "product_model_illustrations";
+    PRODUCT_MODELS = "product_models";
+    PRODUCT_PHOTOS = "product_photos";
+    PRODUCT_REVIEWS = "product_reviews";
+    PRODUCTS = "products";
+    PRODUCT_SUBCATEGORIES = "product_subcategories";
+    SCRAP_REASONS = "scrap_reasons";
+    TRANSACTION_HISTORIES = "transaction_histories";
+    TRANSACTION_HISTORY_ARCHIVES = "transaction_history_archives";
+    UNIT_MEASURES = "unit_measures";
+    WORK_ORDERS = "work_orders";
+    WORK_ORDER_ROUTINGS = "work_order_routings";
+    PRODUCT_VENDORS = "product_vendors";
+    PURCHASE_ORDER_DETAILS = "purchase_order_details";
+    PURCHASE_ORDER_HEADERS = "purchase_order_headers";
+    SHIP_METHODS = "ship_methods";
+    VENDORS = "vendors";
+    CREDIT_CARDS = "credit_cards";
+    CURRENCIES = "currencies";
+    CURRENCY_RATES = "currency_rates";
+    CUSTOMERS = "customers";
+    SALES_ORDER_HEADERS = "sales_order_headers";
+    SALES_ORDER_DETAILS = "sales_order_details";
+    SALES_PERSONS = "sales_persons";
+    SALES_PERSON_QUOTA_HISTORIES = "sales_person_quota_histories";
+    SALES_REASONS = "sales_reasons";
+    SALES_TAX_RATES = "sales_tax_rates";
+    SALES_TERRITORIES = "sales_territories";
+    SALES_TERRITORY_HISTORIES = "sales_territory_histories";
+    SHOPPING_CART_ITEMS = "shopping_cart_items";
+    SPECIAL_OFFERS = "special_offers";
+    STORES = "stores";
 }
 
 /// The tables whose rows the generator may leave out before a horizon (see
@@ -108,7 +122,91 @@ pub const PRUNABLE: [usize; 11] = [
     SALES_ORDER_DETAILS,
 ];
 
-/// The API paths of the [`PRUNABLE`] tables.
-pub fn prunable_paths() -> impl Iterator<Item = &'static str> {
-    PRUNABLE.iter().map(|&i| TABLE_DEFS[i].api_path)
+/// The API paths of the [`PRUNABLE`] tables, as the built-in source
+/// config names them.
+pub fn prunable_paths() -> Result<impl Iterator<Item = &'static str>> {
+    let defs = table_defs()?;
+    Ok(PRUNABLE.iter().map(|&i| defs[i].api_path.as_str()))
+}
+
+/// The generated tables as the built-in source config
+/// ([`SourceConfig::adventure_works`]) describes them, in [`TABLES`] order;
+/// bound once per process.
+pub fn table_defs() -> Result<&'static [TableDef]> {
+    static DEFS: LazyLock<std::result::Result<Vec<TableDef>, String>> = LazyLock::new(|| {
+        SourceConfig::adventure_works()
+            .and_then(|config| bind(&config))
+            .map_err(|e| e.to_string())
+    });
+    DEFS.as_deref().map_err(|e| Error::invalid(e.clone()))
+}
+
+/// Each table of [`TABLES`] with its resource in `config`: its API path,
+/// true key and cursor column. Fails when a generated table has no resource
+/// in `config`, or `config` has a resource the generator does not make.
+pub fn bind(config: &SourceConfig) -> Result<Vec<TableDef>> {
+    let origin = &config.origin;
+    if let Some(r) = config
+        .resources
+        .iter()
+        .find(|r| !TABLES.contains(&r.table.as_str()))
+    {
+        return Err(Error::invalid(format!(
+            "{origin}: resource `{}` ({}) is not a table the embedded generator makes",
+            r.table, r.api_path
+        )));
+    }
+    TABLES
+        .iter()
+        .map(|&table| {
+            let r = config.resource_by_table(table).ok_or_else(|| {
+                Error::invalid(format!(
+                    "{origin}: no resource lands `{table}`, a table the embedded generator makes"
+                ))
+            })?;
+            let cursor = r.cursor_column().ok_or_else(|| {
+                Error::invalid(format!(
+                    "{origin}: resource `{table}`: cursor_field `{}` names no column",
+                    r.cursor_field
+                ))
+            })?;
+            Ok(TableDef {
+                table,
+                api_path: r.api_path.clone(),
+                key: r.primary_key.clone(),
+                cursor: cursor.name.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_fails_on_a_table_either_side_lacks() {
+        let mut config = SourceConfig::adventure_works().expect("built-in config");
+        let bound = bind(&config).expect("the built-in config binds");
+        assert_eq!(bound.len(), TABLES.len());
+        assert_eq!(bound[SALES_ORDER_DETAILS].api_path, "/SalesOrderDetails");
+        assert_eq!(bound[SALES_ORDER_DETAILS].cursor, "modified_date");
+
+        let stores = config.resources.pop().expect("a resource");
+        let e = bind(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("no resource lands `raw__adventure_works__stores`"),
+            "{e}"
+        );
+
+        config.resources.push(stores);
+        config.resources[0].table = "raw__adventure_works__unknown".into();
+        let e = bind(&config).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "resource `raw__adventure_works__unknown` (/Departments) is not a table the embedded generator makes"
+            ),
+            "{e}"
+        );
+    }
 }

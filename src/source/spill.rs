@@ -49,38 +49,15 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{Datelike, NaiveDate};
 
 use super::cell::Cell;
+pub use crate::budget::SpillOptions;
 use crate::error::{Error, ErrorKind, Result, ResultExt};
-
-/// When and where the generator spills append-only tables (see the module
-/// docs). `None` where an `Option<SpillOptions>` is taken: everything stays
-/// in memory, as without this module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpillOptions {
-    /// Spill a full chunk of an append-only table once the generator holds
-    /// more than this many bytes of cells (24 bytes per value held, text
-    /// not counted); `0` spills every full chunk.
-    pub above: u64,
-    /// Directory under which the `lakehouse-source-*` spill directory is
-    /// made (`None`: the OS temporary directory).
-    pub dir: Option<PathBuf>,
-}
-
-impl SpillOptions {
-    /// Spill above `bytes` of held cells, under the OS temporary directory.
-    pub fn above(bytes: u64) -> Self {
-        Self {
-            above: bytes,
-            dir: None,
-        }
-    }
-}
 
 /// What a generator's spill holds and did (see [`crate::source::Generator::spill_stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::cell::Cell;
-use super::defs::{PRUNABLE, TABLE_DEFS, TableDef};
+use super::defs::{PRUNABLE, TABLES, TableDef};
 use super::spill::{SpillStore, Spilled};
 use crate::error::{Error, Result};
 
@@ -209,10 +209,7 @@ impl TableData {
     /// of [`PRUNABLE`], spill its full chunks there when over budget.
     pub(super) fn spilling(mut self, store: Option<Arc<SpillStore>>) -> Self {
         debug_assert!(self.chunks.is_empty());
-        self.spillable = store.is_some()
-            && PRUNABLE
-                .iter()
-                .any(|&i| TABLE_DEFS[i].table == self.def.table);
+        self.spillable = store.is_some() && PRUNABLE.iter().any(|&i| TABLES[i] == self.def.table);
         self.spill = store;
         self
     }
@@ -472,10 +469,11 @@ impl TableData {
         }
     }
 
-    /// Append a row unless it was modified before the table's horizon.
+    /// Append a row unless its cursor (modified date) is before the
+    /// table's horizon.
     pub(super) fn push_unless_old<const N: usize>(&mut self, row: [(&'static str, Cell); N]) {
         if let Some(horizon) = self.horizon {
-            let modified = row.iter().find(|(k, _)| *k == "modified_date");
+            let modified = row.iter().find(|(k, _)| *k == self.def.cursor);
             let old = match modified.map(|(_, v)| v) {
                 Some(Cell::Date(d) | Cell::Timestamp(d)) => *d < horizon,
                 _ => panic!(

@@ -48,10 +48,11 @@ impl Generator {
     /// A generator holding what [`Generator::build_production`] reads (the
     /// products and the world), with no transactions yet.
     fn production_part(&self) -> Generator {
-        let mut tables: Vec<TableData> = TABLE_DEFS
+        let mut tables: Vec<TableData> = self
+            .tables
             .iter()
             .zip(&self.horizons)
-            .map(|(def, h)| TableData::with_horizon(def, *h).spilling(self.store.clone()))
+            .map(|(t, h)| TableData::with_horizon(t.def, *h).spilling(self.store.clone()))
             .collect();
         tables[PRODUCTS] = self.tables[PRODUCTS].clone();
         let mut world = self.world.clone();
@@ -82,10 +83,8 @@ impl Generator {
                 "generator bug: {} filled before production",
                 self.tables[idx].def.table
             );
-            self.tables[idx] = std::mem::replace(
-                &mut production.tables[idx],
-                TableData::new(&TABLE_DEFS[idx]),
-            );
+            let def = production.tables[idx].def;
+            self.tables[idx] = std::mem::replace(&mut production.tables[idx], TableData::new(def));
             // (The empty stand-in counts nothing in the store.)
         }
         // Both sides filed their transactions as archived or current

@@ -97,7 +97,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-pub use super::defs::{PRUNABLE, TABLE_DEFS, TableDef, prunable_paths};
+pub use super::defs::{PRUNABLE, TABLES, TableDef, bind, prunable_paths, table_defs};
 use super::spill::SpillStore;
 pub use super::spill::{SpillOptions, SpillStats};
 pub use super::table::TableData;
@@ -108,13 +108,13 @@ pub use values::BASE_END;
 use values::{add_days, step_rng};
 
 fn table_index(table: &str) -> Option<usize> {
-    TABLE_DEFS.iter().position(|d| d.table == table)
+    TABLES.iter().position(|&t| t == table)
 }
 
 impl Generator {
     /// The data set at day 0.
     pub fn new(options: GeneratorOptions) -> Result<Self> {
-        Self::build(options, vec![None; TABLE_DEFS.len()], None)
+        Self::build(options, vec![None; TABLES.len()], None)
     }
 
     /// The data set at `day`, without the rows of [`PRUNABLE`] tables
@@ -139,11 +139,12 @@ impl Generator {
         horizons: &BTreeMap<String, NaiveDate>,
         spill: Option<SpillOptions>,
     ) -> Result<Self> {
-        let mut per_table = vec![None; TABLE_DEFS.len()];
+        let defs = table_defs()?;
+        let mut per_table = vec![None; TABLES.len()];
         for (path, date) in horizons {
-            let i = TABLE_DEFS
+            let i = defs
                 .iter()
-                .position(|d| d.api_path == path)
+                .position(|d| d.api_path == *path)
                 .ok_or_else(|| {
                     Error::invalid(format!(
                         "horizon for `{path}`: not a resource of the embedded generator"
@@ -173,7 +174,7 @@ impl Generator {
         let mut g = Generator {
             options,
             day: 0,
-            tables: TABLE_DEFS
+            tables: table_defs()?
                 .iter()
                 .zip(&horizons)
                 .map(|(def, h)| TableData::with_horizon(def, *h).spilling(store.clone()))
@@ -253,14 +254,14 @@ impl Generator {
             date: log.date,
             ..DayDelta::default()
         };
-        for (i, def) in TABLE_DEFS.iter().enumerate() {
+        for (i, table) in TABLES.iter().enumerate() {
             let added = log.added[i].len();
             let modified = log.modified[i].difference(&log.added[i]).count();
             if added > 0 {
-                delta.added.insert(def.table.to_string(), added);
+                delta.added.insert(table.to_string(), added);
             }
             if modified > 0 {
-                delta.modified.insert(def.table.to_string(), modified);
+                delta.modified.insert(table.to_string(), modified);
             }
         }
         self.day = day;

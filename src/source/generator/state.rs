@@ -116,7 +116,7 @@ pub(super) struct World {
 pub struct Generator {
     pub(super) options: GeneratorOptions,
     pub(super) day: u32,
-    /// Per table (index of [`TABLE_DEFS`]), its horizon, if any.
+    /// Per table (index of [`TABLES`]), its horizon, if any.
     pub(super) horizons: Vec<Option<NaiveDate>>,
     /// Whether and where append-only tables spill (see [`super::super::spill`]).
     pub(super) spill: Option<SpillOptions>,
@@ -142,8 +142,8 @@ impl DayLog {
         Self {
             date,
             record: true,
-            added: vec![BTreeSet::new(); TABLE_DEFS.len()],
-            modified: vec![BTreeSet::new(); TABLE_DEFS.len()],
+            added: vec![BTreeSet::new(); TABLES.len()],
+            modified: vec![BTreeSet::new(); TABLES.len()],
         }
     }
 
@@ -189,7 +189,7 @@ impl Generator {
         debug_assert!(
             !PRUNABLE.contains(&idx),
             "generator bug: rows of {} are appended, not added",
-            TABLE_DEFS[idx].table
+            TABLES[idx]
         );
         let r = self.tables[idx].push(row);
         if log.record {
