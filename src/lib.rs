@@ -2,7 +2,7 @@
 //!
 //! Floors of the code, each using only the floors below it:
 //! 1. foundation: [`storage`] (Iceberg warehouse), [`join`] (the PIT join
-//!    operator), [`error`];
+//!    operator), [`error`], [`tuning`] (the speed tunings' switches);
 //! 2. domain: source, extract, model, query, [`codec`] (plans as bytes);
 //! 3. orchestration: the model DAG;
 //! 4. face: [`cli`] and the [`dashboard`].
@@ -25,5 +25,6 @@ pub mod scaffold;
 pub mod source;
 pub mod storage;
 pub mod telemetry;
+pub mod tuning;
 
 pub use error::{Error, ErrorKind, Result};
