@@ -2,7 +2,7 @@
 //!
 //! Floors of the code, each using only the floors below it:
 //! 1. foundation: [`storage`] (Iceberg warehouse), [`join`] (the PIT join
-//!    operator), [`error`];
+//!    operator), [`error`], [`tuning`] (the speed tunings' switches);
 //! 2. contracts: [`config`] (a source's YAML), [`das`] (what a landed DAS
 //!    table is, shared by extract and model);
 //! 3. domain: source, extract, model, query, [`codec`] (plans as bytes);
@@ -33,5 +33,6 @@ pub mod scaffold;
 pub mod source;
 pub mod storage;
 pub mod telemetry;
+pub mod tuning;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,23 +1,23 @@
 use clap::Parser;
 
 /// jemalloc instead of the system allocator: query execution allocates and frees many short-lived
-/// buffers from several threads, where glibc malloc spent a fifth of `elt`'s CPU time.
+/// buffers from several threads (what glibc malloc cost there: `docs/benchmarks.md`).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options (read before `main`; `_RJEM_MALLOC_CONF` in the environment overrides
 /// them). Every buffer a run frees is reused by the next one whichever thread frees or asks:
 /// - `narenas:1`: one arena. With one per thread group (jemalloc's default, like mimalloc's
-///   per-thread heaps), a buffer freed on one thread was of no use to the next decode on
-///   another, and the heap grew to three times the live data (an `elt` day: ~900 MB resident
-///   for ~270 MB live, a quarter of its CPU time in page faults on fresh pages);
+///   per-thread heaps), a buffer freed on one thread is of no use to the next decode on
+///   another, and the heap grows to a multiple of the live data, faulting in fresh pages;
 /// - `oversize_threshold:0`: large buffers (whole column chunks) come from that arena too, not
 ///   from a separate one;
 /// - `dirty_decay_ms:1000,muzzy_decay_ms:0`: freed pages stay with the process for a second,
 ///   for the next buffers to reuse without faulting, then go back to the OS. Keeping them for
-///   good (`-1`) held each size class's peak forever: a scale-10 `elt` under a 4 GiB memory
-///   limit grew to 9 GB resident as its builds moved from one mix of buffer sizes to another;
-///   with a one-second decay its peak is 3 GB at the same speed.
+///   good (`-1`) holds each size class's peak forever, so a long run's resident memory grows as
+///   its builds move from one mix of buffer sizes to another.
+///
+/// The figures behind each option: `docs/benchmarks.md`, *Figures behind other choices*.
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: Option<&std::ffi::c_char> = Some(unsafe {
     &*c"narenas:1,oversize_threshold:0,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr()
@@ -26,7 +26,7 @@ static MALLOC_CONF: Option<&std::ffi::c_char> = Some(unsafe {
 fn main() -> std::process::ExitCode {
     // iceberg builds error values on ordinary paths (scan planning looks up
     // every column that way), and with `RUST_BACKTRACE` set each of them
-    // captured a backtrace: a few percent of a run. Errors skip backtraces
+    // captures a backtrace. Errors skip backtraces
     // unless `RUST_LIB_BACKTRACE` asks for them; panics still follow
     // `RUST_BACKTRACE`.
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
@@ -46,8 +46,8 @@ fn main() -> std::process::ExitCode {
     let code = runtime.block_on(run());
     // Leave without the exit-time teardown (destructors, `atexit`
     // handlers): an allocator may return its free pages to the OS there, one
-    // `madvise` at a time (mimalloc, used before jemalloc, took about 70 ms
-    // after an `elt`), and the kernel frees the whole address space anyway.
+    // `madvise` at a time, and the kernel frees the whole address space
+    // anyway.
     // Every command has finished its work here (files written and committed,
     // the run lock released, the dashboard's server stopped); only the
     // standard streams need flushing.

@@ -468,3 +468,88 @@ fn s3_without_credentials_says_so_in_one_line() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// The tuning `plan-cache`: on, a command that builds the DAG keeps the
+/// fingerprints in one file under `LAKEHOUSE_CACHE_DIR` and later ones read
+/// it; off (`--tuning no-plan-cache` or `LAKEHOUSE_TUNING`), no file is
+/// written or read. A bad tuning name is refused, named.
+#[test]
+fn plan_cache_off_neither_reads_nor_writes_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wh, cache) = (dir.path().join("wh"), dir.path().join("cache"));
+    std::fs::create_dir_all(&cache).unwrap();
+    let run = |args: &[&str], tuning: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
+        command
+            .env("LAKEHOUSE_CACHE_DIR", &cache)
+            .env_remove("LAKEHOUSE_TUNING")
+            .arg("--warehouse")
+            .arg(&wh)
+            .args(args);
+        if let Some(t) = tuning {
+            command.env("LAKEHOUSE_TUNING", t);
+        }
+        let out = command.output().expect("run lakehouse");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        stdout
+    };
+    let nothing_to_build = "0 of 234 models would be built";
+    run(
+        &[
+            "--tuning",
+            "no-plan-cache",
+            "init",
+            "--scale",
+            "0.005",
+            "--seed",
+            "3",
+        ],
+        None,
+    );
+    assert!(files(&cache).is_empty(), "{:?}", files(&cache));
+
+    // On: `plan` writes the file, and reads it the next time.
+    assert!(run(&["plan"], None).contains(nothing_to_build));
+    let written: Vec<_> = files(&cache).into_iter().collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let file = &written[0];
+    let frame = "dab.frame__adventure_works__addresses";
+    let text = std::fs::read_to_string(file).unwrap();
+    let planted: String = text
+        .lines()
+        .map(|l| match l.split_once('\t') {
+            Some((name, _)) if name == frame => format!("{name}\tplanted\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert_ne!(planted, text);
+    std::fs::write(file, &planted).unwrap();
+    let out = run(&["plan"], None);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("changed") && l.contains(frame)),
+        "the planted fingerprint is read: {out}"
+    );
+
+    // Off: the planted file is neither read nor rewritten.
+    assert!(run(&["plan"], Some("no-plan-cache")).contains(nothing_to_build));
+    assert!(run(&["lineage"], Some("none")).contains("flowchart"));
+    assert_eq!(
+        files(&cache),
+        std::collections::BTreeSet::from([file.clone()])
+    );
+    assert_eq!(std::fs::read_to_string(file).unwrap(), planted);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_lakehouse"))
+        .env("LAKEHOUSE_TUNING", "no-plan-cash")
+        .args(["--warehouse", wh.to_str().unwrap(), "tables"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("unknown tuning `no-plan-cash`"), "{err}");
+}

@@ -74,6 +74,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "LAKEHOUSE_LOCK_TTL", default_value = "60s", value_parser = lock_ttl)]
     pub lock_ttl: std::time::Duration,
 
+    /// Speed tunings, all on by default; a comma-separated list turns some
+    /// off: `no-NAME` for skip-landed, lean-incremental-plans, plan-cache or
+    /// direct-local-reads, or `none`. Results are the same either way.
+    #[arg(long, global = true, env = "LAKEHOUSE_TUNING", default_value = "all", value_name = "LIST", value_parser = tuning)]
+    pub tuning: crate::tuning::Tuning,
+
     #[command(subcommand)]
     pub command: Command,
 
@@ -227,6 +233,10 @@ fn lock_ttl(text: &str) -> std::result::Result<std::time::Duration, String> {
     }
 }
 
+fn tuning(text: &str) -> std::result::Result<crate::tuning::Tuning, String> {
+    crate::tuning::Tuning::parse(text).map_err(|e| e.message().to_string())
+}
+
 impl Cli {
     /// The project (see [`crate::project`]): `--project`, else found from
     /// the current directory upwards, else the built-in example. Read once.
@@ -259,7 +269,12 @@ impl Cli {
         if let Some(ep) = &self.s3_endpoint {
             options.push(("aws_endpoint".to_string(), ep.clone()));
         }
-        let wh = Warehouse::open_with(&self.warehouse_location()?, &options)?;
+        let reads = if self.tuning.direct_local_reads {
+            crate::storage::LocalReads::Direct
+        } else {
+            crate::storage::LocalReads::Pooled
+        };
+        let wh = Warehouse::open_reading(&self.warehouse_location()?, &options, reads)?;
         Ok(match &self.target_file_size {
             Some(size) => wh.with_target_file_size(
                 usize::try_from(crate::budget::parse_size(size)?).unwrap_or(usize::MAX),
@@ -482,7 +497,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             use crate::dag::plan::{Status, plan};
             let wh = cli.open_warehouse()?;
             let project = cli.project()?;
-            let dag = Dag::build(project)?;
+            let dag = Dag::build_with(project, cli.tuning.plan_cache)?;
             let planned = plan(&wh, &dag, false).await?;
             let todo: Vec<_> = planned
                 .iter()
@@ -510,7 +525,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             use crate::dag::Dag;
             use crate::dag::lineage::{Level, mermaid};
-            let dag = Dag::build(cli.project()?)?;
+            let dag = Dag::build_with(cli.project()?, cli.tuning.plan_cache)?;
             let level = if level == "layer" {
                 Level::Layer
             } else {
@@ -550,6 +565,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let options = RunOptions {
                 progress: std::io::stderr().is_terminal(),
                 budget: cli.budget()?,
+                tuning: cli.tuning,
                 ..RunOptions::default()
             };
             let reports = transform(
@@ -749,6 +765,33 @@ mod tests {
         assert_eq!(args.seed, 9);
         assert_eq!(args.page_size, Some(250));
         assert!(args.config.is_none());
+    }
+
+    #[test]
+    fn tuning_flag_turns_tunings_off_and_names_a_bad_one() {
+        let cli = Cli::try_parse_from([
+            "lakehouse",
+            "--tuning",
+            "no-plan-cache,no-direct-local-reads",
+            "tables",
+        ])
+        .expect("parses");
+        assert_eq!(
+            cli.tuning,
+            crate::tuning::Tuning {
+                plan_cache: false,
+                direct_local_reads: false,
+                ..Default::default()
+            }
+        );
+        let cli = Cli::try_parse_from(["lakehouse", "plan", "--tuning", "none"]).expect("parses");
+        assert_eq!(cli.tuning, crate::tuning::Tuning::all(false));
+        let e = Cli::try_parse_from(["lakehouse", "--tuning", "no-plan-cash", "tables"])
+            .expect_err("unknown tuning");
+        assert!(
+            e.to_string().contains("unknown tuning `no-plan-cash`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub(super) async fn pipeline(
             progress: std::io::stderr().is_terminal(),
             concurrency: source.jobs,
             budget: cli.budget()?,
+            tuning: cli.tuning,
             ..RunOptions::default()
         },
         force,

@@ -1,12 +1,14 @@
 //! Every model's plan fingerprint, remembered between runs of the same
-//! program on the same project.
+//! program on the same project (the tuning `plan-cache`, see
+//! [`crate::tuning`]).
 //!
 //! A fingerprint is the hash of the model's plan as generated from config
-//! (see [`crate::dag::registry`]). Generating and rendering all ~290 plans
-//! costs ~0.1 s of CPU at the start of every command that needs the DAG
-//! (`init`, `elt`, `plan`, `lineage`): a tenth of an `elt` day. The result
-//! depends on nothing but the program and the project, so it is kept in a
-//! small file under the user's cache directory, named by a key over both:
+//! (see [`crate::dag::registry`]). Every command that needs the DAG (`init`,
+//! `elt`, `plan`, `lineage`) needs them all, and generating and rendering
+//! every plan is CPU work (what it costs: `docs/benchmarks.md`, *Why the
+//! tunings exist*). The result depends on nothing but the program and the
+//! project, so it is kept in a small file under the user's cache directory,
+//! named by a key over both:
 //! - the program: the running executable's path, size and modification
 //!   time (a rebuilt binary is a new key), and the crate version;
 //! - the project: the `Debug` text of its typed config (every frame, hook,
@@ -21,6 +23,8 @@
 //!   file, an unknown executable or no cache directory means the
 //!   fingerprints are computed; failing to write the file is logged, never
 //!   an error.
+//! - With the cache off ([`fingerprints`] with `cached: false`) no file is
+//!   read or written.
 //!
 //! The directory is `LAKEHOUSE_CACHE_DIR` if set, else
 //! `$XDG_CACHE_HOME/lakehouse`, else `$HOME/.cache/lakehouse`; it keeps the
@@ -43,10 +47,11 @@ pub fn fingerprint(text: &str) -> String {
         .collect()
 }
 
-/// Each model's fingerprint by qualified name (`namespace.name`), from the
-/// cache when this program has computed them for this project before.
-pub fn fingerprints(project: &Project) -> Result<BTreeMap<String, String>> {
-    fingerprints_cached_in(project, cache_file(project))
+/// Each model's fingerprint by qualified name (`namespace.name`); when
+/// `cached`, from the cache if this program has computed them for this
+/// project before (and kept there otherwise).
+pub fn fingerprints(project: &Project, cached: bool) -> Result<BTreeMap<String, String>> {
+    fingerprints_cached_in(project, if cached { cache_file(project) } else { None })
 }
 
 /// [`fingerprints`], cached in `file` (if any).

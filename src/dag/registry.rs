@@ -4,7 +4,8 @@
 //! A model's fingerprint is a hash of the text of its plan as generated from
 //! config (the same text `render` writes), so any change to a model's config
 //! or to the code that builds its plan changes it. The fingerprints are
-//! remembered per program and project ([`super::fingerprints`]).
+//! remembered per program and project ([`super::fingerprints`]) unless the
+//! tuning `plan-cache` is off ([`Dag::build_with`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,8 +80,15 @@ pub struct Dag {
 }
 
 impl Dag {
-    /// The DAG of a project.
+    /// The DAG of a project, its fingerprints from the plan cache.
     pub fn build(project: &Project) -> Result<Self> {
+        Self::build_with(project, true)
+    }
+
+    /// The DAG of a project, its fingerprints from the plan cache only when
+    /// `plan_cache` (the tuning of that name, see [`crate::tuning`]); the
+    /// same DAG either way.
+    pub fn build_with(project: &Project, plan_cache: bool) -> Result<Self> {
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
         for r in project.resources() {
@@ -94,7 +102,7 @@ impl Dag {
                 fingerprint: String::new(),
             });
         }
-        let fingerprints = super::fingerprints::fingerprints(project)?;
+        let fingerprints = super::fingerprints::fingerprints(project, plan_cache)?;
         let fingerprint_of = |name: &TableName| {
             fingerprints
                 .get(&name.to_string())

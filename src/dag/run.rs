@@ -35,10 +35,13 @@ use crate::budget::MemoryBudget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::extract::land::ExtractReport;
 use crate::model::Project;
-use crate::model::build::{BuildMode, EPOCH, build_dar_model_with, build_frame_with};
+use crate::model::build::{
+    BuildContexts, BuildMode, EPOCH, build_dar_model_with, build_frame_with,
+};
 use crate::model::dar::Dar;
 use crate::storage::upkeep::UpkeepPolicy;
 use crate::storage::{AsOf, CommitOutcome, TableName, Warehouse, Write};
+use crate::tuning::Tuning;
 
 /// Options of a model run.
 #[derive(Debug, Clone, Default)]
@@ -55,6 +58,9 @@ pub struct RunOptions {
     /// The memory budget the run's queries execute under; it also caps the
     /// models built at once ([`MemoryBudget::models_at_once`]).
     pub budget: MemoryBudget,
+    /// The speed tunings the run uses (all by default; see
+    /// [`crate::tuning`]): the run hands each its switch.
+    pub tuning: Tuning,
 }
 
 /// What happened to one model.
@@ -76,7 +82,7 @@ struct Shared {
     project: Project,
     dag: Dag,
     options: RunOptions,
-    ctx: datafusion::prelude::SessionContext,
+    contexts: BuildContexts,
 }
 
 /// Build the planned models (those not up to date) in dependency order.
@@ -95,9 +101,8 @@ pub async fn run_models(
         .collect();
     // Two models per core by default: a build alternates CPU work with
     // waits (file reads and writes, the commit's pointer swap) and phases
-    // on one thread (planning, writing Parquet), so one model per core left
-    // a quarter of the CPU idle in `elt` runs; two per core cut an `elt`
-    // day by about a sixth and left `init` (time and peak memory) as it was.
+    // on one thread (planning, writing Parquet), so with one model per core
+    // the CPU sat partly idle (figures: `docs/benchmarks.md`).
     let limit = options.budget.models_at_once(if options.concurrency == 0 {
         2 * datafusion::common::utils::get_available_parallelism()
     } else {
@@ -116,7 +121,10 @@ pub async fn run_models(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let ctx = options.budget.context()?;
+    let contexts = BuildContexts::new(
+        &options.budget.context()?,
+        options.tuning.lean_incremental_plans,
+    );
     if let Some(bytes) = options.budget.kept_rows_bytes() {
         wh.cache().set_added_budget(bytes);
     }
@@ -138,7 +146,7 @@ pub async fn run_models(
         project: project.clone(),
         dag: dag.clone(),
         options: options.clone(),
-        ctx,
+        contexts,
     });
     let mut cost = vec![1; dag.nodes.len()];
     for p in todo.values() {
@@ -211,7 +219,7 @@ pub async fn run_models(
                         project,
                         dag,
                         options,
-                        ctx,
+                        contexts,
                     } = &*shared;
                     if inject_oom {
                         return Err(Error::new(
@@ -223,7 +231,7 @@ pub async fn run_models(
                         ModelKind::Dar { .. } => Some(Dar::new(project)?),
                         _ => None,
                     };
-                    build_node(wh, project, dar.as_ref(), dag, &p, ctx, options).await
+                    build_node(wh, project, dar.as_ref(), dag, &p, contexts, options).await
                 }));
                 active.insert(i);
                 running.push(async move {
@@ -310,7 +318,7 @@ async fn build_node(
     dar: Option<&Dar<'_>>,
     dag: &Dag,
     planned: &Planned,
-    ctx: &datafusion::prelude::SessionContext,
+    contexts: &BuildContexts,
     options: &RunOptions,
 ) -> Result<ModelRun> {
     let node = &dag.nodes[planned.node];
@@ -363,7 +371,7 @@ async fn build_node(
         ModelKind::Dar { kind } => {
             let dar = dar.ok_or_else(|| Error::internal("no DAR layer"))?;
             let model = dar.model(*kind)?;
-            build_dar_model_with(wh, ctx, dar, &model, mode, &extra, &pinned).await?
+            build_dar_model_with(wh, contexts, dar, &model, mode, &extra, &pinned).await?
         }
         ModelKind::Frame { frame } => {
             let frame = project
@@ -377,7 +385,16 @@ async fn build_node(
                 .flatten()
                 .map(AsOf::Snapshot)
                 .unwrap_or(AsOf::Latest);
-            build_frame_with(wh, ctx, frame, &resource.primary_key, mode, as_of, &extra).await?
+            build_frame_with(
+                wh,
+                contexts,
+                frame,
+                &resource.primary_key,
+                mode,
+                as_of,
+                &extra,
+            )
+            .await?
         }
     };
     Ok(ModelRun {
@@ -614,7 +631,7 @@ pub async fn transform(
     options: &RunOptions,
     lock_ttl: Duration,
 ) -> Result<Vec<ModelRun>> {
-    let dag = Dag::build(project)?;
+    let dag = Dag::build_with(project, options.tuning.plan_cache)?;
     let mut selected = Vec::new();
     let mut matched = false;
     let lock = RunLock::acquire(wh, "transform", lock_ttl).await?;
@@ -726,19 +743,12 @@ async fn pipeline(
     let run_id = uuid::Uuid::now_v7().to_string();
     let served = options.source.resolve(&project.sources)?;
     let source_url = sources::describe(&served);
-    // An embedded source generates its data set (a fifth of an `elt`'s
-    // time) while the run is logged and the DAG is built; extraction starts
-    // after both.
-    // An incremental run asks each table only for the rows from its cursor
-    // on: the embedded source need not keep the older rows of the tables
-    // nothing reads back (about half of the rows it makes at day 0).
+    // An embedded source generates its data set while the run is logged
+    // and the DAG is built; extraction starts after both.
     let spill = sources::source_spill(&options.run.budget);
     let mut started = Vec::with_capacity(served.len());
     for (source, where_) in &served {
-        let horizons = match (where_, full) {
-            (Served::Embedded, false) => sources::embedded_horizons(wh, source).await?,
-            _ => BTreeMap::new(),
-        };
+        let horizons = horizons(wh, source, where_, full, &options.run.tuning).await?;
         if !horizons.is_empty() {
             tracing::debug!(source = %source.name, ?horizons, "embedded source horizons");
         }
@@ -766,7 +776,8 @@ async fn pipeline(
     // depend on the extracted data: build it on another thread meanwhile.
     let dag_build = {
         let project = project.clone();
-        tokio::task::spawn_blocking(move || Dag::build(&project))
+        let plan_cache = options.run.tuning.plan_cache;
+        tokio::task::spawn_blocking(move || Dag::build_with(&project, plan_cache))
     };
     let t_extract = Instant::now();
     // Extraction only writes DAS tables (and this run holds the lock): the
@@ -823,6 +834,27 @@ async fn pipeline(
         seconds: t0.elapsed().as_secs_f64(),
         extract_seconds,
         upkeep: None,
+    })
+}
+
+/// Per API path, the date before which the embedded generator need not
+/// keep `source`'s rows in this run: the landed cursors
+/// ([`sources::embedded_horizons`]) when the run is incremental (not
+/// `full`), the source embedded and the tuning `skip-landed` on; none
+/// otherwise. An incremental run asks each table only for the rows from
+/// its cursor on, so the rows left out are rows it never asks for.
+pub async fn horizons(
+    wh: &Warehouse,
+    source: &crate::config::SourceConfig,
+    served: &Served,
+    full: bool,
+    tuning: &Tuning,
+) -> Result<BTreeMap<String, chrono::NaiveDate>> {
+    Ok(match (served, full) {
+        (Served::Embedded, false) if tuning.skip_landed => {
+            sources::embedded_horizons(wh, source).await?
+        }
+        _ => BTreeMap::new(),
     })
 }
 

@@ -178,7 +178,9 @@ pub fn start(source: &SourceConfig, served: &Served, settings: &EmbeddedSettings
 
 /// Per resource of the embedded source that can leave rows out (see
 /// `source::ServerOptions::horizons`), the date of the cursor its
-/// landing table holds; resources with nothing landed have none.
+/// landing table holds; resources with nothing landed have none. The code
+/// of the tuning `skip-landed` ([`crate::tuning`]): a run reads these only
+/// when it is on ([`super::run::horizons`]).
 pub async fn embedded_horizons(
     wh: &Warehouse,
     source: &SourceConfig,

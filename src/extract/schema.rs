@@ -63,7 +63,7 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
 
 /// The two shapes sources send most, `YYYY-MM-DD` and
 /// `YYYY-MM-DDTHH:MM:SSZ`, read digit by digit (a source serves hundreds of
-/// thousands of them; chrono's format parser costs ~10x more). `None` for
+/// thousands of them, and chrono's format parser is far slower). `None` for
 /// anything else, which [`parse_instant`] then reads the general way.
 fn parse_plain_instant(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();

@@ -26,9 +26,12 @@
 //! [`Dar::stages`].
 //!
 //! Model tables are not written sorted: a replace finds its rows by key
-//! with row-group statistics and hashing either way, and a sort of every
-//! full build by PIT hook cost a third of `init` at scale 10 for no
-//! measurable `elt` gain (`docs/benchmarks.md`).
+//! with row-group statistics and hashing either way (what a sort of every
+//! full build by PIT hook cost and gained: `docs/benchmarks.md`).
+//!
+//! Full builds plan and run in the run's session context; incremental ones
+//! in [`BuildContexts::incremental`], a lean context of their own unless the
+//! tuning `lean-incremental-plans` ([`crate::tuning`]) is off.
 //!
 //! Every model commit carries, as snapshot properties in the same commit as
 //! its rows: the watermark (frames: the latest DAS load time seen; DAR: the
@@ -104,7 +107,7 @@ pub async fn build_frame(
 ) -> Result<BuildReport> {
     build_frame_with(
         wh,
-        ctx,
+        &BuildContexts::new(ctx, true),
         frame,
         true_key,
         mode,
@@ -119,7 +122,7 @@ pub async fn build_frame(
 /// rows still commits `extra` (if any), so recorded state stays current.
 pub async fn build_frame_with(
     wh: &Warehouse,
-    ctx: &SessionContext,
+    contexts: &BuildContexts,
     frame: &Frame,
     true_key: &[String],
     mode: BuildMode,
@@ -142,8 +145,7 @@ pub async fn build_frame_with(
     };
     let das = wh.load_table(&das_name).await?;
     let (das_plan, das_snapshot) = loaded_scan_plan(&das, das_as_of).await?;
-    let incremental_ctx = watermark.map(|_| incremental_context(ctx));
-    let ctx = incremental_ctx.as_ref().unwrap_or(ctx);
+    let ctx = contexts.of(mode);
     let das_plan = match watermark {
         Some(since) => keys_loaded_since(ctx, &das, das_as_of, das_plan, true_key, since).await?,
         None => das_plan,
@@ -325,9 +327,10 @@ pub async fn build_dar_model(
     dar: &Dar<'_>,
     model: &DarModel,
 ) -> Result<BuildReport> {
+    // A full build: no incremental context to make.
     build_dar_model_with(
         wh,
-        ctx,
+        &BuildContexts::new(ctx, false),
         dar,
         model,
         BuildMode::Full,
@@ -366,7 +369,7 @@ fn epoch_for(existing: Option<&LoadedTable>, mode: BuildMode) -> String {
 /// falls back to a full one when the model or an input has no watermark yet.
 pub async fn build_dar_model_with(
     wh: &Warehouse,
-    ctx: &SessionContext,
+    contexts: &BuildContexts,
     dar: &Dar<'_>,
     model: &DarModel,
     mode: BuildMode,
@@ -426,9 +429,8 @@ pub async fn build_dar_model_with(
     } else {
         BuildMode::Full
     };
-    let incremental_ctx = since.map(|_| incremental_context(ctx));
-    let full_ctx = ctx;
-    let ctx = incremental_ctx.as_ref().unwrap_or(ctx);
+    let full_ctx = &contexts.full;
+    let ctx = contexts.of(mode);
     let mut write_props = extra.clone();
     write_props.insert(EPOCH.to_string(), epoch_for(existing.as_ref(), mode));
     if let Some(m) = input_mark {
@@ -665,7 +667,41 @@ fn unified_part<'a>(
         .boxed()
 }
 
-/// The context incremental builds plan and run their queries in.
+/// The session contexts model builds plan and run their queries in.
+#[derive(Clone)]
+pub struct BuildContexts {
+    /// Full builds, and incremental builds that fall back to full ones.
+    pub full: SessionContext,
+    /// Incremental builds: [`incremental_context`] of `full` when the
+    /// tuning `lean-incremental-plans` is on, else `full` itself.
+    pub incremental: SessionContext,
+}
+
+impl BuildContexts {
+    /// Builds in `ctx`, incremental ones in its lean context when
+    /// `lean_incremental_plans` (see [`crate::tuning`]).
+    pub fn new(ctx: &SessionContext, lean_incremental_plans: bool) -> Self {
+        Self {
+            full: ctx.clone(),
+            incremental: if lean_incremental_plans {
+                incremental_context(ctx)
+            } else {
+                ctx.clone()
+            },
+        }
+    }
+
+    /// The context of a build in `mode`.
+    fn of(&self, mode: BuildMode) -> &SessionContext {
+        match mode {
+            BuildMode::Full => &self.full,
+            BuildMode::Incremental => &self.incremental,
+        }
+    }
+}
+
+/// The lean context incremental builds plan and run their queries in (the
+/// tuning `lean-incremental-plans`; what it saves: `docs/benchmarks.md`).
 ///
 /// Their plans join a few recomputed versions to the few parent rows they
 /// name, so:
@@ -690,8 +726,11 @@ fn unified_part<'a>(
 ///   several models at once (two per core), so the cores are kept busy by
 ///   models rather than by splitting each model's few rows, and a plan in
 ///   one partition has no repartition and merge operators to plan, spawn
-///   and feed. Day 3 of scale 1 (a cascade day): wall -7 %, CPU -5 % in
-///   eight interleaved runs from one warehouse.
+///   and feed.
+///
+/// None of this changes a result: the rules left out only rewrite plans
+/// into equivalent ones, and every strategy of the PIT join gives the same
+/// rows.
 fn incremental_context(ctx: &SessionContext) -> SessionContext {
     use datafusion::optimizer::OptimizerRule;
     use datafusion::optimizer::optimize_projections::OptimizeProjections;
@@ -921,18 +960,29 @@ pub async fn build_frames(
 mod tests {
     use super::*;
 
+    /// The names of a context's (logical, physical) optimizer rules.
+    fn rules(c: &SessionContext) -> (Vec<String>, Vec<String>) {
+        let state = c.state();
+        (
+            state
+                .optimizers()
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect(),
+            state
+                .physical_optimizers()
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect(),
+        )
+    }
+
     /// The incremental context drops exactly the listed physical rules, each
     /// a rule of the default optimizer (a renamed rule would otherwise be
     /// kept silently), and keeps the ones results depend on.
     #[test]
     fn incremental_context_skips_only_the_listed_physical_rules() {
-        let names = |c: &SessionContext| -> Vec<String> {
-            c.state()
-                .physical_optimizers()
-                .iter()
-                .map(|r| r.name().to_string())
-                .collect()
-        };
+        let names = |c: &SessionContext| rules(c).1;
         let ctx = crate::query::session_context();
         let full = names(&ctx);
         let incremental = names(&incremental_context(&ctx));
@@ -962,6 +1012,50 @@ mod tests {
             "OutputRequirements",
         ] {
             assert!(incremental.iter().any(|n| n == kept), "{kept} kept");
+        }
+    }
+
+    /// With the tuning `lean-incremental-plans` on, incremental builds plan
+    /// with the four logical rules, without the skipped physical ones, in
+    /// one partition and with the `hash` PIT strategy; with it off, in the
+    /// run's context: every default rule, its partitions, `auto`.
+    #[test]
+    fn lean_incremental_plans_switch_the_incremental_context() {
+        let logical = |c: &SessionContext| rules(c).0;
+        let physical = |c: &SessionContext| rules(c).1;
+        let strategy = |c: &SessionContext| PitJoinOptions::from_config(c.state().config());
+        let ctx = crate::query::session_context();
+        let partitions = ctx.state().config().target_partitions();
+        assert!(logical(&ctx).len() > 10, "{:?}", logical(&ctx));
+
+        let lean = BuildContexts::new(&ctx, true);
+        assert_eq!(
+            logical(&lean.incremental),
+            [
+                "simplify_expressions",
+                "replace_distinct_aggregate",
+                "push_down_filter",
+                "optimize_projections"
+            ]
+        );
+        assert_eq!(
+            physical(&lean.incremental).len(),
+            physical(&ctx).len() - INCREMENTAL_SKIPPED_PHYSICAL_RULES.len()
+        );
+        assert_eq!(lean.incremental.state().config().target_partitions(), 1);
+        assert_eq!(
+            strategy(&lean.incremental),
+            PitJoinOptions::with_strategy(PitJoinStrategy::Hash)
+        );
+        assert_eq!(logical(&lean.full), logical(&ctx));
+
+        let plain = BuildContexts::new(&ctx, false);
+        for c in [&plain.full, &plain.incremental] {
+            assert_eq!(logical(c), logical(&ctx));
+            assert_eq!(physical(c), physical(&ctx));
+            assert_eq!(c.state().config().target_partitions(), partitions);
+            assert_eq!(strategy(c), strategy(&ctx));
+            assert_eq!(strategy(c).strategy, PitJoinStrategy::Auto);
         }
     }
 }

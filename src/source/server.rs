@@ -248,9 +248,9 @@ pub async fn serve(config: &SourceConfig, options: ServerOptions) -> Result<Serv
             "embedded server page_size must be at least 1",
         ));
     }
-    // Generating is a few hundred milliseconds of CPU at scale 1: on a
-    // thread of the blocking pool, so that the caller's other futures (a
-    // run loads its tables' metadata meanwhile) go on.
+    // Generating is CPU work: on a thread of the blocking pool, so that the
+    // caller's other futures (a run loads its tables' metadata meanwhile)
+    // go on.
     let (generator_options, day, spill) = (options.generator, options.day, options.spill);
     // The generator leaves rows out by their modified date: a horizon is
     // taken only where that is the cursor the client filters on.

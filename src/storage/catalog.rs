@@ -36,7 +36,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 use super::cache::FileCache;
 use super::io::ObjectStorage;
-use super::location::WarehouseUrl;
+use super::location::{LocalReads, WarehouseUrl};
 use super::schema::iceberg_schema_from_arrow;
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 
@@ -174,8 +174,18 @@ impl Warehouse {
     /// Open the warehouse at `location` with S3 settings overriding the
     /// environment (see [`WarehouseUrl::build_store_with`]).
     pub fn open_with(location: &str, s3_options: &[(String, String)]) -> Result<Self> {
+        Self::open_reading(location, s3_options, LocalReads::default())
+    }
+
+    /// [`Warehouse::open_with`], a local warehouse's files read as `reads`
+    /// says.
+    pub fn open_reading(
+        location: &str,
+        s3_options: &[(String, String)],
+        reads: LocalReads,
+    ) -> Result<Self> {
         let url = WarehouseUrl::parse(location)?;
-        let store = url.build_store_with(s3_options)?;
+        let store = url.build_store_with(s3_options, reads)?;
         Ok(Self::with_store(url, store))
     }
 

@@ -38,7 +38,8 @@ fn io_err(e: impl std::error::Error + Send + Sync + 'static, what: String) -> ic
 /// An Iceberg [`Storage`] backed by the warehouse's object store.
 ///
 /// Serialises as the warehouse URL; deserialising rebuilds the store from the
-/// same URL and the process environment.
+/// same URL and the process environment (a local one with the default
+/// [`super::LocalReads`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(into = "StorageSpec", try_from = "StorageSpec")]
 pub struct ObjectStorage {

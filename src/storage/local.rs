@@ -1,14 +1,14 @@
 //! A local warehouse's object store: `object_store`'s [`LocalFileSystem`]
-//! with plain reads done in place.
+//! with plain reads done in place (the tuning `direct-local-reads`, see
+//! [`crate::tuning`]; [`super::LocalReads::Direct`] picks this store).
 //!
 //! `LocalFileSystem` runs every call on tokio's blocking pool, and a read is
 //! two hand-offs (open and stat, then read), each waking a pool thread. A run
 //! reads thousands of small ranges (Parquet footers, page indexes and column
-//! chunks, Avro manifests, metadata JSON), almost always from the page cache,
-//! where the hand-offs cost more than the reads: about 6 % of an `elt` day's
-//! CPU went to waking threads and to `LocalFileSystem`'s wrapping. Here a
-//! plain read (the whole file or one range, with or without its data) is an
-//! `open`, `fstat`, `lseek` and `read` on the calling thread.
+//! chunks, Avro manifests, metadata JSON), almost always from the page cache.
+//! Here a plain read (the whole file or one range, with or without its data)
+//! is an `open`, `fstat`, `lseek` and `read` on the calling thread. What the
+//! hand-offs cost: `docs/benchmarks.md`, *Why the tunings exist*.
 //!
 //! # Invariants
 //! - Everything else goes to `LocalFileSystem` unchanged: writes (a temp
@@ -129,7 +129,7 @@ fn read_range(file: &File, path: &FsPath, size: u64, range: &Range<u64>) -> Resu
     }
     // Read into spare capacity, not into `vec![0; n]`: jemalloc serves a
     // large zeroed allocation by giving dirty pages back to the OS and
-    // faulting fresh ones in (a run touched ~300 MB more pages that way).
+    // faulting fresh ones in.
     let len = (range.end - range.start) as usize;
     let mut buf = Vec::with_capacity(len);
     let mut reader = file;

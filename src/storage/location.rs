@@ -22,6 +22,19 @@ use object_store::path::Path as StorePath;
 
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 
+/// How a local warehouse's store reads files (tuning `direct-local-reads`,
+/// see [`crate::tuning`]); S3 warehouses ignore it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LocalReads {
+    /// Plain reads in place on the calling thread
+    /// ([`super::local::InPlaceReads`]); everything else as `Pooled`.
+    #[default]
+    Direct,
+    /// Every call through `object_store`'s [`LocalFileSystem`], which runs
+    /// it on tokio's blocking pool.
+    Pooled,
+}
+
 /// The parsed location of a warehouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WarehouseUrl {
@@ -86,15 +99,17 @@ impl WarehouseUrl {
     /// Build the object store for this location from the environment. For
     /// local warehouses the directory is created if missing.
     pub fn build_store(&self) -> Result<Arc<dyn ObjectStore>> {
-        self.build_store_with(&[])
+        self.build_store_with(&[], LocalReads::default())
     }
 
     /// Like [`WarehouseUrl::build_store`], with S3 settings that override the
     /// environment: pairs of object_store S3 config keys and values, e.g.
-    /// `("aws_endpoint", "http://127.0.0.1:5000")`, `("aws_access_key_id", ..)`.
+    /// `("aws_endpoint", "http://127.0.0.1:5000")`, `("aws_access_key_id", ..)`;
+    /// a local store reads as `reads` says.
     pub fn build_store_with(
         &self,
         s3_options: &[(String, String)],
+        reads: LocalReads,
     ) -> Result<Arc<dyn ObjectStore>> {
         match self {
             WarehouseUrl::Local(dir) => {
@@ -104,7 +119,10 @@ impl WarehouseUrl {
                 let fs = LocalFileSystem::new_with_prefix(dir).ctx(ErrorKind::Storage, || {
                     format!("cannot open warehouse directory {}", dir.display())
                 })?;
-                Ok(Arc::new(super::local::InPlaceReads::new(fs)))
+                Ok(match reads {
+                    LocalReads::Direct => Arc::new(super::local::InPlaceReads::new(fs)),
+                    LocalReads::Pooled => Arc::new(fs),
+                })
             }
             WarehouseUrl::S3 { bucket, .. } => {
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);

@@ -30,6 +30,6 @@ pub mod upkeep;
 
 pub use catalog::{LoadedTable, TableName, Warehouse};
 pub use commit::{CommitOutcome, SchemaPolicy, Write, WriteMode};
-pub use location::WarehouseUrl;
+pub use location::{LocalReads, WarehouseUrl};
 pub use read::AsOf;
 pub use sink::Part;

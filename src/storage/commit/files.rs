@@ -29,9 +29,8 @@ use crate::storage::catalog::Warehouse;
 ///
 /// LZ4 (the raw block format, `LZ4_RAW`) rather than zstd: an `elt` run
 /// decodes key columns of large tables to find the rows it replaces and
-/// restricts, and zstd decompression was about a tenth of its CPU; LZ4
-/// decompresses several times faster and compresses faster too (`init`),
-/// for files about half as large again.
+/// restricts, and LZ4 decompresses (and compresses) with less CPU, for
+/// larger files (the trade measured: `docs/benchmarks.md`).
 ///
 /// A sorted table ([`Write::sort_by`]) is written in pages of at most
 /// [`SORTED_PAGE_ROWS`] rows, each with min/max statistics (the column

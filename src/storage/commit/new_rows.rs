@@ -90,9 +90,10 @@ pub(super) fn fill_missing_optional(batch: &RecordBatch, target: &ArrowSchemaRef
 /// Fewest new rows per data file written in parallel (see
 /// [`Warehouse::write`]): below that, a second file costs more (its own
 /// footer, manifest entry and reads) than encoding on one core. A cascade
-/// day's event and unified bridges (~55,000 and ~62,000 new rows at scale
+/// day's event and unified bridges (tens of thousands of new rows at scale
 /// 1, last in the run, while the other core has little left to do) are
-/// written as two files each: `elt` -3.6 % against 32,768 rows.
+/// written as two files each (the threshold's measured effect:
+/// `docs/benchmarks.md`).
 ///
 /// [`Warehouse::write`]: crate::storage::Warehouse::write
 pub(super) const PARALLEL_WRITE_ROWS: usize = 24 * 1024;

@@ -132,9 +132,8 @@ impl SearchPlan {
                 format!("cannot read the footer of Parquet file {location}")
             })?;
         // Text decoded as views into the decoded pages (or dictionary)
-        // instead of each value being copied into one buffer: that copy was
-        // about a third of a search's decoding (the searched PIT hooks are
-        // 60–200 bytes each).
+        // instead of each value being copied into one buffer: the searched
+        // PIT hooks are long, so that copy is much of a search's decoding.
         let meta = iceberg::arrow::text_as_views(meta).ctx(ErrorKind::Corrupt, || {
             format!("cannot read the text columns of Parquet file {location} as views")
         })?;
