@@ -672,7 +672,7 @@ fn unified_part<'a>(
 pub struct BuildContexts {
     /// Full builds, and incremental builds that fall back to full ones.
     pub full: SessionContext,
-    /// Incremental builds: [`incremental_context`] of `full` when the
+    /// Incremental builds: `incremental_context` of `full` when the
     /// tuning `lean-incremental-plans` is on, else `full` itself.
     pub incremental: SessionContext,
 }
