@@ -155,7 +155,7 @@ impl Warehouse {
         policy: &UpkeepPolicy,
         protected: &HashSet<i64>,
     ) -> Result<TableUpkeep> {
-        let name = &table.name.clone();
+        let name = table.name.clone();
         let mut report = TableUpkeep {
             table: Some(name.clone()),
             ..TableUpkeep::default()
@@ -171,11 +171,11 @@ impl Warehouse {
                 match compact::run(self, ctx, &table, plan).await {
                     Ok(done) => {
                         report.compaction = Some(done);
-                        table = self.load_table(name).await?;
+                        table = self.load_table(&name).await?;
                     }
                     Err(e) if e.kind() == ErrorKind::CommitConflict => {
                         report.notes.push(format!("{e:#}"));
-                        table = self.load_table(name).await?;
+                        table = self.load_table(&name).await?;
                     }
                     Err(e) => return Err(e.context("compacting")),
                 }
@@ -193,14 +193,14 @@ impl Warehouse {
                         Ok(()) => {
                             // Only the orphan sweep below reads it again.
                             if policy.orphans {
-                                table = self.load_table(name).await?;
+                                table = self.load_table(&name).await?;
                             }
                             true
                         }
                         Err(e) if e.kind() == ErrorKind::CommitConflict => {
                             report.notes.push(format!("{e:#}"));
                             report.expired_snapshots = 0;
-                            table = self.load_table(name).await?;
+                            table = self.load_table(&name).await?;
                             false
                         }
                         Err(e) => return Err(e.context("expiring snapshots")),
